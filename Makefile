@@ -1,0 +1,89 @@
+# qstar build. `make` builds libqstar.a and the qstar CLI; `make test` runs
+# every unit test; `make SAN=1 test` does the same under ASan+UBSan.
+# Dependencies are Debian packages found with pkg-config (see `make deps`).
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+PKGS    := openblas libcjson
+TESTPKGS := cmocka
+
+ifeq ($(SAN),1)
+BUILD   := build-san
+OPT     ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDSAN   := -fsanitize=address,undefined
+else
+BUILD   := build
+OPT     ?= -O3 -march=native -g
+LDSAN   :=
+endif
+
+# Missing dependency => tell the user the exact install line, then stop.
+MISSING := $(shell for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || echo $$p; done)
+ifneq ($(MISSING),)
+ifneq ($(MAKECMDGOALS),deps)
+$(error missing libraries ($(MISSING)); run: sudo apt-get install -y pkg-config libopenblas-dev libcjson-dev libcmocka-dev)
+endif
+endif
+
+CFLAGS  := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
+           -fopenmp $(OPT) -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -fopenmp $(LDSAN)
+
+SRC     := $(sort $(wildcard src/*/*.c))
+OBJ     := $(SRC:%.c=$(BUILD)/%.o)
+LIB     := $(BUILD)/libqstar.a
+BIN     := $(BUILD)/qstar
+TESTSRC := $(sort $(wildcard tests/test_*.c))
+TESTBIN := $(TESTSRC:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test unit clitest demo bench reference install deps clean
+
+all: $(LIB) $(BIN)
+	@ln -sf $(BUILD)/qstar qstar
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): tools/qstar.c $(wildcard tools/*.h) $(LIB)
+	$(CC) $(CFLAGS) tools/qstar.c $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags $(TESTPKGS) 2>/dev/null) $< $(LIB) \
+	    $(shell pkg-config --libs $(TESTPKGS) 2>/dev/null) $(LDLIBS) -o $@
+
+# Unit tests (cmocka) then CLI tests. QSTAR_DATA points at the shared data;
+# tests that need it skip with a message when it is absent.
+test: all $(TESTBIN)
+	@pkg-config --exists cmocka || { echo "missing cmocka; run: sudo apt-get install -y libcmocka-dev"; exit 1; }
+	@BUILD=$(BUILD) scripts/run-tests.sh $(TESTBIN)
+
+demo: all
+	@scripts/demo.sh
+
+bench: all
+	@scripts/bench.sh
+
+# Regenerate the PyTorch reference fixtures under tests/fixtures/.
+reference:
+	@scripts/reference.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/qstar.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' qstar.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/qstar.pc
+
+deps:
+	sudo apt-get install -y pkg-config libopenblas-dev libcjson-dev libcmocka-dev python3-torch python3-numpy gnuplot-nox
+
+clean:
+	rm -rf build build-san qstar
+
+-include $(OBJ:.o=.d)

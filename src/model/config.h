@@ -1,0 +1,32 @@
+// config.h: hyper-parameters of a Llama/Mistral/Qwen2-family transformer.
+#ifndef QS_MODEL_CONFIG_H
+#define QS_MODEL_CONFIG_H
+
+#include "core/qs.h"
+
+typedef enum { QS_ARCH_LLAMA = 0, QS_ARCH_MISTRAL = 1, QS_ARCH_QWEN2 = 2 } qs_arch;
+
+typedef struct {
+    qs_arch arch;        // which HF architecture name to write back out
+    int dim;             // hidden size H
+    int hidden_dim;      // MLP intermediate size
+    int n_layers;
+    int n_heads;
+    int n_kv_heads;      // grouped-query attention: n_heads % n_kv_heads == 0
+    int head_dim;        // dim / n_heads
+    int vocab_size;      // V
+    int max_seq_len;     // max_position_embeddings
+    float rope_theta;    // 10000 for llama2.c
+    float norm_eps;      // RMSNorm epsilon (1e-5 llama2.c, 1e-6 Qwen2)
+    int tied_embeddings; // 1: lm_head shares the token embedding matrix
+    int qkv_bias;        // 1: q/k/v projections have biases (Qwen2)
+    int bos_id, eos_id;  // special token ids (llama2.c: 1, 2)
+} qs_config;
+
+// Checks every field for consistency; names the offending field on error.
+// `src` names where the config came from (file path) for the message.
+qs_status qs_config_validate(const qs_config *c, const char *src);
+// A llama2.c-style default config with the shape of stories260K.
+void qs_config_default_260k(qs_config *c);
+
+#endif

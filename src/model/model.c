@@ -1,0 +1,54 @@
+// model.c: creation, random init and destruction of qs_model.
+#include "model/model.h"
+#include "core/rng.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+qs_status qs_model_create(qs_model *m, const qs_config *c, int with_quietstar) {
+    memset(m, 0, sizeof *m);
+    QS_TRY(qs_config_validate(c, "model config"));
+    m->cfg = *c;
+    qs_status st = qs_layout_build(&m->layout, c, with_quietstar);
+    if (st != QS_OK) { qs_model_free(m); return st; }
+    m->params = qs_calloc(m->layout.numel, sizeof(float), "model parameters");
+    if (!m->params) { qs_model_free(m); return QS_ERR_NOMEM; }
+    st = qs_ptrs_bind(&m->w, c, &m->layout, m->params);
+    if (st != QS_OK) { qs_model_free(m); return st; }
+    m->has_quietstar = with_quietstar;
+    return QS_OK;
+}
+
+void qs_model_init_random(qs_model *m, uint64_t seed) {
+    qs_rng r;
+    qs_rng_seed(&r, seed);
+    for (int i = 0; i < m->layout.n; i++) {
+        const qs_tensor_info *t = &m->layout.t[i];
+        float *p = m->params + t->offset;
+        int is_norm = strstr(t->name, "norm") != NULL;
+        int is_bias = strstr(t->name, "bias") != NULL;
+        for (size_t k = 0; k < t->numel; k++)
+            p[k] = is_norm ? 1.0f : is_bias ? 0.0f : 0.02f * qs_rng_normal(&r);
+    }
+}
+
+void qs_model_free(qs_model *m) {
+    qs_ptrs_free(&m->w);
+    qs_layout_free(&m->layout);
+    free(m->params);
+    memset(m, 0, sizeof *m);
+}
+
+qs_status qs_model_add_quietstar(qs_model *m) {
+    if (m->has_quietstar) return QS_OK;
+    qs_model n;
+    QS_TRY(qs_model_create(&n, &m->cfg, 1));
+    for (int i = 0; i < m->layout.n; i++) {
+        const qs_tensor_info *t = &m->layout.t[i];
+        int j = qs_layout_find(&n.layout, t->name);
+        memcpy(n.params + n.layout.t[j].offset, m->params + t->offset, t->numel * sizeof(float));
+    }
+    qs_model_free(m);
+    *m = n;
+    return QS_OK;
+}

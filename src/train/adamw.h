@@ -1,0 +1,36 @@
+// adamw.h: AdamW (torch.optim.AdamW semantics), learning-rate schedule and
+// global gradient-norm clipping over one flat parameter buffer.
+#ifndef QS_TRAIN_ADAMW_H
+#define QS_TRAIN_ADAMW_H
+
+#include "model/params.h"
+
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+} qs_adamw_hparams;
+
+typedef struct {
+    float *m, *v;  // first/second moments, layout.numel floats each
+    size_t numel;
+    long step;     // number of updates done (bias correction uses step+1)
+} qs_adamw;
+
+qs_status qs_adamw_create(qs_adamw *o, size_t numel);
+void qs_adamw_free(qs_adamw *o);
+// One update with learning rate `lr` (overrides hp->lr). Tensors flagged
+// no_decay in the layout get no weight decay. Decoupled decay as in torch:
+// p -= lr*wd*p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+// p -= lr * (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps).
+void qs_adamw_step(qs_adamw *o, const qs_layout *L, float *params, const float *grads,
+                   const qs_adamw_hparams *hp, float lr);
+
+// Global L2 norm of grads[0..n); if max_norm > 0 and norm > max_norm, scales
+// grads by max_norm/(norm+1e-6) (torch clip_grad_norm_). Returns the norm
+// before clipping (non-finite if any gradient is).
+float qs_clip_grad_norm(float *grads, size_t n, float max_norm);
+
+// Linear warmup from 0 over `warmup` steps, then cosine decay from lr to
+// min_lr at `total` steps (constant lr if total <= 0).
+float qs_lr_schedule(long step, float lr, float min_lr, long warmup, long total);
+
+#endif
