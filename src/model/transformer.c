@@ -1,0 +1,252 @@
+// transformer.c: forward and backward of the Llama-family transformer over
+// passes (see transformer.h). Forward runs one block of tokens at a time
+// (a pass, or one position during generation) and fills the KV cache.
+// Backward runs layer by layer over ALL passes at once: it recomputes the
+// layer's activations from the saved layer input (one big batch of GEMMs)
+// and back-propagates through it, so only the residual stream and the KV
+// cache are kept between forward and backward.
+#include "model/transformer.h"
+#include "model/workspace.h"
+#include "ops/ops.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---------------------------------------------------------------------------
+// Forward of layer l on a block of N tokens ordered (pass dd, row r, pos ii)
+// for passes d0..d0+nd-1 and positions i0..i0+ni-1. Keys/values go into the
+// cache; the activations stay in ws->a for a following backward.
+static void layer_forward(const qs_model *m, qs_workspace *ws, int l, const float *x_in, float *x_out,
+                          const int *pos, int d0, int nd, int i0, int ni) {
+    const qs_config *c = &m->cfg;
+    const qs_layer_ptrs *w = &m->w.layer[l];
+    const int H = c->dim, F = c->hidden_dim, R = ws->R, T = ws->T;
+    const int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    const int N = nd * R * ni;
+    qs_layer_acts *a = &ws->a;
+    float *kc = ws->kc + (size_t)l * ws->kv_layer, *vc = ws->vc + (size_t)l * ws->kv_layer;
+
+    // attention block: x2 = x + Wo . attn(rope(Wq xn), rope(Wk xn), Wv xn), xn = rmsnorm(x)
+    rmsnorm_forward(a->xn, a->rstd1, x_in, w->attn_norm, N, H, c->norm_eps);
+    matmul_forward(a->q, a->xn, w->wq, w->bq, N, H, qd);
+    matmul_forward(a->k, a->xn, w->wk, w->bk, N, H, kvd);
+    matmul_forward(a->v, a->xn, w->wv, w->bv, N, H, kvd);
+    rope_forward(a->q, pos, ws->cos_t, ws->sin_t, N, c->n_heads, c->head_dim);
+    rope_forward(a->k, pos, ws->cos_t, ws->sin_t, N, c->n_kv_heads, c->head_dim);
+    // scatter k, v (block order) into the cache [D,R,T,kvd]
+#pragma omp parallel for collapse(2)
+    for (int dd = 0; dd < nd; dd++)
+        for (int r = 0; r < R; r++) {
+            size_t src = ((size_t)dd * R + r) * ni * kvd;
+            size_t dst = (((size_t)(d0 + dd) * R + r) * T + i0) * kvd;
+            memcpy(kc + dst, a->k + src, (size_t)ni * kvd * sizeof(float));
+            memcpy(vc + dst, a->v + src, (size_t)ni * kvd * sizeof(float));
+        }
+    attn_shape s = {R, T, c->n_heads, c->n_kv_heads, c->head_dim, ws->mask};
+    attention_forward(a->att, a->lse, a->q, kc, vc, &s, d0, nd, i0, ni);
+    memcpy(a->x2, x_in, (size_t)N * H * sizeof(float));
+    qs_sgemm(0, 1, N, H, qd, 1.0f, a->att, qd, w->wo, qd, 1.0f, a->x2, H); // x2 += att Wo^T
+
+    // MLP block: out = x2 + Wdown (silu(Wgate xn2) * Wup xn2), xn2 = rmsnorm(x2)
+    rmsnorm_forward(a->xn2, a->rstd2, a->x2, w->mlp_norm, N, H, c->norm_eps);
+    matmul_forward(a->gate, a->xn2, w->w_gate, NULL, N, H, F);
+    matmul_forward(a->up, a->xn2, w->w_up, NULL, N, H, F);
+    swiglu_forward(a->act, a->gate, a->up, (size_t)N * F);
+    if (x_out) {
+        memcpy(x_out, a->x2, (size_t)N * H * sizeof(float));
+        qs_sgemm(0, 1, N, H, F, 1.0f, a->act, F, w->w_down, F, 1.0f, x_out, H);
+    }
+}
+
+// Position ids of a block: i + d.
+static void block_positions(int *pos, int R, int d0, int nd, int i0, int ni) {
+    size_t n = 0;
+    for (int dd = 0; dd < nd; dd++)
+        for (int r = 0; r < R; r++)
+            for (int ii = 0; ii < ni; ii++) pos[n++] = i0 + ii + d0 + dd;
+}
+
+qs_status qs_forward_block(const qs_model *m, qs_workspace *ws, const float *x0, int d0, int nd, int i0,
+                           int ni, float *h_out) {
+    const qs_config *c = &m->cfg;
+    const int H = c->dim, R = ws->R, T = ws->T;
+    if (d0 < 0 || nd < 1 || d0 + nd > ws->D || i0 < 0 || ni < 1 || i0 + ni > T)
+        return qs_error(QS_ERR_ARG, "forward block passes [%d,%d) positions [%d,%d) outside workspace %dx%d",
+                        d0, d0 + nd, i0, i0 + ni, ws->D, T);
+    if (i0 + ni + d0 + nd - 1 > ws->max_pos)
+        return qs_error(QS_ERR_ARG, "position %d beyond the RoPE table (%d)", i0 + ni + d0 + nd - 1, ws->max_pos);
+    const size_t N = (size_t)nd * R * ni;
+    if (N > ws->n_max) return qs_error(QS_ERR_ARG, "block of %zu tokens exceeds workspace (%zu)", N, ws->n_max);
+    // Saving layer inputs (for backward) needs whole rows: ni == T.
+    const int save = ws->xs && ni == T;
+    const size_t off = (size_t)d0 * R * T * H;
+    block_positions(ws->pos, R, d0, nd, i0, ni);
+    const float *x = x0;
+    for (int l = 0; l < c->n_layers; l++) {
+        float *x_out = save ? ws->xs + (size_t)(l + 1) * ws->xs_layer + off : (l % 2 ? ws->tmp_a : ws->tmp_b);
+        if (save && l == 0 && x0 != ws->xs + off) memcpy(ws->xs + off, x0, N * H * sizeof(float));
+        layer_forward(m, ws, l, x, x_out, ws->pos, d0, nd, i0, ni);
+        x = x_out;
+    }
+    if (h_out) rmsnorm_forward(h_out, NULL, x, m->w.final_norm, (int)N, H, c->norm_eps);
+    return QS_OK;
+}
+
+// ---------------------------------------------------------------------------
+// Backward of layer l over all D passes (N = D*R*T tokens). dx holds the
+// gradient w.r.t. the layer output on entry and w.r.t. its input on return.
+static void layer_backward(const qs_model *m, qs_workspace *ws, const qs_ptrs *g, int l, float *dx) {
+    const qs_config *c = &m->cfg;
+    const qs_layer_ptrs *w = &m->w.layer[l];
+    qs_layer_ptrs *gw = &g->layer[l];
+    const int H = c->dim, F = c->hidden_dim, R = ws->R, T = ws->T, D = ws->D;
+    const int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    const int N = D * R * T;
+    qs_layer_acts *a = &ws->a;
+    qs_grad_scratch *gs = &ws->g;
+    const float *x_in = ws->xs + (size_t)l * ws->xs_layer;
+    float *kc = ws->kc + (size_t)l * ws->kv_layer, *vc = ws->vc + (size_t)l * ws->kv_layer;
+
+    // recompute the layer's activations for all passes (one batch of GEMMs)
+    block_positions(ws->pos, R, 0, D, 0, T);
+    layer_forward(m, ws, l, x_in, NULL, ws->pos, 0, D, 0, T);
+
+    // MLP: out = x2 + act Wd^T  =>  dx2 = dx (residual) + rmsnorm2'(...)
+    memset(gs->dact, 0, (size_t)N * F * sizeof(float));
+    matmul_backward(gs->dact, gw->w_down, NULL, dx, a->act, w->w_down, N, F, H);
+    memset(gs->dgate, 0, (size_t)N * F * sizeof(float));
+    memset(gs->dup, 0, (size_t)N * F * sizeof(float));
+    swiglu_backward(gs->dgate, gs->dup, gs->dact, a->gate, a->up, (size_t)N * F);
+    memset(gs->dxn, 0, (size_t)N * H * sizeof(float));
+    matmul_backward(gs->dxn, gw->w_gate, NULL, gs->dgate, a->xn2, w->w_gate, N, H, F);
+    matmul_backward(gs->dxn, gw->w_up, NULL, gs->dup, a->xn2, w->w_up, N, H, F);
+    rmsnorm_backward(dx, gw->mlp_norm, gs->dxn, a->x2, w->mlp_norm, a->rstd2, N, H); // dx is now dx2
+
+    // attention: x2 = x + att Wo^T
+    memset(gs->datt, 0, (size_t)N * qd * sizeof(float));
+    matmul_backward(gs->datt, gw->wo, NULL, dx, a->att, w->wo, N, qd, H);
+    memset(gs->dq, 0, (size_t)N * qd * sizeof(float));
+    memset(gs->dk, 0, (size_t)N * kvd * sizeof(float));
+    memset(gs->dv, 0, (size_t)N * kvd * sizeof(float));
+    attn_shape s = {R, T, c->n_heads, c->n_kv_heads, c->head_dim, ws->mask};
+    // with full ranges the cache order [D,R,T] equals the token order
+    attention_backward(gs->dq, gs->dk, gs->dv, gs->datt, a->q, kc, vc, a->att, a->lse, &s, 0, D, 0, T);
+    rope_backward(gs->dq, ws->pos, ws->cos_t, ws->sin_t, N, c->n_heads, c->head_dim);
+    rope_backward(gs->dk, ws->pos, ws->cos_t, ws->sin_t, N, c->n_kv_heads, c->head_dim);
+    memset(gs->dxn, 0, (size_t)N * H * sizeof(float));
+    matmul_backward(gs->dxn, gw->wq, gw->bq, gs->dq, a->xn, w->wq, N, H, qd);
+    matmul_backward(gs->dxn, gw->wk, gw->bk, gs->dk, a->xn, w->wk, N, H, kvd);
+    matmul_backward(gs->dxn, gw->wv, gw->bv, gs->dv, a->xn, w->wv, N, H, kvd);
+    rmsnorm_backward(dx, gw->attn_norm, gs->dxn, x_in, w->attn_norm, a->rstd1, N, H); // dx is now dx_in
+}
+
+qs_status qs_backward_all(const qs_model *m, qs_workspace *ws, const float *dh, float *dx0, float *grads) {
+    const qs_config *c = &m->cfg;
+    const int H = c->dim;
+    const size_t N = (size_t)ws->D * ws->R * ws->T;
+    if (!ws->xs) return qs_error(QS_ERR_ARG, "workspace was created for inference; backward needs training mode");
+    qs_ptrs g;
+    QS_TRY(qs_ptrs_bind(&g, c, &m->layout, grads));
+    // final norm: h = rmsnorm(x_L)
+    const float *xL = ws->xs + (size_t)c->n_layers * ws->xs_layer;
+    rmsnorm_forward(ws->tmp_a, ws->a.rstd1, xL, m->w.final_norm, (int)N, H, c->norm_eps);
+    memset(dx0, 0, N * H * sizeof(float));
+    rmsnorm_backward(dx0, g.final_norm, dh, xL, m->w.final_norm, ws->a.rstd1, (int)N, H);
+    for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(m, ws, &g, l, dx0);
+    qs_ptrs_free(&g);
+    return QS_OK;
+}
+
+// ---------------------------------------------------------------------------
+// Plain language modelling (D = 1).
+
+// target of (b,i): tokens[b,i+1] when it is real, else -1
+static int lm_targets(int *tg, const int *tokens, const int *mask, int B, int T) {
+    int n = 0;
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < T; i++) {
+            size_t k = (size_t)b * T + i;
+            int ok = i < T - 1 && (!mask || (mask[k + 1] && mask[k]));
+            tg[k] = ok ? tokens[k + 1] : -1;
+            n += ok;
+        }
+    return n;
+}
+
+static qs_status check_tokens(const qs_model *m, const qs_workspace *ws, const int *tokens, int B, int T) {
+    if (B != ws->R || T != ws->T || ws->D < 1)
+        return qs_error(QS_ERR_ARG, "batch %dx%d does not match workspace %dx%d", B, T, ws->R, ws->T);
+    for (size_t k = 0; k < (size_t)B * T; k++)
+        if (tokens[k] < 0 || tokens[k] >= m->cfg.vocab_size)
+            return qs_error(QS_ERR_ARG, "token id %d at index %zu outside vocabulary of %d", tokens[k], k,
+                            m->cfg.vocab_size);
+    return QS_OK;
+}
+
+// Forward for pass 0 of a [B,T] batch; leaves final hidden states in ws->h.
+static qs_status lm_forward(const qs_model *m, qs_workspace *ws, const int *tokens, const int *mask, int B,
+                            int T) {
+    QS_TRY(check_tokens(m, ws, tokens, B, T));
+    ws->mask = mask;
+    float *x0 = ws->xs ? ws->xs : ws->tmp_a;
+    embedding_forward(x0, tokens, m->w.embed, B * T, m->cfg.dim);
+    return qs_forward_block(m, ws, x0, 0, 1, 0, T, ws->h);
+}
+
+qs_status qs_lm_step(const qs_model *m, qs_workspace *ws, const int *tokens, const int *mask, int B, int T,
+                     float *loss, float *logits, float *grads, float grad_scale, int *n_targets) {
+    const qs_config *c = &m->cfg;
+    const int H = c->dim, V = c->vocab_size, N = B * T;
+    if (grads && ws->D != 1)
+        return qs_error(QS_ERR_ARG, "qs_lm_step needs a workspace with one pass (has %d)", ws->D);
+    QS_TRY(lm_forward(m, ws, tokens, mask, B, T));
+    int nt = lm_targets(ws->targets, tokens, mask, B, T);
+    if (n_targets) *n_targets = nt;
+    qs_ptrs g = {0};
+    if (grads) {
+        QS_TRY(qs_ptrs_bind(&g, c, &m->layout, grads));
+        memset(ws->dh, 0, (size_t)N * H * sizeof(float));
+    }
+    // lm_head + cross-entropy in chunks of tokens, so [N,V] logits never exist at once
+    double total = 0.0;
+    for (int n0 = 0; n0 < N; n0 += ws->chunk) {
+        int n = QS_MIN(ws->chunk, N - n0);
+        float *z = ws->logits;
+        const float *h = ws->h + (size_t)n0 * H;
+        matmul_forward(z, h, m->w.lm_head, NULL, n, H, V);
+        if (logits) memcpy(logits + (size_t)n0 * V, z, (size_t)n * V * sizeof(float));
+        crossentropy_forward(ws->losses, z, ws->targets + n0, n, V);
+        for (int k = 0; k < n; k++) total += ws->losses[k];
+        if (grads && nt > 0) {
+            for (int k = 0; k < n; k++) ws->losses[k] = grad_scale / nt;
+            crossentropy_backward(z, z, ws->targets + n0, ws->losses, n, V);
+            matmul_backward(ws->dh + (size_t)n0 * H, g.lm_head, NULL, z, h, m->w.lm_head, n, H, V);
+        }
+    }
+    if (loss) *loss = nt > 0 ? (float)(total / nt) : 0.0f;
+    if (grads) {
+        qs_status st = qs_backward_all(m, ws, ws->dh, ws->dx0, grads);
+        if (st == QS_OK) embedding_backward(g.embed, ws->dx0, tokens, N, H);
+        qs_ptrs_free(&g);
+        return st;
+    }
+    return QS_OK;
+}
+
+qs_status qs_lm_nll(const qs_model *m, qs_workspace *ws, const int *tokens, const int *mask, int B, int T,
+                    double *nll_sum, long *n_tokens) {
+    const int H = m->cfg.dim, V = m->cfg.vocab_size, N = B * T;
+    QS_TRY(lm_forward(m, ws, tokens, mask, B, T));
+    int nt = lm_targets(ws->targets, tokens, mask, B, T);
+    double total = 0.0;
+    for (int n0 = 0; n0 < N; n0 += ws->chunk) {
+        int n = QS_MIN(ws->chunk, N - n0);
+        matmul_forward(ws->logits, ws->h + (size_t)n0 * H, m->w.lm_head, NULL, n, H, V);
+        crossentropy_forward(ws->losses, ws->logits, ws->targets + n0, n, V);
+        for (int k = 0; k < n; k++) total += ws->losses[k];
+    }
+    *nll_sum = total;
+    *n_tokens = nt;
+    return QS_OK;
+}

@@ -1,0 +1,83 @@
+// ops.h: the transformer's operations, each a *_forward / *_backward pair on
+// flat float buffers (row-major). Backward functions ACCUMULATE into their
+// gradient outputs (+=), as in llm.c, unless stated otherwise. Shapes are
+// given as [rows, cols]; N counts tokens.
+#ifndef QS_OPS_H
+#define QS_OPS_H
+
+#include <stddef.h>
+
+// ---- matmul.c -------------------------------------------------------------
+// C[M,N] = alpha * op(A) @ op(B) + beta * C, row-major (cblas_sgemm).
+void qs_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+// out[N,OC] = inp[N,C] @ weight[OC,C]^T (+ bias[OC]); bias may be NULL.
+void matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C,
+                    int OC);
+// dinp[N,C] += dout[N,OC] @ weight; dweight[OC,C] += dout^T @ inp;
+// dbias[OC] += column sums of dout. Any of dinp/dweight/dbias may be NULL.
+void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                     const float *weight, int N, int C, int OC);
+
+// ---- rmsnorm.c ------------------------------------------------------------
+// out[N,C] = x * rstd * w with rstd[n] = 1/sqrt(mean(x[n]^2) + eps) (saved).
+void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps);
+// dx[N,C] += ..., dw[C] += ... (dw may be NULL)
+void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                      const float *rstd, int N, int C);
+
+// ---- rope.c ---------------------------------------------------------------
+// Rotary embedding, Hugging Face rotate-half convention: for j < hd/2 the
+// pair (x[j], x[j+hd/2]) is rotated by angle pos * theta^(-2j/hd).
+// Tables cos/sin are [max_pos, hd/2], computed in float like llama2.c/HF.
+void rope_tables(float *cos_t, float *sin_t, int max_pos, int hd, float theta);
+// In place on x[N, nh, hd] with position pos[n].
+void rope_forward(float *x, const int *pos, const float *cos_t, const float *sin_t, int N, int nh, int hd);
+// In place on the gradient dx[N, nh, hd] (applies the transposed rotation).
+void rope_backward(float *dx, const int *pos, const float *cos_t, const float *sin_t, int N, int nh, int hd);
+
+// ---- swiglu.c -------------------------------------------------------------
+// out[n] = silu(gate[n]) * up[n], elementwise over n values.
+void swiglu_forward(float *out, const float *gate, const float *up, size_t n);
+// dgate += dout * up * silu'(gate); dup += dout * silu(gate)
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+                     size_t n);
+
+// ---- embedding.c ----------------------------------------------------------
+// out[N,C] = table[tokens[n]]
+void embedding_forward(float *out, const int *tokens, const float *table, int N, int C);
+// dtable[tokens[n]] += dout[n]   (deterministic, serial over n)
+void embedding_backward(float *dtable, const float *dout, const int *tokens, int N, int C);
+
+// ---- crossentropy.c -------------------------------------------------------
+// losses[n] = -log softmax(logits[n])[targets[n]]; targets[n] < 0 => 0 (ignored).
+void crossentropy_forward(float *losses, const float *logits, const int *targets, int N, int V);
+// dlogits[n] = dloss[n] * (softmax(logits[n]) - onehot(targets[n])), OVERWRITING
+// dlogits (may alias logits). Rows with targets[n] < 0 get zeros.
+void crossentropy_backward(float *dlogits, const float *logits, const int *targets, const float *dloss,
+                           int N, int V);
+
+// ---- attention.c ----------------------------------------------------------
+// Grouped-query attention over a KV cache with the Quiet-STaR visibility.
+// Cache kc/vc: [D, R, T, nkv*hd] (pass-major). The query at (pass d, row r,
+// position i) sees pass-0 keys of row r at j <= i with mask[r*T+j] != 0
+// (mask NULL = all visible), and for d >= 1 the keys of passes 1..d at (r,i).
+// Query head h uses kv head h / (nh/nkv). Scale 1/sqrt(hd).
+typedef struct {
+    int R, T;          // rows and positions of the cache
+    int nh, nkv, hd;   // heads, kv heads, head size
+    const int *mask;   // [R,T] or NULL
+} attn_shape;
+// Computes queries for passes d0..d0+nd-1, rows 0..R-1, positions i0..i0+ni-1:
+// q, out: [nd, R, ni, nh*hd]; lse: [nd, R, ni, nh] (log-sum-exp of the scaled
+// scores, saved so the backward recomputes probabilities instead of storing
+// them). A query with no visible key gets out = 0, lse = -INF.
+void attention_forward(float *out, float *lse, const float *q, const float *kc, const float *vc,
+                       const attn_shape *s, int d0, int nd, int i0, int ni);
+// Backward of the same call: dq [nd,R,ni,nh*hd] += ...; dkc, dvc (cache-shaped
+// [D,R,T,nkv*hd]) += ... . Parallel over (row, kv head), so no races.
+void attention_backward(float *dq, float *dkc, float *dvc, const float *dout, const float *q,
+                        const float *kc, const float *vc, const float *out, const float *lse,
+                        const attn_shape *s, int d0, int nd, int i0, int ni);
+
+#endif
