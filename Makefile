@@ -49,8 +49,8 @@ $(LIB): $(OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN): tools/qstar.c $(wildcard tools/*.h) $(LIB)
-	$(CC) $(CFLAGS) tools/qstar.c $(LIB) $(LDLIBS) -o $@
+$(BIN): $(wildcard tools/*.c) $(wildcard tools/*.h) $(LIB)
+	$(CC) $(CFLAGS) $(wildcard tools/*.c) $(LIB) $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB)
 	@mkdir -p $(dir $@)

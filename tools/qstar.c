@@ -1,13 +1,41 @@
-// qstar.c: the command-line tool (thin: parses flags, calls libqstar).
-#include <stdio.h>
-#include <string.h>
-#include "qstar.h"
+// qstar.c: the command-line tool. Thin: each command parses its flags and
+// calls libqstar; only this layer prints and chooses exit codes.
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} commands[] = {
+    {"generate", cmd_generate, "generate text from a model (greedy or sampled)"},
+    {"eval", cmd_eval, "mean NLL / perplexity of a text or JSONL file"},
+    {"finetune", cmd_finetune, "plain language-model training (from a checkpoint or random init)"},
+    {"convert", cmd_convert, "convert a llama2.c model + tokenizer into a qstar model directory"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "qstar %s: Quiet-STaR in C: train and run language models that think before they speak\n\n"
+               "usage: qstar COMMAND [options]   (qstar COMMAND --help for its options)\n\ncommands:\n",
+            QSTAR_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+}
 
 int main(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        printf("qstar %s: Quiet-STaR in C\n", QSTAR_VERSION);
-        return argc < 2 ? 1 : 0;
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
     }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("qstar %s\n", QSTAR_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "qstar: unknown command '%s' (see qstar --help)\n", argv[1]);
     return 2;
 }

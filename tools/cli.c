@@ -1,0 +1,73 @@
+// cli.c: flag parsing and error printing shared by the qstar commands.
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <unistd.h>
+
+int cli_fail(const char *cmd) {
+    fprintf(stderr, "qstar %s: %s\n", cmd, qstar_last_error());
+    return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "qstar %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see qstar %s --help)\n", cmd);
+    va_end(ap);
+    return 2;
+}
+
+static const char MISSING[] = "";
+
+static const char *value_of(int argc, char **argv, int *i, const char *name) {
+    if (strcmp(argv[*i], name) != 0) return NULL;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "qstar %s: %s needs a value\n", argv[0], name);
+        return MISSING;
+    }
+    return argv[++*i];
+}
+
+int cli_int(int argc, char **argv, int *i, const char *name, long *out, long lo, long hi) {
+    const char *v = value_of(argc, argv, i, name);
+    if (!v) return 0;
+    if (v == MISSING) return -1;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || *end || end == v || x < lo || x > hi) {
+        fprintf(stderr, "qstar %s: %s expects an integer in [%ld, %ld], got '%s'\n", argv[0], name, lo, hi, v);
+        return -1;
+    }
+    *out = x;
+    return 1;
+}
+
+int cli_float(int argc, char **argv, int *i, const char *name, double *out, double lo, double hi) {
+    const char *v = value_of(argc, argv, i, name);
+    if (!v) return 0;
+    if (v == MISSING) return -1;
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || *end || end == v || !isfinite(x) || x < lo || x > hi) {
+        fprintf(stderr, "qstar %s: %s expects a number in [%g, %g], got '%s'\n", argv[0], name, lo, hi, v);
+        return -1;
+    }
+    *out = x;
+    return 1;
+}
+
+int cli_str(int argc, char **argv, int *i, const char *name, const char **out) {
+    const char *v = value_of(argc, argv, i, name);
+    if (!v) return 0;
+    if (v == MISSING) return -1;
+    *out = v;
+    return 1;
+}
+
+int cli_is_tty(void) { return isatty(2); }

@@ -1,0 +1,33 @@
+// cli.h: shared helpers of the qstar command-line tool. Each command lives in
+// tools/cmd_<name>.c and has the signature `int cmd_<name>(int argc, char **argv)`
+// (argv[0] is the command name); it returns the process exit code:
+// 0 success, 1 runtime failure (bad file, ...), 2 usage error (bad flag).
+#ifndef QS_CLI_H
+#define QS_CLI_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "qstar.h"
+
+int cmd_generate(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+
+// Prints "qstar CMD: <library error>" to stderr and returns 1.
+int cli_fail(const char *cmd);
+// Prints "qstar CMD: <formatted message>" to stderr and returns 2 (usage).
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// Flag parsing: call with the current index; they consume "--flag VALUE" and
+// return 1 when argv[*i] matched `name` (value parsed into *out), 0 when it
+// did not match, -1 (message printed) when the value is missing or invalid
+// or outside [lo, hi].
+int cli_int(int argc, char **argv, int *i, const char *name, long *out, long lo, long hi);
+int cli_float(int argc, char **argv, int *i, const char *name, double *out, double lo, double hi);
+int cli_str(int argc, char **argv, int *i, const char *name, const char **out);
+// True when stderr is a terminal (progress lines use \r there).
+int cli_is_tty(void);
+
+#endif
