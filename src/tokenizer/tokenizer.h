@@ -24,7 +24,8 @@ int qs_tokenizer_bos(const qs_tokenizer *t); // 1 for llama2.c tokenizers
 int qs_tokenizer_eos(const qs_tokenizer *t); // 2
 
 // Encodes UTF-8 `text` into at most `cap` token ids (needs cap >= strlen+3).
-// Invalid UTF-8 is an error (QS_ERR_FORMAT) saying at which byte offset.
+// Invalid UTF-8 is an error (QS_ERR_FORMAT) saying at which byte offset; a
+// byte with no token (vocabulary without <0xXX> fallback) is QS_ERR_UNSUPPORTED.
 qs_status qs_tokenizer_encode(const qs_tokenizer *t, const char *text, int bos, int eos,
                               int *out, int cap, int *n_out);
 // The text of `token` when it follows `prev` (llama2.c decode semantics).
@@ -33,7 +34,10 @@ qs_status qs_tokenizer_encode(const qs_tokenizer *t, const char *text, int bos, 
 const char *qs_tokenizer_piece(const qs_tokenizer *t, int prev, int token);
 // Raw vocabulary piece (no decode processing), or NULL if out of range.
 const char *qs_tokenizer_raw_piece(const qs_tokenizer *t, int token);
-// Decodes `n` tokens into `out` (NUL-terminated, truncated to cap-1 bytes).
+// Decodes `n` tokens into `out` (NUL-terminated, truncated to cap-1 bytes):
+// the concatenation of qs_tokenizer_piece(t, tokens[i-1], tokens[i]), with
+// BOS and EOS producing no text, so decode(encode(s, bos=1)) == s. An id
+// outside the vocabulary is QS_ERR_ARG.
 qs_status qs_tokenizer_decode(const qs_tokenizer *t, const int *tokens, int n, char *out, size_t cap);
 // Id of the exact piece `piece`, or -1.
 int qs_tokenizer_find(const qs_tokenizer *t, const char *piece);

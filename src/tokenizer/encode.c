@@ -1,0 +1,219 @@
+// encode.c: text -> token ids, with the exact results of llama2.c's run.c
+// `encode`:
+//   1. optional BOS; if the text is non-empty, the dummy-prefix token for " ";
+//   2. one token per UTF-8 codepoint if the vocabulary has it, else one
+//      <0xXX> byte-fallback token (id byte + 3) per byte;
+//   3. repeatedly merge the adjacent pair whose concatenated pieces form the
+//      vocabulary piece with the highest score (the leftmost such pair on
+//      ties), until no adjacent pair forms a vocabulary piece;
+//   4. optional EOS.
+// Differences from llama2.c, all on inputs where it misbehaves: invalid UTF-8
+// is rejected (llama2.c does not validate), and a missing " " piece or byte
+// token falls back to bytes / is an error instead of writing an invalid id.
+//
+// Step 3 in run.c rescans every pair after every merge (quadratic). We keep
+// the candidate pairs in a max-heap ordered by (score, position) instead, so
+// long texts encode in O(n log n); the merge order, and hence the result, is
+// the same: each step merges the best-scoring current pair, leftmost first.
+#include "tokenizer/tok_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+// ----------------------------------------------------------------------------
+// UTF-8
+
+// Length (1-4) of the well-formed UTF-8 sequence at s[off] of s[len]
+// (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
+// On malformed input sets the error message, giving the byte offset, and
+// returns 0.
+static int utf8_seq_len(const unsigned char *s, size_t len, size_t off) {
+    unsigned char c = s[off];
+    int n;
+    unsigned char lo = 0x80, hi = 0xBF; // allowed range of the second byte
+    if (c < 0x80) return 1;
+    else if (c >= 0xC2 && c <= 0xDF) n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) n = 3;
+    else if (c >= 0xF0 && c <= 0xF4) n = 4;
+    else {
+        qs_error(QS_ERR_FORMAT, "encode: invalid UTF-8 at byte offset %zu: byte 0x%02X cannot start a character",
+                 off, c);
+        return 0;
+    }
+    if (c == 0xE0) lo = 0xA0;      // else overlong
+    else if (c == 0xED) hi = 0x9F; // else a UTF-16 surrogate
+    else if (c == 0xF0) lo = 0x90; // else overlong
+    else if (c == 0xF4) hi = 0x8F; // else above U+10FFFF
+    for (int k = 1; k < n; k++) {
+        if (off + k >= len) {
+            qs_error(QS_ERR_FORMAT, "encode: invalid UTF-8 at byte offset %zu: truncated %d-byte sequence at end of text",
+                     off, n);
+            return 0;
+        }
+        unsigned char b = s[off + k];
+        if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF)) {
+            qs_error(QS_ERR_FORMAT, "encode: invalid UTF-8 at byte offset %zu: byte 0x%02X in a %d-byte sequence starting at offset %zu",
+                     off + k, b, n, off);
+            return 0;
+        }
+    }
+    return n;
+}
+
+// ----------------------------------------------------------------------------
+// initial tokens
+
+// Appends the token for the codepoint s[0..n), or its byte-fallback tokens.
+// `off` is its offset in the text (for messages).
+static qs_status push_codepoint(const qs_tokenizer *t, const char *s, int n, size_t off, int *out, int *count) {
+    int id = qs_tok_lookup(t, s, n);
+    if (id >= 0) {
+        out[(*count)++] = id;
+        return QS_OK;
+    }
+    for (int i = 0; i < n; i++) {
+        int b = (unsigned char)s[i];
+        if (QS_TOK_BYTE0 + b >= t->vocab_size)
+            return qs_error(QS_ERR_UNSUPPORTED,
+                            "encode: byte 0x%02X at offset %zu has no token and the %d-token vocabulary has no <0x%02X> byte fallback",
+                            b, off + i, t->vocab_size, b);
+        out[(*count)++] = QS_TOK_BYTE0 + b;
+    }
+    return QS_OK;
+}
+
+// ----------------------------------------------------------------------------
+// BPE merging
+
+// A candidate merge of the adjacent tokens at nodes `left` and `right`
+// (positions in the initial token array), whose ids were lid and rid.
+typedef struct {
+    float score;
+    int left, right;
+    int lid, rid;
+    int merged; // id of the concatenated piece
+} merge_cand;
+
+typedef struct {
+    merge_cand *heap;
+    int n;
+    char *buf; // concatenation buffer, 2 * longest + 1 bytes
+} merge_queue;
+
+// True if a should be merged before b: higher score, then leftmost (node
+// indices keep the left-to-right order of the current tokens).
+static int better(const merge_cand *a, const merge_cand *b) {
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+static void heap_push(merge_queue *q, merge_cand c) {
+    int i = q->n++;
+    while (i > 0 && better(&c, &q->heap[(i - 1) / 2])) {
+        q->heap[i] = q->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    q->heap[i] = c;
+}
+
+static merge_cand heap_pop(merge_queue *q) {
+    merge_cand top = q->heap[0], last = q->heap[--q->n];
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= q->n) break;
+        if (c + 1 < q->n && better(&q->heap[c + 1], &q->heap[c])) c++;
+        if (!better(&q->heap[c], &last)) break;
+        q->heap[i] = q->heap[c];
+        i = c;
+    }
+    if (q->n > 0) q->heap[i] = last;
+    return top;
+}
+
+// Queues the merge of nodes l and r if their concatenation is in the vocabulary.
+// Like run.c, a pair only qualifies if its score beats -1e10.
+static void consider_pair(const qs_tokenizer *t, merge_queue *q, const int *tok, int l, int r) {
+    int a = tok[l], b = tok[r];
+    int la = t->lens[a], lb = t->lens[b];
+    memcpy(q->buf, t->pieces[a], (size_t)la);
+    memcpy(q->buf + la, t->pieces[b], (size_t)lb);
+    int id = qs_tok_lookup(t, q->buf, la + lb);
+    if (id < 0 || !(t->scores[id] > (float)-1e10)) return;
+    heap_push(q, (merge_cand){.score = t->scores[id], .left = l, .right = r, .lid = a, .rid = b, .merged = id});
+}
+
+// Merges tok[0..*n) in place. A merged-away node gets id -1; `next`/`prev`
+// link the live nodes.
+static qs_status merge_all(const qs_tokenizer *t, int *tok, int *n_io) {
+    int n = *n_io;
+    if (n < 2) return QS_OK;
+    int *next = qs_malloc((size_t)n * sizeof(int), "encode links");
+    int *prev = qs_malloc((size_t)n * sizeof(int), "encode links");
+    // n-1 initial pairs plus at most 2 new pairs for each of the n-1 merges
+    merge_queue q = {.heap = qs_malloc((size_t)3 * (size_t)n * sizeof(merge_cand), "encode merge heap"),
+                     .n = 0,
+                     .buf = qs_malloc((size_t)t->longest * 2 + 1, "encode buffer")};
+    if (!next || !prev || !q.heap || !q.buf) {
+        free(next); free(prev); free(q.heap); free(q.buf);
+        return QS_ERR_NOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        prev[i] = i - 1;
+        next[i] = i + 1 < n ? i + 1 : -1;
+    }
+    for (int i = 0; i + 1 < n; i++) consider_pair(t, &q, tok, i, i + 1);
+    while (q.n > 0) {
+        merge_cand c = heap_pop(&q);
+        // skip stale candidates: a side was merged away or changed since queued
+        if (next[c.left] != c.right || tok[c.left] != c.lid || tok[c.right] != c.rid) continue;
+        tok[c.left] = c.merged;
+        tok[c.right] = -1;
+        int after = next[c.right];
+        next[c.left] = after;
+        if (after >= 0) prev[after] = c.left;
+        if (prev[c.left] >= 0) consider_pair(t, &q, tok, prev[c.left], c.left);
+        if (after >= 0) consider_pair(t, &q, tok, c.left, after);
+    }
+    // compact the live nodes, which are in order
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (tok[i] >= 0) tok[m++] = tok[i];
+    *n_io = m;
+    free(next); free(prev); free(q.heap); free(q.buf);
+    return QS_OK;
+}
+
+// ----------------------------------------------------------------------------
+
+qs_status qs_tokenizer_encode(const qs_tokenizer *t, const char *text, int bos, int eos, int *out, int cap,
+                              int *n_out) {
+    if (!t || !text || !out || !n_out) return qs_error(QS_ERR_ARG, "qs_tokenizer_encode: NULL argument");
+    *n_out = 0;
+    size_t len = strlen(text);
+    // at most: BOS, dummy prefix, one token per byte, EOS
+    size_t need = (bos != 0) + (len > 0) + len + (eos != 0);
+    if (cap < 0 || (size_t)cap < need)
+        return qs_error(QS_ERR_ARG, "encode: room for %d tokens, but %zu bytes of text may need %zu", cap, len,
+                        need);
+    // validate all of the text first, so errors leave no partial output
+    const unsigned char *s = (const unsigned char *)text;
+    for (size_t off = 0; off < len;) {
+        int n = utf8_seq_len(s, len, off);
+        if (n == 0) return QS_ERR_FORMAT;
+        off += (size_t)n;
+    }
+    int count = 0;
+    if (bos) out[count++] = QS_TOK_BOS;
+    // add_dummy_prefix: sentencepiece prepends a space to non-empty text
+    if (len > 0) QS_TRY(push_codepoint(t, " ", 1, 0, out, &count));
+    for (size_t off = 0; off < len;) {
+        int n = utf8_seq_len(s, len, off);
+        QS_TRY(push_codepoint(t, text + off, n, off, out, &count));
+        off += (size_t)n;
+    }
+    // run.c merges over the whole array, BOS included
+    QS_TRY(merge_all(t, out, &count));
+    if (eos) out[count++] = QS_TOK_EOS;
+    *n_out = count;
+    return QS_OK;
+}
