@@ -13,6 +13,7 @@ qs_status qs_config_validate(const qs_config *c, const char *src) {
     CHECK(c->dim % c->n_heads == 0, "%s: hidden size %d not divisible by num_attention_heads %d", s, c->dim, c->n_heads);
     CHECK(c->head_dim == c->dim / c->n_heads, "%s: head_dim %d must equal hidden_size/num_attention_heads = %d", s, c->head_dim, c->dim / c->n_heads);
     CHECK(c->head_dim % 2 == 0, "%s: head_dim %d must be even for RoPE", s, c->head_dim);
+    CHECK(c->head_dim <= 512, "%s: head_dim %d above the supported maximum of 512", s, c->head_dim);
     CHECK(c->vocab_size > 0 && c->vocab_size <= 1 << 24, "%s: vocab_size %d out of range", s, c->vocab_size);
     CHECK(c->max_seq_len > 0 && c->max_seq_len <= 1 << 22, "%s: max_position_embeddings %d out of range", s, c->max_seq_len);
     CHECK(c->rope_theta > 0, "%s: rope_theta %g must be positive", s, (double)c->rope_theta);
