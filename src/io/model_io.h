@@ -36,6 +36,11 @@ qs_status qs_model_save_dir(const qs_model *m, const char *dir, const char *toke
                             const char *quietstar_json);
 
 // llama2.c legacy checkpoint read/write (read is used by qs_model_load).
+// Save needs a model without q/k/v biases, rope_theta 10000 and rms_norm_eps
+// 1e-5 (the values llama2.c assumes); Quiet-STaR tensors are not stored. The
+// unused freq_cis tables are written as cosf/sinf(pos / theta^(2j/hd)) in
+// float, which can differ by 1 ulp from the ones PyTorch wrote; every other
+// byte of a load -> save round trip equals the original file.
 qs_status qs_llama2c_load(qs_model *m, const char *path);
 qs_status qs_llama2c_save(const qs_model *m, const char *path);
 
@@ -49,5 +54,20 @@ qs_status qs_hf_config_write(const qs_config *c, const char *path, const char *q
 qs_status qs_write_file_atomic(const char *path, const void *data, size_t n);
 // Reads a whole file into a malloc'd buffer.
 qs_status qs_read_file(const char *path, unsigned char **data, size_t *n);
+
+// Streaming atomic write (what qs_write_file_atomic is built on): open writes
+// to path.tmp; commit flushes, fsyncs, renames over `path` and fsyncs the
+// directory; abort (also safe after a failed write/commit) removes path.tmp.
+typedef struct {
+    void *fp;   // FILE * of the temp file (NULL when closed)
+    char *path; // final path
+    char *tmp;  // path.tmp
+} qs_afile;
+qs_status qs_afile_open(qs_afile *f, const char *path);
+qs_status qs_afile_write(qs_afile *f, const void *data, size_t n);
+qs_status qs_afile_commit(qs_afile *f);
+void qs_afile_abort(qs_afile *f);
+// Creates `dir` and its missing parents (like mkdir -p).
+qs_status qs_mkdir_p(const char *dir);
 
 #endif

@@ -24,7 +24,7 @@ typedef struct {
 
 typedef struct {
     char *path;
-    qs_st_tensor *t;
+    qs_st_tensor *t;     // sorted by name (qs_st_find is a binary search)
     int n;
     unsigned char *data; // data section (file contents after the header)
     size_t data_len;
@@ -32,6 +32,11 @@ typedef struct {
     size_t file_len;
 } qs_safetensors;
 
+// Name ("F32", ...) and element size in bytes of a dtype.
+const char *qs_dtype_name(qs_dtype dt);
+size_t qs_dtype_size(qs_dtype dt);
+
+// Maps the file read-only and validates the header (see above).
 qs_status qs_st_open(qs_safetensors *st, const char *path);
 void qs_st_close(qs_safetensors *st);
 const qs_st_tensor *qs_st_find(const qs_safetensors *st, const char *name); // NULL if absent

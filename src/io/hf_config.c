@@ -1,0 +1,299 @@
+// hf_config.c: Hugging Face config.json (Llama / Mistral / Qwen2) <-> qs_config.
+#include "io/model_io.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct { const char *arch, *model_type; } ARCH[] = {
+    [QS_ARCH_LLAMA] = {"LlamaForCausalLM", "llama"},
+    [QS_ARCH_MISTRAL] = {"MistralForCausalLM", "mistral"},
+    [QS_ARCH_QWEN2] = {"Qwen2ForCausalLM", "qwen2"},
+};
+
+// Keys read below.
+static const char *const HANDLED[] = {
+    "architectures", "model_type", "hidden_size", "intermediate_size", "num_hidden_layers",
+    "num_attention_heads", "num_key_value_heads", "head_dim", "vocab_size", "max_position_embeddings",
+    "rope_theta", "rms_norm_eps", "tie_word_embeddings", "attention_bias", "mlp_bias", "bos_token_id",
+    "eos_token_id", "hidden_act", "sliding_window", "use_sliding_window", "rope_scaling",
+    "rope_parameters", "quantization_config", "quietstar"};
+
+// Keys of real HF configs that do not change the computation we do: ignored.
+static const char *const HARMLESS[] = {
+    "_name_or_path", "transformers_version", "torch_dtype", "dtype", "initializer_range", "use_cache",
+    "pretraining_tp", "attention_dropout", "pad_token_id", "max_window_layers", "layer_types", "auto_map",
+    "use_mrope", "_attn_implementation_autoset", "output_attentions", "output_hidden_states", "return_dict",
+    "torchscript", "use_bfloat16", "tf_legacy_loss", "pruned_heads", "chunk_size_feed_forward",
+    "is_encoder_decoder", "is_decoder", "add_cross_attention", "tie_encoder_decoder",
+    "cross_attention_hidden_size", "max_length", "min_length", "do_sample", "early_stopping", "num_beams",
+    "num_beam_groups", "diversity_penalty", "temperature", "top_k", "top_p", "typical_p",
+    "repetition_penalty", "length_penalty", "no_repeat_ngram_size", "encoder_no_repeat_ngram_size",
+    "bad_words_ids", "num_return_sequences", "output_scores", "return_dict_in_generate",
+    "forced_bos_token_id", "forced_eos_token_id", "remove_invalid_values",
+    "exponential_decay_length_penalty", "suppress_tokens", "begin_suppress_tokens", "finetuning_task",
+    "id2label", "label2id", "tokenizer_class", "prefix", "sep_token_id", "decoder_start_token_id",
+    "task_specific_params", "problem_type", "num_labels"};
+
+static int in_list(const char *k, const char *const *list, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(k, list[i]) == 0) return 1;
+    return 0;
+}
+#define IN(k, list) in_list(k, list, sizeof list / sizeof *list)
+
+static const cJSON *get(const cJSON *root, const char *key) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    return j && !cJSON_IsNull(j) ? j : NULL; // JSON null == absent
+}
+
+static int as_int(const cJSON *j, int *out) {
+    if (!cJSON_IsNumber(j) || j->valuedouble != floor(j->valuedouble) || fabs(j->valuedouble) > 2147483647.0)
+        return 0;
+    *out = (int)j->valuedouble;
+    return 1;
+}
+
+// Integer field; absent (or null) -> keeps *out unless required.
+static qs_status get_int(const cJSON *root, const char *path, const char *key, int required, int *out) {
+    const cJSON *j = get(root, key);
+    if (!j) return required ? qs_error(QS_ERR_FORMAT, "%s: missing field '%s'", path, key) : QS_OK;
+    if (!as_int(j, out)) return qs_error(QS_ERR_FORMAT, "%s: field '%s' must be an integer", path, key);
+    return QS_OK;
+}
+
+static qs_status get_float(const cJSON *root, const char *path, const char *key, float *out) {
+    const cJSON *j = get(root, key);
+    if (!j) return QS_OK;
+    if (!cJSON_IsNumber(j)) return qs_error(QS_ERR_FORMAT, "%s: field '%s' must be a number", path, key);
+    *out = (float)j->valuedouble;
+    return QS_OK;
+}
+
+static qs_status get_bool(const cJSON *root, const char *path, const char *key, int *out) {
+    const cJSON *j = get(root, key);
+    if (!j) return QS_OK;
+    if (!cJSON_IsBool(j)) return qs_error(QS_ERR_FORMAT, "%s: field '%s' must be true or false", path, key);
+    *out = cJSON_IsTrue(j);
+    return QS_OK;
+}
+
+// bos/eos: an integer or a list of integers (first taken); null -> -1.
+static qs_status get_token(const cJSON *root, const char *path, const char *key, int *out) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!j) return QS_OK;
+    if (cJSON_IsNull(j)) { *out = -1; return QS_OK; }
+    if (cJSON_IsArray(j)) {
+        for (const cJSON *x = j->child; x; x = x->next)
+            if (!cJSON_IsNumber(x)) return qs_error(QS_ERR_FORMAT, "%s: field '%s' must hold integers", path, key);
+        if (!j->child) { *out = -1; return QS_OK; }
+        j = j->child;
+    }
+    if (!as_int(j, out)) return qs_error(QS_ERR_FORMAT, "%s: field '%s' must be an integer or a list of integers", path, key);
+    return QS_OK;
+}
+
+static qs_status read_arch(const cJSON *root, const char *path, qs_arch *arch) {
+    const cJSON *a = get(root, "architectures"), *mt = get(root, "model_type");
+    if (mt && !cJSON_IsString(mt)) return qs_error(QS_ERR_FORMAT, "%s: field 'model_type' must be a string", path);
+    const char *name = NULL;
+    if (a) {
+        if (!cJSON_IsArray(a) || !cJSON_IsString(a->child))
+            return qs_error(QS_ERR_FORMAT, "%s: field 'architectures' must be a non-empty list of strings", path);
+        name = a->child->valuestring;
+    } else if (!mt) {
+        return qs_error(QS_ERR_FORMAT, "%s: missing field 'architectures'", path);
+    }
+    for (int i = 0; i < 3; i++) {
+        int ok = name ? strcmp(name, ARCH[i].arch) == 0 : strcmp(mt->valuestring, ARCH[i].model_type) == 0;
+        if (!ok) continue;
+        if (mt && strcmp(mt->valuestring, ARCH[i].model_type) != 0)
+            return qs_error(QS_ERR_FORMAT, "%s: model_type '%s' does not match architecture %s", path,
+                            mt->valuestring, ARCH[i].arch);
+        *arch = (qs_arch)i;
+        return QS_OK;
+    }
+    return qs_error(QS_ERR_UNSUPPORTED,
+                    "%s: unsupported architecture '%s' (supported: LlamaForCausalLM, MistralForCausalLM, "
+                    "Qwen2ForCausalLM)", path, name ? name : mt->valuestring);
+}
+
+// Keys that must hold a particular value for the model to be one we compute.
+static qs_status check_features(const cJSON *root, const char *path, qs_config *c) {
+    const cJSON *j;
+    if ((j = get(root, "hidden_act")) && (!cJSON_IsString(j) || strcmp(j->valuestring, "silu") != 0))
+        return qs_error(QS_ERR_UNSUPPORTED, "%s: hidden_act must be \"silu\"", path);
+    if (get(root, "rope_scaling"))
+        return qs_error(QS_ERR_UNSUPPORTED, "%s: rope_scaling is not supported (must be null)", path);
+    if (get(root, "quantization_config"))
+        return qs_error(QS_ERR_UNSUPPORTED, "%s: quantized checkpoints (quantization_config) are not supported", path);
+    if ((j = get(root, "rope_parameters"))) { // newer transformers: {"rope_type": "default", "rope_theta": x}
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "rope_type");
+        if (!cJSON_IsObject(j) || (t && (!cJSON_IsString(t) || strcmp(t->valuestring, "default") != 0)))
+            return qs_error(QS_ERR_UNSUPPORTED, "%s: rope_parameters other than rope_type \"default\" are not supported", path);
+        const cJSON *th = get(j, "rope_theta");
+        if (th && !cJSON_IsNumber(th))
+            return qs_error(QS_ERR_FORMAT, "%s: field 'rope_parameters.rope_theta' must be a number", path);
+        if (th) c->rope_theta = (float)th->valuedouble;
+    }
+    int b = 0;
+    QS_TRY(get_bool(root, path, "mlp_bias", &b));
+    if (b) return qs_error(QS_ERR_UNSUPPORTED, "%s: mlp_bias true is not supported", path);
+    QS_TRY(get_bool(root, path, "attention_bias", &b));
+    if (b && c->arch != QS_ARCH_QWEN2)
+        return qs_error(QS_ERR_UNSUPPORTED, "%s: attention_bias true (biases on q/k/v/o) is not supported", path);
+    int use_sw = c->arch != QS_ARCH_QWEN2, sw = 0;
+    QS_TRY(get_bool(root, path, "use_sliding_window", &use_sw));
+    QS_TRY(get_int(root, path, "sliding_window", 0, &sw));
+    if (use_sw && get(root, "sliding_window") && sw < c->max_seq_len)
+        return qs_error(QS_ERR_UNSUPPORTED, "%s: sliding_window %d < max_position_embeddings %d is not supported",
+                        path, sw, c->max_seq_len);
+    return QS_OK;
+}
+
+static qs_status parse(const cJSON *root, const char *path, qs_config *c, char **qs_json) {
+    if (!cJSON_IsObject(root)) return qs_error(QS_ERR_FORMAT, "%s: not a JSON object", path);
+    memset(c, 0, sizeof *c);
+    QS_TRY(read_arch(root, path, &c->arch));
+    for (const cJSON *k = root->child; k; k = k->next) {
+        if (cJSON_GetObjectItemCaseSensitive(root, k->string) != k)
+            return qs_error(QS_ERR_FORMAT, "%s: field '%s' appears twice", path, k->string);
+        if (!IN(k->string, HANDLED) && !IN(k->string, HARMLESS))
+            return qs_error(QS_ERR_FORMAT, "%s: unknown field '%s'", path, k->string);
+    }
+    QS_TRY(get_int(root, path, "hidden_size", 1, &c->dim));
+    QS_TRY(get_int(root, path, "intermediate_size", 1, &c->hidden_dim));
+    QS_TRY(get_int(root, path, "num_hidden_layers", 1, &c->n_layers));
+    QS_TRY(get_int(root, path, "num_attention_heads", 1, &c->n_heads));
+    c->n_kv_heads = c->n_heads;
+    QS_TRY(get_int(root, path, "num_key_value_heads", 0, &c->n_kv_heads));
+    QS_TRY(get_int(root, path, "vocab_size", 1, &c->vocab_size));
+    QS_TRY(get_int(root, path, "max_position_embeddings", 1, &c->max_seq_len));
+    c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
+    int hd = c->head_dim;
+    QS_TRY(get_int(root, path, "head_dim", 0, &hd));
+    if (hd != c->head_dim)
+        return qs_error(QS_ERR_UNSUPPORTED, "%s: head_dim %d differs from hidden_size/num_attention_heads = %d",
+                        path, hd, c->head_dim);
+    c->rope_theta = 10000.0f;
+    QS_TRY(get_float(root, path, "rope_theta", &c->rope_theta));
+    c->norm_eps = 1e-6f;
+    QS_TRY(get_float(root, path, "rms_norm_eps", &c->norm_eps));
+    QS_TRY(get_bool(root, path, "tie_word_embeddings", &c->tied_embeddings));
+    c->qkv_bias = c->arch == QS_ARCH_QWEN2;
+    c->bos_id = c->arch == QS_ARCH_QWEN2 ? -1 : 1;
+    c->eos_id = c->arch == QS_ARCH_QWEN2 ? -1 : 2;
+    QS_TRY(get_token(root, path, "bos_token_id", &c->bos_id));
+    QS_TRY(get_token(root, path, "eos_token_id", &c->eos_id));
+    QS_TRY(check_features(root, path, c));
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "quietstar");
+    if (q && !cJSON_IsNull(q)) {
+        if (!cJSON_IsObject(q)) return qs_error(QS_ERR_FORMAT, "%s: field 'quietstar' must be an object", path);
+        if (qs_json) {
+            char *s = cJSON_PrintUnformatted(q);
+            *qs_json = s ? strdup(s) : NULL;
+            cJSON_free(s);
+            if (!*qs_json) return qs_error(QS_ERR_NOMEM, "%s: out of memory", path);
+        }
+    }
+    return qs_config_validate(c, path);
+}
+
+qs_status qs_hf_config_read(qs_config *c, const char *path, char **quietstar_json) {
+    if (quietstar_json) *quietstar_json = NULL;
+    unsigned char *buf;
+    size_t n;
+    QS_TRY(qs_read_file(path, &buf, &n));
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts((const char *)buf, n, &end, 0);
+    qs_status st;
+    if (!root) {
+        size_t at = end ? (size_t)(end - (const char *)buf) : 0;
+        st = qs_error(QS_ERR_FORMAT, "%s: invalid JSON near byte %zu", path, at);
+    } else {
+        st = parse(root, path, c, quietstar_json);
+    }
+    cJSON_Delete(root);
+    free(buf);
+    if (st != QS_OK && quietstar_json) {
+        free(*quietstar_json);
+        *quietstar_json = NULL;
+    }
+    return st;
+}
+
+// A float as the shortest decimal that reads back as the same float.
+static cJSON *float_number(float v) {
+    char s[32];
+    for (int p = 1; p <= 9; p++) {
+        snprintf(s, sizeof s, "%.*g", p, (double)v);
+        if (strtof(s, NULL) == v) break;
+    }
+    return cJSON_CreateNumber(strtod(s, NULL));
+}
+
+static cJSON *token(int id) { return id < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(id); }
+
+qs_status qs_hf_config_write(const qs_config *c, const char *path, const char *quietstar_json) {
+    QS_TRY(qs_config_validate(c, path));
+    if ((int)c->arch < 0 || (int)c->arch > 2) return qs_error(QS_ERR_ARG, "%s: unknown architecture %d", path, c->arch);
+    if (c->qkv_bias != (c->arch == QS_ARCH_QWEN2))
+        return qs_error(QS_ERR_UNSUPPORTED, "%s: %s %s q/k/v biases", path, ARCH[c->arch].arch,
+                        c->qkv_bias ? "cannot have" : "requires");
+    cJSON *qs = NULL;
+    if (quietstar_json) {
+        qs = cJSON_Parse(quietstar_json);
+        if (!cJSON_IsObject(qs)) {
+            cJSON_Delete(qs);
+            return qs_error(QS_ERR_ARG, "%s: the quietstar settings are not a JSON object", path);
+        }
+    }
+    cJSON *r = cJSON_CreateObject();
+    const char *arch[1] = {ARCH[c->arch].arch};
+    cJSON_AddItemToObject(r, "architectures", cJSON_CreateStringArray(arch, 1));
+    cJSON_AddStringToObject(r, "model_type", ARCH[c->arch].model_type);
+    cJSON_AddStringToObject(r, "hidden_act", "silu");
+    cJSON_AddNumberToObject(r, "hidden_size", c->dim);
+    cJSON_AddNumberToObject(r, "intermediate_size", c->hidden_dim);
+    cJSON_AddNumberToObject(r, "num_hidden_layers", c->n_layers);
+    cJSON_AddNumberToObject(r, "num_attention_heads", c->n_heads);
+    cJSON_AddNumberToObject(r, "num_key_value_heads", c->n_kv_heads);
+    cJSON_AddNumberToObject(r, "head_dim", c->head_dim);
+    cJSON_AddNumberToObject(r, "vocab_size", c->vocab_size);
+    cJSON_AddNumberToObject(r, "max_position_embeddings", c->max_seq_len);
+    cJSON_AddItemToObject(r, "rope_theta", float_number(c->rope_theta));
+    cJSON_AddItemToObject(r, "rms_norm_eps", float_number(c->norm_eps));
+    cJSON_AddNullToObject(r, "rope_scaling");
+    cJSON_AddBoolToObject(r, "tie_word_embeddings", c->tied_embeddings);
+    if (c->arch == QS_ARCH_QWEN2) {
+        cJSON_AddBoolToObject(r, "use_sliding_window", 0);
+        cJSON_AddNumberToObject(r, "max_window_layers", c->n_layers);
+    } else {
+        cJSON_AddBoolToObject(r, "attention_bias", 0);
+    }
+    if (c->arch == QS_ARCH_LLAMA) cJSON_AddBoolToObject(r, "mlp_bias", 0);
+    if (c->arch == QS_ARCH_MISTRAL) cJSON_AddNullToObject(r, "sliding_window");
+    cJSON_AddNumberToObject(r, "attention_dropout", 0.0);
+    cJSON_AddItemToObject(r, "bos_token_id", token(c->bos_id));
+    cJSON_AddItemToObject(r, "eos_token_id", token(c->eos_id));
+    cJSON_AddNumberToObject(r, "initializer_range", 0.02);
+    cJSON_AddBoolToObject(r, "use_cache", 1);
+    cJSON_AddStringToObject(r, "torch_dtype", "float32");
+    if (qs) cJSON_AddItemToObject(r, "quietstar", qs);
+    char *text = cJSON_Print(r);
+    cJSON_Delete(r);
+    size_t n = text ? strlen(text) : 0;
+    char *out = text ? malloc(n + 2) : NULL;
+    if (!out) {
+        cJSON_free(text);
+        return qs_error(QS_ERR_NOMEM, "%s: out of memory", path);
+    }
+    memcpy(out, text, n);
+    out[n] = '\n';
+    cJSON_free(text);
+    qs_status st = qs_write_file_atomic(path, out, n + 1);
+    free(out);
+    return st;
+}
