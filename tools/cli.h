@@ -14,6 +14,13 @@ int cmd_generate(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_dump_step(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+
+// Quiet-STaR flags (tools/qs_flags.c): same return convention as cli_int.
+struct qs_qstar_opts_s;
+int cli_qstar_flag(int argc, char **argv, int *i, void *opts /* qs_qstar_opts* */);
+extern const char *cli_qstar_help;
 
 // Prints "qstar CMD: <library error>" to stderr and returns 1.
 int cli_fail(const char *cmd);

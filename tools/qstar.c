@@ -10,6 +10,7 @@ static const struct {
     {"generate", cmd_generate, "generate text from a model (greedy or sampled)"},
     {"eval", cmd_eval, "mean NLL / perplexity of a text or JSONL file"},
     {"finetune", cmd_finetune, "plain language-model training (from a checkpoint or random init)"},
+    {"dump-step", cmd_dump_step, "one Quiet-STaR step on a batch: losses, rewards and every gradient to safetensors"},
     {"convert", cmd_convert, "convert a llama2.c model + tokenizer into a qstar model directory"},
 };
 

@@ -1,0 +1,78 @@
+// opts.c: Quiet-STaR options (SPEC defaults) and initialisation of the
+// learned meta embeddings and mixing head.
+#include "quietstar/qstar.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void qs_qstar_opts_default(qs_qstar_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->n_ahead = 12;
+    o->n_talk = 4;
+    o->n_passes = 2;
+    o->base_loss_weight = 0.5f;
+    o->policy_beta = 1e6f;
+    o->tau_sample = 1.0f;
+    o->tau_rl = 3.0f;
+    o->clamp_negative_rewards = 1;
+    o->embedding_scale = 100.0f;
+    o->mixing = QS_MIX_LINEAR;
+    snprintf(o->thought_init, sizeof o->thought_init, "---");
+}
+
+qs_status qs_qstar_opts_validate(const qs_qstar_opts *o, int T) {
+    if (o->n_ahead < 3 || o->n_ahead > 256)
+        return qs_error(QS_ERR_ARG, "n_ahead %d out of range [3, 256] (a thought is start + n_ahead-3 tokens + end)", o->n_ahead);
+    if (o->n_talk < 1 || o->n_talk > QS_MAX_TALK)
+        return qs_error(QS_ERR_ARG, "n_talk %d out of range [1, %d]", o->n_talk, QS_MAX_TALK);
+    if (o->n_passes < 1 || o->n_passes > 64) return qs_error(QS_ERR_ARG, "n_passes %d out of range [1, 64]", o->n_passes);
+    if (!(o->base_loss_weight >= 0 && o->base_loss_weight <= 1))
+        return qs_error(QS_ERR_ARG, "base_loss_weight %g out of range [0, 1]", (double)o->base_loss_weight);
+    if (!(o->policy_beta >= 0) || o->policy_beta > 1e12f)
+        return qs_error(QS_ERR_ARG, "policy_beta %g out of range [0, 1e12]", (double)o->policy_beta);
+    if (!(o->tau_sample > 0) || o->tau_sample > 1e6f) return qs_error(QS_ERR_ARG, "tau_sample %g must be > 0", (double)o->tau_sample);
+    if (!(o->tau_rl > 0) || o->tau_rl > 1e6f) return qs_error(QS_ERR_ARG, "tau_rl %g must be > 0", (double)o->tau_rl);
+    if (!(o->embedding_scale > 0) || o->embedding_scale > 1e6f)
+        return qs_error(QS_ERR_ARG, "embedding_scale %g must be > 0", (double)o->embedding_scale);
+    if (o->mixing != QS_MIX_LINEAR && o->mixing != QS_MIX_SIGMOID) return qs_error(QS_ERR_ARG, "unknown mixing variant %d", o->mixing);
+    if (o->n_banned < 0 || o->n_banned > QS_MAX_BANNED) return qs_error(QS_ERR_ARG, "too many banned tokens");
+    if (T > 0 && T < o->n_talk + 2)
+        return qs_error(QS_ERR_ARG, "sequence length %d too short for n_talk %d (needs at least n_talk + 2)", T, o->n_talk);
+    return QS_OK;
+}
+
+qs_status qs_qstar_init_tensors(qs_model *m, const qs_qstar_opts *o, int init_id, int present, uint64_t seed) {
+    if (!m->has_quietstar) QS_TRY(qs_model_add_quietstar(m));
+    const int H = m->cfg.dim, V = m->cfg.vocab_size;
+    qs_ptrs *w = &m->w;
+    if (init_id >= V) return qs_error(QS_ERR_ARG, "thought init token id %d outside vocabulary %d", init_id, V);
+    float row[H > 0 ? H : 1];
+    for (int c = 0; c < H; c++) {
+        if (init_id >= 0) {
+            row[c] = w->embed[(size_t)init_id * H + c];
+        } else { // mean embedding row
+            double s = 0;
+            for (int v = 0; v < V; v++) s += w->embed[(size_t)v * H + c];
+            row[c] = (float)(s / V);
+        }
+        row[c] /= o->embedding_scale;
+    }
+    if (!(present & 1)) {
+        memset(w->start_emb, 0, 2 * H * sizeof(float));
+        memcpy(w->start_emb, row, H * sizeof(float));
+    }
+    if (!(present & 2)) {
+        memset(w->end_emb, 0, 2 * H * sizeof(float));
+        memcpy(w->end_emb, row, H * sizeof(float));
+    }
+    if (!(present & 4)) {
+        qs_rng r;
+        qs_rng_seed(&r, seed);
+        for (size_t k = 0; k < (size_t)H * 2 * H; k++) w->head_w1[k] = 0.02f * qs_rng_normal(&r);
+        for (size_t k = 0; k < (size_t)H * H; k++) w->head_w2[k] = 0.02f * qs_rng_normal(&r);
+        memset(w->head_b1, 0, H * sizeof(float));
+        memset(w->head_b2, 0, H * sizeof(float));
+        memset(w->head_w3, 0, H * sizeof(float));
+    }
+    return QS_OK;
+}

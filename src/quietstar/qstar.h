@@ -1,0 +1,70 @@
+// qstar.h: the Quiet-STaR training step (SPEC.md sections 1-3): think
+// (thought passes with the diagonal visibility), talk (mixing head over the
+// base and post-thought hidden states), learn (LM loss + REINFORCE).
+#ifndef QS_QUIETSTAR_H
+#define QS_QUIETSTAR_H
+
+#include "core/rng.h"
+#include "model/model.h"
+
+#define QS_MAX_TALK 64
+#define QS_MAX_BANNED 8
+
+typedef enum { QS_MIX_LINEAR = 0, QS_MIX_SIGMOID = 1 } qs_mixing;
+
+typedef struct {
+    int n_ahead;              // 12: thought = start + (n_ahead-3) sampled tokens + end
+    int n_talk;               // 4: true tokens predicted after each thought
+    int n_passes;             // 2: thoughts sampled per position
+    float base_loss_weight;   // 0.5: weight of the base NLL in L_lm (talk gets 1-w)
+    float policy_beta;        // 1e6: weight of the REINFORCE loss
+    float tau_sample;         // 1: sampling temperature of thought tokens
+    float tau_rl;             // 3: temperature of the policy log-likelihoods
+    int clamp_negative_rewards; // 1: advantage = max(advantage, 0)
+    float embedding_scale;    // 100: start/end embedding = scale * parameter
+    qs_mixing mixing;         // linear (released: unbounded w) or sigmoid
+    int greedy_thoughts;      // 0: sample thoughts; 1: argmax
+    char thought_init[64];    // "---": start/end init from E[id(first token of this)]
+    int banned[QS_MAX_BANNED];// vocabulary ids never sampled (meta tokens present in a vocab)
+    int n_banned;
+} qs_qstar_opts;
+
+void qs_qstar_opts_default(qs_qstar_opts *o);
+qs_status qs_qstar_opts_validate(const qs_qstar_opts *o, int T);
+static inline int qs_n_thought(const qs_qstar_opts *o) { return o->n_ahead - 3; }
+
+// Initialises the Quiet-STaR tensors of `m` that are NOT flagged in
+// `present` (bitmask as qs_load_info.qs_present: 1 start, 2 end, 4 talk head):
+// start/end = E[init_id] / embedding_scale (mean embedding row if init_id < 0),
+// talk_head.0.0/0.2 weights N(0, 0.02), biases 0, talk_head.0.4 = 0.
+qs_status qs_qstar_init_tensors(qs_model *m, const qs_qstar_opts *o, int init_id, int present, uint64_t seed);
+
+// Results of one step. Arrays point into the step's buffers (valid until the
+// next call).
+typedef struct {
+    float loss, loss_lm, loss_base, policy_loss;
+    float loss_talk[QS_MAX_TALK];
+    float reward_mean, advantage_mean, mix_mean, mix_std;
+    int R, T, n_thought;
+    const float *reward;      // [R, T-1-n_talk] raw reward
+    const float *advantage;   // [R, T-1-n_talk] after baseline and clamp
+    const float *mix_weight;  // [n_talk, R, T]
+    const int *thoughts;      // [R, n_thought, T] sampled thought tokens
+    const float *nll_base;    // [R, T] per-token base NLL (0 where no target)
+    const float *nll_talk;    // [n_talk, R, T] per-token thought-mixed NLL
+} qs_qstar_out;
+
+typedef struct qs_qstar qs_qstar;
+
+// Step state for batches of B rows x T positions (R = B*n_passes expanded rows).
+qs_status qs_qstar_create(qs_qstar **q, const qs_model *m, const qs_qstar_opts *o, int B, int T);
+void qs_qstar_free(qs_qstar *q);
+size_t qs_qstar_bytes(const qs_qstar *q);
+
+// One step on tokens [B,T] with optional mask [B,T]. Thought tokens are
+// sampled with `rng`, or taken from `forced` [R, n_thought, T] when non-NULL.
+// With `grads` non-NULL, grad_scale * dL/dparams is ACCUMULATED into it.
+qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const int *mask,
+                        const int *forced, qs_rng *rng, float *grads, float grad_scale, qs_qstar_out *out);
+
+#endif
