@@ -281,8 +281,9 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
             for (int i = 0; i < T; i++)
                 memcpy(q->hb + ((size_t)r * T + i) * H, h0 + ((size_t)r * T + (i + k) % T) * H, H * sizeof(float));
         mixhead_forward(&m->w, H, (int)RT, q->hb, ht, q->o.mixing == QS_MIX_SIGMOID, &q->ma, q->hm);
-        memcpy(q->mix + (size_t)k * RT, q->ma.w, RT * sizeof(float));
         talk_targets(q, k, q->tgt);
+        // reported mixing weights: 0 where the position predicts nothing
+        for (size_t n = 0; n < RT; n++) q->mix[(size_t)k * RT + n] = q->tgt[n] >= 0 ? q->ma.w[n] : 0.0f;
         int nk = 0;
         for (size_t n = 0; n < RT; n++) nk += q->tgt[n] >= 0;
         float *nll = q->nllk + (size_t)k * RT;
