@@ -66,7 +66,7 @@ int cmd_dump_step(int argc, char **argv) {
     int rc = 1;
     qs_safetensors st = {0};
     int *ids = NULL, *mask = NULL, *thoughts = NULL;
-    float *grads = NULL;
+    float *grads = NULL, *valid = NULL;
     qs_qstar *q = NULL;
     qs_st_writer w = {0};
     if (info.qs_present != 7) {
@@ -109,6 +109,17 @@ int cmd_dump_step(int argc, char **argv) {
     s = s ? s : qs_st_writer_add(&w, "advantage", QS_DT_F32, 2, rs, res.advantage);
     s = s ? s : qs_st_writer_add(&w, "mix_weight", QS_DT_F32, 3, mw, res.mix_weight);
     if (nT > 0) s = s ? s : qs_st_writer_add(&w, "thought_ids", QS_DT_I32, 3, s3, res.thoughts);
+    // mix_weight_valid: 1 where talk k at (r,i) has a real target x[r,i+k+1]
+    valid = malloc(sizeof(float) * o.n_talk * R * T);
+    if (!valid) { s = qs_error(QS_ERR_NOMEM, "out of memory"); goto done; }
+    for (int k = 0; k < o.n_talk; k++)
+        for (int r = 0; r < R; r++)
+            for (int i = 0; i < T; i++) {
+                const int *mr = mask ? mask + (r / o.n_passes) * T : NULL;
+                int j = i + k + 1;
+                valid[((size_t)k * R + r) * T + i] = j < T && (!mr || (mr[i] && mr[j])) ? 1.0f : 0.0f;
+            }
+    s = s ? s : qs_st_writer_add(&w, "mix_weight_valid", QS_DT_F32, 3, mw, valid);
     char names[256][QS_NAME_MAX + 8];
     for (int k = 0; k < m.layout.n && k < 256 && s == QS_OK; k++) {
         const qs_tensor_info *t = &m.layout.t[k];
@@ -125,7 +136,7 @@ done:
     if (rc) cli_fail("dump-step");
     qs_st_writer_free(&w);
     qs_qstar_free(q);
-    free(grads), free(ids), free(mask), free(thoughts);
+    free(grads), free(valid), free(ids), free(mask), free(thoughts);
     qs_st_close(&st);
     qs_load_info_free(&info);
     qs_model_free(&m);

@@ -117,11 +117,13 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "quietstar"))
     ap.add_argument("--no-run", action="store_true", help="do not run the reference")
     ap.add_argument("--only", default=None, help="comma-separated configuration names")
+    ap.add_argument("--seed-offset", type=int, default=0,
+                    help="shift every configuration's seed: fresh random models and batches")
     a = ap.parse_args()
     names = a.only.split(",") if a.only else list(CONFIGS)
     for name in names:
         c = CONFIGS[name]
-        rs = np.random.RandomState(c["seed"])
+        rs = np.random.RandomState(c["seed"] + a.seed_offset)
         d = os.path.join(a.out, name)
         os.makedirs(os.path.join(d, "model"), exist_ok=True)
         cfg, tensors = make_model(c, rs)
