@@ -1,0 +1,47 @@
+// think.h: thinking at inference (SPEC.md section 6). The prefix's base pass
+// is cached; to produce token i+1 one thought runs at position i only (start,
+// n_ahead-3 sampled tokens, end), each pass attending to the prefix cache and
+// to the thought's own earlier tokens; the end-of-thought hidden state is
+// mixed with h_0[i] by the talk head and the next token is sampled from the
+// mixed logits. The thought's keys/values live in the cache slots of passes
+// 1..n_ahead-1, which no later base-pass query can see, and are overwritten
+// by the next thought: the prefix cache is exactly that of a plain forward.
+#ifndef QS_QUIETSTAR_THINK_H
+#define QS_QUIETSTAR_THINK_H
+
+#include "model/generate.h"
+#include "quietstar/qstar.h"
+
+typedef struct qs_thinker qs_thinker;
+
+// A thinker for sequences of up to max_len positions. Uses o->n_ahead,
+// o->tau_sample, o->greedy_thoughts, o->embedding_scale, o->mixing and
+// o->banned. The model must have its Quiet-STaR tensors.
+qs_status qs_thinker_create(qs_thinker **t, const qs_model *m, const qs_qstar_opts *o, int max_len);
+void qs_thinker_free(qs_thinker *t);
+// Base pass of `token` at position `pos` (positions must come in order 0,1,...).
+qs_status qs_thinker_feed(qs_thinker *t, int token, int pos);
+// Logits at the last fed position without a thought: logits[V].
+void qs_thinker_plain_logits(qs_thinker *t, float *logits);
+// One thought at the last fed position; writes the mixed logits [V], the
+// thought tokens [n_ahead-3] and the mixing weight. Thought tokens are drawn
+// with `rng` from softmax(z / tau_sample) with banned ids excluded; with rng
+// NULL the caller's thought[] tokens are used as they are (forced).
+qs_status qs_thinker_think(qs_thinker *t, qs_rng *rng, float *logits, int *thought, float *mix_w);
+// The workspace (tests compare its pass-0 cache with a plain forward's).
+struct qs_workspace *qs_thinker_workspace(qs_thinker *t);
+
+// Called for each emitted token with its text, the thought that produced it
+// (NULL and 0 without thinking or for prompt tokens) and the mixing weight.
+typedef int (*qs_think_callback)(void *ud, int token, const char *piece, const int *thought, int n_thought,
+                                 float mix_w);
+
+// Generation like qs_generate (same stopping rules and sampler), with a
+// thought before every sampled token when `think` is nonzero. Thought tokens
+// use their own RNG stream (seeded from opts->seed), so printing thoughts or
+// not never changes the text.
+qs_status qs_generate_think(const qs_model *m, const qs_tokenizer *tok, const int *prompt, int n_prompt,
+                            const qs_gen_opts *opts, const qs_qstar_opts *qo, int think, qs_think_callback cb,
+                            void *ud, qs_gen_stats *out);
+
+#endif
