@@ -2,6 +2,7 @@
 # Runs every test binary given on the command line, then the CLI tests, and
 # prints one closing line "N passed, N failed" (N = test binaries/scripts).
 set -u
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 here=$(cd "$(dirname "$0")/.." && pwd)
 pass=0; fail=0; failed=()
 for t in "$@"; do

@@ -2,6 +2,8 @@
 // calls libqstar; only this layer prints and chooses exit codes.
 #include "cli.h"
 
+#include <unistd.h>
+
 static const struct {
     const char *name;
     int (*fn)(int, char **);
@@ -23,6 +25,14 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    // OpenMP worker threads that spin after each parallel region fight with
+    // OpenBLAS's own threads for the cores (measured: 2-3x slower steps on 2
+    // cores). The wait policy is read when libgomp loads, so set it and
+    // re-execute once; an explicit OMP_WAIT_POLICY from the user is kept.
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        execv("/proc/self/exe", argv); // returns only on failure: run as is
+    }
     if (argc < 2) {
         usage(stderr);
         return 2;
