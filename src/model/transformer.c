@@ -17,14 +17,13 @@
 // Forward of layer l on a block of N tokens ordered (pass dd, row r, pos ii)
 // for passes d0..d0+nd-1 and positions i0..i0+ni-1. Keys/values go into the
 // cache; the activations stay in ws->a for a following backward.
-static void layer_forward(const qs_model *m, qs_workspace *ws, int l, const float *x_in, float *x_out,
-                          const int *pos, int d0, int nd, int i0, int ni) {
+static void layer_forward(const qs_model *m, qs_workspace *ws, qs_layer_acts *a, int l, const float *x_in,
+                          float *x_out, const int *pos, int d0, int nd, int i0, int ni) {
     const qs_config *c = &m->cfg;
     const qs_layer_ptrs *w = &m->w.layer[l];
     const int H = c->dim, F = c->hidden_dim, R = ws->R, T = ws->T;
     const int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     const int N = nd * R * ni;
-    qs_layer_acts *a = &ws->a;
     float *kc = ws->kc + (size_t)l * ws->kv_layer, *vc = ws->vc + (size_t)l * ws->kv_layer;
 
     // attention block: x2 = x + Wo . attn(rope(Wq xn), rope(Wk xn), Wv xn), xn = rmsnorm(x)
@@ -59,6 +58,17 @@ static void layer_forward(const qs_model *m, qs_workspace *ws, int l, const floa
     }
 }
 
+// The stored activations of layer l from token `tok` on (pass-major order).
+static qs_layer_acts acts_at(const qs_workspace *ws, int l, size_t tok) {
+    const qs_config *c = &ws->c;
+    const size_t H = c->dim, F = c->hidden_dim, qd = (size_t)c->n_heads * c->head_dim;
+    qs_layer_acts a = ws->stored[l];
+    a.xn += tok * H, a.x2 += tok * H, a.xn2 += tok * H, a.q += tok * qd, a.att += tok * qd;
+    a.gate += tok * F, a.up += tok * F, a.act += tok * F, a.lse += tok * c->n_heads;
+    a.rstd1 += tok, a.rstd2 += tok;
+    return a;
+}
+
 // Position ids of a block: i + d.
 static void block_positions(int *pos, int R, int d0, int nd, int i0, int ni) {
     size_t n = 0;
@@ -86,7 +96,8 @@ qs_status qs_forward_block(const qs_model *m, qs_workspace *ws, const float *x0,
     for (int l = 0; l < c->n_layers; l++) {
         float *x_out = save ? ws->xs + (size_t)(l + 1) * ws->xs_layer + off : (l % 2 ? ws->tmp_a : ws->tmp_b);
         if (save && l == 0 && x0 != ws->xs + off) memcpy(ws->xs + off, x0, N * H * sizeof(float));
-        layer_forward(m, ws, l, x, x_out, ws->pos, d0, nd, i0, ni);
+        qs_layer_acts a = save && ws->stored ? acts_at(ws, l, (size_t)d0 * R * T) : ws->a;
+        layer_forward(m, ws, &a, l, x, x_out, ws->pos, d0, nd, i0, ni);
         x = x_out;
     }
     if (h_out) rmsnorm_forward(h_out, NULL, x, m->w.final_norm, (int)N, H, c->norm_eps);
@@ -103,14 +114,15 @@ static void layer_backward(const qs_model *m, qs_workspace *ws, const qs_ptrs *g
     const int H = c->dim, F = c->hidden_dim, R = ws->R, T = ws->T, D = ws->D;
     const int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     const int N = D * R * T;
-    qs_layer_acts *a = &ws->a;
+    qs_layer_acts *a = ws->stored ? &ws->stored[l] : &ws->a;
     qs_grad_scratch *gs = &ws->g;
     const float *x_in = ws->xs + (size_t)l * ws->xs_layer;
     float *kc = ws->kc + (size_t)l * ws->kv_layer, *vc = ws->vc + (size_t)l * ws->kv_layer;
 
-    // recompute the layer's activations for all passes (one batch of GEMMs)
+    // the layer's activations: kept from the forward, or recomputed for all
+    // passes at once (one batch of GEMMs) from the saved layer input
     block_positions(ws->pos, R, 0, D, 0, T);
-    layer_forward(m, ws, l, x_in, NULL, ws->pos, 0, D, 0, T);
+    if (!ws->stored) layer_forward(m, ws, a, l, x_in, NULL, ws->pos, 0, D, 0, T);
 
     // MLP: out = x2 + act Wd^T  =>  dx2 = dx (residual) + rmsnorm2'(...)
     memset(gs->dact, 0, (size_t)N * F * sizeof(float));

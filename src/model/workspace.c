@@ -73,12 +73,60 @@ qs_status qs_workspace_create_ex(qs_workspace **out, const qs_config *c, int R, 
     return QS_OK;
 }
 
+// floats per token of the stored activations (k and v live in the cache)
+static size_t acts_per_token(const qs_config *c) {
+    const size_t H = c->dim, F = c->hidden_dim, qd = (size_t)c->n_heads * c->head_dim;
+    return 3 * H + 2 * qd + 3 * F + c->n_heads + 2;
+}
+
+static void free_stored(qs_workspace *w) {
+    if (!w->stored) return;
+    for (int l = 0; l < w->c.n_layers; l++) free(w->stored[l].xn); // one block per layer
+    free(w->stored);
+    w->stored = NULL;
+}
+
+int qs_workspace_store_activations(qs_workspace *w, size_t max_bytes) {
+    if (!w->training || w->stored) return w->stored != NULL;
+    const qs_config *c = &w->c;
+    const size_t N = w->n_max, per = acts_per_token(c);
+    if ((double)N * per * sizeof(float) * c->n_layers > (double)max_bytes) return 0;
+    w->stored = calloc((size_t)c->n_layers, sizeof *w->stored);
+    if (!w->stored) return 0;
+    const size_t H = c->dim, F = c->hidden_dim, qd = (size_t)c->n_heads * c->head_dim;
+    for (int l = 0; l < c->n_layers; l++) {
+        float *b = malloc(N * per * sizeof(float));
+        if (!b) { free_stored(w); return 0; }
+        qs_layer_acts *a = &w->stored[l];
+        a->xn = b, b += N * H;
+        a->x2 = b, b += N * H;
+        a->xn2 = b, b += N * H;
+        a->q = b, b += N * qd;
+        a->att = b, b += N * qd;
+        a->gate = b, b += N * F;
+        a->up = b, b += N * F;
+        a->act = b, b += N * F;
+        a->lse = b, b += N * c->n_heads;
+        a->rstd1 = b, b += N;
+        a->rstd2 = b;
+        a->k = w->a.k, a->v = w->a.v; // scratch: keys/values go to the cache
+    }
+    w->bytes += N * per * sizeof(float) * c->n_layers;
+    return 1;
+}
+
 qs_status qs_workspace_create(qs_workspace **ws, const qs_config *c, int R, int T, int D) {
-    return qs_workspace_create_ex(ws, c, R, T, D, 1);
+    QS_TRY(qs_workspace_create_ex(ws, c, R, T, D, 1));
+    size_t budget = QS_STORE_ACTS_DEFAULT;
+    const char *e = getenv("QSTAR_STORE_ACTS_MB");
+    if (e && *e) budget = (size_t)strtoull(e, NULL, 10) << 20;
+    qs_workspace_store_activations(*ws, budget);
+    return QS_OK;
 }
 
 void qs_workspace_free(qs_workspace *w) {
     if (!w) return;
+    free_stored(w);
     float *bufs[] = {w->kc, w->vc, w->xs, w->g.dact, w->g.dgate, w->g.dup, w->g.dxn, w->g.datt, w->g.dq,
                      w->g.dk, w->g.dv, w->dh, w->dx0, w->cos_t, w->sin_t, w->a.xn, w->a.rstd1, w->a.q,
                      w->a.k, w->a.v, w->a.att, w->a.lse, w->a.x2, w->a.xn2, w->a.rstd2, w->a.gate,
