@@ -16,6 +16,8 @@ int cmd_finetune(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_dump_step(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_viz(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 // Quiet-STaR flags (tools/qs_flags.c): same return convention as cli_int.
 struct qs_qstar_opts_s;

@@ -2,6 +2,8 @@
 // into a qstar model directory (config.json, model.safetensors, tokenizer.bin).
 #include "cli.h"
 #include "io/model_io.h"
+#include "quietstar/evaltask.h"
+#include "quietstar/qstar.h"
 #include "tokenizer/tokenizer.h"
 
 static void usage(FILE *f) {
@@ -10,19 +12,44 @@ static void usage(FILE *f) {
             "  --model PATH         llama2.c checkpoint (or a qstar model directory)\n"
             "  --tokenizer FILE     llama2.c tokenizer, copied to DIR/tokenizer.bin\n"
             "                       (default: the model directory's own tokenizer.bin)\n"
-            "  --out DIR            output directory (created if needed)\n");
+            "  --out DIR            output directory (created if needed)\n"
+            "  --add-quietstar      add freshly initialised Quiet-STaR tensors (SPEC section 2:\n"
+            "                       start/end = E[first token of \"---\"] / 100, talk head N(0,0.02)\n"
+            "                       with a zero output layer) and a config.json \"quietstar\" block;\n"
+            "                       tensors the model already has are kept. Quiet-STaR options\n"
+            "                       (--n-ahead N, --n-talk K, --mixing, --thought-init STR, ...)\n"
+            "                       go into that block\n"
+            "  --seed S             talk head init seed (default 1)\n"
+            "  --talk-head-std X    testing aid: talk head output layer N(0, X) instead of 0, so\n"
+            "                       that thoughts change the predictions of an untrained head\n");
 }
 
 int cmd_convert(int argc, char **argv) {
     const char *C = "convert";
     const char *model_path = NULL, *tok_path = NULL, *out_dir = NULL;
+    int add_qs = 0, qs_flags = 0;
+    long seed = 1;
+    double head_std = 0.0;
+    qs_qstar_opts qo;
+    qs_qstar_opts_default(&qo);
     for (int i = 1; i < argc; i++) {
         int r;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
         }
-        if ((r = cli_str(argc, argv, &i, "--model", &model_path)) ||
+        if (!strcmp(argv[i], "--add-quietstar")) {
+            add_qs = 1;
+            continue;
+        }
+        if ((r = cli_qstar_flag(argc, argv, &i, &qo))) {
+            if (r < 0) return 2;
+            qs_flags = 1;
+            continue;
+        }
+        if ((r = cli_int(argc, argv, &i, "--seed", &seed, 0, 0x7fffffffffffffffL)) ||
+            (r = cli_float(argc, argv, &i, "--talk-head-std", &head_std, 0.0, 1e3)) ||
+            (r = cli_str(argc, argv, &i, "--model", &model_path)) ||
             (r = cli_str(argc, argv, &i, "--tokenizer", &tok_path)) ||
             (r = cli_str(argc, argv, &i, "--out", &out_dir))) {
             if (r < 0) return 2;
@@ -32,6 +59,7 @@ int cmd_convert(int argc, char **argv) {
     }
     if (!model_path) return cli_usage_error(C, "--model is required");
     if (!out_dir || !*out_dir) return cli_usage_error(C, "--out is required");
+    if ((qs_flags || head_std > 0) && !add_qs) return cli_usage_error(C, "Quiet-STaR options need --add-quietstar");
 
     qs_model m;
     qs_load_info info;
@@ -49,11 +77,38 @@ int cmd_convert(int argc, char **argv) {
         rc = cli_fail(C);
         goto out;
     }
+    char *qs_json = NULL;
+    if (add_qs) {
+        // keep the settings of a checkpoint that has some, then apply the flags
+        qs_qstar_opts base;
+        qs_qstar_opts_default(&base);
+        if (info.quietstar_json && !qs_flags && qs_task_opts_from_json(info.quietstar_json, &base) == QS_OK) qo = base;
+        int init_id = -1, ids[64], n = 0;
+        if (qo.thought_init[0] &&
+            qs_tokenizer_encode(tok, qo.thought_init, 0, 0, ids, (int)(sizeof ids / sizeof ids[0]), &n) == QS_OK && n > 0)
+            init_id = ids[0];
+        if (qs_qstar_opts_validate(&qo, 0) != QS_OK ||
+            qs_qstar_init_tensors(&m, &qo, init_id, m.has_quietstar ? info.qs_present : 0, (uint64_t)seed) != QS_OK ||
+            qs_task_opts_to_json(&qo, &qs_json) != QS_OK) {
+            qs_tokenizer_free(tok);
+            rc = cli_fail(C);
+            goto out;
+        }
+        if (head_std > 0 && !(m.has_quietstar && (info.qs_present & 4))) {
+            qs_rng r;
+            qs_rng_seed(&r, (uint64_t)seed ^ 0x5eedull);
+            for (int c = 0; c < m.cfg.dim; c++) m.w.head_w3[c] = (float)head_std * qs_rng_normal(&r);
+        }
+        fprintf(stderr, "qstar %s: Quiet-STaR tensors: n_ahead %d (n_thought %d), thought init token %d%s\n", C,
+                qo.n_ahead, qo.n_ahead - 3, init_id, init_id < 0 ? " (mean embedding)" : "");
+    }
     qs_tokenizer_free(tok);
-    if (qs_model_save_dir(&m, out_dir, tok_path, info.quietstar_json) != QS_OK) {
+    if (qs_model_save_dir(&m, out_dir, tok_path, qs_json ? qs_json : info.quietstar_json) != QS_OK) {
+        free(qs_json);
         rc = cli_fail(C);
         goto out;
     }
+    free(qs_json);
     fprintf(stderr, "qstar %s: wrote %s (%d layers, dim %d, vocab %d, %zu parameters)\n", C, out_dir,
             m.cfg.n_layers, m.cfg.dim, m.cfg.vocab_size, m.layout.numel);
 out:

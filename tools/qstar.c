@@ -13,6 +13,8 @@ static const struct {
     {"eval", cmd_eval, "mean NLL / perplexity of a text or JSONL file"},
     {"finetune", cmd_finetune, "plain language-model training (from a checkpoint or random init)"},
     {"dump-step", cmd_dump_step, "one Quiet-STaR step on a batch: losses, rewards and every gradient to safetensors"},
+    {"viz", cmd_viz, "HTML page: each token coloured by how much its thought changed its likelihood"},
+    {"plot", cmd_plot, "PNG charts (gnuplot) of a Quiet-STaR training log"},
     {"convert", cmd_convert, "convert a llama2.c model + tokenizer into a qstar model directory"},
 };
 

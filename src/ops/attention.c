@@ -32,7 +32,7 @@ static inline __attribute__((always_inline)) float exp_neg(float x) {
     float r = x - n * 0.693145752f - n * 1.42860677e-6f;
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666418f + r * (0.00833336077f + r * 0.00139304355f)))));
     union { float f; int32_t i; } u = {.f = p};
-    u.i += (int32_t)n << 23;
+    u.i += (int32_t)n * (1 << 23); // scale by 2^n (n >= -126 after the clamp)
     return u.f;
 }
 

@@ -1,0 +1,362 @@
+// trainer.c: plain language-model training loop (see trainer.h).
+#include "train/trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/workspace.h"
+
+qs_train_opts qs_train_opts_default(void) {
+    qs_train_opts o = {
+        .steps = 1000,
+        .batch = 32,
+        .seq_len = 256,
+        .grad_accum = 1,
+        .lr = 5e-4f,
+        .min_lr = 5e-5f,
+        .warmup = 100,
+        .beta1 = 0.9f,
+        .beta2 = 0.95f,
+        .eps = 1e-8f,
+        .weight_decay = 0.1f,
+        .clip = 1.0f,
+        .eval_every = 100,
+        .eval_batches = 20,
+        .save_every = 500,
+        .stop_after = 0,
+    };
+    return o;
+}
+
+static int finite_nonneg(float x) { return isfinite(x) && x >= 0; }
+
+qs_status qs_train_opts_validate(const qs_train_opts *o) {
+    if (o->steps < 1) return qs_error(QS_ERR_ARG, "steps must be at least 1 (got %ld)", o->steps);
+    if (o->batch < 1) return qs_error(QS_ERR_ARG, "batch must be at least 1 (got %d)", o->batch);
+    if (o->seq_len < 2) return qs_error(QS_ERR_ARG, "seq_len must be at least 2 (got %d)", o->seq_len);
+    if (o->grad_accum < 1) return qs_error(QS_ERR_ARG, "grad_accum must be at least 1 (got %d)", o->grad_accum);
+    if (!(isfinite(o->lr) && o->lr > 0)) return qs_error(QS_ERR_ARG, "lr must be positive (got %g)", (double)o->lr);
+    if (!finite_nonneg(o->min_lr)) return qs_error(QS_ERR_ARG, "min_lr must be >= 0 (got %g)", (double)o->min_lr);
+    if (o->warmup < 0) return qs_error(QS_ERR_ARG, "warmup must be >= 0 (got %ld)", o->warmup);
+    if (!(o->beta1 >= 0 && o->beta1 < 1)) return qs_error(QS_ERR_ARG, "beta1 must be in [0,1) (got %g)", (double)o->beta1);
+    if (!(o->beta2 >= 0 && o->beta2 < 1)) return qs_error(QS_ERR_ARG, "beta2 must be in [0,1) (got %g)", (double)o->beta2);
+    if (!(isfinite(o->eps) && o->eps > 0)) return qs_error(QS_ERR_ARG, "eps must be positive (got %g)", (double)o->eps);
+    if (!finite_nonneg(o->weight_decay))
+        return qs_error(QS_ERR_ARG, "weight_decay must be >= 0 (got %g)", (double)o->weight_decay);
+    if (!finite_nonneg(o->clip)) return qs_error(QS_ERR_ARG, "clip must be >= 0 (got %g)", (double)o->clip);
+    if (o->eval_every < 0) return qs_error(QS_ERR_ARG, "eval_every must be >= 0 (got %ld)", o->eval_every);
+    if (o->eval_batches < 0) return qs_error(QS_ERR_ARG, "eval_batches must be >= 0 (got %d)", o->eval_batches);
+    if (o->save_every < 0) return qs_error(QS_ERR_ARG, "save_every must be >= 0 (got %ld)", o->save_every);
+    if (o->stop_after < 0) return qs_error(QS_ERR_ARG, "stop_after must be >= 0 (got %ld)", o->stop_after);
+    return QS_OK;
+}
+
+static int is_quietstar_tensor(const char *name) {
+    return !strcmp(name, "start_embedding") || !strcmp(name, "end_embedding") || !strncmp(name, "talk_head.", 10);
+}
+
+static qs_status check_ids(const qs_token_stream *s, int vocab, const char *which) {
+    for (size_t i = 0; i < s->n_tokens; i++)
+        if (s->tokens[i] < 0 || s->tokens[i] >= vocab)
+            return qs_error(QS_ERR_ARG,
+                            "%s data holds token id %d but the model's vocabulary has %d entries "
+                            "(tokenizer does not match the model?)",
+                            which, s->tokens[i], vocab);
+    return QS_OK;
+}
+
+qs_status qs_trainer_init(qs_trainer *t, qs_model *m, qs_dataset *ds, const qs_train_opts *o) {
+    memset(t, 0, sizeof *t);
+    t->saved_step = -1;
+    QS_TRY(qs_train_opts_validate(o));
+    if (o->seq_len > m->cfg.max_seq_len)
+        return qs_error(QS_ERR_ARG, "seq_len %d exceeds the model's max_position_embeddings %d", o->seq_len,
+                        m->cfg.max_seq_len);
+    if (ds->train.n_tokens < 2)
+        return qs_error(QS_ERR_ARG, "the training split has %zu tokens; need at least 2", ds->train.n_tokens);
+    QS_TRY(check_ids(&ds->train, m->cfg.vocab_size, "training"));
+    QS_TRY(check_ids(&ds->val, m->cfg.vocab_size, "held-out"));
+    t->model = m;
+    t->data = ds;
+    t->o = *o;
+    // AdamW only touches the language-model tensors in plain LM training
+    // (Quiet-STaR tensors get no gradient, and weight decay must not shrink
+    // them); Quiet-STaR training updates everything.
+    t->opt_layout = m->layout;
+    int n_lm = 0;
+    while (n_lm < m->layout.n && !is_quietstar_tensor(m->layout.t[n_lm].name)) n_lm++;
+    if (!o->quietstar) t->opt_layout.n = n_lm;
+    if (o->quietstar && !m->has_quietstar)
+        return qs_error(QS_ERR_ARG, "Quiet-STaR training needs the model's Quiet-STaR tensors (qs_qstar_init_tensors)");
+    const size_t numel = m->layout.numel, BT = (size_t)o->batch * o->seq_len;
+    qs_status st = qs_adamw_create(&t->opt, numel);
+    if (st == QS_OK) {
+        t->grads = qs_calloc(numel ? numel : 1, sizeof(float), "gradients");
+        t->tokens = qs_malloc(BT * sizeof(int), "training batch");
+        t->mask = qs_malloc(BT * sizeof(int), "training batch mask");
+        if (!t->grads || !t->tokens || !t->mask) st = QS_ERR_NOMEM;
+    }
+    if (o->quietstar) {
+        qs_qstar_opts eo = o->qs; // eval mode (SPEC 5): one pass, one talk token, no policy loss
+        eo.n_passes = 1, eo.n_talk = 1;
+        if (st == QS_OK) st = qs_qstar_create(&t->qstep, m, &o->qs, o->batch, o->seq_len);
+        if (st == QS_OK) st = qs_qstar_create(&t->qeval, m, &eo, o->batch, o->seq_len);
+    } else {
+        if (st == QS_OK) st = qs_workspace_create(&t->ws, &m->cfg, o->batch, o->seq_len, 1);
+        if (st == QS_OK) st = qs_workspace_create_ex(&t->ws_eval, &m->cfg, o->batch, o->seq_len, 1, 0);
+    }
+    if (st != QS_OK) {
+        qs_trainer_free(t);
+        return st;
+    }
+    return QS_OK;
+}
+
+void qs_trainer_free(qs_trainer *t) {
+    if (!t) return;
+    qs_adamw_free(&t->opt);
+    free(t->grads);
+    free(t->tokens);
+    free(t->mask);
+    qs_workspace_free(t->ws);
+    qs_workspace_free(t->ws_eval);
+    qs_qstar_free(t->qstep);
+    qs_qstar_free(t->qeval);
+    memset(t, 0, sizeof *t);
+}
+
+qs_status qs_trainer_step(qs_trainer *t, qs_train_event *ev) {
+    const qs_train_opts *o = &t->o;
+    qs_model *m = t->model;
+    const size_t numel = m->layout.numel;
+    const int B = o->batch, T = o->seq_len, K = o->grad_accum;
+    memset(t->grads, 0, numel * sizeof(float));
+    double loss_sum = 0;
+    for (int k = 0; k < K; k++) {
+        float loss = 0;
+        if (t->qstep) {
+            // Quiet-STaR: windows that start at a document's BOS, right-padded;
+            // thoughts drawn from a stream fixed by (seed, step, micro-batch)
+            QS_TRY(qs_stream_sample_docs(&t->data->train, &t->data->rng, B, T, t->tokens, t->mask, NULL));
+            qs_rng trng;
+            qs_rng_seed(&trng, o->seed ^ ((uint64_t)t->step * 0x9E3779B97F4A7C15ull + (uint64_t)k));
+            QS_TRY(qs_qstar_step(t->qstep, m, t->tokens, t->mask, NULL, &trng, t->grads, 1.0f / (float)K, &t->qout));
+            loss = t->qout.loss;
+        } else {
+            QS_TRY(qs_stream_sample(&t->data->train, &t->data->rng, B, T, t->tokens, t->mask, NULL));
+            QS_TRY(qs_lm_step(m, t->ws, t->tokens, t->mask, B, T, &loss, NULL, t->grads, 1.0f / (float)K, NULL));
+        }
+        t->data_pos += (uint64_t)B;
+        loss_sum += loss;
+    }
+    const float loss = (float)(loss_sum / K);
+    const float norm = qs_clip_grad_norm(t->grads, numel, o->clip);
+    const float lr = qs_lr_schedule(t->step, o->lr, o->min_lr, o->warmup, o->steps);
+    const int skip = !isfinite(loss) || !isfinite(norm);
+    if (!skip) {
+        qs_adamw_hparams hp = {.lr = lr, .beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps,
+                               .weight_decay = o->weight_decay};
+        qs_adamw_step(&t->opt, &t->opt_layout, m->params, t->grads, &hp, lr);
+    }
+    t->step++;
+    if (ev) {
+        memset(ev, 0, sizeof *ev);
+        ev->kind = QS_TEV_STEP;
+        ev->step = t->step;
+        ev->total = o->steps;
+        ev->loss = loss;
+        ev->lr = lr;
+        ev->grad_norm = norm;
+        ev->skipped = skip;
+        if (t->qstep) ev->qs = &t->qout, ev->tokens = t->tokens;
+    }
+    return QS_OK;
+}
+
+// Quiet-STaR eval mode on one batch: sums of base and thought-mixed NLL over
+// the tokens with a target. Thoughts are sampled from a fixed stream so that
+// evaluations are comparable across steps.
+static qs_status qs_eval_batch(qs_trainer *t, size_t first, double *base, double *think, long *n) {
+    const int B = t->o.batch, T = t->o.seq_len;
+    qs_rng r;
+    qs_rng_seed(&r, t->o.seed ^ 0xe7a1ull ^ (uint64_t)first);
+    qs_qstar_out out;
+    QS_TRY(qs_qstar_step(t->qeval, t->model, t->tokens, t->mask, NULL, &r, NULL, 1.0f, &out));
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i + 1 < T; i++) {
+            const size_t k = (size_t)b * T + i;
+            if (!t->mask[k] || !t->mask[k + 1]) continue;
+            *base += out.nll_base[k];
+            *think += out.nll_talk[k];
+            (*n)++;
+        }
+    return QS_OK;
+}
+
+qs_status qs_trainer_eval(qs_trainer *t, double *nll, double *nll_think, long *n_tokens) {
+    const qs_token_stream *val = &t->data->val;
+    const int B = t->o.batch, T = t->o.seq_len;
+    size_t limit = qs_stream_n_windows(val, T);
+    if (t->o.eval_batches > 0 && limit > (size_t)t->o.eval_batches * (size_t)B)
+        limit = (size_t)t->o.eval_batches * (size_t)B;
+    double sum = 0, sum_think = 0;
+    long count = 0;
+    for (size_t first = 0; first < limit; first += (size_t)B) {
+        int rows = 0;
+        QS_TRY(qs_stream_eval_batch(val, first, B, T, t->tokens, t->mask, &rows));
+        for (size_t b = limit - first; b < (size_t)B; b++) // windows past the limit are padding
+            memset(t->mask + b * (size_t)T, 0, (size_t)T * sizeof(int));
+        double s = 0;
+        long n = 0;
+        if (t->qeval) {
+            QS_TRY(qs_eval_batch(t, first, &s, &sum_think, &n));
+        } else {
+            QS_TRY(qs_lm_nll(t->model, t->ws_eval, t->tokens, t->mask, B, T, &s, &n));
+        }
+        sum += s;
+        count += n;
+    }
+    *nll = count > 0 ? sum / (double)count : NAN;
+    if (nll_think) *nll_think = count > 0 && t->qeval ? sum_think / (double)count : NAN;
+    *n_tokens = count;
+    return QS_OK;
+}
+
+void qs_trainer_state(const qs_trainer *t, qs_train_state *s) {
+    memset(s, 0, sizeof *s);
+    s->step = t->step;
+    s->adam_step = t->opt.step;
+    s->rng = t->data->rng.s;
+    s->data_pos = t->data_pos;
+    s->data_tokens = (uint64_t)t->data->train.n_tokens;
+    s->numel = t->model->layout.numel;
+    s->layout_hash = qs_layout_hash(&t->model->layout);
+}
+
+qs_status qs_trainer_restore(qs_trainer *t, const char *ckpt_dir) {
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/%s", ckpt_dir, QS_TRAIN_STATE_FILE);
+    if (n < 0 || (size_t)n >= sizeof path) return qs_error(QS_ERR_ARG, "path too long: %s", ckpt_dir);
+    qs_train_state s;
+    QS_TRY(qs_train_state_load(path, t->model, &s, &t->opt));
+    t->step = s.step;
+    t->data_pos = s.data_pos;
+    t->data->rng.s = s.rng;
+    t->saved_step = s.step;
+    t->warning[0] = 0;
+    if (s.data_tokens != (uint64_t)t->data->train.n_tokens)
+        snprintf(t->warning, sizeof t->warning,
+                 "the checkpoint was trained on a stream of %llu tokens, the data now has %zu "
+                 "(different data or --val-frac?): continuing, but not as an exact resume",
+                 (unsigned long long)s.data_tokens, t->data->train.n_tokens);
+    return QS_OK;
+}
+
+// ---------------------------------------------------------------------------
+// The loop.
+
+static void emit(const qs_train_run_opts *ro, qs_train_event *ev) {
+    if (ro && ro->cb) ro->cb(ro->cb_ctx, ev);
+}
+
+static qs_status do_eval(qs_trainer *t, const qs_train_run_opts *ro, double t0, double *nll) {
+    long n = 0;
+    double think = NAN;
+    QS_TRY(qs_trainer_eval(t, nll, &think, &n));
+    qs_train_event ev = {.kind = QS_TEV_EVAL, .step = t->step, .total = t->o.steps, .val_nll = *nll,
+                         .val_nll_think = think, .val_tokens = n, .elapsed = qs_now() - t0};
+    emit(ro, &ev);
+    return QS_OK;
+}
+
+static int params_finite(const qs_model *m) {
+    int ok = 1;
+    const long n = (long)m->layout.numel;
+    const float *p = m->params;
+#pragma omp parallel for reduction(&& : ok) schedule(static)
+    for (long i = 0; i < n; i++) ok = ok && isfinite(p[i]);
+    return ok;
+}
+
+static qs_status do_save(qs_trainer *t, const qs_train_run_opts *ro, double t0, qs_train_summary *sum) {
+    if (!ro || !ro->out_dir) return QS_OK;
+    if (!params_finite(t->model))
+        return qs_error(QS_ERR_NUMERIC, "step %ld: the model holds non-finite weights; checkpoint not saved",
+                        t->step);
+    qs_train_state s;
+    qs_trainer_state(t, &s);
+    QS_TRY(qs_checkpoint_save(ro->out_dir, t->model, ro->tokenizer_path, ro->quietstar_json, &s, &t->opt,
+                              ro->args_json, sum->ckpt_dir, sizeof sum->ckpt_dir));
+    t->saved_step = t->step;
+    qs_train_event ev = {.kind = QS_TEV_SAVE, .step = t->step, .total = t->o.steps,
+                         .elapsed = qs_now() - t0, .message = sum->ckpt_dir};
+    emit(ro, &ev);
+    return QS_OK;
+}
+
+qs_status qs_trainer_run(qs_trainer *t, const qs_train_run_opts *ro, qs_train_summary *sum) {
+    const qs_train_opts *o = &t->o;
+    const double t0 = qs_now();
+    memset(sum, 0, sizeof *sum);
+    sum->nll_first = sum->nll_last = NAN;
+    if (t->warning[0]) {
+        qs_train_event ev = {.kind = QS_TEV_WARN, .step = t->step, .total = o->steps, .message = t->warning};
+        emit(ro, &ev);
+        t->warning[0] = 0;
+    }
+    double nll;
+    QS_TRY(do_eval(t, ro, t0, &nll));
+    sum->nll_first = sum->nll_last = nll;
+    sum->step_first = sum->step_last = t->step;
+    const double tokens_per_step = (double)o->batch * o->seq_len * o->grad_accum;
+    double train_time = 0;
+    int pending_save = 0;
+    long last_eval = t->step;
+    while (t->step < o->steps) {
+        double ts = qs_now();
+        qs_train_event ev;
+        QS_TRY(qs_trainer_step(t, &ev));
+        double now = qs_now();
+        train_time += now - ts;
+        sum->steps_run++;
+        ev.elapsed = now - t0;
+        ev.tok_per_s = train_time > 0 ? tokens_per_step * (double)sum->steps_run / train_time : 0;
+        ev.eta = train_time / (double)sum->steps_run * (double)(o->steps - t->step);
+        if (ev.skipped) {
+            sum->skipped++;
+            char msg[256];
+            snprintf(msg, sizeof msg, "step %ld: non-finite %s (loss %g, grad norm %g): update skipped", t->step,
+                     !isfinite(ev.loss) ? "loss" : "gradient norm", (double)ev.loss, (double)ev.grad_norm);
+            qs_train_event w = {.kind = QS_TEV_WARN, .step = t->step, .total = o->steps, .elapsed = ev.elapsed,
+                                .message = msg};
+            emit(ro, &w);
+        }
+        emit(ro, &ev);
+        const int stopping = (ro && ro->stop && *ro->stop) || (o->stop_after > 0 && t->step >= o->stop_after);
+        if (t->step >= o->steps || stopping) {
+            sum->interrupted = t->step < o->steps;
+            break;
+        }
+        if (o->eval_every > 0 && t->step % o->eval_every == 0) {
+            QS_TRY(do_eval(t, ro, t0, &nll));
+            sum->nll_last = nll;
+            sum->step_last = t->step;
+            last_eval = t->step;
+        }
+        if (o->save_every > 0 && t->step % o->save_every == 0) pending_save = 1;
+        if (pending_save && !ev.skipped) { // a save due at a skipped step waits for the next good one
+            QS_TRY(do_save(t, ro, t0, sum));
+            pending_save = 0;
+        }
+    }
+    if (!sum->interrupted && t->step != last_eval) {
+        QS_TRY(do_eval(t, ro, t0, &nll));
+        sum->nll_last = nll;
+        sum->step_last = t->step;
+    }
+    if (t->step != t->saved_step) QS_TRY(do_save(t, ro, t0, sum));
+    sum->seconds = qs_now() - t0;
+    return QS_OK;
+}

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# CLI test of `qstar eval --task gsm8k|csqa|nll` (SPEC section 5) on a small
+# Quiet-STaR checkpoint made in a temp dir from stories260K: with and without
+# thoughts on the first examples, the JSON results (task, n, accuracy = mean
+# of the per-example scores, exact_match, think, n_ahead), --limit N giving the
+# first N of a longer run, the NLL table and per-token output, bad input.
+# Env: QSTAR = path of the qstar binary, QSTAR_DATA = shared data directory.
+set -u
+here=$(cd "$(dirname "$0")/../.." && pwd)
+QSTAR=${QSTAR:-$here/build/qstar}
+PY=${PYTHON:-python3}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails+1)); }
+
+expect_rc() {
+  local want=$1 pat=$2; shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
+  if [ "$rc" -ne "$want" ]; then fail "exit $rc (want $want): $*"; sed 's/^/  stderr: /' "$tmp/err"; return; fi
+  if [ -n "$pat" ] && ! grep -qF -- "$pat" "$tmp/err"; then fail "stderr of '$*' lacks '$pat'"; sed 's/^/  stderr: /' "$tmp/err"; fi
+  if [ "$want" -ne 0 ] && [ "$(wc -l <"$tmp/err")" -ne 1 ]; then fail "'$*' should print one error line"; sed 's/^/  stderr: /' "$tmp/err"; fi
+}
+
+# --- no data needed -------------------------------------------------------------
+"$QSTAR" eval --help >"$tmp/out" 2>&1 && grep -q -- "--task gsm8k" "$tmp/out" || fail "eval --help lacks --task"
+expect_rc 2 "--task expects gsm8k, csqa or nll" "$QSTAR" eval --task bogus --model x
+expect_rc 2 "--model is required" "$QSTAR" eval --task csqa
+expect_rc 2 "--task nll needs --data" "$QSTAR" eval --task nll --model x
+expect_rc 2 "--limit" "$QSTAR" eval --task csqa --model x --limit 0
+expect_rc 2 "for --task nll" "$QSTAR" eval --task csqa --model x --tokens-out y
+expect_rc 2 "contradict --no-think" "$QSTAR" eval --task csqa --model x --no-think --n-ahead 8
+expect_rc 2 "unknown option '--bogus'" "$QSTAR" eval --task gsm8k --model x --bogus
+
+if [ -z "${QSTAR_DATA:-}" ] || [ ! -f "$QSTAR_DATA/stories260K/stories260K.bin" ] ||
+   [ ! -f "$QSTAR_DATA/gsm8k/test.jsonl" ] || [ ! -f "$QSTAR_DATA/csqa/dev_rand_split.jsonl" ]; then
+  echo "SKIP: QSTAR_DATA is not set (or lacks stories260K / gsm8k / csqa); skipping the evaluation checks"
+  [ "$fails" -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
+  exit 0
+fi
+M=$QSTAR_DATA/stories260K
+BIN=$M/stories260K.bin
+TOK=$M/tok512.bin
+CK=$tmp/ck
+"$QSTAR" convert --model "$BIN" --tokenizer "$TOK" --out "$CK" --add-quietstar --n-ahead 6 --talk-head-std 1 \
+  2>"$tmp/err" || { fail "convert --add-quietstar"; cat "$tmp/err"; }
+
+for task in gsm8k csqa; do
+  for th in --think --no-think; do
+    if ! "$QSTAR" eval --task "$task" --model "$CK" $th --limit 5 --seed 3 --out "$tmp/$task$th.json" >"$tmp/out" 2>"$tmp/err"; then
+      fail "eval --task $task $th"; cat "$tmp/err"; continue
+    fi
+    grep -q "^accuracy (mean restricted probability): 0\.[0-9]*$" "$tmp/out" || { fail "$task $th: no accuracy line"; cat "$tmp/out"; }
+    grep -q "^exact match: [01]\.[0-9]*$" "$tmp/out" || fail "$task $th: no exact match line"
+  done
+  # the default data path is $QSTAR_DATA/...
+  "$QSTAR" eval --task "$task" --model "$CK" --limit 7 --seed 3 --out "$tmp/$task-7.json" >/dev/null 2>&1 ||
+    fail "eval --task $task with the default data"
+done
+if command -v "$PY" >/dev/null 2>&1; then
+  "$PY" - "$tmp" <<'EOF' || fail "JSON results"
+import json, sys, math
+d = sys.argv[1]
+bad = 0
+def check(cond, msg):
+    global bad
+    if not cond:
+        print("  JSON:", msg); bad += 1
+for task in ("gsm8k", "csqa"):
+    r = {}
+    for th in ("--think", "--no-think"):
+        j = json.load(open(f"{d}/{task}{th}.json"))
+        r[th] = j
+        check(j["task"] == task, f"{task}{th}: task {j['task']}")
+        check(j["n"] == 5 and len(j["examples"]) == 5, f"{task}{th}: n {j['n']}")
+        check(j["think"] == (th == "--think"), f"{task}{th}: think flag")
+        check((j["n_ahead"] == 6) if th == "--think" else j["n_ahead"] is None, f"{task}{th}: n_ahead {j['n_ahead']}")
+        s = [e["score"] for e in j["examples"]]
+        check(all(0 <= x <= 1 for x in s), f"{task}{th}: scores out of [0,1]")
+        check(abs(sum(s) / 5 - j["accuracy"]) < 1e-9, f"{task}{th}: accuracy is not the mean score")
+        check(abs(sum(e["exact"] for e in j["examples"]) / 5 - j["exact_match"]) < 1e-9, f"{task}{th}: exact_match")
+        for e in j["examples"]:
+            p = 1.0
+            for x in e["token_probs"]: p *= x
+            check(abs(p - e["score"]) <= 1e-9 * max(p, 1e-300) + 1e-300, f"{task}{th}: score != product of token probs")
+            check(len(e["token_probs"]) == (2 if task == "csqa" else len(e["answer"]) + 1), f"{task}{th}: answer tokens {e}")
+    # thoughts change the scores of this checkpoint (non-zero talk head)
+    check(any(abs(a["score"] - b["score"]) > 1e-12 for a, b in zip(r["--think"]["examples"], r["--no-think"]["examples"])),
+          f"{task}: thoughts changed nothing")
+    # --limit 5 scores the first 5 of a longer run identically (per-example thought streams)
+    j7 = json.load(open(f"{d}/{task}-7.json"))
+    check(j7["n"] == 7 and j7["think"], f"{task}: default run")
+    check([e["score"] for e in j7["examples"][:5]] == [e["score"] for e in r["--think"]["examples"]], f"{task}: --limit 5 != first 5 of 7")
+sys.exit(1 if bad else 0)
+EOF
+else
+  echo "SKIP: $PY not found; JSON checks not run"
+fi
+# the default of a plain model is no thoughts; --think on it is an error
+"$QSTAR" eval --task csqa --model "$BIN" --tokenizer "$TOK" --limit 3 >"$tmp/out" 2>/dev/null || fail "csqa on a plain model"
+grep -q "thoughts: off" "$tmp/out" || fail "a plain model should be evaluated without thoughts"
+expect_rc 1 "Quiet-STaR" "$QSTAR" eval --task csqa --model "$BIN" --tokenizer "$TOK" --think --limit 3
+# a bad record names file and line
+printf '{"question": "q", "answer": "#### 1"}\n{"question": "no answer"}\n' >"$tmp/bad.jsonl"
+expect_rc 1 "bad.jsonl:2:" "$QSTAR" eval --task gsm8k --model "$CK" --data "$tmp/bad.jsonl"
+expect_rc 1 "$tmp/none.jsonl" "$QSTAR" eval --task gsm8k --model "$CK" --data "$tmp/none.jsonl"
+
+# --- nll with and without thoughts --------------------------------------------
+if [ -f "$QSTAR_DATA/tinystories/valid.txt" ]; then
+  head -n 40 "$QSTAR_DATA/tinystories/valid.txt" >"$tmp/v.txt"
+  if "$QSTAR" eval --task nll --model "$CK" --data "$tmp/v.txt" --seq-len 128 --tokens-out "$tmp/tok.jsonl" \
+       --out "$tmp/nll.json" >"$tmp/out" 2>"$tmp/err"; then
+    for row in "all tokens" "hardest 20%" "hardest 10%"; do
+      grep -q "^$row  *[0-9.]*  *[0-9.]*  *[-+][0-9.]*$" "$tmp/out" || { fail "nll table lacks '$row'"; cat "$tmp/out"; }
+    done
+    n=$(sed -n 's/^tokens: \([0-9]*\) .*/\1/p' "$tmp/out")
+    [ -n "$n" ] && [ "$(wc -l <"$tmp/tok.jsonl")" -eq "$n" ] || fail "--tokens-out has not one line per token ($n)"
+    head -n 1 "$tmp/tok.jsonl" | grep -q '"nll_think":.*"thought":\[' || fail "--tokens-out lacks thoughts"
+  else
+    fail "eval --task nll"; cat "$tmp/err"
+  fi
+  # without thoughts the base NLL is the plain eval's
+  "$QSTAR" eval --task nll --model "$CK" --data "$tmp/v.txt" --seq-len 128 --no-think >"$tmp/out2" 2>/dev/null || fail "nll --no-think"
+  a=$(sed -n 's/^all tokens *\([0-9.]*\) .*/\1/p' "$tmp/out2")
+  b=$("$QSTAR" eval --model "$BIN" --tokenizer "$TOK" --data "$tmp/v.txt" --seq-len 128 2>/dev/null | sed -n 's/^nll: \([0-9.]*\) .*/\1/p')
+  [ -n "$a" ] && [ "$a" = "$b" ] || fail "nll --no-think ($a) != plain eval ($b)"
+  c=$(sed -n 's/^all tokens *\([0-9.]*\) .*/\1/p' "$tmp/out")
+  [ "$a" = "$c" ] || fail "base NLL with thoughts ($c) != without ($a)"
+fi
+
+[ "$fails" -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
+echo "evaltask: all checks passed"

@@ -1,0 +1,326 @@
+// cmd_plot.c: `qstar plot LOG.jsonl --out DIR`: PNG charts of a Quiet-STaR
+// training log, drawn by gnuplot. The log holds one JSON object per step
+// ("step", "loss", "loss_lm", "loss_base", "loss_talk" [array], "policy_loss",
+// "reward_mean", "advantage_mean", "mix_mean", "mix_std", "tok_per_s", "lr")
+// and eval records ("type": "eval", "val_nll_base", "val_nll_think"). Missing
+// keys are fine: each chart shows the series that exist. The data files and
+// the gnuplot script are left in DIR (re-run with `gnuplot plot.gp` there).
+#include "cli.h"
+#include "io/model_io.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: qstar plot LOG.jsonl --out DIR\n\n"
+            "  LOG.jsonl            training log (one JSON object per line)\n"
+            "  --out DIR            output directory (created if needed) for the charts:\n"
+            "                         nll.png     base vs talk NLL (+ eval NLL with/without thoughts;\n"
+            "                                     \"val_nll\" of a plain finetune log too)\n"
+            "                         reward.png  reward and advantage means\n"
+            "                         mix.png     mixing weight, mean +- std\n"
+            "                         speed.png   tokens/s\n"
+            "                         loss.png    total, LM and policy loss\n"
+            "                       plus the gnuplot data files and plot.gp\n\n"
+            "Needs gnuplot (Debian: apt-get install gnuplot-nox).\n");
+}
+
+#define MAX_TALK 64
+
+// One series: a data file "name.dat" of "step value [value2]" lines.
+typedef struct {
+    const char *key;   // JSON key
+    char file[64];
+    FILE *f;
+    long n;
+} series;
+
+enum { S_LOSS, S_LM, S_BASE, S_POLICY, S_REWARD, S_ADV, S_MIX, S_SPEED, S_LR, S_VBASE, S_VTHINK, S_VAL, N_SERIES };
+static const char *keys[N_SERIES] = {"loss", "loss_lm", "loss_base", "policy_loss", "reward_mean", "advantage_mean",
+                                     "mix_mean", "tok_per_s", "lr", "val_nll_base", "val_nll_think", "val_nll"};
+// eval series are read from any record; the others only from training records
+static int is_val(int k) { return k == S_VBASE || k == S_VTHINK || k == S_VAL; }
+
+static int num(const cJSON *o, const char *k, double *v) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble)) return 0;
+    *v = x->valuedouble;
+    return 1;
+}
+
+static int open_series(const char *C, const char *dir, series *s, const char *name) {
+    char path[4200];
+    snprintf(s->file, sizeof s->file, "%s.dat", name);
+    snprintf(path, sizeof path, "%s/%s", dir, s->file);
+    s->f = fopen(path, "w");
+    if (!s->f) {
+        fprintf(stderr, "qstar %s: cannot write %s: %s\n", C, path, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+// gnuplot string literal (single quotes; '' inside)
+static void gp_str(FILE *f, const char *s) {
+    fputc('\'', f);
+    for (; *s; s++) {
+        if (*s == '\'') fputc('\'', f);
+        fputc(*s, f);
+    }
+    fputc('\'', f);
+}
+
+static const char *style(long n) { return n < 40 ? "linespoints pt 7 ps 0.6" : "lines"; }
+
+int cmd_plot(int argc, char **argv) {
+    const char *C = "plot";
+    const char *log_path = NULL, *dir = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if ((r = cli_str(argc, argv, &i, "--out", &dir))) {
+            if (r < 0) return 2;
+            continue;
+        }
+        if (argv[i][0] == '-' && argv[i][1]) return cli_usage_error(C, "unknown option '%s'", argv[i]);
+        if (log_path) return cli_usage_error(C, "one log file expected, got '%s' and '%s'", log_path, argv[i]);
+        log_path = argv[i];
+    }
+    if (!log_path) return cli_usage_error(C, "a log file (LOG.jsonl) is required");
+    if (!dir || !*dir) return cli_usage_error(C, "--out DIR is required");
+
+    FILE *in = fopen(log_path, "r");
+    if (!in) {
+        fprintf(stderr, "qstar %s: cannot open %s: %s\n", C, log_path, strerror(errno));
+        return 1;
+    }
+    if (qs_mkdir_p(dir) != QS_OK) {
+        fclose(in);
+        return cli_fail(C);
+    }
+    int rc = 0;
+    series s[N_SERIES], talk[MAX_TALK], mix = {0};
+    memset(s, 0, sizeof s);
+    memset(talk, 0, sizeof talk);
+    for (int k = 0; k < N_SERIES && !rc; k++) {
+        s[k].key = keys[k];
+        rc = open_series(C, dir, &s[k], keys[k]);
+    }
+    if (!rc) rc = open_series(C, dir, &mix, "mix_band");
+    int n_talk = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    long lineno = 0, bad = 0, n_train = 0, n_eval = 0;
+    ssize_t len;
+    while (!rc && (len = getline(&line, &cap, in)) > 0) {
+        lineno++;
+        int blank = 1;
+        for (ssize_t k = 0; k < len && blank; k++) blank = line[k] == ' ' || line[k] == '\t' || line[k] == '\n' || line[k] == '\r';
+        if (blank) continue;
+        cJSON *o = cJSON_Parse(line);
+        if (!cJSON_IsObject(o)) {
+            if (bad++ == 0) fprintf(stderr, "qstar %s: %s:%ld: not a JSON object (skipped)\n", C, log_path, lineno);
+            cJSON_Delete(o);
+            continue;
+        }
+        double step;
+        if (!num(o, "step", &step)) step = (double)(n_train + n_eval);
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
+        const int is_eval = cJSON_IsString(type) && !strcmp(type->valuestring, "eval");
+        int any = 0, any_val = 0;
+        for (int k = 0; k < N_SERIES; k++) {
+            double v;
+            if (is_eval && !is_val(k)) continue;
+            if (!num(o, keys[k], &v)) continue;
+            fprintf(s[k].f, "%.10g %.10g\n", step, v);
+            s[k].n++;
+            if (is_val(k)) any_val = 1;
+            else any = 1;
+        }
+        if (!is_eval) {
+            const cJSON *lt = cJSON_GetObjectItemCaseSensitive(o, "loss_talk");
+            if (cJSON_IsNumber(lt)) lt = NULL; // a scalar: treat as talk 0 below
+            double v;
+            int nt = cJSON_IsArray(lt) ? QS_MIN(cJSON_GetArraySize(lt), MAX_TALK) : 0;
+            if (!lt && num(o, "loss_talk", &v)) nt = -1;
+            for (int k = 0; k < (nt < 0 ? 1 : nt) && !rc; k++) {
+                const cJSON *x = nt < 0 ? cJSON_GetObjectItemCaseSensitive(o, "loss_talk") : cJSON_GetArrayItem(lt, k);
+                if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble)) continue;
+                if (k >= n_talk) {
+                    for (int j = n_talk; j <= k && !rc; j++) {
+                        char name[32];
+                        snprintf(name, sizeof name, "loss_talk_%d", j);
+                        rc = open_series(C, dir, &talk[j], name);
+                    }
+                    n_talk = k + 1;
+                }
+                if (rc) break;
+                fprintf(talk[k].f, "%.10g %.10g\n", step, x->valuedouble);
+                talk[k].n++, any = 1;
+            }
+            double mm, ms;
+            if (num(o, "mix_mean", &mm) && num(o, "mix_std", &ms)) {
+                fprintf(mix.f, "%.10g %.10g %.10g\n", step, mm - ms, mm + ms);
+                mix.n++;
+            }
+        }
+        if (any) n_train++;
+        if (any_val) n_eval++;
+        cJSON_Delete(o);
+    }
+    free(line);
+    fclose(in);
+    int werr = 0;
+    for (int k = 0; k < N_SERIES; k++) if (s[k].f && fclose(s[k].f)) werr = 1;
+    for (int k = 0; k < n_talk; k++) if (talk[k].f && fclose(talk[k].f)) werr = 1;
+    if (mix.f && fclose(mix.f)) werr = 1;
+    if (rc) return rc;
+    if (werr) {
+        fprintf(stderr, "qstar %s: writing the data files in %s failed\n", C, dir);
+        return 1;
+    }
+    if (n_train + n_eval == 0) {
+        fprintf(stderr, "qstar %s: %s has no records with any known key (step, loss, loss_lm, loss_base, loss_talk, "
+                        "policy_loss, reward_mean, advantage_mean, mix_mean, mix_std, tok_per_s, val_nll_base, "
+                        "val_nll_think, val_nll)\n", C, log_path);
+        return 1;
+    }
+
+    // ---- the gnuplot script ----
+    char gp[4200];
+    snprintf(gp, sizeof gp, "%s/plot.gp", dir);
+    FILE *g = fopen(gp, "w");
+    if (!g) {
+        fprintf(stderr, "qstar %s: cannot write %s: %s\n", C, gp, strerror(errno));
+        return 1;
+    }
+    fprintf(g, "# written by qstar plot from ");
+    for (const char *c = log_path; *c; c++) fputc(*c == '\n' ? ' ' : *c, g);
+    fprintf(g, "; run in this directory: gnuplot plot.gp\n"
+               "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+               "  set terminal pngcairo size 960,540 enhanced font 'sans,10'\n"
+               "} else {\n"
+               "  set terminal png size 960,540\n"
+               "}\n"
+               "set grid lc rgb '#dddddd'\nset key inside top right opaque box lc rgb '#cccccc'\nset xlabel 'step'\n"
+               "set border lc rgb '#555555'\n");
+    const char *made[6];
+    int n_made = 0;
+    // NLL: base vs talk (+ eval)
+    if (s[S_BASE].n || n_talk || s[S_VBASE].n || s[S_VTHINK].n || s[S_VAL].n) {
+        int first = 1;
+        fprintf(g, "set output 'nll.png'\nset title 'NLL: base vs talk (after thought)'\nset ylabel 'nats/token'\nplot ");
+#define ADD(ser, title, extra)                                                                 \
+        do {                                                                                  \
+            if ((ser).n) {                                                                    \
+                fprintf(g, "%s", first ? "" : ", \\\n     ");                               \
+                gp_str(g, (ser).file);                                                        \
+                fprintf(g, " using 1:2 with %s %s title ", style((ser).n), extra);            \
+                gp_str(g, title);                                                             \
+                first = 0;                                                                    \
+            }                                                                                 \
+        } while (0)
+        ADD(s[S_BASE], "train base NLL (no thought)", "lw 2 lc rgb '#1f77b4'");
+        for (int k = 0; k < n_talk; k++) {
+            char t[64];
+            snprintf(t, sizeof t, "train talk NLL, token %d after thought", k + 1);
+            char ex[64];
+            static const char *cols[] = {"#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#bcbd22"};
+            snprintf(ex, sizeof ex, "lw %d lc rgb '%s'", k == 0 ? 2 : 1, cols[k % 6]);
+            ADD(talk[k], t, ex);
+        }
+        ADD(s[S_VBASE], "eval NLL without thoughts", "lw 2 dt 2 lc rgb '#17becf'");
+        ADD(s[S_VTHINK], "eval NLL with thoughts", "lw 2 dt 2 lc rgb '#2ca02c'");
+        ADD(s[S_VAL], "eval NLL", "lw 2 dt 2 lc rgb '#7f7f7f'");
+        fprintf(g, "\n");
+        made[n_made++] = "nll.png";
+    }
+    if (s[S_REWARD].n || s[S_ADV].n) {
+        int first = 1;
+        fprintf(g, "set output 'reward.png'\nset title 'reward and advantage (means over thoughts)'\nset ylabel 'nats'\nplot ");
+        ADD(s[S_REWARD], "reward mean", "lw 2 lc rgb '#1f77b4'");
+        ADD(s[S_ADV], "advantage mean (after baseline and clamp)", "lw 2 lc rgb '#ff7f0e'");
+        fprintf(g, "\n");
+        made[n_made++] = "reward.png";
+    }
+    if (s[S_MIX].n) {
+        int first = 1;
+        fprintf(g, "set output 'mix.png'\nset title 'mixing weight w (mean +- std)'\nset ylabel 'w'\nplot ");
+        if (mix.n) {
+            gp_str(g, mix.file);
+            fprintf(g, " using 1:2:3 with filledcurves fc rgb '#1f77b4' fs transparent solid 0.25 noborder title 'mean +- std'");
+            first = 0;
+        }
+        ADD(s[S_MIX], "mean", "lw 2 lc rgb '#1f77b4'");
+        fprintf(g, "\n");
+        made[n_made++] = "mix.png";
+    }
+    if (s[S_SPEED].n) {
+        int first = 1;
+        fprintf(g, "set output 'speed.png'\nset title 'training throughput'\nset ylabel 'tokens/s'\nplot ");
+        ADD(s[S_SPEED], "tokens/s", "lw 2 lc rgb '#2ca02c'");
+        fprintf(g, "\n");
+        made[n_made++] = "speed.png";
+    }
+    if (s[S_LOSS].n || s[S_LM].n || s[S_POLICY].n) {
+        int first = 1;
+        fprintf(g, "set output 'loss.png'\nset title 'losses'\nset ylabel 'loss'\n");
+        if (s[S_POLICY].n) fprintf(g, "set y2label 'policy loss'\nset y2tics\nset ytics nomirror\n");
+        fprintf(g, "plot ");
+        ADD(s[S_LOSS], "total loss", "lw 2 lc rgb '#1f77b4'");
+        ADD(s[S_LM], "LM loss", "lw 2 lc rgb '#ff7f0e'");
+        ADD(s[S_POLICY], "policy loss (right axis)", "axes x1y2 lw 1 lc rgb '#9467bd'");
+        fprintf(g, "\nunset y2label\nunset y2tics\nset ytics mirror\n");
+        made[n_made++] = "loss.png";
+#undef ADD
+    }
+    fprintf(g, "unset output\n");
+    if (fclose(g) != 0) {
+        fprintf(stderr, "qstar %s: writing %s failed\n", C, gp);
+        return 1;
+    }
+    if (n_made == 0) {
+        fprintf(stderr, "qstar %s: %s has no plottable series (only lr?)\n", C, log_path);
+        return 1;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "qstar %s: fork failed: %s\n", C, strerror(errno));
+        return 1;
+    }
+    if (pid == 0) {
+        if (chdir(dir) != 0) _exit(126);
+        execlp("gnuplot", "gnuplot", "plot.gp", (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) {
+            fprintf(stderr, "qstar %s: waiting for gnuplot failed: %s\n", C, strerror(errno));
+            return 1;
+        }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+        fprintf(stderr, "qstar %s: gnuplot not found; install it (Debian/Ubuntu: apt-get install gnuplot-nox), "
+                        "or run gnuplot plot.gp in %s elsewhere\n", C, dir);
+        return 1;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "qstar %s: gnuplot failed on %s (exit status %d)\n", C, gp,
+                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        return 1;
+    }
+    printf("%s: %ld training and %ld eval records;", log_path, n_train, n_eval);
+    for (int k = 0; k < n_made; k++) printf(" %s/%s", dir, made[k]);
+    printf("\n");
+    if (bad) fprintf(stderr, "qstar %s: %ld line(s) of %s were not JSON objects and were skipped\n", C, bad, log_path);
+    return 0;
+}
