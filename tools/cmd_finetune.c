@@ -1,7 +1,9 @@
-// cmd_finetune.c: `qstar finetune`, plain language-model training from a
-// checkpoint or from random init, with held-out evaluation, checkpoints,
-// SIGINT handling and exact resume. The loop itself is libqstar's trainer;
-// this file parses flags, prints progress and writes the JSONL log.
+// cmd_finetune.c: `qstar finetune` (plain language-model training) and
+// `qstar train` (Quiet-STaR training, SPEC.md), from a checkpoint or from
+// random init, with held-out evaluation, checkpoints, SIGINT handling and
+// exact resume. The loop itself is libqstar's trainer; this file parses
+// flags, prints progress and writes the JSONL log. Both commands share it:
+// `train` adds the Quiet-STaR options and logs its quantities.
 #include "cli.h"
 
 #include <cJSON.h>
@@ -18,8 +20,10 @@
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
+#include "quietstar/qstar.h"
 
 static const char *CMD = "finetune";
+static int g_quietstar = 0; // 1 for `qstar train`
 
 // Defaults that differ between fine-tuning a trained model (--model) and
 // training from random init (--config). The random-init ones were tuned on
@@ -30,7 +34,28 @@ static const char *CMD = "finetune";
 #define DEFAULT_BATCH_MODEL 32
 #define DEFAULT_BATCH_RANDOM 16
 
+static void help_train(void) {
+    printf("usage: qstar train (--model PATH | --config FILE | --resume DIR) --data FILE --out DIR [options]\n"
+           "\n"
+           "Quiet-STaR training (think, talk, learn; SPEC.md): thoughts after every token,\n"
+           "a mixing head, LM loss + REINFORCE. Takes every option of `qstar finetune`\n"
+           "(optimisation, evaluation, checkpoints, --resume; see qstar finetune --help) with\n"
+           "small-model defaults: --batch 4 --seq-len 128 --lr 1e-4 --weight-decay 0.001,\n"
+           "plus:\n"
+           "  --preset paper         the released run (SPEC section 4): n_ahead 12, n_talk 4,\n"
+           "                         n_passes 2, batch 8, seq-len 256, lr 1e-6, betas (0.9, 0.999),\n"
+           "                         weight decay 0.001, 20 warmup steps then constant, clip 1.0,\n"
+           "                         100 steps (flags given after it override it)\n"
+           "  --show-thoughts N      decoded thoughts printed/logged per step (2)\n"
+           "\n%s"
+           "\nHeld-out evaluation reports base NLL and thought-mixed NLL side by side (eval mode:\n"
+           "n_passes 1, n_talk 1). Checkpoints hold the learned meta embeddings and mixing head,\n"
+           "which are never re-initialised on load, and a \"quietstar\" block in config.json.\n",
+           cli_qstar_help);
+}
+
 static void help(void) {
+    if (g_quietstar) { help_train(); return; }
     printf(
         "usage: qstar finetune (--model PATH | --config FILE | --resume DIR) --data FILE --out DIR [options]\n"
         "\n"
@@ -207,6 +232,9 @@ typedef struct {
     double last_print;
     int line_open; // a \r progress line is on the terminal
     int log_failed;
+    const qs_tokenizer *tok; // decodes sampled thoughts (train)
+    int show_thoughts;       // thoughts decoded per step (train)
+    int n_passes;            // thoughts per position (train): expanded row r is batch row r / n_passes
 } progress;
 
 static void fmt_time(char *buf, size_t n, double s) {
@@ -237,6 +265,30 @@ static void log_flush(progress *p) {
     }
 }
 
+// A JSON string literal of `s` (escaped) into f.
+static void json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
+        else if (*c < 0x20) fprintf(f, "\\u%04x", *c);
+        else fputc(*c, f);
+    }
+    fputc('"', f);
+}
+
+// Decodes the thought sampled at (expanded row r, position i).
+static void thought_text(const progress *p, const qs_qstar_out *q, int r, int i, char *buf, size_t n) {
+    size_t len = 0;
+    buf[0] = 0;
+    int prev = 0;
+    for (int u = 0; u < q->n_thought && len + 1 < n; u++) {
+        int t = q->thoughts[((size_t)r * q->n_thought + u) * q->T + i];
+        const char *piece = qs_tokenizer_piece(p->tok, prev, t);
+        len += (size_t)snprintf(buf + len, n - len, "%s", piece ? piece : "");
+        prev = t;
+    }
+}
+
 static void on_event(void *ctx, const qs_train_event *ev) {
     progress *p = ctx;
     switch (ev->kind) {
@@ -247,18 +299,51 @@ static void on_event(void *ctx, const qs_train_event *ev) {
             json_num(p->log, "lr", ev->lr, 0);
             json_num(p->log, "grad_norm", ev->grad_norm, 0);
             json_num(p->log, "tok_per_s", ev->tok_per_s, 0);
-            json_num(p->log, "elapsed", ev->elapsed, ev->skipped ? 0 : 1);
-            if (ev->skipped) fputs("\"skipped\":true", p->log);
-            fputs("}\n", p->log);
+            json_num(p->log, "elapsed", ev->elapsed, 0);
+            if (ev->qs) {
+                const qs_qstar_out *q = ev->qs;
+                json_num(p->log, "loss_lm", q->loss_lm, 0);
+                json_num(p->log, "loss_base", q->loss_base, 0);
+                fputs("\"loss_talk\":[", p->log);
+                for (int k = 0; k < q->n_talk; k++) fprintf(p->log, "%s%.8g", k ? "," : "", (double)q->loss_talk[k]);
+                fputs("],", p->log);
+                json_num(p->log, "policy_loss", q->policy_loss, 0);
+                json_num(p->log, "reward_mean", q->reward_mean, 0);
+                json_num(p->log, "advantage_mean", q->advantage_mean, 0);
+                json_num(p->log, "mix_mean", q->mix_mean, 0);
+                json_num(p->log, "mix_std", q->mix_std, 0);
+                if (p->tok && p->show_thoughts > 0 && q->n_thought > 0) {
+                    fputs("\"thoughts\":[", p->log);
+                    for (int s = 0; s < p->show_thoughts; s++) {
+                        int r = s % q->R, i = (int)((7 + 13L * s) % (q->T > 1 ? q->T - 1 : 1));
+                        char th[512];
+                        thought_text(p, q, r, i, th, sizeof th);
+                        fprintf(p->log, "%s{\"row\":%d,\"pos\":%d,\"after\":", s ? "," : "", r, i);
+                        json_str(p->log, qs_tokenizer_piece(p->tok, 0, ev->tokens[(size_t)(r / p->n_passes) * q->T + i]));
+                        fputs(",\"thought\":", p->log);
+                        json_str(p->log, th);
+                        fputc('}', p->log);
+                    }
+                    fputs("],", p->log);
+                }
+            }
+            fprintf(p->log, "\"skipped\":%s}\n", ev->skipped ? "true" : "false");
             log_flush(p);
         }
         int last = ev->step == ev->total;
         char eta[32];
         fmt_time(eta, sizeof eta, ev->eta);
-        char line[256];
-        snprintf(line, sizeof line, "step %ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.1fk tok/s | ETA %s",
-                 ev->step, ev->total, (double)ev->loss, (double)ev->lr, (double)ev->grad_norm,
-                 ev->tok_per_s / 1000, eta);
+        char line[400];
+        if (ev->qs)
+            snprintf(line, sizeof line,
+                     "step %ld/%ld | loss_lm %.4f | base %.4f talk %.4f | reward %+.4f | mix %+.3f | lr %.2e | %.2fk tok/s | ETA %s",
+                     ev->step, ev->total, (double)ev->qs->loss_lm, (double)ev->qs->loss_base,
+                     (double)ev->qs->loss_talk[0], (double)ev->qs->reward_mean, (double)ev->qs->mix_mean,
+                     (double)ev->lr, ev->tok_per_s / 1000, eta);
+        else
+            snprintf(line, sizeof line, "step %ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.1fk tok/s | ETA %s",
+                     ev->step, ev->total, (double)ev->loss, (double)ev->lr, (double)ev->grad_norm,
+                     ev->tok_per_s / 1000, eta);
         if (p->tty) {
             if (last || ev->elapsed - p->last_print >= 0.1) {
                 fprintf(stderr, "\r\033[K%s", line);
@@ -272,14 +357,22 @@ static void on_event(void *ctx, const qs_train_event *ev) {
     }
     case QS_TEV_EVAL:
         if (p->log) {
-            fprintf(p->log, "{\"step\":%ld,", ev->step);
+            fprintf(p->log, "{\"type\":\"eval\",\"step\":%ld,", ev->step);
             json_num(p->log, "val_nll", ev->val_nll, 0);
+            if (g_quietstar) {
+                json_num(p->log, "val_nll_base", ev->val_nll, 0);
+                json_num(p->log, "val_nll_think", ev->val_nll_think, 0);
+            }
             json_num(p->log, "elapsed", ev->elapsed, 1);
             fputs("}\n", p->log);
             log_flush(p);
         }
         end_line(p);
-        if (ev->val_tokens > 0)
+        if (ev->val_tokens > 0 && g_quietstar)
+            fprintf(stderr, "step %ld/%ld: held-out NLL base %.4f | with thoughts %.4f (%+.4f) (%ld tokens)\n",
+                    ev->step, ev->total, ev->val_nll, ev->val_nll_think, ev->val_nll_think - ev->val_nll,
+                    ev->val_tokens);
+        else if (ev->val_tokens > 0)
             fprintf(stderr, "step %ld/%ld: held-out NLL %.4f (%ld tokens)\n", ev->step, ev->total, ev->val_nll,
                     ev->val_tokens);
         else
@@ -315,9 +408,27 @@ static int same_dir(const char *a, const char *b) {
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-int cmd_finetune(int argc, char **argv) {
+// The released run (SPEC section 4) as option values; flags override it.
+static void apply_paper_preset(opt *o, qs_qstar_opts *q) {
+    q->n_ahead = 12, q->n_talk = 4, q->n_passes = 2;
+    struct { int k; double v; } p[] = {{F_BATCH, 8}, {F_SEQ, 256}, {F_STEPS, 100}, {F_WARMUP, 20},
+                                       {F_LR, 1e-6}, {F_MIN_LR, 1e-6}, {F_BETA1, 0.9}, {F_BETA2, 0.999},
+                                       {F_EPS, 1e-8}, {F_WD, 0.001}, {F_CLIP, 1.0}};
+    for (size_t k = 0; k < sizeof p / sizeof p[0]; k++) {
+        if (o[p[k].k].set) continue;
+        if (o[p[k].k].type == O_INT) o[p[k].k].i = (long)p[k].v;
+        else o[p[k].k].f = p[k].v;
+        o[p[k].k].set = 1;
+    }
+}
+
+static int run(int argc, char **argv) {
     opt o[F_COUNT];
     memcpy(o, opts_template, sizeof o);
+    qs_qstar_opts qo;
+    qs_qstar_opts_default(&qo);
+    int preset_paper = 0, qs_flags_given = 0;
+    long show_thoughts = 2;
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             help();
@@ -325,11 +436,34 @@ int cmd_finetune(int argc, char **argv) {
         }
     for (int i = 1; i < argc; i++) {
         int r = parse_one(o, argc, argv, &i);
+        if (r == 0 && g_quietstar) {
+            const char *ps = NULL;
+            if ((r = cli_str(argc, argv, &i, "--preset", &ps)) > 0) {
+                if (strcmp(ps, "paper")) return cli_usage_error(CMD, "--preset expects 'paper', got '%s'", ps);
+                preset_paper = 1;
+            } else if (r == 0 && (r = cli_int(argc, argv, &i, "--show-thoughts", &show_thoughts, 0, 64)) != 0) {
+            } else if (r == 0 && (r = cli_qstar_flag(argc, argv, &i, &qo)) > 0) {
+                qs_flags_given = 1;
+            }
+        }
         if (r < 0) {
             fprintf(stderr, "(see qstar %s --help)\n", CMD);
             return 2;
         }
         if (r == 0) return cli_usage_error(CMD, "unknown argument '%s'", argv[i]);
+    }
+    if (preset_paper) {
+        qs_qstar_opts keep = qo; // explicit Quiet-STaR flags win over the preset
+        apply_paper_preset(o, &qo);
+        if (qs_flags_given) qo = keep;
+    }
+    if (g_quietstar) { // small-model defaults for Quiet-STaR training
+        if (!o[F_BATCH].set && !o[F_RESUME].set) o[F_BATCH].i = 4, o[F_BATCH].set = 1;
+        if (!o[F_SEQ].set && !o[F_RESUME].set) o[F_SEQ].i = 128, o[F_SEQ].set = 1;
+        if (!o[F_LR].set && !o[F_RESUME].set) o[F_LR].f = 1e-4, o[F_LR].set = 1;
+        if (!o[F_WD].set && !o[F_RESUME].set) o[F_WD].f = 0.001, o[F_WD].set = 1;
+        if (!o[F_EVAL_BATCHES].set && !o[F_RESUME].set) o[F_EVAL_BATCHES].i = 8, o[F_EVAL_BATCHES].set = 1;
+        if (!o[F_EVAL_EVERY].set && !o[F_RESUME].set) o[F_EVAL_EVERY].i = 50, o[F_EVAL_EVERY].set = 1;
     }
     // --- where the model comes from
     char ckpt_dir[4096] = "", run_dir[4096] = "";
@@ -453,6 +587,49 @@ int cmd_finetune(int argc, char **argv) {
         goto done;
     }
     if (qs_tokenizer_load(&tok, tok_path, m.cfg.vocab_size) != QS_OK) { cli_fail(CMD); goto done; }
+    if (g_quietstar) {
+        // settings: SPEC defaults < checkpoint's quietstar block < flags given now
+        if (qs_json && !qs_flags_given && !preset_paper &&
+            qs_qstar_opts_from_json(&qo, qs_json, o[F_RESUME].set ? ckpt_dir : "model config") != QS_OK) {
+            cli_fail(CMD);
+            goto done;
+        }
+        if (qs_qstar_opts_validate(&qo, to.seq_len) != QS_OK) {
+            rc = cli_usage_error(CMD, "%s", qstar_last_error());
+            goto done;
+        }
+        // meta tokens that a vocabulary may hold are never sampled
+        const char *meta[2] = {"<|startthought|>", "<|endthought|>"};
+        qo.n_banned = 0;
+        for (int k = 0; k < 2; k++) {
+            int id = qs_tokenizer_find(tok, meta[k]);
+            if (id >= 0) qo.banned[qo.n_banned++] = id;
+        }
+        // learned tensors: kept as loaded; only absent ones are initialised (SPEC)
+        int present = info.qs_present;
+        if (present != 7) {
+            int ids[64], n = 0, init_id = -1;
+            if (qs_tokenizer_encode(tok, qo.thought_init, 0, 0, ids, 64, &n) == QS_OK && n > 0) {
+                init_id = ids[0];
+                // the dummy-prefix space comes first with llama2.c tokenizers: take the first real piece
+                const char *pc = qs_tokenizer_raw_piece(tok, ids[0]);
+                if (n > 1 && pc && !strcmp(pc, " ")) init_id = ids[1];
+            }
+            if (qs_qstar_init_tensors(&m, &qo, init_id, present, seed) != QS_OK) { cli_fail(CMD); goto done; }
+            fprintf(stderr, "quietstar: initialised %s%s%s (thought init token %d \"%s\")\n",
+                    present & 1 ? "" : "start ", present & 2 ? "" : "end ", present & 4 ? "" : "talk head",
+                    init_id, init_id >= 0 ? qs_tokenizer_raw_piece(tok, init_id) : "mean row");
+        }
+        free(qs_json);
+        qs_json = qs_qstar_opts_to_json(&qo);
+        if (!qs_json) { fprintf(stderr, "qstar %s: out of memory\n", CMD); goto done; }
+        to.quietstar = 1;
+        to.qs = qo;
+        to.seed = seed;
+        fprintf(stderr, "quietstar: n_ahead %d (n_thought %d), n_talk %d, n_passes %d, beta %g, tau_rl %g, mixing %s\n",
+                qo.n_ahead, qo.n_ahead - 3, qo.n_talk, qo.n_passes, (double)qo.policy_beta, (double)qo.tau_rl,
+                qo.mixing == QS_MIX_SIGMOID ? "sigmoid" : "linear");
+    }
     qs_dataset_opts dopt = qs_dataset_opts_default();
     dopt.field = o[F_FIELD].set ? o[F_FIELD].s : NULL;
     dopt.val_frac = val_frac;
@@ -487,7 +664,8 @@ int cmd_finetune(int argc, char **argv) {
 
     // --- train
     progress pr = {.log = logf, .log_path = log_path, .tty = cli_is_tty(),
-                   .print_every = o[F_PRINT_EVERY].set ? o[F_PRINT_EVERY].i : 10};
+                   .print_every = o[F_PRINT_EVERY].set ? o[F_PRINT_EVERY].i : 10,
+                   .tok = tok, .show_thoughts = (int)show_thoughts, .n_passes = qo.n_passes};
     qs_train_run_opts ro = {.out_dir = out, .tokenizer_path = tok_path, .quietstar_json = qs_json,
                             .args_json = aj, .cb = on_event, .cb_ctx = &pr, .stop = &g_stop};
     struct sigaction sa, old_sa;
@@ -510,7 +688,7 @@ int cmd_finetune(int argc, char **argv) {
     printf("steps: %ld of %ld (%ld in this run, %ld skipped), time: %.1f s\n", tr.step, to.steps, sum.steps_run,
            sum.skipped, sum.seconds);
     if (sum.ckpt_dir[0]) printf("checkpoint: %s\n", sum.ckpt_dir);
-    if (sum.interrupted) printf("stopped early; continue with: qstar finetune --resume %s\n", out);
+    if (sum.interrupted) printf("stopped early; continue with: qstar %s --resume %s\n", CMD, out);
     rc = 0;
 done:
     if (logf && fclose(logf) != 0 && rc == 0) {
@@ -526,4 +704,14 @@ done:
 free_strings:
     for (int k = 0; k < n_strings; k++) free(strings[k]);
     return rc;
+}
+
+int cmd_finetune(int argc, char **argv) {
+    CMD = "finetune", g_quietstar = 0;
+    return run(argc, argv);
+}
+
+int cmd_train(int argc, char **argv) {
+    CMD = "train", g_quietstar = 1;
+    return run(argc, argv);
 }

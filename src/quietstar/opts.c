@@ -2,6 +2,7 @@
 // learned meta embeddings and mixing head.
 #include "quietstar/qstar.h"
 
+#include <cJSON.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -75,4 +76,65 @@ qs_status qs_qstar_init_tensors(qs_model *m, const qs_qstar_opts *o, int init_id
         memset(w->head_w3, 0, H * sizeof(float));
     }
     return QS_OK;
+}
+
+// ---- the "quietstar" block of config.json ----------------------------------
+
+char *qs_qstar_opts_to_json(const qs_qstar_opts *o) {
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return NULL;
+    cJSON_AddNumberToObject(j, "n_ahead", o->n_ahead);
+    cJSON_AddNumberToObject(j, "n_thought", o->n_ahead - 3);
+    cJSON_AddNumberToObject(j, "n_talk", o->n_talk);
+    cJSON_AddNumberToObject(j, "n_passes", o->n_passes);
+    cJSON_AddNumberToObject(j, "base_loss_weight", o->base_loss_weight);
+    cJSON_AddNumberToObject(j, "policy_beta", o->policy_beta);
+    cJSON_AddNumberToObject(j, "tau_sample", o->tau_sample);
+    cJSON_AddNumberToObject(j, "tau_rl", o->tau_rl);
+    cJSON_AddBoolToObject(j, "clamp_negative_rewards", o->clamp_negative_rewards);
+    cJSON_AddNumberToObject(j, "embedding_scale", o->embedding_scale);
+    cJSON_AddStringToObject(j, "mixing", o->mixing == QS_MIX_SIGMOID ? "sigmoid" : "linear");
+    cJSON_AddBoolToObject(j, "greedy_thoughts", o->greedy_thoughts);
+    cJSON_AddStringToObject(j, "thought_init", o->thought_init);
+    char *s = cJSON_Print(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+qs_status qs_qstar_opts_from_json(qs_qstar_opts *o, const char *json, const char *src) {
+    cJSON *j = cJSON_Parse(json);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return qs_error(QS_ERR_FORMAT, "%s: the \"quietstar\" block is not a JSON object", src);
+    }
+    qs_status st = QS_OK;
+    const cJSON *v;
+#define NUM(key, field)                                                                               \
+    if ((v = cJSON_GetObjectItemCaseSensitive(j, key))) {                                             \
+        if (!cJSON_IsNumber(v)) st = qs_error(QS_ERR_FORMAT, "%s: quietstar.%s must be a number", src, key); \
+        else o->field = (__typeof__(o->field))v->valuedouble;                                         \
+    }
+#define BOOL(key, field)                                                                              \
+    if ((v = cJSON_GetObjectItemCaseSensitive(j, key))) {                                             \
+        if (!cJSON_IsBool(v)) st = qs_error(QS_ERR_FORMAT, "%s: quietstar.%s must be true or false", src, key); \
+        else o->field = cJSON_IsTrue(v);                                                              \
+    }
+    NUM("n_ahead", n_ahead) NUM("n_talk", n_talk) NUM("n_passes", n_passes)
+    NUM("base_loss_weight", base_loss_weight) NUM("policy_beta", policy_beta) NUM("tau_sample", tau_sample)
+    NUM("tau_rl", tau_rl) NUM("embedding_scale", embedding_scale)
+    BOOL("clamp_negative_rewards", clamp_negative_rewards) BOOL("greedy_thoughts", greedy_thoughts)
+#undef NUM
+#undef BOOL
+    if ((v = cJSON_GetObjectItemCaseSensitive(j, "mixing"))) {
+        if (cJSON_IsString(v) && !strcmp(v->valuestring, "sigmoid")) o->mixing = QS_MIX_SIGMOID;
+        else if (cJSON_IsString(v) && !strcmp(v->valuestring, "linear")) o->mixing = QS_MIX_LINEAR;
+        else st = qs_error(QS_ERR_FORMAT, "%s: quietstar.mixing must be \"linear\" or \"sigmoid\"", src);
+    }
+    if ((v = cJSON_GetObjectItemCaseSensitive(j, "thought_init")) && cJSON_IsString(v) &&
+        strlen(v->valuestring) < sizeof o->thought_init)
+        snprintf(o->thought_init, sizeof o->thought_init, "%s", v->valuestring);
+    cJSON_Delete(j);
+    if (st == QS_OK) st = qs_qstar_opts_validate(o, 0);
+    if (st != QS_OK && !strstr(qstar_last_error(), src)) qs_error_prefix(st, "%s", src);
+    return st;
 }

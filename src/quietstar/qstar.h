@@ -33,6 +33,12 @@ void qs_qstar_opts_default(qs_qstar_opts *o);
 qs_status qs_qstar_opts_validate(const qs_qstar_opts *o, int T);
 static inline int qs_n_thought(const qs_qstar_opts *o) { return o->n_ahead - 3; }
 
+// The options as the "quietstar" object of config.json (malloc'd JSON text),
+// and back (keys absent from the JSON keep their value in *o; `src` names the
+// file for messages).
+char *qs_qstar_opts_to_json(const qs_qstar_opts *o);
+qs_status qs_qstar_opts_from_json(qs_qstar_opts *o, const char *json, const char *src);
+
 // Initialises the Quiet-STaR tensors of `m` that are NOT flagged in
 // `present` (bitmask as qs_load_info.qs_present: 1 start, 2 end, 4 talk head):
 // start/end = E[init_id] / embedding_scale (mean embedding row if init_id < 0),
@@ -45,7 +51,7 @@ typedef struct {
     float loss, loss_lm, loss_base, policy_loss;
     float loss_talk[QS_MAX_TALK];
     float reward_mean, advantage_mean, mix_mean, mix_std;
-    int R, T, n_thought;
+    int R, T, n_thought, n_talk;
     const float *reward;      // [R, T-1-n_talk] raw reward
     const float *advantage;   // [R, T-1-n_talk] after baseline and clamp
     const float *mix_weight;  // [n_talk, R, T]

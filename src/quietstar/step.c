@@ -376,7 +376,7 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
         double mu = mix_n ? mix_s / mix_n : 0;
         out->mix_mean = (float)mu;
         out->mix_std = mix_n ? (float)sqrt(fmax(0.0, mix_s2 / mix_n - mu * mu)) : 0;
-        out->R = R, out->T = T, out->n_thought = nT;
+        out->R = R, out->T = T, out->n_thought = nT, out->n_talk = ntalk;
         out->reward = q->reward, out->advantage = q->adv, out->mix_weight = q->mix;
         out->thoughts = q->thoughts, out->nll_base = q->nll0, out->nll_talk = q->nllk;
     }
