@@ -265,13 +265,40 @@ static void log_flush(progress *p) {
     }
 }
 
-// A JSON string literal of `s` (escaped) into f.
+// Length of the valid UTF-8 sequence at c (1-4), or 0 if it is not one.
+static int utf8_len(const unsigned char *c) {
+    int n;
+    if (c[0] < 0x80) return 1;
+    else if (c[0] >= 0xC2 && c[0] <= 0xDF) n = 2;
+    else if (c[0] >= 0xE0 && c[0] <= 0xEF) n = 3;
+    else if (c[0] >= 0xF0 && c[0] <= 0xF4) n = 4;
+    else return 0;
+    for (int k = 1; k < n; k++)
+        if ((c[k] & 0xC0) != 0x80) return 0; // also stops at the terminating NUL
+    if (n == 3 && ((c[0] == 0xE0 && c[1] < 0xA0) || (c[0] == 0xED && c[1] >= 0xA0))) return 0; // overlong, surrogate
+    if (n == 4 && ((c[0] == 0xF0 && c[1] < 0x90) || (c[0] == 0xF4 && c[1] >= 0x90))) return 0;
+    return n;
+}
+
+// A JSON string literal of `s` (escaped) into f. Decoded thoughts may hold
+// byte tokens that are not valid UTF-8 on their own: each such byte becomes
+// U+FFFD, so that every log line stays valid JSON.
 static void json_str(FILE *f, const char *s) {
     fputc('"', f);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
-        else if (*c < 0x20) fprintf(f, "\\u%04x", *c);
-        else fputc(*c, f);
+    for (const unsigned char *c = (const unsigned char *)s; *c;) {
+        int n = utf8_len(c);
+        if (n == 0) {
+            fputs("\\ufffd", f);
+            c++;
+        } else if (n > 1) {
+            fwrite(c, 1, (size_t)n, f);
+            c += n;
+        } else {
+            if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
+            else if (*c < 0x20 || *c == 0x7F) fprintf(f, "\\u%04x", *c);
+            else fputc(*c, f);
+            c++;
+        }
     }
     fputc('"', f);
 }
@@ -284,7 +311,9 @@ static void thought_text(const progress *p, const qs_qstar_out *q, int r, int i,
     for (int u = 0; u < q->n_thought && len + 1 < n; u++) {
         int t = q->thoughts[((size_t)r * q->n_thought + u) * q->T + i];
         const char *piece = qs_tokenizer_piece(p->tok, prev, t);
-        len += (size_t)snprintf(buf + len, n - len, "%s", piece ? piece : "");
+        int w = snprintf(buf + len, n - len, "%s", piece ? piece : "");
+        if (w > 0) len += (size_t)w;
+        if (len >= n) len = n - 1; // truncated: buf is full (and terminated)
         prev = t;
     }
 }
@@ -305,7 +334,11 @@ static void on_event(void *ctx, const qs_train_event *ev) {
                 json_num(p->log, "loss_lm", q->loss_lm, 0);
                 json_num(p->log, "loss_base", q->loss_base, 0);
                 fputs("\"loss_talk\":[", p->log);
-                for (int k = 0; k < q->n_talk; k++) fprintf(p->log, "%s%.8g", k ? "," : "", (double)q->loss_talk[k]);
+                for (int k = 0; k < q->n_talk; k++) {
+                    const double x = q->loss_talk[k];
+                    if (isfinite(x)) fprintf(p->log, "%s%.8g", k ? "," : "", x);
+                    else fprintf(p->log, "%snull", k ? "," : "");
+                }
                 fputs("],", p->log);
                 json_num(p->log, "policy_loss", q->policy_loss, 0);
                 json_num(p->log, "reward_mean", q->reward_mean, 0);
@@ -390,6 +423,56 @@ static void on_event(void *ctx, const qs_train_event *ev) {
     fflush(stderr);
 }
 
+// A resumed run appends to the log of the run it continues. Records written
+// after the checkpoint it resumes from (the process was killed after them) would
+// then appear twice, and a record cut short by the kill would break the JSONL:
+// keep only complete records of steps up to `step` (evaluations before it; the
+// resumed run evaluates at `step` again). A missing log is fine.
+static int trim_log(const char *path, long step) {
+    unsigned char *text = NULL;
+    size_t n = 0;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return 0;
+    if (qs_read_file(path, &text, &n) != QS_OK) return cli_fail(CMD);
+    char *out = malloc(n + 1);
+    if (!out) {
+        free(text);
+        fprintf(stderr, "qstar %s: out of memory\n", CMD);
+        return 1;
+    }
+    size_t len = 0, dropped = 0;
+    for (size_t a = 0; a < n;) {
+        size_t b = a;
+        while (b < n && text[b] != '\n') b++;
+        if (b == n) { // no newline: cut short
+            if (b > a) dropped++;
+            break;
+        }
+        text[b] = 0;
+        cJSON *j = cJSON_Parse((const char *)text + a);
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "step");
+        const cJSON *ty = cJSON_GetObjectItemCaseSensitive(j, "type");
+        const int is_eval = cJSON_IsString(ty) && !strcmp(ty->valuestring, "eval");
+        if (cJSON_IsNumber(st) && (is_eval ? st->valuedouble < (double)step : st->valuedouble <= (double)step)) {
+            memcpy(out + len, text + a, b - a);
+            len += b - a;
+            out[len++] = '\n';
+        } else {
+            dropped++;
+        }
+        cJSON_Delete(j);
+        a = b + 1;
+    }
+    free(text);
+    qs_status st = dropped ? qs_write_file_atomic(path, out, len) : QS_OK;
+    free(out);
+    if (st != QS_OK) return cli_fail(CMD);
+    if (dropped)
+        fprintf(stderr, "log: %s: dropped %zu record%s written after the checkpoint (step %ld) or cut short\n", path,
+                dropped, dropped == 1 ? "" : "s", step);
+    return 0;
+}
+
 // ---------------------------------------------------------------------------
 
 static volatile sig_atomic_t g_stop = 0;
@@ -408,9 +491,11 @@ static int same_dir(const char *a, const char *b) {
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-// The released run (SPEC section 4) as option values; flags override it.
-static void apply_paper_preset(opt *o, qs_qstar_opts *q) {
-    q->n_ahead = 12, q->n_talk = 4, q->n_passes = 2;
+// The released run (SPEC section 4): Quiet-STaR settings ...
+static void apply_paper_preset_qs(qs_qstar_opts *q) { q->n_ahead = 12, q->n_talk = 4, q->n_passes = 2; }
+
+// ... and optimisation settings (the ones not given as flags).
+static void apply_paper_preset(opt *o) {
     struct { int k; double v; } p[] = {{F_BATCH, 8}, {F_SEQ, 256}, {F_STEPS, 100}, {F_WARMUP, 20},
                                        {F_LR, 1e-6}, {F_MIN_LR, 1e-6}, {F_BETA1, 0.9}, {F_BETA2, 0.999},
                                        {F_EPS, 1e-8}, {F_WD, 0.001}, {F_CLIP, 1.0}};
@@ -427,36 +512,47 @@ static int run(int argc, char **argv) {
     memcpy(o, opts_template, sizeof o);
     qs_qstar_opts qo;
     qs_qstar_opts_default(&qo);
-    int preset_paper = 0, qs_flags_given = 0;
+    int preset_paper = 0, qs_flags_given = 0, n_talk_given = 0;
     long show_thoughts = 2;
+    // argv positions of the Quiet-STaR flags: applied again over the checkpoint's settings
+    int *qs_flag_at = calloc((size_t)argc + 1, sizeof(int)), n_qs_flags = 0;
+    if (!qs_flag_at) { fprintf(stderr, "qstar %s: out of memory\n", CMD); return 1; }
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             help();
+            free(qs_flag_at);
             return 0;
         }
     for (int i = 1; i < argc; i++) {
+        const int at = i;
         int r = parse_one(o, argc, argv, &i);
         if (r == 0 && g_quietstar) {
             const char *ps = NULL;
             if ((r = cli_str(argc, argv, &i, "--preset", &ps)) > 0) {
-                if (strcmp(ps, "paper")) return cli_usage_error(CMD, "--preset expects 'paper', got '%s'", ps);
+                if (strcmp(ps, "paper")) {
+                    free(qs_flag_at);
+                    return cli_usage_error(CMD, "--preset expects 'paper', got '%s'", ps);
+                }
                 preset_paper = 1;
             } else if (r == 0 && (r = cli_int(argc, argv, &i, "--show-thoughts", &show_thoughts, 0, 64)) != 0) {
             } else if (r == 0 && (r = cli_qstar_flag(argc, argv, &i, &qo)) > 0) {
                 qs_flags_given = 1;
+                if (!strcmp(argv[at], "--n-talk")) n_talk_given = 1;
+                qs_flag_at[n_qs_flags++] = at;
             }
         }
         if (r < 0) {
             fprintf(stderr, "(see qstar %s --help)\n", CMD);
+            free(qs_flag_at);
             return 2;
         }
-        if (r == 0) return cli_usage_error(CMD, "unknown argument '%s'", argv[i]);
+        if (r == 0) {
+            free(qs_flag_at);
+            return cli_usage_error(CMD, "unknown argument '%s'", argv[i]);
+        }
     }
-    if (preset_paper) {
-        qs_qstar_opts keep = qo; // explicit Quiet-STaR flags win over the preset
-        apply_paper_preset(o, &qo);
-        if (qs_flags_given) qo = keep;
-    }
+    (void)qs_flags_given;
+    if (preset_paper) apply_paper_preset(o); // optimisation flags given win over the preset
     if (g_quietstar) { // small-model defaults for Quiet-STaR training
         if (!o[F_BATCH].set && !o[F_RESUME].set) o[F_BATCH].i = 4, o[F_BATCH].set = 1;
         if (!o[F_SEQ].set && !o[F_RESUME].set) o[F_SEQ].i = 128, o[F_SEQ].set = 1;
@@ -470,10 +566,14 @@ static int run(int argc, char **argv) {
     char *strings[F_COUNT];
     int n_strings = 0, rc = 0;
     if (o[F_RESUME].set) {
-        if (o[F_MODEL].set || o[F_CONFIG].set)
-            return cli_usage_error(CMD, "--resume takes the model from the checkpoint; drop --model/--config");
-        if (qs_checkpoint_locate(o[F_RESUME].s, ckpt_dir, sizeof ckpt_dir, run_dir, sizeof run_dir) != QS_OK)
-            return cli_fail(CMD);
+        if (o[F_MODEL].set || o[F_CONFIG].set) {
+            rc = cli_usage_error(CMD, "--resume takes the model from the checkpoint; drop --model/--config");
+            goto free_strings;
+        }
+        if (qs_checkpoint_locate(o[F_RESUME].s, ckpt_dir, sizeof ckpt_dir, run_dir, sizeof run_dir) != QS_OK) {
+            rc = cli_fail(CMD);
+            goto free_strings;
+        }
         char args_path[4200];
         snprintf(args_path, sizeof args_path, "%s/%s", ckpt_dir, QS_TRAIN_ARGS_FILE);
         struct stat sb;
@@ -516,6 +616,11 @@ static int run(int argc, char **argv) {
     double val_frac = o[F_VAL_FRAC].set ? o[F_VAL_FRAC].f : 0.05;
     if (val_frac >= 1) { rc = cli_usage_error(CMD, "--val-frac must be below 1 (nothing left to train on)"); goto free_strings; }
     if (qs_train_opts_validate(&to) != QS_OK) { rc = cli_usage_error(CMD, "%s", qstar_last_error()); goto free_strings; }
+    if (g_quietstar && n_talk_given && to.seq_len < qo.n_talk + 2) { // before loading anything
+        rc = cli_usage_error(CMD, "--seq-len %d is too short for --n-talk %d (a window needs at least n_talk + 2 tokens)",
+                             to.seq_len, qo.n_talk);
+        goto free_strings;
+    }
     uint64_t seed = o[F_SEED].set ? (uint64_t)o[F_SEED].i : 1337;
     if (o[F_THREADS].set) {
         omp_set_num_threads((int)o[F_THREADS].i);
@@ -535,9 +640,10 @@ static int run(int argc, char **argv) {
     const char *out = o[F_OUT].s;
 
     // --- refuse to clobber another run's checkpoint
-    char probe[4200];
+    char probe[4200], probe_old[4200];
     snprintf(probe, sizeof probe, "%s/ckpt", out);
-    if (is_dir(probe) && !(o[F_RESUME].set && same_dir(out, run_dir))) {
+    snprintf(probe_old, sizeof probe_old, "%s/ckpt.old", out); // a run killed mid-save keeps only this
+    if ((is_dir(probe) || is_dir(probe_old)) && !(o[F_RESUME].set && same_dir(out, run_dir))) {
         fprintf(stderr,
                 "qstar %s: %s already holds a checkpoint; continue it with --resume %s or choose another --out\n",
                 CMD, out, out);
@@ -588,11 +694,16 @@ static int run(int argc, char **argv) {
     }
     if (qs_tokenizer_load(&tok, tok_path, m.cfg.vocab_size) != QS_OK) { cli_fail(CMD); goto done; }
     if (g_quietstar) {
-        // settings: SPEC defaults < checkpoint's quietstar block < flags given now
-        if (qs_json && !qs_flags_given && !preset_paper &&
-            qs_qstar_opts_from_json(&qo, qs_json, o[F_RESUME].set ? ckpt_dir : "model config") != QS_OK) {
+        // settings: SPEC defaults < the model's (checkpoint's) quietstar block < --preset < flags given now
+        qs_qstar_opts_default(&qo);
+        if (qs_json && qs_qstar_opts_from_json(&qo, qs_json, o[F_RESUME].set ? ckpt_dir : "model config") != QS_OK) {
             cli_fail(CMD);
             goto done;
+        }
+        if (preset_paper) apply_paper_preset_qs(&qo);
+        for (int k = 0; k < n_qs_flags; k++) {
+            int j = qs_flag_at[k];
+            (void)cli_qstar_flag(argc, argv, &j, &qo); // parsed once already: cannot fail
         }
         if (qs_qstar_opts_validate(&qo, to.seq_len) != QS_OK) {
             rc = cli_usage_error(CMD, "%s", qstar_last_error());
@@ -648,12 +759,16 @@ static int run(int argc, char **argv) {
     fprintf(stderr, "model: %zu parameters; %ld steps x %d x %d x %d tokens, lr %g -> %g, warmup %ld, %d threads\n",
             m.layout.numel, to.steps, to.batch, to.seq_len, to.grad_accum, (double)to.lr, (double)to.min_lr,
             to.warmup, omp_get_max_threads());
+    fprintf(stderr, "optimizer: AdamW betas (%g, %g), eps %g, weight decay %g, grad-norm clip %g%s\n",
+            (double)to.beta1, (double)to.beta2, (double)to.eps, (double)to.weight_decay, (double)to.clip,
+            preset_paper ? " (--preset paper: SPEC section 4)" : "");
 
     // --- log
     if (qs_mkdir_p(out) != QS_OK) { cli_fail(CMD); goto done; }
     char log_default[4200];
     snprintf(log_default, sizeof log_default, "%s/log.jsonl", out);
     const char *log_path = o[F_LOG].set ? o[F_LOG].s : log_default;
+    if (o[F_RESUME].set && trim_log(log_path, tr.step) != 0) goto done;
     logf = fopen(log_path, o[F_RESUME].set ? "a" : "w");
     if (!logf) {
         fprintf(stderr, "qstar %s: %s: cannot open the log for writing: %s\n", CMD, log_path, strerror(errno));
@@ -703,6 +818,7 @@ done:
     qs_model_free(&m);
 free_strings:
     for (int k = 0; k < n_strings; k++) free(strings[k]);
+    free(qs_flag_at);
     return rc;
 }
 

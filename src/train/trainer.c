@@ -324,6 +324,20 @@ qs_status qs_trainer_run(qs_trainer *t, const qs_train_run_opts *ro, qs_train_su
         ev.elapsed = now - t0;
         ev.tok_per_s = train_time > 0 ? tokens_per_step * (double)sum->steps_run / train_time : 0;
         ev.eta = train_time / (double)sum->steps_run * (double)(o->steps - t->step);
+        if (!ev.skipped && !params_finite(t->model)) {
+            // finite gradients, but the update itself overflowed (absurd lr / weight decay): there is
+            // no way back to the previous weights, so stop now; the last checkpoint stays as it was
+            sum->seconds = qs_now() - t0;
+            if (t->saved_step >= 0)
+                return qs_error(QS_ERR_NUMERIC,
+                                "step %ld: the update made the weights non-finite (learning rate or weight decay "
+                                "too large?); stopped without saving (the last checkpoint, of step %ld, is kept)",
+                                t->step, t->saved_step);
+            return qs_error(QS_ERR_NUMERIC,
+                            "step %ld: the update made the weights non-finite (learning rate or weight decay "
+                            "too large?); stopped without saving",
+                            t->step);
+        }
         if (ev.skipped) {
             sum->skipped++;
             char msg[256];

@@ -82,7 +82,7 @@ awk -v i="$i" -v f="$f" 'BEGIN { exit !(i > 5.9 && i < 6.6 && f < i - 1.0) }' ||
 [ -e "$tmp/r1/ckpt.tmp" ] || [ -e "$tmp/r1/ckpt.old" ] && bad "temporary checkpoint directories left behind"
 steps=$(grep -c '"loss"' "$tmp/r1/log.jsonl"); evals=$(grep -c '"val_nll"' "$tmp/r1/log.jsonl")
 [ "$steps" -eq 60 ] && [ "$evals" -eq 3 ] || bad "log.jsonl has $steps step and $evals eval records (want 60, 3)"
-grep -q '^{"step":60,"loss":[0-9.e-]*,"lr":[0-9.e-]*,"grad_norm":[0-9.e-]*,"tok_per_s":[0-9.e+-]*,"elapsed":[0-9.e-]*}$' "$tmp/r1/log.jsonl" \
+grep -q '^{"step":60,"loss":[0-9.e-]*,"lr":[0-9.e-]*,"grad_norm":[0-9.e-]*,"tok_per_s":[0-9.e+-]*,"elapsed":[0-9.e-]*,"skipped":false}$' "$tmp/r1/log.jsonl" \
   || bad "step record format: $(grep '"step":60,' "$tmp/r1/log.jsonl")"
 # the trained checkpoint is a model directory the other commands accept (and it refuses to be clobbered)
 expect 1 "existing checkpoint without --resume" -- "$Q" finetune --config "$tmp/tiny.json" "${common[@]}" --out "$tmp/r1" --steps 5
