@@ -512,7 +512,7 @@ static int run(int argc, char **argv) {
     memcpy(o, opts_template, sizeof o);
     qs_qstar_opts qo;
     qs_qstar_opts_default(&qo);
-    int preset_paper = 0, qs_flags_given = 0, n_talk_given = 0;
+    int preset_paper = 0, n_talk_given = 0;
     long show_thoughts = 2;
     // argv positions of the Quiet-STaR flags: applied again over the checkpoint's settings
     int *qs_flag_at = calloc((size_t)argc + 1, sizeof(int)), n_qs_flags = 0;
@@ -536,7 +536,6 @@ static int run(int argc, char **argv) {
                 preset_paper = 1;
             } else if (r == 0 && (r = cli_int(argc, argv, &i, "--show-thoughts", &show_thoughts, 0, 64)) != 0) {
             } else if (r == 0 && (r = cli_qstar_flag(argc, argv, &i, &qo)) > 0) {
-                qs_flags_given = 1;
                 if (!strcmp(argv[at], "--n-talk")) n_talk_given = 1;
                 qs_flag_at[n_qs_flags++] = at;
             }
@@ -551,7 +550,6 @@ static int run(int argc, char **argv) {
             return cli_usage_error(CMD, "unknown argument '%s'", argv[i]);
         }
     }
-    (void)qs_flags_given;
     if (preset_paper) apply_paper_preset(o); // optimisation flags given win over the preset
     if (g_quietstar) { // small-model defaults for Quiet-STaR training
         if (!o[F_BATCH].set && !o[F_RESUME].set) o[F_BATCH].i = 4, o[F_BATCH].set = 1;
@@ -798,7 +796,10 @@ static int run(int argc, char **argv) {
     // --- summary
     if (isfinite(sum.nll_first)) printf("initial held-out NLL: %.4f (step %ld)\n", sum.nll_first, sum.step_first);
     else printf("initial held-out NLL: n/a (no held-out data)\n");
-    if (isfinite(sum.nll_last)) printf("final held-out NLL:   %.4f (step %ld)\n", sum.nll_last, sum.step_last);
+    if (isfinite(sum.nll_last) && sum.interrupted && sum.step_last != tr.step)
+        printf("final held-out NLL:   %.4f (step %ld; stopped at step %ld before evaluating again)\n", sum.nll_last,
+               sum.step_last, tr.step);
+    else if (isfinite(sum.nll_last)) printf("final held-out NLL:   %.4f (step %ld)\n", sum.nll_last, sum.step_last);
     else printf("final held-out NLL:   n/a\n");
     printf("steps: %ld of %ld (%ld in this run, %ld skipped), time: %.1f s\n", tr.step, to.steps, sum.steps_run,
            sum.skipped, sum.seconds);

@@ -10,6 +10,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
 
 #include "io/model_io.h"
 #include "io/safetensors.h"
@@ -207,6 +210,18 @@ qs_status qs_remove_tree(const char *path) {
     return QS_OK;
 }
 
+// Atomically exchanges two existing paths (Linux renameat2 RENAME_EXCHANGE).
+// -1 where the system or the file system cannot; the caller falls back to two renames.
+static int exchange_paths(const char *a, const char *b) {
+#if defined(__linux__) && defined(SYS_renameat2)
+    return (int)syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, 2 /* RENAME_EXCHANGE */);
+#else
+    (void)a, (void)b;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
 // A directory that holds a complete checkpoint.
 static int is_checkpoint(const char *dir) {
     char p[PATH_CAP];
@@ -240,7 +255,16 @@ qs_status qs_checkpoint_save(const char *run_dir, const qs_model *m, const char 
         return st;
     }
     fsync_path(tmp);
-    // swap: ckpt -> ckpt.old, ckpt.tmp -> ckpt, remove ckpt.old
+    // swap in one step where the system can: ckpt <-> ckpt.tmp, then remove ckpt.tmp (the previous
+    // checkpoint). RUN/ckpt is a complete checkpoint at every instant; a crash before the removal
+    // leaves a stale ckpt.tmp, which the next save removes first.
+    if (is_checkpoint(ck) && exchange_paths(tmp, ck) == 0) {
+        fsync_path(run_dir);
+        if (ckpt_dir && cap) snprintf(ckpt_dir, cap, "%s", ck);
+        QS_TRY(qs_remove_tree(tmp));
+        return qs_remove_tree(old); // left by an earlier interrupted two-rename swap, if any
+    }
+    // otherwise: ckpt -> ckpt.old, ckpt.tmp -> ckpt, remove ckpt.old
     if (exists(ck)) {
         if (is_checkpoint(ck) || !is_checkpoint(old)) {
             QS_TRY(qs_remove_tree(old));
@@ -252,9 +276,8 @@ qs_status qs_checkpoint_save(const char *run_dir, const qs_model *m, const char 
     }
     if (rename(tmp, ck) != 0) return qs_error(QS_ERR_IO, "%s: cannot rename to %s: %s", tmp, ck, strerror(errno));
     fsync_path(run_dir);
-    QS_TRY(qs_remove_tree(old));
     if (ckpt_dir && cap) snprintf(ckpt_dir, cap, "%s", ck);
-    return QS_OK;
+    return qs_remove_tree(old);
 }
 
 static qs_status copy_out(char *out, size_t cap, const char *s) {

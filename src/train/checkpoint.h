@@ -14,9 +14,14 @@
 //   train_args.json          (optional) the caller's run settings, opaque here
 //
 // Saving never damages the previous checkpoint: everything is written into
-// RUN/ckpt.tmp, then RUN/ckpt is renamed to RUN/ckpt.old, RUN/ckpt.tmp to
-// RUN/ckpt, and RUN/ckpt.old is removed. A crash between the two renames
-// leaves RUN/ckpt.old, which qs_checkpoint_locate() moves back into place.
+// RUN/ckpt.tmp, then RUN/ckpt and RUN/ckpt.tmp are exchanged in one atomic
+// step (Linux renameat2 RENAME_EXCHANGE) and RUN/ckpt.tmp, now the previous
+// checkpoint, is removed: RUN/ckpt is complete at every instant. Where the
+// exchange is not available, RUN/ckpt is renamed to RUN/ckpt.old, RUN/ckpt.tmp
+// to RUN/ckpt, and RUN/ckpt.old is removed; a crash between those two renames
+// leaves RUN/ckpt.old, which qs_checkpoint_locate() (and the next save) moves
+// back into place. A stale RUN/ckpt.tmp is never read and is removed by the
+// next save.
 #ifndef QS_TRAIN_CHECKPOINT_H
 #define QS_TRAIN_CHECKPOINT_H
 

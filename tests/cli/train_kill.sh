@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # qstar train under SIGKILL: a tiny Quiet-STaR run that checkpoints after every
 # step is killed at random moments (many of them land inside a checkpoint
-# write); after every kill the latest checkpoint must be found, load, resume for
-# one step and load again as a thinking model (`qstar generate --think`), and
-# at most one step may be lost. Then the states a kill can leave between the
-# renames of a checkpoint swap are built by hand and resumed too, and the log
-# of the killed run must end up with exactly one record per step.
+# write); after every kill the checkpoint as the kill left it must load as a
+# thinking model (`qstar generate --think`), resume for one step (at most one
+# step lost) and load again. Then the states a kill can leave around the swap
+# of a checkpoint (exchange, or two renames where the file system cannot
+# exchange) are built by hand and resumed too; the log of the killed run must
+# end up with exactly one record per step; and a non-finite loss / gradient
+# skips the update with a warning and never reaches a checkpoint.
 # Needs $QSTAR_DATA (stories260K, TinyStories); about a minute.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -50,7 +52,7 @@ resume_one() {
 }
 
 # --- random kills
-kills=0 in_write=0 in_swap=0 before_first=0 t0=$SECONDS
+kills=0 in_write=0 in_swap=0 in_partial=0 before_first=0 t0=$SECONDS
 started=0 resumed=0
 for i in $(seq 1 24); do
   if [ $started -eq 0 ]; then
@@ -67,6 +69,7 @@ for i in $(seq 1 24); do
   kills=$((kills + 1))
   [ -e "$R/ckpt.tmp" ] && in_write=$((in_write + 1))
   [ -e "$R/ckpt.old" ] && in_swap=$((in_swap + 1))
+  [ -e "$R/ckpt.tmp" ] && [ ! -f "$R/ckpt.tmp/train_args.json" ] && in_partial=$((in_partial + 1))
   if [ ! -e "$R/ckpt" ] && [ ! -e "$R/ckpt.old" ]; then
     # killed before the first checkpoint: nothing to resume, and resume says so
     before_first=$((before_first + 1))
@@ -77,14 +80,19 @@ for i in $(seq 1 24); do
   # the checkpoint lags the log by at most one step (the record is written before
   # the save); a resumed run starts from its own checkpoint at least
   [ $started -eq 0 ] && resumed=0
+  # the checkpoint as the kill left it loads as a thinking model (RUN/ckpt is replaced in one
+  # atomic exchange; only where that is unavailable can a kill leave just RUN/ckpt.old)
+  ck=$R/ckpt; [ -e "$ck" ] || ck=$R/ckpt.old
+  out=$("$Q" generate --model "$ck" --think --prompt "Once" --max-tokens 6 --seed 1 2>&1) \
+    || bad "kill $i: generate --think on $ck as left by the kill: $out"
   L=$(last_step)
   lo=$((L - 1)); [ $lo -lt $resumed ] && lo=$resumed
   hi=$((L > resumed ? L : resumed))
   resume_one "kill $i (log at step $L, state: $(ls "$R" | tr '\n' ' '))" "$lo" "$hi" || { started=0; continue; }
   started=1
 done
-echo "SIGKILL: $kills kills ($in_write during a checkpoint write, $in_swap during the swap or its clean-up," \
-     "$before_first before the first checkpoint), every one recovered: $((SECONDS - t0)) s"
+echo "SIGKILL: $kills kills ($in_write left ckpt.tmp: $in_partial of them mid-write; $in_swap left ckpt.old;" \
+     "$before_first before the first checkpoint), every one loaded and resumed: $((SECONDS - t0)) s"
 [ $((in_write + in_swap)) -ge 2 ] || echo "note: few kills landed in a checkpoint write this time ($in_write + $in_swap)"
 
 # the killed-and-resumed run's log: one record per step 1..N, no partial lines
@@ -117,11 +125,16 @@ resume_one "ckpt.old beside an incomplete ckpt" 6 6
 # (e) ckpt.old only, no ckpt.tmp (the first rename done, the write before it lost)
 mv "$R/ckpt" "$R/ckpt.old"
 resume_one "ckpt.old only" 7 7
+# (f) after the exchange, before the removal: ckpt.tmp holds the previous (complete) checkpoint
+cp -r "$R/ckpt" "$tmp/prev"
+out=$("$Q" train --resume "$R" --stop-after 1 2>&1) || bad "setup (f): $out"
+mv "$tmp/prev" "$R/ckpt.tmp"
+resume_one "stale complete ckpt.tmp" 9 9
 # a fresh run must not clobber a run that survives only as ckpt.old
 mv "$R/ckpt" "$R/ckpt.old"
 out=$("$Q" train "${args[@]}" --out "$R" --stop-after 1 2>&1) && bad "fresh run over ckpt.old: $out"
 [[ "$out" == *--resume* ]] || bad "fresh run over ckpt.old message: $out"
-resume_one "ckpt.old only, after a refused fresh run" 8 8
+resume_one "ckpt.old only, after a refused fresh run" 10 10
 
 # --- non-finite loss / gradient: the update is skipped with a warning, nothing non-finite is saved
 # (lr 100 with weight decay 100 blows the weights up until the gradient is NaN)
