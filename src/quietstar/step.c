@@ -114,15 +114,18 @@ static void head_ce(const qs_model *m, qs_workspace *ws, const float *h, const i
 }
 
 // Samples one thought token per row from softmax(lm_head(h) / tau), banned
-// ids excluded. Serial over rows so a seed gives the same thoughts at any
-// thread count.
+// ids excluded. The uniforms are drawn serially (one per row, in row order)
+// so a seed gives the same thoughts at any thread count; the rows then run
+// in parallel.
 static void sample_tokens(const qs_model *m, qs_workspace *ws, const qs_qstar_opts *o, const float *h, int N,
                           int *out, qs_rng *rng) {
     const int H = m->cfg.dim, V = m->cfg.vocab_size;
     for (int n0 = 0; n0 < N; n0 += ws->chunk) {
         int n = QS_MIN(ws->chunk, N - n0);
-        float *z = ws->logits;
+        float *z = ws->logits, *coin = ws->losses; // losses: [chunk] scratch
         matmul_forward(z, h + (size_t)n0 * H, m->w.lm_head, NULL, n, H, V);
+        for (int k = 0; k < n; k++) coin[k] = qs_rng_uniform(rng);
+#pragma omp parallel for schedule(static)
         for (int k = 0; k < n; k++) {
             float *zr = z + (size_t)k * V;
             for (int b = 0; b < o->n_banned; b++) zr[o->banned[b]] = -1e10f;
@@ -131,7 +134,7 @@ static void sample_tokens(const qs_model *m, qs_workspace *ws, const qs_qstar_op
             if (o->greedy_thoughts) { out[n0 + k] = best; continue; }
             double s = 0.0;
             for (int v = 0; v < V; v++) s += expf((zr[v] - zr[best]) / o->tau_sample);
-            double u = qs_rng_uniform(rng) * s, c = 0.0;
+            double u = coin[k] * s, c = 0.0;
             int pick = V - 1;
             for (int v = 0; v < V; v++) {
                 c += expf((zr[v] - zr[best]) / o->tau_sample);
@@ -155,9 +158,12 @@ static double policy_pass(const qs_model *m, qs_qstar *q, const float *h, const 
         int n = QS_MIN(ws->chunk, N - n0);
         float *z = ws->logits;
         matmul_forward(z, h + (size_t)n0 * H, m->w.lm_head, NULL, n, H, V);
+        float *part = ws->losses; // per-row terms, summed in row order (deterministic)
+#pragma omp parallel for schedule(static)
         for (int k = 0; k < n; k++) {
             int r = (n0 + k) / T, i = (n0 + k) % T;
             float *zr = z + (size_t)k * V;
+            part[k] = 0.0f;
             float a = i < q->nR ? q->adv[(size_t)r * q->nR + i] : 0.0f;
             float mx = -INFINITY;
             for (int v = 0; v < V; v++) mx = QS_MAX(mx, zr[v] / tau);
@@ -165,13 +171,14 @@ static double policy_pass(const qs_model *m, qs_qstar *q, const float *h, const 
             for (int v = 0; v < V; v++) s += expf(zr[v] / tau - mx);
             float lse = mx + (float)log(s);
             int t = tok[n0 + k];
-            if (i < q->nR) total += -(double)a * (zr[t] / tau - lse);
+            if (i < q->nR) part[k] = -a * (zr[t] / tau - lse);
             if (!dh) continue;
             // d(-a*logp)/dz = -a * (onehot - softmax(z/tau)) / tau
             float g = coef * a / tau;
             for (int v = 0; v < V; v++) zr[v] = g * expf(zr[v] / tau - lse);
             zr[t] -= g;
         }
+        for (int k = 0; k < n; k++) total += part[k];
         if (dh) matmul_backward(dh + (size_t)n0 * H, dlm, NULL, z, h + (size_t)n0 * H, m->w.lm_head, n, H, V);
     }
     return total;
