@@ -56,7 +56,7 @@ qs_status qs_workspace_create_ex(qs_workspace **ws, const qs_config *c, int R, i
 // Returns 1 if they are now kept. qs_workspace_create does this with
 // QS_STORE_ACTS_DEFAULT bytes (override: env QSTAR_STORE_ACTS_MB, 0 = never).
 int qs_workspace_store_activations(qs_workspace *ws, size_t max_bytes);
-#define QS_STORE_ACTS_DEFAULT ((size_t)2 << 30)
+#define QS_STORE_ACTS_DEFAULT ((size_t)1 << 30)
 
 // Forward of a block of tokens: passes d0..d0+nd-1, all rows, positions
 // i0..i0+ni-1, input embeddings x0 [nd,R,ni,H]; fills the KV cache; writes
