@@ -1,0 +1,618 @@
+#!/usr/bin/env python3
+"""run_bench.py: qstar vs the PyTorch reference (`make bench` -> scripts/bench.sh).
+
+Every measurement is its own process (so its peak RSS is its own); qstar and
+the reference alternate config by config (and round by round where a config
+is repeated), both in float32 with 2 threads.  Prints readable tables with
+ratios as it goes and writes everything to build/bench.json.
+
+This script needs no torch itself: the reference runs as
+/usr/bin/python3 bench/torch_lm.py / bench/torch_qstar.py (override with $PYTHON).
+
+Environment:
+  BENCH_QUICK=1      (or --quick) small configs only, a smoke test (< 2 min)
+  BENCH_SKIP_BIG=1   skip section 2(d)'s 135M-shaped B=8 step (the longest run)
+  BENCH_REF_TIMEOUT  seconds one reference process may take (default 600)
+  QSTAR_DATA         shared data dir: stories260K.bin is used when present
+  BENCH_OMP_WAIT_POLICY  OMP_WAIT_POLICY for both sides (default PASSIVE; "default"
+                     leaves it unset).  With GOMP's default spinning, 2 OpenMP threads
+                     plus OpenBLAS's spinning pthreads on a shared 2-CPU machine measure
+                     the scheduler (10x slower and erratic for small models, both sides).
+  BENCH_PERF=0       no `perf record` time attribution
+"""
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, ".."))
+BUILD = os.environ.get("BUILD", "build")
+BIN = os.path.join(ROOT, BUILD, "bench_qstar")
+PY = os.environ.get("PYTHON", "/usr/bin/python3")
+THREADS = 2
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0") or "--quick" in sys.argv
+SKIP_BIG = os.environ.get("BENCH_SKIP_BIG", "") not in ("", "0")
+REF_TIMEOUT = float(os.environ.get("BENCH_REF_TIMEOUT", "600"))
+WAIT_POLICY = os.environ.get("BENCH_OMP_WAIT_POLICY", "PASSIVE")
+USE_PERF = os.environ.get("BENCH_PERF", "1") not in ("", "0") and shutil.which("perf") is not None
+T_START = time.time()
+
+sys.path.insert(0, HERE)
+from torch_qstar import SHAPES, estimate_bytes  # noqa: E402  (no torch import at module level)
+
+results = {"sections": {}}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def log(msg):
+    el = int(time.time() - T_START)
+    print("[%02d:%02d] %s" % (el // 60, el % 60, msg), file=sys.stderr, flush=True)
+
+
+def out(line=""):
+    print(line, flush=True)
+
+
+def child_env():
+    e = dict(os.environ)
+    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        e[k] = str(THREADS)
+    if WAIT_POLICY.lower() == "default":
+        e.pop("OMP_WAIT_POLICY", None)
+    else:
+        e["OMP_WAIT_POLICY"] = WAIT_POLICY
+    return e
+
+
+def loadavg():
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def mem_available():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def run(cmd, label, timeout=None):
+    """Runs one measurement process; returns its JSON dict (plus the child's
+    rusage: peak RSS and CPU seconds as /usr/bin/time -v reports them), or a
+    dict with "error"."""
+    log("%s: %s" % (label, " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd)))
+    la0, t0 = loadavg(), time.time()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=child_env(), cwd=ROOT, start_new_session=True)
+    timed_out = False
+    if timeout:
+        def kill(*_):
+            nonlocal timed_out
+            timed_out = True
+            try:
+                os.killpg(p.pid, signal.SIGKILL)  # the process group of the child we started
+            except ProcessLookupError:
+                pass
+        old = signal.signal(signal.SIGALRM, kill)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        data = p.stdout.read()
+    finally:
+        if timeout:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status
+    wall = time.time() - t0
+    if timed_out:
+        log("%s: stopped after %.0f s (timeout)" % (label, wall))
+        return {"error": "timeout", "wall_s": wall}
+    if p.returncode != 0:
+        log("%s: failed (exit %s)" % (label, p.returncode))
+        return {"error": "exit %s" % p.returncode, "wall_s": wall}
+    lines = [ln for ln in data.decode().splitlines() if ln.startswith("{")]
+    if not lines:
+        return {"error": "no output", "wall_s": wall}
+    r = json.loads(lines[-1])
+    r["child_maxrss_kb"] = ru.ru_maxrss
+    r["child_cpu_s"] = ru.ru_utime + ru.ru_stime
+    r["process_wall_s"] = wall
+    r["loadavg"] = [la0, loadavg()]
+    log("%s: done in %.1f s (peak RSS %.2f GB, load %.1f)" % (label, wall, ru.ru_maxrss / 2**20, loadavg()))
+    return r
+
+
+def median(v):
+    s = sorted(v)
+    n = len(s)
+    if n == 0:
+        return float("nan")
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+def merge(runs):
+    """Several rounds of one measurement: median over all timed iterations."""
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return runs[-1] if runs else {"error": "not run"}
+    m = dict(ok[0])
+    m["times"] = [t for r in ok for t in r["times"]]
+    m["cpu_times"] = [t for r in ok for t in r.get("cpu_times", [])]
+    m["median_s"] = median(m["times"])
+    m["cpu_median_s"] = median(m["cpu_times"])
+    m["peak_rss_kb"] = max(r["child_maxrss_kb"] for r in ok)
+    m["rounds"] = len(ok)
+    if "tokens_per_s" in m:
+        m["tokens_per_s"] = m["B"] * m["T"] / m["median_s"]
+    return m
+
+
+def gb(kb):
+    return "%.2f GB" % (kb / 2**20) if kb else "-"
+
+
+def fmt_s(x):
+    if x != x:
+        return "-"
+    return "%.3f" % x if x < 10 else "%.1f" % x
+
+
+def have_torch():
+    try:
+        r = subprocess.run([PY, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True,
+                           timeout=120)
+        return r.stdout.strip() if r.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def qstar_cmd(mode, **kw):
+    cmd = [BIN, mode]
+    for k, v in kw.items():
+        cmd += ["--" + k.replace("_", "-") if k not in ("B", "T") else "--" + k, str(v)]
+    return cmd
+
+
+def ref_cmd(script, **kw):
+    cmd = [PY, os.path.join(HERE, script), "--threads", str(THREADS)]
+    for k, v in kw.items():
+        cmd += ["--" + k.replace("_", "-") if k not in ("B", "T") else "--" + k, str(v)]
+    return cmd
+
+
+def _dims(cfg):
+    H, F, L = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    nh, nkv, V = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["vocab_size"]
+    hd = H // nh
+    lin = L * (2 * H * nh * hd + 2 * H * nkv * hd + 3 * H * F)  # q,o + k,v + gate,up,down
+    return H, L, nh, hd, V, lin
+
+
+def lm_flops(cfg, B, T):
+    """Model FLOPs of one LM forward+backward (backward = 2x forward; no recompute)."""
+    H, L, nh, hd, V, lin = _dims(cfg)
+    N = B * T
+    fwd = 2 * lin * N + L * 4 * nh * hd * B * T * (T + 1) / 2 + 2 * N * H * V
+    return 3 * fwd
+
+
+def step_flops(cfg, B, T, n_ahead, n_talk, n_passes):
+    """FLOPs the Quiet-STaR step needs (SPEC's algorithm computed as qstar does it,
+    backward = 2x forward, without qstar's layer recompute): the D passes with
+    their i+1+d visible keys per query, the lm_head products (base and talk CE
+    forward+backward, n_thought sampling passes, n_thought policy passes
+    forward+backward) and the mixing head.  Used for both sides, so GFLOP/s
+    compares implementations doing the same job."""
+    H, L, nh, hd, V, lin = _dims(cfg)
+    R, D, nT = B * n_passes, n_ahead + n_talk - 1, n_ahead - 3
+    N = R * T
+    keys = sum(R * (T * (T + 1) / 2 + T * d) for d in range(D))
+    model = 3 * (2 * lin * N * D + L * 4 * nh * hd * keys)
+    head = ((1 + n_talk + 2 * nT) + 2 * (1 + n_talk + nT)) * 2 * N * H * V
+    mix = n_talk * 3 * 2 * N * (3 * H * H + H)
+    return model + head + mix
+
+
+PERF_GROUPS = [  # (label, predicate on (dso, symbol))
+    ("GEMM (OpenBLAS sgemm)", lambda d, s: "openblas" in d or "blas" in d),
+    ("attention (thought-structured, ops/attention.c)", lambda d, s: s.startswith("attention_")),
+    ("softmax/CE/sampling/policy (exp over the vocabulary)",
+     lambda d, s: "exp" in s or "log" in s or s.startswith("crossentropy") or s.startswith("qs_qstar_step")),
+    ("norms, SwiGLU, RoPE, embeddings, mixing head", lambda d, s: any(
+        s.startswith(p) for p in ("rmsnorm", "swiglu", "rotate", "rope", "embedding", "matmul", "mixhead"))),
+    ("AdamW + grad clip", lambda d, s: s.startswith("qs_adamw") or s.startswith("qs_clip")),
+    ("kernel: scheduling, yields, page faults", lambda d, s: "kernel" in d or "sched_yield" in s),
+    ("memset/memcpy", lambda d, s: "mem" in s),
+]
+
+
+def perf_attribution(cmd, label):
+    """Flat `perf record` profile of one qstar process, grouped by kind of work."""
+    if not USE_PERF:
+        return None
+    data = os.path.join(tempfile.gettempdir(), "qstar-bench-perf-%d.data" % os.getpid())
+    log("%s perf record: %s" % (label, " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd)))
+    try:
+        r = subprocess.run(["perf", "record", "-q", "-F", "499", "-o", data, "--"] + cmd, env=child_env(), cwd=ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=1800)
+        if r.returncode != 0:
+            return None
+        rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,sym", "--stdio"],
+                             capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    finally:
+        try:
+            os.unlink(data)
+        except OSError:
+            pass
+    groups = {g: 0.0 for g, _ in PERF_GROUPS}
+    groups["other"] = 0.0
+    top = []
+    for line in rep.stdout.splitlines():
+        parts = line.split()
+        if len(parts) < 4 or line.lstrip().startswith("#") or not parts[0].endswith("%"):
+            continue
+        try:
+            pct = float(parts[0][:-1])
+        except ValueError:
+            continue
+        dso, sym = parts[1], " ".join(parts[3:])
+        if len(top) < 8:
+            top.append((pct, dso, sym))
+        for g, pred in PERF_GROUPS:
+            if pred(dso.lower(), sym):
+                groups[g] += pct
+                break
+        else:
+            groups["other"] += pct
+    return dict(groups=groups, top=top)
+
+
+def print_perf(pa, indent="    "):
+    if not pa:
+        return
+    out("%sperf profile of the whole qstar process (%% of samples):" % indent)
+    for g, v in sorted(pa["groups"].items(), key=lambda kv: -kv[1]):
+        if v >= 0.5:
+            out("%s  %5.1f%%  %s" % (indent, v, g))
+    out("%s  top symbols: %s" % (indent, "; ".join("%s %.1f%%" % (s, p) for p, d, s in pa["top"][:5])))
+
+
+# ----------------------------------------------------------------------------- sections
+
+def section_lm(torch_ok):
+    shape, B, T = ("260k", 2, 64) if QUICK else ("135m", 4, 256)
+    name = "SmolLM-135M shape" if shape == "135m" else "stories260K shape"
+    fl = lm_flops(SHAPES[shape], B, T)
+    rounds, iters = (1, 3) if QUICK else (2, 2)
+    out("== 1. LM forward+backward, %s, B=%d T=%d (fp32, %d threads, random init)" % (name, B, T, THREADS))
+    out("   %d alternating rounds of [qstar process, torch process], each: 1 warm-up + %d timed iterations; "
+        "medians over all %d" % (rounds, iters, rounds * iters))
+    qs, rs = [], []
+    for k in range(rounds):
+        qs.append(run(qstar_cmd("lm", shape=shape, B=B, T=T, warmup=1, iters=iters), "1 qstar lm (round %d)" % (k + 1)))
+        if torch_ok:
+            rs.append(run(ref_cmd("torch_lm.py", shape=shape, B=B, T=T, warmup=1, iters=iters),
+                          "1 torch lm (round %d)" % (k + 1)))
+    q = merge(qs)
+    r = merge(rs) if torch_ok else {"error": "torch not importable by %s" % PY}
+    out("%-8s %10s %10s %10s %10s %10s" % ("impl", "s/iter", "tokens/s", "cpu s", "GFLOP/s", "peak RSS"))
+    for nm, x in (("qstar", q), ("torch", r)):
+        if "error" in x:
+            out("%-8s %s" % (nm, "skipped/failed: " + x["error"]))
+        else:
+            out("%-8s %10s %10.1f %10s %10.1f %10s" % (nm, fmt_s(x["median_s"]), x["tokens_per_s"],
+                                                       fmt_s(x["cpu_median_s"]), fl / x["median_s"] / 1e9,
+                                                       gb(x["peak_rss_kb"])))
+    ratio = None
+    if "error" not in q and "error" not in r:
+        ratio = q["tokens_per_s"] / r["tokens_per_s"]
+        out("ratio qstar/torch tokens/s: %.2fx   (cpu-time ratio torch/qstar %.2fx; memory qstar/torch %.2f)"
+            % (ratio, r["cpu_median_s"] / q["cpu_median_s"], q["peak_rss_kb"] / r["peak_rss_kb"]))
+    out("(GFLOP/s = %.1f GFLOP of model work per iteration / time)" % (fl / 1e9))
+    out()
+    results["sections"]["lm"] = dict(shape=shape, B=B, T=T, flops=fl, qstar=q, torch=r, ratio_tokens_per_s=ratio)
+
+
+def step_pair(model, label, B, T, n_ahead, n_talk, n_passes, rounds, warmup, iters, torch_ok, ref_iters=None,
+              ref_warmup=None):
+    """qstar and reference steps on one config, alternating for `rounds`."""
+    cfg = json.load(open(os.path.join(model, "config.json")))
+    est = estimate_bytes(cfg, B, T, n_ahead, n_talk, n_passes)
+    avail = mem_available()
+    kw = dict(model=model, B=B, T=T, n_ahead=n_ahead, n_talk=n_talk, n_passes=n_passes)
+    qs, rs = [], []
+    ref_skip = None
+    if not torch_ok:
+        ref_skip = "torch not importable by %s" % PY
+    elif est > 0.8 * avail:
+        ref_skip = "needs ~%.1f GB (dense masks/activations), %.1f GB available" % (est / 2**30, avail / 2**30)
+    for k in range(rounds):
+        qs.append(run(qstar_cmd("step", warmup=warmup, iters=iters, **kw), "%s qstar (round %d)" % (label, k + 1)))
+        if ref_skip is None:
+            rr = run(ref_cmd("torch_qstar.py", warmup=warmup if ref_warmup is None else ref_warmup,
+                             iters=iters if ref_iters is None else ref_iters, **kw),
+                     "%s ref (round %d)" % (label, k + 1), timeout=REF_TIMEOUT)
+            rs.append(rr)
+            if rr.get("error") == "timeout":
+                ref_skip = "one process took > %.0f s: stopped" % REF_TIMEOUT
+                break
+    q = merge(qs)
+    r = merge(rs) if rs and any("error" not in x for x in rs) else {"error": ref_skip or "failed", "est_bytes": est}
+    r.setdefault("est_bytes", est)
+    return q, r
+
+
+def print_step_rows(rows):
+    out("%-18s %-6s %8s %8s %8s %9s %9s | %8s %8s %9s" % ("config", "impl", "s/step", "cpu s", "GFLOP/s",
+                                                        "peak RSS", "est. RSS", "speedup", "(cpu)", "mem ratio"))
+    for label, q, r, fl in rows:
+        sp = spc = mr = None
+        if "error" not in q and "error" not in r:
+            sp = r["median_s"] / q["median_s"]
+            spc = r["cpu_median_s"] / q["cpu_median_s"]
+            mr = q["peak_rss_kb"] / r["peak_rss_kb"]
+        for nm, x in (("qstar", q), ("ref", r)):
+            lab = label if nm == "qstar" else ""
+            if "error" in x:
+                out("%-18s %-6s %s" % (lab, nm, "skipped: " + x["error"]))
+                continue
+            est = gb(x["est_bytes"] / 1024) if nm == "ref" and x.get("est_bytes") else ""
+            tail = "| %7.2fx %7.2fx %9.3f" % (sp, spc, mr) if nm == "ref" and sp is not None else ""
+            out("%-18s %-6s %8s %8s %8.1f %9s %9s %s" % (lab, nm, fmt_s(x["median_s"]), fmt_s(x["cpu_median_s"]),
+                                                       fl / x["median_s"] / 1e9, gb(x["peak_rss_kb"]), est, tail))
+    out("   speedup = ref/qstar wall time per step (medians); (cpu) = the same with process CPU seconds, "
+        "less sensitive to other load on the machine")
+
+
+def phases(model, B, T, n_ahead, n_talk, n_passes, step_s, label):
+    """Where qstar's step time goes: simple timers (bench_qstar.c mode_phases)
+    and a flat perf profile of one step."""
+    kw = dict(model=model, B=B, T=T, n_ahead=n_ahead, n_talk=n_talk, n_passes=n_passes)
+    ph = run(qstar_cmd("phases", warmup=1, iters=1, **kw), label + " phases")
+    if "error" in ph:
+        out("  time attribution failed: %s" % ph["error"])
+    else:
+        tot = ph["forward_s"] + ph["lm_head_s"] + ph["backward_s"]
+        out("    timers (same library calls as the step, timed one by one; step median %s s):" % fmt_s(step_s))
+        out("      forward, %2d passes (attention incl.)   %7s s  %4.0f%%" % (
+            n_ahead + n_talk - 1, fmt_s(ph["forward_s"]), 100 * ph["forward_s"] / tot))
+        out("      lm_head products + vocabulary softmaxes %7s s  %4.0f%%" % (
+            fmt_s(ph["lm_head_s"]), 100 * ph["lm_head_s"] / tot))
+        out("      backward over all passes (recompute)   %7s s  %4.0f%%" % (
+            fmt_s(ph["backward_s"]), 100 * ph["backward_s"] / tot))
+    pa = perf_attribution(qstar_cmd("step", warmup=0, iters=1, **kw), label)
+    print_perf(pa, "    ")
+    if "error" not in ph:
+        ph["perf"] = pa
+        return ph
+    return {"perf": pa}
+
+
+def section_step(torch_ok, tmp):
+    o = dict(n_ahead=12, n_talk=4, n_passes=2)
+    out("== 2. Quiet-STaR training step (forward, backward, clip, AdamW), fp32, %d threads" % THREADS)
+    out("   n_ahead %d (n_thought %d), n_talk %d, n_passes %d unless noted; ref = tests/reference/quietstar_ref.py"
+        % (o["n_ahead"], o["n_ahead"] - 3, o["n_talk"], o["n_passes"]))
+    out("   speedup = ref s/step / qstar s/step; mem ratio = qstar peak RSS / ref peak RSS")
+
+    # models: identical weights on both sides
+    data = os.environ.get("QSTAR_DATA", "")
+    st260 = os.path.join(data, "stories260K", "stories260K.bin") if data else ""
+    m260 = os.path.join(tmp, "m260k")
+    if st260 and os.path.isfile(st260):
+        r = run([BIN, "save", "--load", st260, "--out", m260], "save stories260K")
+        src260 = "stories260K.bin (real weights)"
+    else:
+        r = run([BIN, "save", "--shape", "260k", "--out", m260], "save random 260k")
+        src260 = "random init (QSTAR_DATA unset)"
+    if "error" in r:
+        out("cannot write the 260k model: %s" % r["error"])
+        return
+    m135 = None
+    if not QUICK:
+        m135 = os.path.join(tmp, "m135m")
+        if "error" in run([BIN, "save", "--shape", "135m", "--out", m135], "save random 135m"):
+            m135 = None
+    out("   260k model: %s; 135m model: random init" % src260)
+    sec = results["sections"]["step"] = {"model_260k": src260, "configs": {}}
+
+    rows = []
+    if QUICK:
+        plan = [("(b) 260k B1 T64", m260, 1, 64, 1, 1, 1)]
+    else:
+        plan = []
+        if m135:
+            plan.append(("(a) 135m B1 T64", m135, 1, 64, 2, 1, 1))
+        plan.append(("(b) 260k B1 T256", m260, 1, 256, 2, 1, 2))
+    for label, model, B, T, rounds, warmup, iters in plan:
+        q, r = step_pair(model, label, B, T, rounds=rounds, warmup=warmup, iters=iters, torch_ok=torch_ok, **o)
+        cfg = json.load(open(os.path.join(model, "config.json")))
+        fl = step_flops(cfg, B, T, o["n_ahead"], o["n_talk"], o["n_passes"])
+        rows.append((label, q, r, fl))
+        sec["configs"][label] = dict(B=B, T=T, flops=fl, qstar=q, ref=r, **o)
+    out()
+    print_step_rows(rows)
+    out("   (GFLOP/s = FLOPs the step needs, counted the same way for both sides / time;"
+        " est. RSS = the reference's memory model)")
+    for label, q, r, fl in rows:
+        if "error" in q or "error" in r:
+            continue
+        sp = r["median_s"] / q["median_s"]
+        sec["configs"][label]["speedup"] = sp
+        sec["configs"][label]["speedup_cpu"] = r["cpu_median_s"] / q["cpu_median_s"]
+        sec["configs"][label]["mem_ratio"] = q["peak_rss_kb"] / r["peak_rss_kb"]
+        if sp < 5 and not QUICK:
+            out("  %s: speedup %.2fx < 5x: where qstar's time goes" % (label, sp))
+            c = sec["configs"][label]
+            c["phases"] = phases(m135 if label.startswith("(a)") else m260, c["B"], c["T"], o["n_ahead"],
+                                 o["n_talk"], o["n_passes"], q["median_s"], label)
+    out()
+
+    # (c) growth with thought length
+    T = 32 if QUICK else 128
+    ns = [4, 12] if QUICK else [4, 8, 12, 16, 24]
+    out("== 2(c) growth with thought length: 260k, B=1 T=%d, n_talk 4, n_passes 2 (passes D = n_ahead + 3)" % T)
+    sweep = {}
+    for n in ns:
+        q, r = step_pair(m260, "(c) n_ahead %d" % n, 1, T, n, 4, 2, rounds=1, warmup=1, iters=1 if QUICK else 5,
+                         torch_ok=torch_ok, ref_iters=1 if QUICK else 2)
+        sweep[n] = (q, r)
+    n0 = ns[0]
+
+    def rel(x, key):
+        base = sweep[n0][0 if x == "q" else 1]
+        v0 = base.get(key) if "error" not in base else None
+        return lambda res: (res.get(key, float("nan")) / v0) if v0 and "error" not in res else float("nan")
+
+    q_wall, q_cpu, r_wall = rel("q", "median_s"), rel("q", "cpu_median_s"), rel("r", "median_s")
+    out("%7s %6s %9s %7s %9s %7s %9s %8s %9s %8s" % ("n_ahead", "passes", "qstar s", "t/t4", "q cpu s", "cpu/c4",
+                                                   "ref s", "t/t4", "speedup", "n/4*1.1"))
+    ok_wall = ok_cpu = True
+    worst_wall = worst_cpu = 0.0
+    rows_c = []
+    for n in ns:
+        q, r = sweep[n]
+        bound = n / n0 * 1.1
+        qw, qc, rw = q_wall(q), q_cpu(q), r_wall(r)
+        for v, which in ((qw, "wall"), (qc, "cpu")):
+            if v == v:
+                if which == "wall":
+                    worst_wall, ok_wall = max(worst_wall, v / bound), ok_wall and v <= bound
+                else:
+                    worst_cpu, ok_cpu = max(worst_cpu, v / bound), ok_cpu and v <= bound
+        rs_ = r.get("median_s", float("nan")) if "error" not in r else float("nan")
+        qs_ = q.get("median_s", float("nan"))
+        sp = rs_ / qs_ if rs_ == rs_ else float("nan")
+        out("%7d %6d %9s %7.2f %9s %7.2f %9s %8s %9s %8.2f" % (
+            n, n + 3, fmt_s(qs_), qw, fmt_s(q.get("cpu_median_s", float("nan"))), qc, fmt_s(rs_),
+            "%.2f" % rw if rw == rw else "-", "%.2fx" % sp if sp == sp else "-", bound))
+        rows_c.append(dict(n_ahead=n, qstar=q, ref=r, qstar_rel_wall=qw, qstar_rel_cpu=qc, ref_rel_wall=rw,
+                           speedup=sp, bound=bound))
+
+    def verdict_text(ok, worst, what):
+        if ok:
+            return "%s: at most linear (t(n)/t(%d) <= n/%d*1.1 for every n; worst %.2f of the bound)" % (
+                what, n0, n0, worst)
+        return "%s: SUPERLINEAR somewhere (worst %.2fx the linear bound)" % (what, worst)
+    out("verdict, qstar CPU time (robust on a shared machine) -> " + verdict_text(ok_cpu, worst_cpu, "growth"))
+    out("verdict, qstar wall time                            -> " + verdict_text(ok_wall, worst_wall, "growth"))
+    out()
+    sec["growth"] = dict(T=T, rows=rows_c, at_most_linear_cpu=ok_cpu, at_most_linear_wall=ok_wall,
+                         worst_fraction_of_bound_cpu=worst_cpu, worst_fraction_of_bound_wall=worst_wall)
+
+    # (d) paper batch
+    if QUICK:
+        out("== 2(d) paper batch B=8 T=256: skipped in quick mode")
+        return
+    out("== 2(d) paper batch B=8, T=256, n_ahead 12, n_talk 4, n_passes 2: qstar alone unless the reference fits")
+    dd = sec["paper_batch"] = {}
+    plan = [("260k", m260)]
+    if m135 and not SKIP_BIG:
+        plan.append(("135m", m135))
+    elif m135:
+        out("   135m: skipped (BENCH_SKIP_BIG=1)")
+    for shape, model in plan:
+        cfg = json.load(open(os.path.join(model, "config.json")))
+        est = estimate_bytes(cfg, 8, 256, 12, 4, 2)
+        iters = 2 if shape == "260k" else 1
+        warm = 1 if shape == "260k" else 0
+        if shape == "135m":
+            log("(d) 135m B8 T256: one step of 15 passes x 4096 tokens; this is the longest run (minutes)")
+        q = merge([run(qstar_cmd("step", model=model, B=8, T=256, warmup=warm, iters=iters), "(d) %s qstar" % shape)])
+        ref_note = "skipped (needs ~%.0f GB dense masks/activations; machine has %.0f GB available)" % (
+            est / 2**30, mem_available() / 2**30) if est > 0.8 * mem_available() else None
+        r = None
+        if ref_note is None and torch_ok:
+            r = merge([run(ref_cmd("torch_qstar.py", model=model, B=8, T=256, warmup=0, iters=1),
+                           "(d) %s ref" % shape, timeout=REF_TIMEOUT)])
+            if "error" in r:
+                ref_note = "failed: " + r["error"]
+        # lower bound of the reference time by row scaling from (a)/(b)
+        base = sec["configs"].get("(a) 135m B1 T64" if shape == "135m" else "(b) 260k B1 T256", {}).get("ref", {})
+        scale = 8 * (256 // (64 if shape == "135m" else 256))
+        lb = base.get("median_s", 0) * scale if "error" not in base else 0
+        if "error" in q:
+            out("   %s qstar: failed: %s" % (shape, q["error"]))
+        else:
+            fl = step_flops(cfg, 8, 256, 12, 4, 2)
+            out("   %s qstar: %s s/step (%s), peak RSS %s, %.1f GFLOP/s (%.0f GFLOP/step)"
+                % (shape, fmt_s(q["median_s"]), "median of %d after 1 warm-up" % iters if warm else "one cold step",
+                   gb(q["peak_rss_kb"]), fl / q["median_s"] / 1e9, fl / 1e9))
+            if q["peak_rss_kb"] > 24 * 2**20:
+                out("   WARNING: above 24 GB")
+        if r is not None and "error" not in r:
+            out("   %s reference: %s s/step, peak RSS %s  -> speedup %.2fx, mem ratio %.3f"
+                % (shape, fmt_s(r["median_s"]), gb(r["peak_rss_kb"]), r["median_s"] / q["median_s"],
+                   q["peak_rss_kb"] / r["peak_rss_kb"]))
+        else:
+            extra = ""
+            if lb:
+                extra = "; time >= ~%.0f s/step by scaling the %s reference by %dx (rows x T)" % (
+                    lb, "(a)" if shape == "135m" else "(b)", scale)
+            out("   %s reference: %s%s" % (shape, ref_note or "skipped (torch unavailable)", extra))
+        dd[shape] = dict(qstar=q, ref=r, ref_note=ref_note, ref_est_bytes=est, ref_time_lower_bound_s=lb or None)
+    out()
+
+
+def main():
+    if not os.access(BIN, os.X_OK):
+        sys.exit("run_bench.py: %s missing (scripts/bench.sh builds it)" % BIN)
+    tv = have_torch()
+    info = dict(date=time.strftime("%Y-%m-%d %H:%M:%S"), quick=QUICK, threads=THREADS, nproc=os.cpu_count(),
+                cpu=platform.processor() or "", torch=tv, python=PY, loadavg_start=loadavg(),
+                mem_available_gb=mem_available() / 2**30)
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), info["cpu"])
+    except OSError:
+        pass
+    try:
+        info["git"] = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
+                                     text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    results["machine"] = info
+    out("qstar benchmark%s: %s, %d CPUs, %.0f GB available, load %.1f; torch %s; fp32, %d threads both sides"
+        % (" (quick)" if QUICK else "", info["cpu"], info["nproc"], info["mem_available_gb"], info["loadavg_start"],
+           tv or "NOT AVAILABLE (reference skipped)", THREADS))
+    if info["loadavg_start"] > 1.5 * THREADS / 2 + 0.5:
+        out("note: the machine is busy (load %.1f on %d CPUs): absolute times are inflated; qstar and the reference "
+            "alternate so ratios are less affected" % (info["loadavg_start"], info["nproc"]))
+    cal = run([BIN, "calib", "--iters", "5"], "sgemm calibration")
+    if "error" not in cal:
+        info["sgemm_gflops"] = cal["sgemm_gflops_median"]
+        out("yardstick: OpenBLAS sgemm 1024^3 on %d threads right now: %.0f GFLOP/s (best %.0f)"
+            % (THREADS, cal["sgemm_gflops_median"], cal["sgemm_gflops_best"]))
+    out()
+    tmp = tempfile.mkdtemp(prefix="qstar-bench-")
+    try:
+        section_lm(tv is not None)
+        section_step(tv is not None, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        cal = run([BIN, "calib", "--iters", "5"], "sgemm calibration (end)")
+        if "error" not in cal:
+            info["sgemm_gflops_end"] = cal["sgemm_gflops_median"]
+            out("yardstick at the end: sgemm %.0f GFLOP/s" % cal["sgemm_gflops_median"])
+        info["loadavg_end"] = loadavg()
+        info["total_s"] = time.time() - T_START
+        path = os.path.join(ROOT, BUILD, "bench-quick.json" if QUICK else "bench.json")
+        with open(path, "w") as f:
+            json.dump(results, f, indent=1)
+        out("results: %s (total %.1f min, load at end %.1f)" % (os.path.relpath(path, ROOT), info["total_s"] / 60,
+                                                                 info["loadavg_end"]))
+
+
+if __name__ == "__main__":
+    main()
