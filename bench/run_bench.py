@@ -43,6 +43,7 @@ WAIT_POLICY = os.environ.get("BENCH_OMP_WAIT_POLICY", "PASSIVE")
 USE_PERF = os.environ.get("BENCH_PERF", "1") not in ("", "0") and shutil.which("perf") is not None
 T_START = time.time()
 
+sys.dont_write_bytecode = True  # no bench/__pycache__
 sys.path.insert(0, HERE)
 from torch_qstar import SHAPES, estimate_bytes  # noqa: E402  (no torch import at module level)
 
@@ -296,7 +297,7 @@ def section_lm(torch_ok):
     fl = lm_flops(SHAPES[shape], B, T)
     rounds, iters = (1, 3) if QUICK else (2, 2)
     out("== 1. LM forward+backward, %s, B=%d T=%d (fp32, %d threads, random init)" % (name, B, T, THREADS))
-    out("   %d alternating rounds of [qstar process, torch process], each: 1 warm-up + %d timed iterations; "
+    out("   %d alternating round(s) of [qstar process, torch process], each: 1 warm-up + %d timed iterations; "
         "medians over all %d" % (rounds, iters, rounds * iters))
     qs, rs = [], []
     for k in range(rounds):
