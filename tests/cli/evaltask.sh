@@ -5,22 +5,7 @@
 # of the per-example scores, exact_match, think, n_ahead), --limit N giving the
 # first N of a longer run, the NLL table and per-token output, bad input.
 # Env: QSTAR = path of the qstar binary, QSTAR_DATA = shared data directory.
-set -u
-here=$(cd "$(dirname "$0")/../.." && pwd)
-QSTAR=${QSTAR:-$here/build/qstar}
-PY=${PYTHON:-python3}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails+1)); }
-
-expect_rc() {
-  local want=$1 pat=$2; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
-  if [ "$rc" -ne "$want" ]; then fail "exit $rc (want $want): $*"; sed 's/^/  stderr: /' "$tmp/err"; return; fi
-  if [ -n "$pat" ] && ! grep -qF -- "$pat" "$tmp/err"; then fail "stderr of '$*' lacks '$pat'"; sed 's/^/  stderr: /' "$tmp/err"; fi
-  if [ "$want" -ne 0 ] && [ "$(wc -l <"$tmp/err")" -ne 1 ]; then fail "'$*' should print one error line"; sed 's/^/  stderr: /' "$tmp/err"; fi
-}
+. "$(dirname "$0")/common.bash"
 
 # --- no data needed -------------------------------------------------------------
 "$QSTAR" eval --help >"$tmp/out" 2>&1 && grep -q -- "--task gsm8k" "$tmp/out" || fail "eval --help lacks --task"

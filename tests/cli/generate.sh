@@ -4,23 +4,7 @@
 # karpathy/llama2.c, `./run stories260K.bin -z tok512.bin -t 0.0 -n N -i PROMPT`),
 # sampling is deterministic for a seed, and bad input gives the right exit codes.
 # Env: QSTAR = path of the qstar binary, QSTAR_DATA = shared data directory.
-set -u
-here=$(cd "$(dirname "$0")/../.." && pwd)
-QSTAR=${QSTAR:-$here/build/qstar}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails+1)); }
-
-# expect_rc RC PATTERN CMD...: runs CMD, checks the exit code and that stderr
-# contains PATTERN (fixed string; empty = anything).
-expect_rc() {
-  local want=$1 pat=$2; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
-  if [ "$rc" -ne "$want" ]; then fail "exit $rc (want $want): $*"; sed 's/^/  stderr: /' "$tmp/err"; return; fi
-  if [ -n "$pat" ] && ! grep -qF -- "$pat" "$tmp/err"; then fail "stderr of '$*' lacks '$pat'"; sed 's/^/  stderr: /' "$tmp/err"; fi
-  if [ "$want" -ne 0 ] && [ "$(wc -l <"$tmp/err")" -ne 1 ]; then fail "'$*' should print one error line"; sed 's/^/  stderr: /' "$tmp/err"; fi
-}
+. "$(dirname "$0")/common.bash"
 
 # --- checks that need no data ------------------------------------------------
 "$QSTAR" generate --help >"$tmp/out" 2>&1 && grep -q "usage: qstar generate" "$tmp/out" || fail "generate --help"

@@ -7,22 +7,7 @@
 # tokens of a vocabulary that has them are never emitted; --think on a model
 # without Quiet-STaR tensors fails with exit 1; --compare prints the overhead.
 # Env: QSTAR = path of the qstar binary, QSTAR_DATA = shared data directory.
-set -u
-here=$(cd "$(dirname "$0")/../.." && pwd)
-QSTAR=${QSTAR:-$here/build/qstar}
-PY=${PYTHON:-python3}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails+1)); }
-
-expect_rc() {
-  local want=$1 pat=$2; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
-  if [ "$rc" -ne "$want" ]; then fail "exit $rc (want $want): $*"; sed 's/^/  stderr: /' "$tmp/err"; return; fi
-  if [ -n "$pat" ] && ! grep -qF -- "$pat" "$tmp/err"; then fail "stderr of '$*' lacks '$pat'"; sed 's/^/  stderr: /' "$tmp/err"; fi
-  if [ "$want" -ne 0 ] && [ "$(wc -l <"$tmp/err")" -ne 1 ]; then fail "'$*' should print one error line"; sed 's/^/  stderr: /' "$tmp/err"; fi
-}
+. "$(dirname "$0")/common.bash"
 
 "$QSTAR" generate --help >"$tmp/out" 2>&1 && grep -q -- "--show-thoughts" "$tmp/out" || fail "generate --help lacks --show-thoughts"
 expect_rc 2 "--n-ahead" "$QSTAR" generate --model x --n-ahead 2

@@ -4,22 +4,7 @@
 # synthetic training log through gnuplot; missing keys tolerated; a log
 # without known keys is an error).
 # Env: QSTAR = path of the qstar binary, QSTAR_DATA = shared data directory.
-set -u
-here=$(cd "$(dirname "$0")/../.." && pwd)
-QSTAR=${QSTAR:-$here/build/qstar}
-PY=${PYTHON:-python3}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails+1)); }
-
-expect_rc() {
-  local want=$1 pat=$2; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
-  if [ "$rc" -ne "$want" ]; then fail "exit $rc (want $want): $*"; sed 's/^/  stderr: /' "$tmp/err"; return; fi
-  if [ -n "$pat" ] && ! grep -qF -- "$pat" "$tmp/err"; then fail "stderr of '$*' lacks '$pat'"; sed 's/^/  stderr: /' "$tmp/err"; fi
-  if [ "$want" -ne 0 ] && [ "$(wc -l <"$tmp/err")" -ne 1 ]; then fail "'$*' should print one error line"; sed 's/^/  stderr: /' "$tmp/err"; fi
-}
+. "$(dirname "$0")/common.bash"
 
 # is_png FILE: PNG signature and more than 5 KB (a chart, not an empty image)
 is_png() {
