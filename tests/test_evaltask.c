@@ -213,9 +213,9 @@ static void test_opts_json(void **st) {
     qs_qstar_opts_default(&o);
     o.n_ahead = 8, o.n_talk = 3, o.tau_sample = 0.5f, o.mixing = QS_MIX_SIGMOID, o.embedding_scale = 10;
     char *j;
-    assert_int_equal(qs_task_opts_to_json(&o, &j), QS_OK);
+    assert_int_equal(qs_qstar_opts_to_json(&o, &j), QS_OK);
     qs_qstar_opts_default(&r);
-    assert_int_equal(qs_task_opts_from_json(j, &r), QS_OK);
+    assert_int_equal(qs_qstar_opts_from_json(j, &r), QS_OK);
     free(j);
     assert_int_equal(r.n_ahead, 8);
     assert_int_equal(r.n_talk, 3);
@@ -223,11 +223,11 @@ static void test_opts_json(void **st) {
     assert_true(r.embedding_scale == 10.0f);
     assert_int_equal(r.mixing, QS_MIX_SIGMOID);
     qs_qstar_opts_default(&r);
-    assert_int_equal(qs_task_opts_from_json("{\"n_ahead\":12,\"tau_sample\":1}", &r), QS_OK);
+    assert_int_equal(qs_qstar_opts_from_json("{\"n_ahead\":12,\"tau_sample\":1}", &r), QS_OK);
     assert_int_equal(r.n_ahead, 12);
-    assert_int_not_equal(qs_task_opts_from_json("{\"n_ahead\":2}", &r), QS_OK);
-    assert_int_not_equal(qs_task_opts_from_json("{\"mixing\":\"cubic\"}", &r), QS_OK);
-    assert_int_not_equal(qs_task_opts_from_json("[1]", &r), QS_OK);
+    assert_int_not_equal(qs_qstar_opts_from_json("{\"n_ahead\":2}", &r), QS_OK);
+    assert_int_not_equal(qs_qstar_opts_from_json("{\"mixing\":\"cubic\"}", &r), QS_OK);
+    assert_int_not_equal(qs_qstar_opts_from_json("[1]", &r), QS_OK);
 }
 
 // ---------------------------------------------------------------------------

@@ -82,14 +82,14 @@ int cmd_convert(int argc, char **argv) {
         // keep the settings of a checkpoint that has some, then apply the flags
         qs_qstar_opts base;
         qs_qstar_opts_default(&base);
-        if (info.quietstar_json && !qs_flags && qs_task_opts_from_json(info.quietstar_json, &base) == QS_OK) qo = base;
+        if (info.quietstar_json && !qs_flags && qs_qstar_opts_from_json(info.quietstar_json, &base) == QS_OK) qo = base;
         int init_id = -1, ids[64], n = 0;
         if (qo.thought_init[0] &&
             qs_tokenizer_encode(tok, qo.thought_init, 0, 0, ids, (int)(sizeof ids / sizeof ids[0]), &n) == QS_OK && n > 0)
             init_id = ids[0];
         if (qs_qstar_opts_validate(&qo, 0) != QS_OK ||
             qs_qstar_init_tensors(&m, &qo, init_id, m.has_quietstar ? info.qs_present : 0, (uint64_t)seed) != QS_OK ||
-            qs_task_opts_to_json(&qo, &qs_json) != QS_OK) {
+            qs_qstar_opts_to_json(&qo, &qs_json) != QS_OK) {
             qs_tokenizer_free(tok);
             rc = cli_fail(C);
             goto out;

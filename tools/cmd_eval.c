@@ -329,7 +329,7 @@ static int eval_task(int argc, char **argv) {
     }
     qs_qstar_opts qo;
     qs_qstar_opts_default(&qo);
-    if (has_qs && qs_task_opts_from_json(info.quietstar_json, &qo) != QS_OK) {
+    if (has_qs && qs_qstar_opts_from_json(info.quietstar_json, &qo) != QS_OK) {
         rc = cli_fail(C);
         goto out;
     }

@@ -21,6 +21,7 @@
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 #include "quietstar/qstar.h"
+#include "quietstar/evaltask.h"
 
 static const char *CMD = "finetune";
 static int g_quietstar = 0; // 1 for `qstar train`
@@ -694,7 +695,7 @@ static int run(int argc, char **argv) {
     if (g_quietstar) {
         // settings: SPEC defaults < the model's (checkpoint's) quietstar block < --preset < flags given now
         qs_qstar_opts_default(&qo);
-        if (qs_json && qs_qstar_opts_from_json(&qo, qs_json, o[F_RESUME].set ? ckpt_dir : "model config") != QS_OK) {
+        if (qs_json && qs_qstar_opts_from_json(qs_json, &qo) != QS_OK) {
             cli_fail(CMD);
             goto done;
         }
@@ -708,12 +709,7 @@ static int run(int argc, char **argv) {
             goto done;
         }
         // meta tokens that a vocabulary may hold are never sampled
-        const char *meta[2] = {"<|startthought|>", "<|endthought|>"};
-        qo.n_banned = 0;
-        for (int k = 0; k < 2; k++) {
-            int id = qs_tokenizer_find(tok, meta[k]);
-            if (id >= 0) qo.banned[qo.n_banned++] = id;
-        }
+        qo.n_banned = qs_task_meta_tokens(tok, qo.banned);
         // learned tensors: kept as loaded; only absent ones are initialised (SPEC)
         int present = info.qs_present;
         if (present != 7) {
@@ -730,8 +726,7 @@ static int run(int argc, char **argv) {
                     init_id, init_id >= 0 ? qs_tokenizer_raw_piece(tok, init_id) : "mean row");
         }
         free(qs_json);
-        qs_json = qs_qstar_opts_to_json(&qo);
-        if (!qs_json) { fprintf(stderr, "qstar %s: out of memory\n", CMD); goto done; }
+        if (qs_qstar_opts_to_json(&qo, &qs_json) != QS_OK) { cli_fail(CMD); goto done; }
         to.quietstar = 1;
         to.qs = qo;
         to.seed = seed;

@@ -83,7 +83,7 @@ int cmd_viz(int argc, char **argv) {
     }
     qs_qstar_opts qo;
     qs_qstar_opts_default(&qo);
-    if (qs_task_opts_from_json(info.quietstar_json, &qo) != QS_OK) {
+    if (qs_qstar_opts_from_json(info.quietstar_json, &qo) != QS_OK) {
         rc = cli_fail(C);
         goto out;
     }

@@ -31,13 +31,7 @@ const char *qs_task_chars(qs_task t);
 
 // ---- options stored in a checkpoint's config.json "quietstar" object ----
 
-// Reads the known keys of `json` (n_ahead, n_talk, n_passes, base_loss_weight,
-// policy_beta, tau_sample, tau_rl, clamp_negative_rewards, embedding_scale,
-// mixing "linear"/"sigmoid", greedy_thoughts, thought_init) into *o; keys
-// that are absent keep their value in *o. Bad JSON or a bad value is an error.
-qs_status qs_task_opts_from_json(const char *json, qs_qstar_opts *o);
-// The same keys as a malloc'd JSON object text.
-qs_status qs_task_opts_to_json(const qs_qstar_opts *o, char **json);
+// (The "quietstar" options JSON: qs_qstar_opts_from_json / _to_json in quietstar/qstar.h.)
 // Ids of the vocabulary pieces "<|startthought|>" / "<|endthought|>" that
 // exist (0, 1 or 2 of them), written to ids[]; returns the count.
 int qs_task_meta_tokens(const qs_tokenizer *tok, int ids[2]);

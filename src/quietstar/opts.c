@@ -3,6 +3,8 @@
 #include "quietstar/qstar.h"
 
 #include <cJSON.h>
+#include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -80,61 +82,80 @@ qs_status qs_qstar_init_tensors(qs_model *m, const qs_qstar_opts *o, int init_id
 
 // ---- the "quietstar" block of config.json ----------------------------------
 
-char *qs_qstar_opts_to_json(const qs_qstar_opts *o) {
-    cJSON *j = cJSON_CreateObject();
-    if (!j) return NULL;
-    cJSON_AddNumberToObject(j, "n_ahead", o->n_ahead);
-    cJSON_AddNumberToObject(j, "n_thought", o->n_ahead - 3);
-    cJSON_AddNumberToObject(j, "n_talk", o->n_talk);
-    cJSON_AddNumberToObject(j, "n_passes", o->n_passes);
-    cJSON_AddNumberToObject(j, "base_loss_weight", o->base_loss_weight);
-    cJSON_AddNumberToObject(j, "policy_beta", o->policy_beta);
-    cJSON_AddNumberToObject(j, "tau_sample", o->tau_sample);
-    cJSON_AddNumberToObject(j, "tau_rl", o->tau_rl);
-    cJSON_AddBoolToObject(j, "clamp_negative_rewards", o->clamp_negative_rewards);
-    cJSON_AddNumberToObject(j, "embedding_scale", o->embedding_scale);
-    cJSON_AddStringToObject(j, "mixing", o->mixing == QS_MIX_SIGMOID ? "sigmoid" : "linear");
-    cJSON_AddBoolToObject(j, "greedy_thoughts", o->greedy_thoughts);
-    cJSON_AddStringToObject(j, "thought_init", o->thought_init);
-    char *s = cJSON_Print(j);
-    cJSON_Delete(j);
-    return s;
+qs_status qs_qstar_opts_to_json(const qs_qstar_opts *o, char **json) {
+    *json = NULL;
+    cJSON *r = cJSON_CreateObject();
+    if (!r) return qs_error(QS_ERR_NOMEM, "out of memory for JSON");
+    cJSON_AddNumberToObject(r, "n_ahead", o->n_ahead);
+    cJSON_AddNumberToObject(r, "n_thought", o->n_ahead - 3);
+    cJSON_AddNumberToObject(r, "n_talk", o->n_talk);
+    cJSON_AddNumberToObject(r, "n_passes", o->n_passes);
+    cJSON_AddNumberToObject(r, "base_loss_weight", o->base_loss_weight);
+    cJSON_AddNumberToObject(r, "policy_beta", o->policy_beta);
+    cJSON_AddNumberToObject(r, "tau_sample", o->tau_sample);
+    cJSON_AddNumberToObject(r, "tau_rl", o->tau_rl);
+    cJSON_AddBoolToObject(r, "clamp_negative_rewards", o->clamp_negative_rewards != 0);
+    cJSON_AddNumberToObject(r, "embedding_scale", o->embedding_scale);
+    cJSON_AddStringToObject(r, "mixing", o->mixing == QS_MIX_SIGMOID ? "sigmoid" : "linear");
+    cJSON_AddBoolToObject(r, "greedy_thoughts", o->greedy_thoughts != 0);
+    cJSON_AddStringToObject(r, "thought_init", o->thought_init);
+    *json = cJSON_Print(r);
+    cJSON_Delete(r);
+    if (!*json) return qs_error(QS_ERR_NOMEM, "out of memory for JSON");
+    return QS_OK;
 }
 
-qs_status qs_qstar_opts_from_json(qs_qstar_opts *o, const char *json, const char *src) {
-    cJSON *j = cJSON_Parse(json);
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        return qs_error(QS_ERR_FORMAT, "%s: the \"quietstar\" block is not a JSON object", src);
+qs_status qs_qstar_opts_from_json(const char *json, qs_qstar_opts *o) {
+    if (!json) return QS_OK;
+    cJSON *root = cJSON_Parse(json);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return qs_error(QS_ERR_FORMAT, "config.json quietstar: not a JSON object");
     }
     qs_status st = QS_OK;
-    const cJSON *v;
-#define NUM(key, field)                                                                               \
-    if ((v = cJSON_GetObjectItemCaseSensitive(j, key))) {                                             \
-        if (!cJSON_IsNumber(v)) st = qs_error(QS_ERR_FORMAT, "%s: quietstar.%s must be a number", src, key); \
-        else o->field = (__typeof__(o->field))v->valuedouble;                                         \
+    static const struct { const char *key; int is_int; size_t off; } num[] = {
+        {"n_ahead", 1, offsetof(qs_qstar_opts, n_ahead)},
+        {"n_talk", 1, offsetof(qs_qstar_opts, n_talk)},
+        {"n_passes", 1, offsetof(qs_qstar_opts, n_passes)},
+        {"clamp_negative_rewards", 1, offsetof(qs_qstar_opts, clamp_negative_rewards)},
+        {"greedy_thoughts", 1, offsetof(qs_qstar_opts, greedy_thoughts)},
+        {"base_loss_weight", 0, offsetof(qs_qstar_opts, base_loss_weight)},
+        {"policy_beta", 0, offsetof(qs_qstar_opts, policy_beta)},
+        {"tau_sample", 0, offsetof(qs_qstar_opts, tau_sample)},
+        {"tau_rl", 0, offsetof(qs_qstar_opts, tau_rl)},
+        {"embedding_scale", 0, offsetof(qs_qstar_opts, embedding_scale)},
+    };
+    for (size_t k = 0; k < sizeof num / sizeof num[0] && st == QS_OK; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, num[k].key);
+        if (!v) continue;
+        double x;
+        if (cJSON_IsNumber(v)) x = v->valuedouble;
+        else if (cJSON_IsBool(v)) x = cJSON_IsTrue(v) ? 1 : 0;
+        else { st = qs_error(QS_ERR_FORMAT, "quietstar.%s must be a number", num[k].key); break; }
+        if (!isfinite(x)) { st = qs_error(QS_ERR_FORMAT, "quietstar.%s is not finite", num[k].key); break; }
+        if (num[k].is_int) {
+            if (x != floor(x) || fabs(x) > 1e9) { st = qs_error(QS_ERR_FORMAT, "quietstar.%s must be an integer", num[k].key); break; }
+            *(int *)((char *)o + num[k].off) = (int)x;
+        } else {
+            *(float *)((char *)o + num[k].off) = (float)x;
+        }
     }
-#define BOOL(key, field)                                                                              \
-    if ((v = cJSON_GetObjectItemCaseSensitive(j, key))) {                                             \
-        if (!cJSON_IsBool(v)) st = qs_error(QS_ERR_FORMAT, "%s: quietstar.%s must be true or false", src, key); \
-        else o->field = cJSON_IsTrue(v);                                                              \
+    const cJSON *mx = cJSON_GetObjectItemCaseSensitive(root, "mixing");
+    if (st == QS_OK && mx) {
+        if (cJSON_IsString(mx) && !strcmp(mx->valuestring, "linear")) o->mixing = QS_MIX_LINEAR;
+        else if (cJSON_IsString(mx) && !strcmp(mx->valuestring, "sigmoid")) o->mixing = QS_MIX_SIGMOID;
+        else st = qs_error(QS_ERR_FORMAT, "quietstar.mixing must be \"linear\" or \"sigmoid\"");
     }
-    NUM("n_ahead", n_ahead) NUM("n_talk", n_talk) NUM("n_passes", n_passes)
-    NUM("base_loss_weight", base_loss_weight) NUM("policy_beta", policy_beta) NUM("tau_sample", tau_sample)
-    NUM("tau_rl", tau_rl) NUM("embedding_scale", embedding_scale)
-    BOOL("clamp_negative_rewards", clamp_negative_rewards) BOOL("greedy_thoughts", greedy_thoughts)
-#undef NUM
-#undef BOOL
-    if ((v = cJSON_GetObjectItemCaseSensitive(j, "mixing"))) {
-        if (cJSON_IsString(v) && !strcmp(v->valuestring, "sigmoid")) o->mixing = QS_MIX_SIGMOID;
-        else if (cJSON_IsString(v) && !strcmp(v->valuestring, "linear")) o->mixing = QS_MIX_LINEAR;
-        else st = qs_error(QS_ERR_FORMAT, "%s: quietstar.mixing must be \"linear\" or \"sigmoid\"", src);
+    const cJSON *ti = cJSON_GetObjectItemCaseSensitive(root, "thought_init");
+    if (st == QS_OK && ti) {
+        if (!cJSON_IsString(ti) || strlen(ti->valuestring) >= sizeof o->thought_init)
+            st = qs_error(QS_ERR_FORMAT, "quietstar.thought_init must be a string of at most %zu bytes",
+                          sizeof o->thought_init - 1);
+        else
+            snprintf(o->thought_init, sizeof o->thought_init, "%s", ti->valuestring);
     }
-    if ((v = cJSON_GetObjectItemCaseSensitive(j, "thought_init")) && cJSON_IsString(v) &&
-        strlen(v->valuestring) < sizeof o->thought_init)
-        snprintf(o->thought_init, sizeof o->thought_init, "%s", v->valuestring);
-    cJSON_Delete(j);
+    cJSON_Delete(root);
     if (st == QS_OK) st = qs_qstar_opts_validate(o, 0);
-    if (st != QS_OK && !strstr(qstar_last_error(), src)) qs_error_prefix(st, "%s", src);
-    return st;
+    if (st != QS_OK) return qs_error_prefix(st, "config.json quietstar");
+    return QS_OK;
 }

@@ -33,11 +33,14 @@ void qs_qstar_opts_default(qs_qstar_opts *o);
 qs_status qs_qstar_opts_validate(const qs_qstar_opts *o, int T);
 static inline int qs_n_thought(const qs_qstar_opts *o) { return o->n_ahead - 3; }
 
-// The options as the "quietstar" object of config.json (malloc'd JSON text),
-// and back (keys absent from the JSON keep their value in *o; `src` names the
-// file for messages).
-char *qs_qstar_opts_to_json(const qs_qstar_opts *o);
-qs_status qs_qstar_opts_from_json(qs_qstar_opts *o, const char *json, const char *src);
+// The options as the "quietstar" object of config.json (malloc'd JSON text
+// in *json), and back: known keys (n_ahead, n_talk, n_passes,
+// base_loss_weight, policy_beta, tau_sample, tau_rl, clamp_negative_rewards,
+// embedding_scale, mixing "linear"/"sigmoid", greedy_thoughts, thought_init)
+// are read into *o, absent ones keep their value; NULL json is no change. Bad
+// JSON or a bad value is an error.
+qs_status qs_qstar_opts_to_json(const qs_qstar_opts *o, char **json);
+qs_status qs_qstar_opts_from_json(const char *json, qs_qstar_opts *o);
 
 // Initialises the Quiet-STaR tensors of `m` that are NOT flagged in
 // `present` (bitmask as qs_load_info.qs_present: 1 start, 2 end, 4 talk head):
