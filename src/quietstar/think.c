@@ -6,6 +6,7 @@
 #include "ops/ops.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@ struct qs_thinker {
     float *h0, *h, *x;   // [H] base hidden state, scratch hidden, pass input
     float *hm, *z;       // [H] mixed state, [V] logits
     qs_mix_acts ma;      // mixing head activations for one position
+    int plain;           // created without Quiet-STaR options: feed/plain logits only
 };
 
 void qs_thinker_free(qs_thinker *t) {
@@ -29,13 +31,16 @@ void qs_thinker_free(qs_thinker *t) {
 
 qs_status qs_thinker_create(qs_thinker **out, const qs_model *m, const qs_qstar_opts *o, int max_len) {
     *out = NULL;
-    QS_TRY(qs_qstar_opts_validate(o, 0));
-    if (!m->has_quietstar) return qs_error(QS_ERR_ARG, "thinking needs a model with Quiet-STaR tensors (a qstar train checkpoint)");
+    if (o) {
+        QS_TRY(qs_qstar_opts_validate(o, 0));
+        if (!m->has_quietstar) return qs_error(QS_ERR_ARG, "thinking needs a model with Quiet-STaR tensors (a qstar train checkpoint)");
+    }
     if (max_len < 1) return qs_error(QS_ERR_ARG, "thinker length %d must be positive", max_len);
     qs_thinker *t = calloc(1, sizeof *t);
     if (!t) return qs_error(QS_ERR_NOMEM, "out of memory for the thinker");
-    t->m = m, t->o = *o, t->pos = -1;
-    qs_status st = qs_workspace_create_ex(&t->ws, &m->cfg, 1, max_len, o->n_ahead, 0);
+    t->m = m, t->pos = -1, t->plain = o == NULL;
+    if (o) t->o = *o;
+    qs_status st = qs_workspace_create_ex(&t->ws, &m->cfg, 1, max_len, o ? o->n_ahead : 1, 0);
     const size_t H = m->cfg.dim, V = m->cfg.vocab_size;
     if (st == QS_OK) {
         t->h0 = qs_calloc(H, sizeof(float), "h0"), t->h = qs_calloc(H, sizeof(float), "h");
@@ -89,6 +94,7 @@ qs_status qs_thinker_think(qs_thinker *t, qs_rng *rng, float *logits, int *thoug
     const qs_model *m = t->m;
     const int H = m->cfg.dim, V = m->cfg.vocab_size, na = t->o.n_ahead, pos = t->pos;
     if (pos < 0) return qs_error(QS_ERR_ARG, "think: no token fed yet");
+    if (t->plain) return qs_error(QS_ERR_ARG, "think: this thinker was created without Quiet-STaR options");
     if (!rng)
         for (int k = 0; k < na - 3; k++)
             if (thought[k] < 0 || thought[k] >= V) return qs_error(QS_ERR_ARG, "think: forced thought token %d outside vocabulary", thought[k]);
@@ -125,20 +131,27 @@ qs_status qs_generate_think(const qs_model *m, const qs_tokenizer *tok, const in
     int steps = o.steps;
     if (steps <= 0 || steps > c->max_seq_len) steps = c->max_seq_len;
     const int stop = o.stop_token >= 0 ? o.stop_token : c->bos_id;
-    const int nT = qo->n_ahead - 3;
+    if (think && !qo) return qs_error(QS_ERR_ARG, "generate: thinking needs Quiet-STaR options");
+    const int nT = qo ? qo->n_ahead - 3 : 0;
 
     qs_sampler smp;
     QS_TRY(qs_sampler_init(&smp, V, o.temperature, o.top_p, o.seed));
     qs_status st = qs_sampler_ban(&smp, o.banned, o.n_banned);
-    if (st == QS_OK) st = qs_sampler_ban(&smp, qo->banned, qo->n_banned);
+    if (st == QS_OK && qo) st = qs_sampler_ban(&smp, qo->banned, qo->n_banned);
     qs_thinker *t = NULL;
-    if (st == QS_OK) st = qs_thinker_create(&t, m, qo, steps);
+    // One position at a time, every OpenMP loop of the forward (they split
+    // tokens, rows or heads) has a single or tiny iteration count: threads
+    // only add fork/join latency (10x slower on a busy machine). BLAS keeps
+    // its own threads for the matmuls. The caller's setting is restored.
+    const int omp_saved = omp_get_max_threads();
+    if (st == QS_OK) st = qs_thinker_create(&t, m, think ? qo : NULL, steps);
     float *logits = qs_malloc((size_t)V * sizeof(float), "logits");
     int *thought = qs_calloc(nT > 0 ? nT : 1, sizeof(int), "thought");
     if (st == QS_OK && (!logits || !thought)) st = QS_ERR_NOMEM;
     if (st != QS_OK) goto done;
     qs_rng trng; // thoughts draw from their own stream
     qs_rng_seed(&trng, o.seed ^ 0x7468696e6b000000ull);
+    omp_set_num_threads(1);
 
     int token = prompt[0], pos = 0, stopped = 0, n_gen = 0;
     double start = 0.0;
@@ -173,6 +186,7 @@ qs_status qs_generate_think(const qs_model *m, const qs_tokenizer *tok, const in
         out->tok_per_s = pos > 1 && out->seconds > 0.0 ? (pos - 1) / out->seconds : 0.0;
     }
 done:
+    omp_set_num_threads(omp_saved);
     free(logits);
     free(thought);
     qs_thinker_free(t);
