@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "qstar.h"
+#include "quietstar/qstar.h"
+#include "tokenizer/tokenizer.h"
 
 int cmd_generate(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
@@ -23,6 +25,12 @@ int cmd_plot(int argc, char **argv);
 struct qs_qstar_opts_s;
 int cli_qstar_flag(int argc, char **argv, int *i, void *opts /* qs_qstar_opts* */);
 extern const char *cli_qstar_help;
+// The thought options of a checkpoint for generate/eval/viz: SPEC defaults <
+// its config.json "quietstar" block (qs_json, may be NULL) < the flags given
+// (n_ahead 0, tau_sample <= 0, greedy 0 mean "not given"); meta tokens of the
+// vocabulary are banned. Returns 0, or prints the error and returns 1.
+int cli_thought_opts(const char *cmd, const char *qs_json, const qs_tokenizer *tok, long n_ahead, double tau_sample,
+                     int greedy, qs_qstar_opts *qo);
 
 // Prints "qstar CMD: <library error>" to stderr and returns 1.
 int cli_fail(const char *cmd);

@@ -328,23 +328,8 @@ static int eval_task(int argc, char **argv) {
         goto out;
     }
     qs_qstar_opts qo;
-    qs_qstar_opts_default(&qo);
-    if (has_qs && qs_qstar_opts_from_json(info.quietstar_json, &qo) != QS_OK) {
-        rc = cli_fail(C);
+    if ((rc = cli_thought_opts(C, has_qs ? info.quietstar_json : NULL, tok, n_ahead, tau_sample, greedy, &qo)) != 0)
         goto out;
-    }
-    if (n_ahead) qo.n_ahead = (int)n_ahead;
-    if (tau_sample > 0) qo.tau_sample = (float)tau_sample;
-    if (greedy) qo.greedy_thoughts = 1;
-    {
-        int meta[2];
-        qo.n_banned = qs_task_meta_tokens(tok, meta);
-        for (int k = 0; k < qo.n_banned; k++) qo.banned[k] = meta[k];
-    }
-    if (qs_qstar_opts_validate(&qo, 0) != QS_OK) {
-        rc = cli_fail(C);
-        goto out;
-    }
     const int tty = cli_is_tty();
     const double t0 = qs_now();
     root = cJSON_CreateObject();

@@ -197,16 +197,7 @@ int cmd_generate(int argc, char **argv) {
         goto out;
     }
     qs_qstar_opts qo;
-    qs_qstar_opts_default(&qo);
-    if (qs_qstar_opts_from_json(info.quietstar_json, &qo) != QS_OK) {
-        rc = cli_fail(C);
-        goto out;
-    }
-    if (n_ahead) qo.n_ahead = (int)n_ahead;
-    if (tau_sample > 0) qo.tau_sample = (float)tau_sample;
-    if (greedy_thoughts) qo.greedy_thoughts = 1;
-    for (int k = 0; k < n_meta; k++) qo.banned[k] = meta[k];
-    qo.n_banned = n_meta;
+    if ((rc = cli_thought_opts(C, info.quietstar_json, tok, n_ahead, tau_sample, greedy_thoughts, &qo)) != 0) goto out;
     think_ctx ctx = {.tok = tok, .show = show, .tty = isatty(1), .prev = ids[n_ids - 1]};
     // One position per forward: OpenMP threads would only add fork/join
     // latency to every pass (BLAS keeps its own threads).

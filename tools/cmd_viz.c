@@ -82,19 +82,7 @@ int cmd_viz(int argc, char **argv) {
         goto out;
     }
     qs_qstar_opts qo;
-    qs_qstar_opts_default(&qo);
-    if (qs_qstar_opts_from_json(info.quietstar_json, &qo) != QS_OK) {
-        rc = cli_fail(C);
-        goto out;
-    }
-    if (n_ahead) qo.n_ahead = (int)n_ahead;
-    if (tau_sample > 0) qo.tau_sample = (float)tau_sample;
-    if (greedy) qo.greedy_thoughts = 1;
-    {
-        int meta[2];
-        qo.n_banned = qs_task_meta_tokens(tok, meta);
-        for (int k = 0; k < qo.n_banned; k++) qo.banned[k] = meta[k];
-    }
+    if ((rc = cli_thought_opts(C, info.quietstar_json, tok, n_ahead, tau_sample, greedy, &qo)) != 0) goto out;
     size_t len;
     if (qs_read_file(text_path, &text, &len) != QS_OK) {
         rc = cli_fail(C);

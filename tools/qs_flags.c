@@ -1,6 +1,7 @@
 // qs_flags.c: the Quiet-STaR options shared by `train` and `dump-step`.
 #include "cli.h"
 #include "quietstar/qstar.h"
+#include "quietstar/evaltask.h"
 
 int cli_qstar_flag(int argc, char **argv, int *i, void *opts) {
     qs_qstar_opts *o = opts;
@@ -53,3 +54,15 @@ const char *cli_qstar_help =
     "  --thought-init STR     start/end init from E[first token of STR] / S (\"---\")\n"
     "  --mixing linear|sigmoid  mixing weight unbounded (released) or sigmoid (linear)\n"
     "  --greedy-thoughts      argmax thoughts instead of sampling\n";
+
+int cli_thought_opts(const char *cmd, const char *qs_json, const qs_tokenizer *tok, long n_ahead, double tau_sample,
+                     int greedy, qs_qstar_opts *qo) {
+    qs_qstar_opts_default(qo);
+    if (qs_qstar_opts_from_json(qs_json, qo) != QS_OK) return cli_fail(cmd);
+    if (n_ahead) qo->n_ahead = (int)n_ahead;
+    if (tau_sample > 0) qo->tau_sample = (float)tau_sample;
+    if (greedy) qo->greedy_thoughts = 1;
+    qo->n_banned = qs_task_meta_tokens(tok, qo->banned); // meta tokens are never sampled
+    if (qs_qstar_opts_validate(qo, 0) != QS_OK) return cli_fail(cmd);
+    return 0;
+}
