@@ -10,7 +10,6 @@
 #include "tokenizer/tokenizer.h"
 
 #include <ctype.h>
-#include <omp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -199,17 +198,12 @@ int cmd_generate(int argc, char **argv) {
     qs_qstar_opts qo;
     if ((rc = cli_thought_opts(C, info.quietstar_json, tok, n_ahead, tau_sample, greedy_thoughts, &qo)) != 0) goto out;
     think_ctx ctx = {.tok = tok, .show = show, .tty = isatty(1), .prev = ids[n_ids - 1]};
-    // One position per forward: OpenMP threads would only add fork/join
-    // latency to every pass (BLAS keeps its own threads).
-    const int omp_saved = omp_get_max_threads();
-    omp_set_num_threads(1);
     const double c0 = cpu_seconds();
     qs_status st = qs_generate_think(&m, tok, ids, n_ids, &o, &qo, think, print_think, &ctx, &stats);
     const double cpu_think = cpu_seconds() - c0;
     printf("\n");
     fflush(stdout);
     if (st != QS_OK) {
-        omp_set_num_threads(omp_saved);
         rc = cli_fail(C);
         goto out;
     }
@@ -234,7 +228,6 @@ int cmd_generate(int argc, char **argv) {
         do {
             qs_gen_stats s2;
             if (qs_generate_think(&m, tok, ids, n_ids, &o2, &qo, 0, NULL, NULL, &s2) != QS_OK) {
-                omp_set_num_threads(omp_saved);
                 rc = cli_fail(C);
                 goto out;
             }
@@ -253,7 +246,6 @@ int cmd_generate(int argc, char **argv) {
                     cpu_ratio, qo.n_ahead, wall_ratio);
         }
     }
-    omp_set_num_threads(omp_saved);
 out:
     free(ids);
     qs_tokenizer_free(tok);
