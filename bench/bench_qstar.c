@@ -259,9 +259,9 @@ static int mode_step(const args_t *a) {
         qs_adamw_step(&opt, &m.layout, m.params, grads, &hp, hp.lr);
         double t2 = now();
         if (it >= a->warmup) cpu[it - a->warmup] = cpu_now() - c0;
-        fprintf(stderr, "  qstar step %s %d: %.3f s (fwd+bwd %.3f, clip+adamw %.3f)  loss %.4f\n",
-                it < a->warmup ? "warmup" : "iter", it < a->warmup ? it : it - a->warmup, t2 - t0, t1 - t0,
-                t2 - t1, res.loss_lm);
+        fprintf(stderr, "  qstar step %s %d: %.3f s (think %.3f, talk %.3f, backward %.3f, clip+adamw %.3f)"
+                "  loss %.4f\n", it < a->warmup ? "warmup" : "iter", it < a->warmup ? it : it - a->warmup,
+                t2 - t0, res.t_think, res.t_talk, res.t_backward, t2 - t1, res.loss_lm);
         if (it >= a->warmup) tt[it - a->warmup] = t2 - t0, ts[it - a->warmup] = t1 - t0, to[it - a->warmup] = t2 - t1;
     }
     printf("{\"mode\":\"step\",\"impl\":\"qstar\",\"B\":%d,\"T\":%d,\"n_ahead\":%d,\"n_talk\":%d,\"n_passes\":%d,"

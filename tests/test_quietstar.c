@@ -70,7 +70,7 @@ static int compare(const char *fix, const qs_safetensors *ex, const char *name, 
     return bad;
 }
 
-static int run_fixture(const char *dir, const char *name) {
+static int run_fixture(const char *dir, const char *name, int *kept, int *layers) {
     char path[8192];
     qs_qstar_opts o;
     snprintf(path, sizeof path, "%s/args.txt", dir);
@@ -92,6 +92,7 @@ static int run_fixture(const char *dir, const char *name) {
     int *thoughts = read_i32(&batch, "thought_ids", NULL);
     qs_qstar *q;
     assert_int_equal(qs_qstar_create(&q, &m, &o, B, T), QS_OK);
+    *kept = qs_qstar_layers_kept(q), *layers = m.cfg.n_layers;
     float *g = calloc(m.layout.numel, sizeof(float));
     qs_qstar_out r;
     if (qs_qstar_step(q, &m, ids, mask, thoughts, NULL, g, 1.0f, &r) != QS_OK) fail_msg("%s: %s", name, qstar_last_error());
@@ -126,17 +127,30 @@ static void test_fixtures(void **state) {
     DIR *dir = opendir(root);
     if (!dir) fail_msg("no fixtures at %s (run from the repository root or set QSTAR_FIXTURES)", root);
     struct dirent *e;
-    int n = 0, bad = 0;
+    int n = 0, bad = 0, partial = 0;
     while ((e = readdir(dir))) {
         if (e->d_name[0] == '.') continue;
         char d[4096 + 256];
         snprintf(d, sizeof d, "%s/%s", root, e->d_name);
-        int b = run_fixture(d, e->d_name);
-        fprintf(stderr, "[ fixture  ] %s: %s\n", e->d_name, b ? "MISMATCH" : "matches the reference");
-        bad += b, n++;
+        // activations kept for every layer (default), for none (all
+        // recomputed in the backward) and for some (budgets in MB)
+        const char *budgets[] = {NULL, "0", "0.05", "0.1", "0.2", "0.4"};
+        for (size_t k = 0; k < sizeof budgets / sizeof budgets[0]; k++) {
+            if (budgets[k]) setenv("QSTAR_STORE_ACTS_MB", budgets[k], 1);
+            else unsetenv("QSTAR_STORE_ACTS_MB");
+            int kept = 0, layers = 0, b = run_fixture(d, e->d_name, &kept, &layers);
+            fprintf(stderr, "[ fixture  ] %s (%d layers kept): %s\n", e->d_name, kept,
+                    b ? "MISMATCH" : "matches the reference");
+            bad += b, n += k == 0;
+            if (k == 0) assert_int_equal(kept, layers);
+            if (k == 1) assert_int_equal(kept, 0);
+            partial |= kept > 0 && kept < layers;
+        }
+        unsetenv("QSTAR_STORE_ACTS_MB");
     }
     closedir(dir);
     assert_true(n >= 3);
+    assert_true(partial); // some fixture ran with only part of its layers kept
     assert_int_equal(bad, 0);
 }
 

@@ -58,14 +58,16 @@ static void layer_forward(const qs_model *m, qs_workspace *ws, qs_layer_acts *a,
     }
 }
 
-// The stored activations of layer l from token `tok` on (pass-major order).
+// The activations of layer l from token `tok` on (pass-major order): the
+// stored ones for a kept layer, else the recompute scratch.
 static qs_layer_acts acts_at(const qs_workspace *ws, int l, size_t tok) {
     const qs_config *c = &ws->c;
     const size_t H = c->dim, F = c->hidden_dim, qd = (size_t)c->n_heads * c->head_dim;
-    qs_layer_acts a = ws->stored[l];
+    qs_layer_acts a = l < ws->n_stored ? ws->stored[l] : ws->a;
     a.xn += tok * H, a.x2 += tok * H, a.xn2 += tok * H, a.q += tok * qd, a.att += tok * qd;
     a.gate += tok * F, a.up += tok * F, a.act += tok * F, a.lse += tok * c->n_heads;
     a.rstd1 += tok, a.rstd2 += tok;
+    a.k = ws->a.k, a.v = ws->a.v; // block-order scratch, copied into the cache
     return a;
 }
 
@@ -96,7 +98,7 @@ qs_status qs_forward_block(const qs_model *m, qs_workspace *ws, const float *x0,
     for (int l = 0; l < c->n_layers; l++) {
         float *x_out = save ? ws->xs + (size_t)(l + 1) * ws->xs_layer + off : (l % 2 ? ws->tmp_a : ws->tmp_b);
         if (save && l == 0 && x0 != ws->xs + off) memcpy(ws->xs + off, x0, N * H * sizeof(float));
-        qs_layer_acts a = save && ws->stored ? acts_at(ws, l, (size_t)d0 * R * T) : ws->a;
+        qs_layer_acts a = save ? acts_at(ws, l, (size_t)d0 * R * T) : ws->a;
         layer_forward(m, ws, &a, l, x, x_out, ws->pos, d0, nd, i0, ni);
         x = x_out;
     }
@@ -114,15 +116,23 @@ static void layer_backward(const qs_model *m, qs_workspace *ws, const qs_ptrs *g
     const int H = c->dim, F = c->hidden_dim, R = ws->R, T = ws->T, D = ws->D;
     const int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     const int N = D * R * T;
-    qs_layer_acts *a = ws->stored ? &ws->stored[l] : &ws->a;
+    const int kept = l < ws->n_stored;
+    qs_layer_acts *a = kept ? &ws->stored[l] : &ws->a;
     qs_grad_scratch *gs = &ws->g;
     const float *x_in = ws->xs + (size_t)l * ws->xs_layer;
     float *kc = ws->kc + (size_t)l * ws->kv_layer, *vc = ws->vc + (size_t)l * ws->kv_layer;
 
-    // the layer's activations: kept from the forward, or recomputed for all
+    // the layer's activations: kept from the forward (then only the norms
+    // and the SwiGLU product are redone, elementwise), or recomputed for all
     // passes at once (one batch of GEMMs) from the saved layer input
     block_positions(ws->pos, R, 0, D, 0, T);
-    if (!ws->stored) layer_forward(m, ws, a, l, x_in, NULL, ws->pos, 0, D, 0, T);
+    if (kept) {
+        rmsnorm_forward(a->xn, NULL, x_in, w->attn_norm, N, H, c->norm_eps);
+        rmsnorm_forward(a->xn2, NULL, a->x2, w->mlp_norm, N, H, c->norm_eps);
+        swiglu_forward(a->act, a->gate, a->up, (size_t)N * F);
+    } else {
+        layer_forward(m, ws, a, l, x_in, NULL, ws->pos, 0, D, 0, T);
+    }
 
     // MLP: out = x2 + act Wd^T  =>  dx2 = dx (residual) + rmsnorm2'(...)
     memset(gs->dact, 0, (size_t)N * F * sizeof(float));

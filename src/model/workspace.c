@@ -73,53 +73,58 @@ qs_status qs_workspace_create_ex(qs_workspace **out, const qs_config *c, int R, 
     return QS_OK;
 }
 
-// floats per token of the stored activations (k and v live in the cache)
+// Floats per token of one stored layer: what the backward needs and cannot
+// get cheaply. xn, xn2 (norms of x_in, x2) and act (swiglu of gate, up) are
+// recomputed in the backward, elementwise; k and v live in the cache.
 static size_t acts_per_token(const qs_config *c) {
     const size_t H = c->dim, F = c->hidden_dim, qd = (size_t)c->n_heads * c->head_dim;
-    return 3 * H + 2 * qd + 3 * F + c->n_heads + 2;
+    return H + 2 * qd + 2 * F + c->n_heads + 2;
 }
 
 static void free_stored(qs_workspace *w) {
     if (!w->stored) return;
-    for (int l = 0; l < w->c.n_layers; l++) free(w->stored[l].xn); // one block per layer
+    for (int l = 0; l < w->n_stored; l++) free(w->stored[l].q); // one block per layer
     free(w->stored);
     w->stored = NULL;
+    w->n_stored = 0;
 }
 
 int qs_workspace_store_activations(qs_workspace *w, size_t max_bytes) {
-    if (!w->training || w->stored) return w->stored != NULL;
+    if (!w->training || w->stored) return w->n_stored;
     const qs_config *c = &w->c;
-    const size_t N = w->n_max, per = acts_per_token(c);
-    if ((double)N * per * sizeof(float) * c->n_layers > (double)max_bytes) return 0;
-    w->stored = calloc((size_t)c->n_layers, sizeof *w->stored);
+    const size_t N = w->n_max, per = acts_per_token(c), layer_bytes = N * per * sizeof(float);
+    const int n = (int)QS_MIN((size_t)c->n_layers, max_bytes / layer_bytes);
+    if (n == 0) return 0;
+    w->stored = calloc((size_t)n, sizeof *w->stored);
     if (!w->stored) return 0;
     const size_t H = c->dim, F = c->hidden_dim, qd = (size_t)c->n_heads * c->head_dim;
-    for (int l = 0; l < c->n_layers; l++) {
-        float *b = malloc(N * per * sizeof(float));
-        if (!b) { free_stored(w); return 0; }
+    for (int l = 0; l < n; l++) {
+        float *b = malloc(layer_bytes);
+        if (!b) break; // keep the layers we have
         qs_layer_acts *a = &w->stored[l];
-        a->xn = b, b += N * H;
-        a->x2 = b, b += N * H;
-        a->xn2 = b, b += N * H;
         a->q = b, b += N * qd;
         a->att = b, b += N * qd;
+        a->x2 = b, b += N * H;
         a->gate = b, b += N * F;
         a->up = b, b += N * F;
-        a->act = b, b += N * F;
         a->lse = b, b += N * c->n_heads;
         a->rstd1 = b, b += N;
         a->rstd2 = b;
+        // recomputed in the backward into the shared scratch
+        a->xn = w->a.xn, a->xn2 = w->a.xn2, a->act = w->a.act;
         a->k = w->a.k, a->v = w->a.v; // scratch: keys/values go to the cache
+        w->n_stored = l + 1;
+        w->bytes += layer_bytes;
     }
-    w->bytes += N * per * sizeof(float) * c->n_layers;
-    return 1;
+    if (w->n_stored == 0) { free(w->stored); w->stored = NULL; }
+    return w->n_stored;
 }
 
 qs_status qs_workspace_create(qs_workspace **ws, const qs_config *c, int R, int T, int D) {
     QS_TRY(qs_workspace_create_ex(ws, c, R, T, D, 1));
     size_t budget = QS_STORE_ACTS_DEFAULT;
     const char *e = getenv("QSTAR_STORE_ACTS_MB");
-    if (e && *e) budget = (size_t)strtoull(e, NULL, 10) << 20;
+    if (e && *e) budget = (size_t)(strtod(e, NULL) * (double)(1 << 20)); // MB, fractions allowed
     qs_workspace_store_activations(*ws, budget);
     return QS_OK;
 }

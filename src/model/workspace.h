@@ -37,8 +37,9 @@ struct qs_workspace {
     float *cos_t, *sin_t; // [max_pos+1, hd/2]
     int *pos;             // [n_max] position ids of the current block
     qs_layer_acts a;
-    qs_layer_acts *stored; // [L] activations of every layer for all D*R*T tokens, or NULL:
-                           // then the backward recomputes each layer from its saved input
+    qs_layer_acts *stored; // [n_stored] activations of layers 0..n_stored-1 for all D*R*T
+                           // tokens; the backward recomputes the other layers from their input
+    int n_stored;
     qs_grad_scratch g;
     float *tmp_a, *tmp_b; // [n_max,H] ping-pong buffers
     float *h;             // [n_max,H] final hidden states (after final norm)
@@ -51,12 +52,15 @@ struct qs_workspace {
 };
 
 qs_status qs_workspace_create_ex(qs_workspace **ws, const qs_config *c, int R, int T, int D, int training);
-// Keeps every layer's activations from the forward (no recompute in the
-// backward: about a quarter less compute) when they take at most max_bytes.
-// Returns 1 if they are now kept. qs_workspace_create does this with
-// QS_STORE_ACTS_DEFAULT bytes (override: env QSTAR_STORE_ACTS_MB, 0 = never).
+// Keeps the activations of as many layers as fit in max_bytes (layers 0, 1,
+// ...) from the forward, so the backward need not recompute them (each kept
+// layer saves its six projections and its attention forward: about a quarter
+// of its training compute). Returns the number of layers kept.
+// qs_workspace_create does this with QS_STORE_ACTS_DEFAULT bytes (override:
+// env QSTAR_STORE_ACTS_MB, 0 = never). The default keeps every layer of small
+// models and bounds the extra memory of big ones.
 int qs_workspace_store_activations(qs_workspace *ws, size_t max_bytes);
-#define QS_STORE_ACTS_DEFAULT ((size_t)1 << 30)
+#define QS_STORE_ACTS_DEFAULT ((size_t)768 << 20)
 
 // Forward of a block of tokens: passes d0..d0+nd-1, all rows, positions
 // i0..i0+ni-1, input embeddings x0 [nd,R,ni,H]; fills the KV cache; writes

@@ -55,6 +55,10 @@ typedef struct {
     float loss_talk[QS_MAX_TALK];
     float reward_mean, advantage_mean, mix_mean, mix_std;
     int R, T, n_thought, n_talk;
+    // wall seconds of the step's phases: think (the D forward passes with
+    // thought sampling), talk (losses, rewards, policy: the lm_head work),
+    // backward (through every pass and the input embeddings)
+    double t_think, t_talk, t_backward;
     const float *reward;      // [R, T-1-n_talk] raw reward
     const float *advantage;   // [R, T-1-n_talk] after baseline and clamp
     const float *mix_weight;  // [n_talk, R, T]
@@ -69,6 +73,9 @@ typedef struct qs_qstar qs_qstar;
 qs_status qs_qstar_create(qs_qstar **q, const qs_model *m, const qs_qstar_opts *o, int B, int T);
 void qs_qstar_free(qs_qstar *q);
 size_t qs_qstar_bytes(const qs_qstar *q);
+// Layers whose activations the step keeps from forward to backward (the
+// others are recomputed; budget: env QSTAR_STORE_ACTS_MB, see workspace.h).
+int qs_qstar_layers_kept(const qs_qstar *q);
 
 // One step on tokens [B,T] with optional mask [B,T]. Thought tokens are
 // sampled with `rng`, or taken from `forced` [R, n_thought, T] when non-NULL.

@@ -46,6 +46,7 @@ void qs_qstar_free(qs_qstar *q) {
 }
 
 size_t qs_qstar_bytes(const qs_qstar *q) { return q->bytes + qs_workspace_bytes(q->ws); }
+int qs_qstar_layers_kept(const qs_qstar *q) { return q->ws->n_stored; }
 
 #define ALLOC(ptr, count)                                                       \
     do {                                                                        \
@@ -148,30 +149,42 @@ static void sample_tokens(const qs_model *m, qs_workspace *ws, const qs_qstar_op
 // REINFORCE for the thought token u (drawn from pass u+1): accumulates
 //   -coef * A[r,i] * log_softmax(z/tau_rl)[t]   over rows i < nR
 // into *loss and its gradient into dh (w.r.t. h of pass u+1) and dlm.
+// Only rows with A != 0 contribute (to the loss and to every gradient); with
+// clamped advantages and P = 2 that is at most half of them, so those rows
+// are gathered (into q->hm, free after the talk passes) and only they go
+// through the lm_head and its backward.
 static double policy_pass(const qs_model *m, qs_qstar *q, const float *h, const int *tok, float *dh, float *dlm,
                           float coef) {
     qs_workspace *ws = q->ws;
     const int H = m->cfg.dim, V = m->cfg.vocab_size, T = q->T, N = q->R * T;
     const float tau = q->o.tau_rl;
+    int *rows = ws->targets; // [n_max] scratch: the contributing rows, in row order
+    int nrows = 0;
+    for (int n = 0; n < N; n++) {
+        int r = n / T, i = n % T;
+        if (i < q->nR && q->adv[(size_t)r * q->nR + i] != 0.0f) rows[nrows++] = n;
+    }
+    float *hg = q->hm, *dhg = q->dhm; // [nrows,H] gathered h and its gradient
+    for (int k = 0; k < nrows; k++) memcpy(hg + (size_t)k * H, h + (size_t)rows[k] * H, H * sizeof(float));
+    if (dh) memset(dhg, 0, (size_t)nrows * H * sizeof(float));
     double total = 0.0;
-    for (int n0 = 0; n0 < N; n0 += ws->chunk) {
-        int n = QS_MIN(ws->chunk, N - n0);
+    for (int n0 = 0; n0 < nrows; n0 += ws->chunk) {
+        int n = QS_MIN(ws->chunk, nrows - n0);
         float *z = ws->logits;
-        matmul_forward(z, h + (size_t)n0 * H, m->w.lm_head, NULL, n, H, V);
+        matmul_forward(z, hg + (size_t)n0 * H, m->w.lm_head, NULL, n, H, V);
         float *part = ws->losses; // per-row terms, summed in row order (deterministic)
 #pragma omp parallel for schedule(static)
         for (int k = 0; k < n; k++) {
-            int r = (n0 + k) / T, i = (n0 + k) % T;
+            int row = rows[n0 + k], r = row / T, i = row % T;
             float *zr = z + (size_t)k * V;
-            part[k] = 0.0f;
-            float a = i < q->nR ? q->adv[(size_t)r * q->nR + i] : 0.0f;
+            float a = q->adv[(size_t)r * q->nR + i];
             float mx = -INFINITY;
             for (int v = 0; v < V; v++) mx = QS_MAX(mx, zr[v] / tau);
             double s = 0.0;
             for (int v = 0; v < V; v++) s += expf(zr[v] / tau - mx);
             float lse = mx + (float)log(s);
-            int t = tok[n0 + k];
-            if (i < q->nR) part[k] = -a * (zr[t] / tau - lse);
+            int t = tok[row];
+            part[k] = -a * (zr[t] / tau - lse);
             if (!dh) continue;
             // d(-a*logp)/dz = -a * (onehot - softmax(z/tau)) / tau
             float g = coef * a / tau;
@@ -179,8 +192,14 @@ static double policy_pass(const qs_model *m, qs_qstar *q, const float *h, const 
             zr[t] -= g;
         }
         for (int k = 0; k < n; k++) total += part[k];
-        if (dh) matmul_backward(dh + (size_t)n0 * H, dlm, NULL, z, h + (size_t)n0 * H, m->w.lm_head, n, H, V);
+        if (dh) matmul_backward(dhg + (size_t)n0 * H, dlm, NULL, z, hg + (size_t)n0 * H, m->w.lm_head, n, H, V);
     }
+    if (dh)
+        for (int k = 0; k < nrows; k++) {
+            float *dst = dh + (size_t)rows[k] * H;
+            const float *src = dhg + (size_t)k * H;
+            for (int c = 0; c < H; c++) dst[c] += src[c];
+        }
     return total;
 }
 
@@ -249,6 +268,7 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
         memcpy(q->thoughts, forced, RT * nT * sizeof(int));
     }
     ws->mask = q->xmask;
+    const double t0 = qs_now();
 
     // ---- think: forward pass by pass; inputs go straight into the layer-0 slot
     for (int d = 0; d < D; d++) {
@@ -262,6 +282,8 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
                 memcpy(q->thoughts + ((size_t)r * nT + (d - 1)) * T, tmp + (size_t)r * T, T * sizeof(int));
         }
     }
+
+    const double t1 = qs_now();
 
     // ---- talk and learn: losses and their gradients w.r.t. the hidden states
     qs_ptrs g = {0};
@@ -350,6 +372,8 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
         pol /= (double)nT * R * nR;
     }
 
+    const double t2 = qs_now();
+
     // ---- backward through every pass at once, then the input embeddings
     if (grads) {
         qs_status st = qs_backward_all(m, ws, ws->dh, ws->dx0, grads);
@@ -384,6 +408,7 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
         out->mix_mean = (float)mu;
         out->mix_std = mix_n ? (float)sqrt(fmax(0.0, mix_s2 / mix_n - mu * mu)) : 0;
         out->R = R, out->T = T, out->n_thought = nT, out->n_talk = ntalk;
+        out->t_think = t1 - t0, out->t_talk = t2 - t1, out->t_backward = qs_now() - t2;
         out->reward = q->reward, out->advantage = q->adv, out->mix_weight = q->mix;
         out->thoughts = q->thoughts, out->nll_base = q->nll0, out->nll_talk = q->nllk;
     }
