@@ -15,11 +15,10 @@
 //   bench_qstar calib [--iters N]
 //       sgemm throughput of this machine right now (1024^3 products through
 //       qs_sgemm), the yardstick for the GFLOP/s the tables print.
-//   bench_qstar phases (same options as step)
-//       attributes the step's time: the D forward passes, the lm_head work
-//       (thought sampling, base/talk cross-entropy, policy log-likelihoods),
-//       and the backward over all passes, timed separately with the same
-//       library calls the step makes (see phases() below).
+//       Its JSON has the step's own phase timers (qs_qstar_out): think (the
+//       D forward passes with thought sampling), talk (losses, rewards and
+//       policy: the lm_head work) and backward, and the layers whose
+//       activations were kept from forward to backward.
 //
 // Shapes: 135m = SmolLM-135M (hidden 576, 30 layers, 9 heads, 3 kv heads,
 // MLP 1536, vocab 49152, tied, rope_theta 10000); 260k = stories260K (dim 64,
@@ -94,7 +93,7 @@ typedef struct {
 } args_t;
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench_qstar save|lm|step|phases|calib [--shape 135m|260k] [--load PATH] [--model DIR]\n"
+    fprintf(stderr, "usage: bench_qstar save|lm|step|calib [--shape 135m|260k] [--load PATH] [--model DIR]\n"
                     "       [--out DIR] [--B N] [--T N] [--warmup N] [--iters N] [--n-ahead N] [--n-talk N]\n"
                     "       [--n-passes N] [--seed S]\n");
     exit(2);
@@ -248,7 +247,7 @@ static int mode_step(const args_t *a) {
     random_tokens(tok, (size_t)B * T, m.cfg.vocab_size, a->seed + 7);
     qs_rng rng;
     qs_rng_seed(&rng, a->seed + 11);
-    double tt[64], ts[64], to[64], cpu[64];
+    double tt[64], ts[64], to[64], cpu[64], tth[64], tta[64], tbw[64];
     qs_qstar_out res;
     for (int it = 0; it < a->warmup + a->iters; it++) {
         double t0 = now(), c0 = cpu_now();
@@ -262,7 +261,11 @@ static int mode_step(const args_t *a) {
         fprintf(stderr, "  qstar step %s %d: %.3f s (think %.3f, talk %.3f, backward %.3f, clip+adamw %.3f)"
                 "  loss %.4f\n", it < a->warmup ? "warmup" : "iter", it < a->warmup ? it : it - a->warmup,
                 t2 - t0, res.t_think, res.t_talk, res.t_backward, t2 - t1, res.loss_lm);
-        if (it >= a->warmup) tt[it - a->warmup] = t2 - t0, ts[it - a->warmup] = t1 - t0, to[it - a->warmup] = t2 - t1;
+        if (it >= a->warmup) {
+            int j = it - a->warmup;
+            tt[j] = t2 - t0, ts[j] = t1 - t0, to[j] = t2 - t1;
+            tth[j] = res.t_think, tta[j] = res.t_talk, tbw[j] = res.t_backward;
+        }
     }
     printf("{\"mode\":\"step\",\"impl\":\"qstar\",\"B\":%d,\"T\":%d,\"n_ahead\":%d,\"n_talk\":%d,\"n_passes\":%d,"
            "\"params\":%zu,",
@@ -270,91 +273,15 @@ static int mode_step(const args_t *a) {
     print_times("times", tt, a->iters);
     printf(",");
     print_times("cpu_times", cpu, a->iters);
-    printf(",\"median_s\":%.6f,\"fwd_bwd_median_s\":%.6f,\"adamw_median_s\":%.6f,\"loss_lm\":%.6f,"
+    printf(",\"median_s\":%.6f,\"fwd_bwd_median_s\":%.6f,\"adamw_median_s\":%.6f,\"think_s\":%.6f,"
+           "\"talk_s\":%.6f,\"backward_s\":%.6f,\"layers_kept\":%d,\"loss_lm\":%.6f,"
            "\"step_bytes\":%zu,\"rss_after_load_kb\":%ld,\"peak_rss_kb\":%ld}\n",
-           median(tt, a->iters), median(ts, a->iters), median(to, a->iters), res.loss_lm, qs_qstar_bytes(q), rss_load,
-           peak_rss_kb());
+           median(tt, a->iters), median(ts, a->iters), median(to, a->iters), median(tth, a->iters),
+           median(tta, a->iters), median(tbw, a->iters), qs_qstar_layers_kept(q), res.loss_lm, qs_qstar_bytes(q),
+           rss_load, peak_rss_kb());
     free(grads), free(tok);
     qs_adamw_free(&opt);
     qs_qstar_free(q);
-    qs_model_free(&m);
-    return 0;
-}
-
-// Time attribution of one step, rebuilt from the calls the step makes
-// (src/quietstar/step.c) on a workspace of the same shape:
-//   forward   D passes of qs_forward_block (all layers, attention included)
-//   lm_head   the step's vocabulary work: n_thought sampling passes (logits +
-//             softmax), base + n_talk CE forward/backward and n_thought policy
-//             passes (logits + softmax + backward), i.e. 1 + n_talk + 2*n_thought
-//             logits products plus (1 + n_talk + n_thought) backward products;
-//             measured as its matmuls plus one exp per logit (the softmax)
-//   backward  qs_backward_all over all passes
-// and, within forward, the attention share measured by running it alone.
-static int mode_phases(const args_t *a) {
-    qs_model m;
-    get_model(&m, a, 1);
-    const qs_config *c = &m.cfg;
-    const int B = a->B, T = a->T, P = a->n_passes, R = B * P, D = a->n_ahead + a->n_talk - 1;
-    const int nT = a->n_ahead - 3, H = c->dim, V = c->vocab_size;
-    const size_t RT = (size_t)R * T, slab = RT * H;
-    qs_workspace *ws;
-    if (qs_workspace_create(&ws, c, R, T, D) != QS_OK) die("workspace");
-    float *grads = calloc(m.layout.numel, sizeof(float));
-    int *mask = malloc(RT * sizeof(int)), *tok = malloc(RT * sizeof(int));
-    if (!grads || !mask || !tok) { fprintf(stderr, "out of memory\n"); return 1; }
-    for (size_t k = 0; k < RT; k++) mask[k] = 1;
-    random_tokens(tok, RT, V, a->seed + 7);
-    ws->mask = mask;
-    qs_ptrs g = {0};
-    if (qs_ptrs_bind(&g, c, &m.layout, grads) != QS_OK) die("bind");
-    double t_fwd[64], t_head[64], t_bwd[64];
-    for (int it = 0; it < a->warmup + a->iters; it++) {
-        double t0 = now();
-        for (int d = 0; d < D; d++) {
-            float *x0 = ws->xs + (size_t)d * slab;
-            embedding_forward(x0, tok, m.w.embed, (int)RT, H);
-            if (qs_forward_block(&m, ws, x0, d, 1, 0, T, ws->h + (size_t)d * slab) != QS_OK) die("forward");
-        }
-        double t1 = now();
-        // vocabulary work: n_fwd logits products (+softmax), n_bwd backward products
-        const int n_fwd = 1 + a->n_talk + 2 * nT, n_bwd = 1 + a->n_talk + nT;
-        for (int p = 0; p < n_fwd; p++) {
-            const float *h = ws->h + (size_t)(p % D) * slab;
-            for (size_t n0 = 0; n0 < RT; n0 += (size_t)ws->chunk) {
-                int n = (int)QS_MIN((size_t)ws->chunk, RT - n0);
-                matmul_forward(ws->logits, h + n0 * H, m.w.lm_head, NULL, n, H, V);
-                float *z = ws->logits;
-                for (int k = 0; k < n; k++) {
-                    float *zr = z + (size_t)k * V, mx = zr[0];
-                    for (int v = 1; v < V; v++) mx = zr[v] > mx ? zr[v] : mx;
-                    double s = 0;
-                    for (int v = 0; v < V; v++) s += expf(zr[v] - mx);
-                    for (int v = 0; v < V; v++) zr[v] = (float)(expf(zr[v] - mx) / s) * 1e-6f;
-                }
-                if (p < n_bwd)
-                    matmul_backward(ws->dh + (size_t)(p % D) * slab + n0 * H, g.lm_head, NULL, z, h + n0 * H,
-                                    m.w.lm_head, n, H, V);
-            }
-        }
-        double t2 = now();
-        for (size_t k = 0; k < (size_t)D * slab; k++) ws->dh[k] = 1e-6f;
-        if (qs_backward_all(&m, ws, ws->dh, ws->dx0, grads) != QS_OK) die("backward");
-        double t3 = now();
-        fprintf(stderr, "  phases %s: forward %.3f s, lm_head %.3f s, backward %.3f s\n",
-                it < a->warmup ? "warmup" : "iter", t1 - t0, t2 - t1, t3 - t2);
-        if (it >= a->warmup) {
-            int j = it - a->warmup;
-            t_fwd[j] = t1 - t0, t_head[j] = t2 - t1, t_bwd[j] = t3 - t2;
-        }
-    }
-    printf("{\"mode\":\"phases\",\"B\":%d,\"T\":%d,\"n_ahead\":%d,\"n_talk\":%d,\"n_passes\":%d,"
-           "\"forward_s\":%.6f,\"lm_head_s\":%.6f,\"backward_s\":%.6f,\"peak_rss_kb\":%ld}\n",
-           B, T, a->n_ahead, a->n_talk, P, median(t_fwd, a->iters), median(t_head, a->iters),
-           median(t_bwd, a->iters), peak_rss_kb());
-    qs_ptrs_free(&g);
-    free(grads), free(mask), free(tok);
-    qs_workspace_free(ws);
     qs_model_free(&m);
     return 0;
 }
@@ -387,7 +314,6 @@ int main(int argc, char **argv) {
     if (!strcmp(a.mode, "save")) return mode_save(&a);
     if (!strcmp(a.mode, "lm")) return mode_lm(&a);
     if (!strcmp(a.mode, "step")) return mode_step(&a);
-    if (!strcmp(a.mode, "phases")) return mode_phases(&a);
     if (!strcmp(a.mode, "calib")) return mode_calib(&a);
     usage();
     return 2;

@@ -18,6 +18,9 @@ Environment:
                      leaves it unset).  With GOMP's default spinning, 2 OpenMP threads
                      plus OpenBLAS's spinning pthreads on a shared 2-CPU machine measure
                      the scheduler (10x slower and erratic for small models, both sides).
+                     qstar's CLI sets PASSIVE itself; the reference as its users run it
+                     does not, so sections 2(a)/(b) also time the reference "as shipped"
+                     (variable unset) beside the tuned one (BENCH_AS_SHIPPED=0: skip).
   BENCH_PERF=0       no `perf record` time attribution
 """
 import json
@@ -40,6 +43,7 @@ QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0") or "--quick" in sys.a
 SKIP_BIG = os.environ.get("BENCH_SKIP_BIG", "") not in ("", "0")
 REF_TIMEOUT = float(os.environ.get("BENCH_REF_TIMEOUT", "600"))
 WAIT_POLICY = os.environ.get("BENCH_OMP_WAIT_POLICY", "PASSIVE")
+AS_SHIPPED = os.environ.get("BENCH_AS_SHIPPED", "1") not in ("", "0")
 USE_PERF = os.environ.get("BENCH_PERF", "1") not in ("", "0") and shutil.which("perf") is not None
 T_START = time.time()
 
@@ -61,14 +65,15 @@ def out(line=""):
     print(line, flush=True)
 
 
-def child_env():
+def child_env(wait_policy=None):
     e = dict(os.environ)
     for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         e[k] = str(THREADS)
-    if WAIT_POLICY.lower() == "default":
+    policy = WAIT_POLICY if wait_policy is None else wait_policy
+    if policy.lower() == "default":
         e.pop("OMP_WAIT_POLICY", None)
     else:
-        e["OMP_WAIT_POLICY"] = WAIT_POLICY
+        e["OMP_WAIT_POLICY"] = policy
     return e
 
 
@@ -87,13 +92,14 @@ def mem_available():
     return 0
 
 
-def run(cmd, label, timeout=None):
+def run(cmd, label, timeout=None, wait_policy=None):
     """Runs one measurement process; returns its JSON dict (plus the child's
     rusage: peak RSS and CPU seconds as /usr/bin/time -v reports them), or a
     dict with "error"."""
     log("%s: %s" % (label, " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd)))
     la0, t0 = loadavg(), time.time()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=child_env(), cwd=ROOT, start_new_session=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=child_env(wait_policy), cwd=ROOT,
+                         start_new_session=True)
     timed_out = False
     if timeout:
         def kill(*_):
@@ -152,6 +158,9 @@ def merge(runs):
     m["cpu_median_s"] = median(m["cpu_times"])
     m["peak_rss_kb"] = max(r["child_maxrss_kb"] for r in ok)
     m["rounds"] = len(ok)
+    for k in ("think_s", "talk_s", "backward_s", "adamw_median_s"):
+        if all(k in r for r in ok):
+            m[k] = median([r[k] for r in ok])
     if "tokens_per_s" in m:
         m["tokens_per_s"] = m["B"] * m["T"] / m["median_s"]
     return m
@@ -326,8 +335,10 @@ def section_lm(torch_ok):
 
 
 def step_pair(model, label, B, T, n_ahead, n_talk, n_passes, rounds, warmup, iters, torch_ok, ref_iters=None,
-              ref_warmup=None):
-    """qstar and reference steps on one config, alternating for `rounds`."""
+              ref_warmup=None, as_shipped=False):
+    """qstar and reference steps on one config, alternating for `rounds`.
+    With as_shipped, also one round of the reference with OMP_WAIT_POLICY
+    unset (as its users run it), returned as r["as_shipped"]."""
     cfg = json.load(open(os.path.join(model, "config.json")))
     est = estimate_bytes(cfg, B, T, n_ahead, n_talk, n_passes)
     avail = mem_available()
@@ -351,6 +362,11 @@ def step_pair(model, label, B, T, n_ahead, n_talk, n_passes, rounds, warmup, ite
     q = merge(qs)
     r = merge(rs) if rs and any("error" not in x for x in rs) else {"error": ref_skip or "failed", "est_bytes": est}
     r.setdefault("est_bytes", est)
+    if as_shipped and ref_skip is None:
+        rr = run(ref_cmd("torch_qstar.py", warmup=warmup if ref_warmup is None else ref_warmup,
+                         iters=iters if ref_iters is None else ref_iters, **kw),
+                 "%s ref as shipped (OMP_WAIT_POLICY unset)" % label, timeout=REF_TIMEOUT, wait_policy="default")
+        r["as_shipped"] = merge([rr])
     return q, r
 
 
@@ -363,41 +379,44 @@ def print_step_rows(rows):
             sp = r["median_s"] / q["median_s"]
             spc = r["cpu_median_s"] / q["cpu_median_s"]
             mr = q["peak_rss_kb"] / r["peak_rss_kb"]
-        for nm, x in (("qstar", q), ("ref", r)):
+        variants = [("qstar", q), ("ref", r)]
+        if "as_shipped" in r:
+            variants.append(("ref*", r["as_shipped"]))
+        for nm, x in variants:
             lab = label if nm == "qstar" else ""
             if "error" in x:
                 out("%-18s %-6s %s" % (lab, nm, "skipped: " + x["error"]))
                 continue
             est = gb(x["est_bytes"] / 1024) if nm == "ref" and x.get("est_bytes") else ""
-            tail = "| %7.2fx %7.2fx %9.3f" % (sp, spc, mr) if nm == "ref" and sp is not None else ""
+            tail = ""
+            if nm != "qstar" and "error" not in q:
+                tail = "| %7.2fx %7.2fx %9.3f" % (x["median_s"] / q["median_s"], x["cpu_median_s"] / q["cpu_median_s"],
+                                                  q["peak_rss_kb"] / x["peak_rss_kb"])
             out("%-18s %-6s %8s %8s %8.1f %9s %9s %s" % (lab, nm, fmt_s(x["median_s"]), fmt_s(x["cpu_median_s"]),
                                                        fl / x["median_s"] / 1e9, gb(x["peak_rss_kb"]), est, tail))
     out("   speedup = ref/qstar wall time per step (medians); (cpu) = the same with process CPU seconds, "
         "less sensitive to other load on the machine")
+    out("   ref  = the reference with OMP_WAIT_POLICY=PASSIVE (qstar's own setting applied to it: its best here)")
+    out("   ref* = the reference as shipped (OMP_WAIT_POLICY unset, torch's default; one round)")
 
 
-def phases(model, B, T, n_ahead, n_talk, n_passes, step_s, label):
-    """Where qstar's step time goes: simple timers (bench_qstar.c mode_phases)
-    and a flat perf profile of one step."""
+def phases(model, B, T, n_ahead, n_talk, n_passes, q, label):
+    """Where qstar's step time goes: the step's own phase timers (medians of
+    the timed steps) and a flat perf profile of one step."""
     kw = dict(model=model, B=B, T=T, n_ahead=n_ahead, n_talk=n_talk, n_passes=n_passes)
-    ph = run(qstar_cmd("phases", warmup=1, iters=1, **kw), label + " phases")
-    if "error" in ph:
-        out("  time attribution failed: %s" % ph["error"])
-    else:
-        tot = ph["forward_s"] + ph["lm_head_s"] + ph["backward_s"]
-        out("    timers (same library calls as the step, timed one by one; step median %s s):" % fmt_s(step_s))
-        out("      forward, %2d passes (attention incl.)   %7s s  %4.0f%%" % (
-            n_ahead + n_talk - 1, fmt_s(ph["forward_s"]), 100 * ph["forward_s"] / tot))
-        out("      lm_head products + vocabulary softmaxes %7s s  %4.0f%%" % (
-            fmt_s(ph["lm_head_s"]), 100 * ph["lm_head_s"] / tot))
-        out("      backward over all passes (recompute)   %7s s  %4.0f%%" % (
-            fmt_s(ph["backward_s"]), 100 * ph["backward_s"] / tot))
-    pa = perf_attribution(qstar_cmd("step", warmup=0, iters=1, **kw), label)
-    print_perf(pa, "    ")
-    if "error" not in ph:
-        ph["perf"] = pa
-        return ph
-    return {"perf": pa}
+    ph = {k: q[k] for k in ("think_s", "talk_s", "backward_s", "adamw_median_s", "layers_kept") if k in q}
+    if "think_s" in ph:
+        tot = q["median_s"]
+        out("    the step's phase timers (medians; step %s s, activations of %d layers kept):"
+            % (fmt_s(tot), ph.get("layers_kept", -1)))
+        for key, what in (("think_s", "think: %2d forward passes + sampling" % (n_ahead + n_talk - 1)),
+                          ("talk_s", "talk: losses, rewards, policy (lm_head)"),
+                          ("backward_s", "backward over all passes"),
+                          ("adamw_median_s", "grad clip + AdamW")):
+            out("      %-42s %7s s  %4.0f%%" % (what, fmt_s(ph[key]), 100 * ph[key] / tot))
+    ph["perf"] = perf_attribution(qstar_cmd("step", warmup=0, iters=1, **kw), label)
+    print_perf(ph["perf"], "    ")
+    return ph
 
 
 def section_step(torch_ok, tmp):
@@ -437,7 +456,8 @@ def section_step(torch_ok, tmp):
             plan.append(("(a) 135m B1 T64", m135, 1, 64, 2, 1, 1))
         plan.append(("(b) 260k B1 T256", m260, 1, 256, 2, 1, 2))
     for label, model, B, T, rounds, warmup, iters in plan:
-        q, r = step_pair(model, label, B, T, rounds=rounds, warmup=warmup, iters=iters, torch_ok=torch_ok, **o)
+        q, r = step_pair(model, label, B, T, rounds=rounds, warmup=warmup, iters=iters, torch_ok=torch_ok,
+                         as_shipped=AS_SHIPPED, **o)
         cfg = json.load(open(os.path.join(model, "config.json")))
         fl = step_flops(cfg, B, T, o["n_ahead"], o["n_talk"], o["n_passes"])
         rows.append((label, q, r, fl))
@@ -453,11 +473,21 @@ def section_step(torch_ok, tmp):
         sec["configs"][label]["speedup"] = sp
         sec["configs"][label]["speedup_cpu"] = r["cpu_median_s"] / q["cpu_median_s"]
         sec["configs"][label]["mem_ratio"] = q["peak_rss_kb"] / r["peak_rss_kb"]
+        verdict = "%s: %.2fx faster than the reference (tuned), memory ratio %.3f" % (
+            label, sp, q["peak_rss_kb"] / r["peak_rss_kb"])
+        a_s = r.get("as_shipped", {})
+        if a_s and "error" not in a_s:
+            sps = a_s["median_s"] / q["median_s"]
+            sec["configs"][label]["speedup_as_shipped"] = sps
+            sec["configs"][label]["mem_ratio_as_shipped"] = q["peak_rss_kb"] / a_s["peak_rss_kb"]
+            verdict += "; %.2fx faster than the reference as shipped, memory ratio %.3f" % (
+                sps, q["peak_rss_kb"] / a_s["peak_rss_kb"])
+        out("verdict -> " + verdict)
         if sp < 5 and not QUICK:
             out("  %s: speedup %.2fx < 5x: where qstar's time goes" % (label, sp))
             c = sec["configs"][label]
             c["phases"] = phases(m135 if label.startswith("(a)") else m260, c["B"], c["T"], o["n_ahead"],
-                                 o["n_talk"], o["n_passes"], q["median_s"], label)
+                                 o["n_talk"], o["n_passes"], q, label)
     out()
 
     # (c) growth with thought length
