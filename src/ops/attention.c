@@ -4,6 +4,13 @@
 // The forward keeps only the log-sum-exp per (query, head); the backward
 // recomputes the probabilities from it. Scores live in a per-thread buffer
 // so the exponentials and dot products vectorise.
+//
+// The prefix keys (pass 0) are shared by every query of a row, in every pass.
+// For blocks of many queries (training, prefill) they are first transposed
+// per (row, kv head) to [hd][P], so a query's prefix scores, its output and
+// all the backward products are loops over key positions that vectorise for
+// any head size (head_dim 8 in stories260K), instead of one short dot
+// product per key. Own-thought keys (at most D-1 per query) go key by key.
 #include "ops/ops.h"
 #include <math.h>
 #include <stdint.h>
@@ -62,49 +69,9 @@ static inline __attribute__((always_inline)) float scores(float *sc, const float
     return mx;
 }
 
-void attention_forward(float *out, float *lse, const float *q, const float *kc, const float *vc,
-                       const attn_shape *s, int d0, int nd, int i0, int ni) {
-    const int R = s->R, T = s->T, nh = s->nh, hd = s->hd, rep = s->nh / s->nkv;
-    const int nmax = T + d0 + nd;
-    const float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel
-    {
-        float *sc = malloc(sizeof(float) * nmax);
-#pragma omp for collapse(3) schedule(dynamic, 4)
-        for (int dd = 0; dd < nd; dd++)
-            for (int r = 0; r < R; r++)
-                for (int ii = 0; ii < ni; ii++) {
-                    const int d = d0 + dd, i = i0 + ii, n = i + 1 + d;
-                    const size_t qi = ((size_t)dd * R + r) * ni + ii; // query token index
-                    for (int h = 0; h < nh; h++) {
-                        const int g = h / rep;
-                        const float *qv = q + (qi * nh + h) * hd;
-                        float *o = out + (qi * nh + h) * hd;
-                        memset(o, 0, sizeof(float) * hd);
-                        float mx = scores(sc, qv, kc, s, r, i, d, g, scale);
-                        if (mx == -INFINITY) { // no visible key
-                            lse[qi * nh + h] = -INFINITY;
-                            continue;
-                        }
-                        float l = 0.0f;
-#pragma omp simd reduction(+ : l)
-                        for (int k = 0; k < n; k++) {
-                            sc[k] = sc[k] == -INFINITY ? 0.0f : exp_neg(sc[k] - mx);
-                            l += sc[k];
-                        }
-                        const float inv = 1.0f / l;
-                        for (int k = 0; k < n; k++)
-                            if (sc[k] != 0.0f) axpy(o, sc[k] * inv, key_ptr(vc, s, r, i, g, k), hd);
-                        lse[qi * nh + h] = mx + logf(l);
-                    }
-                }
-        free(sc);
-    }
-}
-
-// With p = exp(score - lse) and Dq = dout . out:
-//   dv += p * dout;  ds = p * (dout . v - Dq);  dq += ds*scale*k;  dk += ds*scale*q.
-void attention_backward(float *dq, float *dkc, float *dvc, const float *dout, const float *q,
+// Backward key by key (the fallback when the transposed prefix cannot be
+// allocated); the same products as attention_backward below.
+static void attention_backward_direct(float *dq, float *dkc, float *dvc, const float *dout, const float *q,
                         const float *kc, const float *vc, const float *out, const float *lse,
                         const attn_shape *s, int d0, int nd, int i0, int ni) {
     const int R = s->R, T = s->T, nh = s->nh, hd = s->hd, nkv = s->nkv, rep = s->nh / s->nkv;
@@ -144,4 +111,193 @@ void attention_backward(float *dq, float *dkc, float *dvc, const float *dout, co
                     }
         free(sc);
     }
+}
+
+// Prefix keys or values (pass 0) of every (row, kv head), transposed:
+// t[((r*nkv + g)*hd + c)*P + j] = cache(0, r, j, g)[c] for j < P. NULL when
+// out of memory (the callers then go key by key).
+static float *transpose_prefix(const float *c, const attn_shape *s, int P) {
+    const int R = s->R, nkv = s->nkv, hd = s->hd;
+    float *t = malloc(sizeof(float) * (size_t)R * nkv * hd * P);
+    if (!t) return NULL;
+#pragma omp parallel for collapse(2)
+    for (int r = 0; r < R; r++)
+        for (int g = 0; g < nkv; g++) {
+            float *dst = t + ((size_t)r * nkv + g) * hd * P;
+            for (int j = 0; j < P; j++) {
+                const float *src = kv_at(c, s, 0, r, j, g);
+                for (int k = 0; k < hd; k++) dst[(size_t)k * P + j] = src[k];
+            }
+        }
+    return t;
+}
+
+// Scaled scores of query (d, r, i) over its visible keys, the prefix part
+// from the transposed keys kt [hd][P] of (r, g). Returns the maximum.
+static inline __attribute__((always_inline)) float scores_t(float *sc, const float *qv, const float *kt, int P,
+                                                            const float *kc, const attn_shape *s, int r, int i,
+                                                            int d, int g, float scale) {
+    const int np = i + 1, hd = s->hd;
+    for (int j = 0; j < np; j++) sc[j] = 0.0f;
+    for (int k = 0; k < hd; k++) {
+        const float qk = qv[k] * scale, *row = kt + (size_t)k * P;
+#pragma omp simd
+        for (int j = 0; j < np; j++) sc[j] += qk * row[j];
+    }
+    if (s->mask) {
+        const int *mrow = s->mask + (size_t)r * s->T;
+        for (int j = 0; j < np; j++) if (!mrow[j]) sc[j] = -INFINITY;
+    }
+    for (int e = 1; e <= d; e++) sc[i + e] = dot(qv, kv_at(kc, s, e, r, i, g), hd) * scale;
+    float mx = -INFINITY;
+    for (int k = 0; k < np + d; k++) mx = sc[k] > mx ? sc[k] : mx;
+    return mx;
+}
+
+void attention_forward(float *out, float *lse, const float *q, const float *kc, const float *vc,
+                       const attn_shape *s, int d0, int nd, int i0, int ni) {
+    const int R = s->R, T = s->T, nh = s->nh, hd = s->hd, rep = s->nh / s->nkv, nkv = s->nkv;
+    const int nmax = T + d0 + nd, P = i0 + ni;
+    const float scale = 1.0f / sqrtf((float)hd);
+    // few queries per row (generation): transposing the prefix would cost
+    // as much as the attention itself
+    float *kt = NULL, *vt = NULL;
+    if (nd * ni >= 4) {
+        kt = transpose_prefix(kc, s, P), vt = kt ? transpose_prefix(vc, s, P) : NULL;
+        if (!vt) free(kt), kt = NULL;
+    }
+#pragma omp parallel
+    {
+        float *sc = malloc(sizeof(float) * nmax);
+#pragma omp for collapse(3) schedule(dynamic, 4)
+        for (int dd = 0; dd < nd; dd++)
+            for (int r = 0; r < R; r++)
+                for (int ii = 0; ii < ni; ii++) {
+                    const int d = d0 + dd, i = i0 + ii, n = i + 1 + d;
+                    const size_t qi = ((size_t)dd * R + r) * ni + ii; // query token index
+                    for (int h = 0; h < nh; h++) {
+                        const int g = h / rep;
+                        const float *qv = q + (qi * nh + h) * hd;
+                        const float *ktg = kt ? kt + ((size_t)r * nkv + g) * hd * P : NULL;
+                        const float *vtg = vt ? vt + ((size_t)r * nkv + g) * hd * P : NULL;
+                        float *o = out + (qi * nh + h) * hd;
+                        memset(o, 0, sizeof(float) * hd);
+                        float mx = ktg ? scores_t(sc, qv, ktg, P, kc, s, r, i, d, g, scale)
+                                       : scores(sc, qv, kc, s, r, i, d, g, scale);
+                        if (mx == -INFINITY) { // no visible key
+                            lse[qi * nh + h] = -INFINITY;
+                            continue;
+                        }
+                        float l = 0.0f;
+#pragma omp simd reduction(+ : l)
+                        for (int k = 0; k < n; k++) {
+                            sc[k] = sc[k] == -INFINITY ? 0.0f : exp_neg(sc[k] - mx);
+                            l += sc[k];
+                        }
+                        const float inv = 1.0f / l;
+                        if (vtg) {
+                            for (int c = 0; c < hd; c++) { // prefix: o[c] = sum_j p_j v_j[c]
+                                const float *row = vtg + (size_t)c * P;
+                                float a = 0.0f;
+#pragma omp simd reduction(+ : a)
+                                for (int j = 0; j <= i; j++) a += sc[j] * row[j];
+                                o[c] = a * inv;
+                            }
+                            for (int e = 1; e <= d; e++) axpy(o, sc[i + e] * inv, kv_at(vc, s, e, r, i, g), hd);
+                        } else {
+                            for (int k = 0; k < n; k++)
+                                if (sc[k] != 0.0f) axpy(o, sc[k] * inv, key_ptr(vc, s, r, i, g, k), hd);
+                        }
+                        lse[qi * nh + h] = mx + logf(l);
+                    }
+                }
+        free(sc);
+    }
+    free(kt), free(vt);
+}
+
+// With p = exp(score - lse) and Dq = dout . out:
+//   dv += p * dout;  ds = p * (dout . v - Dq);  dq += ds*scale*k;  dk += ds*scale*q.
+// Work is split by (row, kv head), which owns its slice of dkc/dvc. The
+// prefix keys go through the transposed layout (accumulating dk, dv
+// transposed per work item, added to the cache slice at its end); own-thought
+// keys key by key.
+void attention_backward(float *dq, float *dkc, float *dvc, const float *dout, const float *q,
+                        const float *kc, const float *vc, const float *out, const float *lse,
+                        const attn_shape *s, int d0, int nd, int i0, int ni) {
+    const int R = s->R, T = s->T, nh = s->nh, hd = s->hd, nkv = s->nkv, rep = s->nh / s->nkv;
+    const int nmax = T + d0 + nd, P = i0 + ni;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *kt = transpose_prefix(kc, s, P), *vt = kt ? transpose_prefix(vc, s, P) : NULL;
+    if (!vt) { // out of memory: key by key
+        free(kt);
+        attention_backward_direct(dq, dkc, dvc, dout, q, kc, vc, out, lse, s, d0, nd, i0, ni);
+        return;
+    }
+#pragma omp parallel
+    {
+        float *sc = malloc(sizeof(float) * nmax), *dp = malloc(sizeof(float) * nmax);
+        float *dkt = malloc(sizeof(float) * (size_t)hd * P), *dvt = malloc(sizeof(float) * (size_t)hd * P);
+#pragma omp for collapse(2) schedule(dynamic, 1)
+        for (int r = 0; r < R; r++)
+            for (int g = 0; g < nkv; g++) {
+                const float *ktg = kt + ((size_t)r * nkv + g) * hd * P, *vtg = vt + ((size_t)r * nkv + g) * hd * P;
+                memset(dkt, 0, sizeof(float) * (size_t)hd * P);
+                memset(dvt, 0, sizeof(float) * (size_t)hd * P);
+                for (int dd = 0; dd < nd; dd++)
+                    for (int ii = 0; ii < ni; ii++) {
+                        const int d = d0 + dd, i = i0 + ii, np = i + 1;
+                        const size_t qi = ((size_t)dd * R + r) * ni + ii;
+                        for (int h = g * rep; h < (g + 1) * rep; h++) {
+                            const size_t qh = qi * nh + h;
+                            const float L = lse[qh];
+                            if (L == -INFINITY) continue;
+                            const float *qv = q + qh * hd, *go = dout + qh * hd;
+                            float *gq = dq + qh * hd;
+                            const float Dq = dot(go, out + qh * hd, hd);
+                            scores_t(sc, qv, ktg, P, kc, s, r, i, d, g, scale);
+#pragma omp simd
+                            for (int k = 0; k < np + d; k++) sc[k] = sc[k] == -INFINITY ? 0.0f : exp_neg(sc[k] - L);
+                            // prefix keys, vectorised over positions j
+                            for (int j = 0; j < np; j++) dp[j] = 0.0f;
+                            for (int c = 0; c < hd; c++) { // dp_j = dout . v_j
+                                const float gc = go[c], *row = vtg + (size_t)c * P;
+#pragma omp simd
+                                for (int j = 0; j < np; j++) dp[j] += gc * row[j];
+                            }
+#pragma omp simd
+                            for (int j = 0; j < np; j++) dp[j] = sc[j] * (dp[j] - Dq) * scale; // ds_j
+                            for (int c = 0; c < hd; c++) {
+                                const float *krow = ktg + (size_t)c * P;
+                                float *dkrow = dkt + (size_t)c * P, *dvrow = dvt + (size_t)c * P;
+                                const float gc = go[c], qc = qv[c];
+                                float a = 0.0f;
+#pragma omp simd reduction(+ : a)
+                                for (int j = 0; j < np; j++) {
+                                    a += dp[j] * krow[j];
+                                    dvrow[j] += sc[j] * gc;
+                                    dkrow[j] += dp[j] * qc;
+                                }
+                                gq[c] += a;
+                            }
+                            // own-thought keys
+                            for (int e = 1; e <= d; e++) {
+                                const float p = sc[i + e];
+                                if (p == 0.0f) continue;
+                                const float *kv = kv_at(kc, s, e, r, i, g), *vv = kv_at(vc, s, e, r, i, g);
+                                const float ds = p * (dot(go, vv, hd) - Dq) * scale;
+                                axpy((float *)kv_at(dvc, s, e, r, i, g), p, go, hd);
+                                axpy((float *)kv_at(dkc, s, e, r, i, g), ds, qv, hd);
+                                axpy(gq, ds, kv, hd);
+                            }
+                        }
+                    }
+                for (int j = 0; j < P; j++) { // transposed prefix gradients into the cache slice
+                    float *dk = (float *)kv_at(dkc, s, 0, r, j, g), *dv = (float *)kv_at(dvc, s, 0, r, j, g);
+                    for (int c = 0; c < hd; c++) dk[c] += dkt[(size_t)c * P + j], dv[c] += dvt[(size_t)c * P + j];
+                }
+            }
+        free(sc), free(dp), free(dkt), free(dvt);
+    }
+    free(kt), free(vt);
 }

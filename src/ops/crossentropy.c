@@ -28,9 +28,13 @@ void crossentropy_backward(float *dlogits, const float *logits, const int *targe
             for (int v = 0; v < V; v++) dz[v] = 0.0f;
             continue;
         }
-        float lse = row_lse(z, V), g = dloss[n];
-        int t = targets[n];
-        for (int v = 0; v < V; v++) dz[v] = g * expf(z[v] - lse);
-        dz[t] -= g;
+        // softmax with one exp per logit (dz may alias z: each v reads z[v] first)
+        float mx = -INFINITY;
+        for (int v = 0; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+        double s = 0.0;
+        for (int v = 0; v < V; v++) s += dz[v] = expf(z[v] - mx);
+        const float g = dloss[n], gs = (float)(g / s);
+        for (int v = 0; v < V; v++) dz[v] *= gs;
+        dz[targets[n]] -= g;
     }
 }

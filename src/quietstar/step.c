@@ -133,12 +133,15 @@ static void sample_tokens(const qs_model *m, qs_workspace *ws, const qs_qstar_op
             int best = 0;
             for (int v = 1; v < V; v++) if (zr[v] > zr[best]) best = v;
             if (o->greedy_thoughts) { out[n0 + k] = best; continue; }
+            // unnormalised probabilities in place (one exp per logit), then
+            // the first v whose cumulative mass exceeds u * total
+            const float mx = zr[best];
             double s = 0.0;
-            for (int v = 0; v < V; v++) s += expf((zr[v] - zr[best]) / o->tau_sample);
+            for (int v = 0; v < V; v++) s += zr[v] = expf((zr[v] - mx) / o->tau_sample);
             double u = coin[k] * s, c = 0.0;
             int pick = V - 1;
             for (int v = 0; v < V; v++) {
-                c += expf((zr[v] - zr[best]) / o->tau_sample);
+                c += zr[v];
                 if (u < c) { pick = v; break; }
             }
             out[n0 + k] = pick;
@@ -180,15 +183,16 @@ static double policy_pass(const qs_model *m, qs_qstar *q, const float *h, const 
             float a = q->adv[(size_t)r * q->nR + i];
             float mx = -INFINITY;
             for (int v = 0; v < V; v++) mx = QS_MAX(mx, zr[v] / tau);
-            double s = 0.0;
-            for (int v = 0; v < V; v++) s += expf(zr[v] / tau - mx);
+            const int t = tok[row];
+            const float zt = zr[t] / tau;
+            double s = 0.0; // zr becomes exp(z/tau - mx), one exp per logit
+            for (int v = 0; v < V; v++) s += zr[v] = expf(zr[v] / tau - mx);
             float lse = mx + (float)log(s);
-            int t = tok[row];
-            part[k] = -a * (zr[t] / tau - lse);
+            part[k] = -a * (zt - lse);
             if (!dh) continue;
             // d(-a*logp)/dz = -a * (onehot - softmax(z/tau)) / tau
-            float g = coef * a / tau;
-            for (int v = 0; v < V; v++) zr[v] = g * expf(zr[v] / tau - lse);
+            const float g = coef * a / tau, gs = (float)(g / s);
+            for (int v = 0; v < V; v++) zr[v] *= gs;
             zr[t] -= g;
         }
         for (int k = 0; k < n; k++) total += part[k];
