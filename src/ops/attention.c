@@ -18,6 +18,8 @@
 #include <string.h>
 
 #define HD_MAX 512
+// blocks with at least this many queries per row use the transposed prefix
+#define TRANSPOSE_MIN_QUERIES 4
 
 static inline __attribute__((always_inline)) float dot(const float *a, const float *b, int n) {
     float s = 0.0f;
@@ -69,8 +71,8 @@ static inline __attribute__((always_inline)) float scores(float *sc, const float
     return mx;
 }
 
-// Backward key by key (the fallback when the transposed prefix cannot be
-// allocated); the same products as attention_backward below.
+// Backward key by key, for blocks of few queries (or when the transposed
+// prefix cannot be allocated); the same products as attention_backward below.
 static void attention_backward_direct(float *dq, float *dkc, float *dvc, const float *dout, const float *q,
                         const float *kc, const float *vc, const float *out, const float *lse,
                         const attn_shape *s, int d0, int nd, int i0, int ni) {
@@ -162,7 +164,7 @@ void attention_forward(float *out, float *lse, const float *q, const float *kc, 
     // few queries per row (generation): transposing the prefix would cost
     // as much as the attention itself
     float *kt = NULL, *vt = NULL;
-    if (nd * ni >= 4) {
+    if (nd * ni >= TRANSPOSE_MIN_QUERIES) {
         kt = transpose_prefix(kc, s, P), vt = kt ? transpose_prefix(vc, s, P) : NULL;
         if (!vt) free(kt), kt = NULL;
     }
@@ -228,9 +230,13 @@ void attention_backward(float *dq, float *dkc, float *dvc, const float *dout, co
     const int R = s->R, T = s->T, nh = s->nh, hd = s->hd, nkv = s->nkv, rep = s->nh / s->nkv;
     const int nmax = T + d0 + nd, P = i0 + ni;
     const float scale = 1.0f / sqrtf((float)hd);
-    float *kt = transpose_prefix(kc, s, P), *vt = kt ? transpose_prefix(vc, s, P) : NULL;
-    if (!vt) { // out of memory: key by key
-        free(kt);
+    // few queries per row, or out of memory: key by key (as the forward)
+    float *kt = NULL, *vt = NULL;
+    if (nd * ni >= TRANSPOSE_MIN_QUERIES) {
+        kt = transpose_prefix(kc, s, P), vt = kt ? transpose_prefix(vc, s, P) : NULL;
+        if (!vt) free(kt), kt = NULL;
+    }
+    if (!kt) {
         attention_backward_direct(dq, dkc, dvc, dout, q, kc, vc, out, lse, s, d0, nd, i0, ni);
         return;
     }
