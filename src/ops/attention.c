@@ -71,50 +71,6 @@ static inline __attribute__((always_inline)) float scores(float *sc, const float
     return mx;
 }
 
-// Backward key by key, for blocks of few queries (or when the transposed
-// prefix cannot be allocated); the same products as attention_backward below.
-static void attention_backward_direct(float *dq, float *dkc, float *dvc, const float *dout, const float *q,
-                        const float *kc, const float *vc, const float *out, const float *lse,
-                        const attn_shape *s, int d0, int nd, int i0, int ni) {
-    const int R = s->R, T = s->T, nh = s->nh, hd = s->hd, nkv = s->nkv, rep = s->nh / s->nkv;
-    const int nmax = T + d0 + nd;
-    const float scale = 1.0f / sqrtf((float)hd);
-    // each (row, kv head) owns its slice of dkc/dvc: no two threads write the same key
-#pragma omp parallel
-    {
-        float *sc = malloc(sizeof(float) * nmax);
-#pragma omp for collapse(2) schedule(dynamic, 1)
-        for (int r = 0; r < R; r++)
-            for (int g = 0; g < nkv; g++)
-                for (int dd = 0; dd < nd; dd++)
-                    for (int ii = 0; ii < ni; ii++) {
-                        const int d = d0 + dd, i = i0 + ii, n = i + 1 + d;
-                        const size_t qi = ((size_t)dd * R + r) * ni + ii;
-                        for (int h = g * rep; h < (g + 1) * rep; h++) {
-                            const size_t qh = qi * nh + h;
-                            const float L = lse[qh];
-                            if (L == -INFINITY) continue;
-                            const float *qv = q + qh * hd, *go = dout + qh * hd;
-                            float *gq = dq + qh * hd;
-                            const float Dq = dot(go, out + qh * hd, hd);
-                            scores(sc, qv, kc, s, r, i, d, g, scale);
-#pragma omp simd
-                            for (int k = 0; k < n; k++) sc[k] = sc[k] == -INFINITY ? 0.0f : exp_neg(sc[k] - L);
-                            for (int k = 0; k < n; k++) {
-                                const float p = sc[k];
-                                if (p == 0.0f) continue;
-                                const float *kv = key_ptr(kc, s, r, i, g, k), *vv = key_ptr(vc, s, r, i, g, k);
-                                const float ds = p * (dot(go, vv, hd) - Dq) * scale;
-                                axpy((float *)key_ptr(dvc, s, r, i, g, k), p, go, hd);
-                                axpy((float *)key_ptr(dkc, s, r, i, g, k), ds, qv, hd);
-                                axpy(gq, ds, kv, hd);
-                            }
-                        }
-                    }
-        free(sc);
-    }
-}
-
 // Prefix keys or values (pass 0) of every (row, kv head), transposed:
 // t[((r*nkv + g)*hd + c)*P + j] = cache(0, r, j, g)[c] for j < P. NULL when
 // out of memory (the callers then go key by key).
@@ -218,12 +174,22 @@ void attention_forward(float *out, float *lse, const float *q, const float *kc, 
     free(kt), free(vt);
 }
 
+// Backward of one key (pass e, position j) seen with probability p.
+static inline __attribute__((always_inline)) void key_backward(float *gq, float *dk, float *dv, const float *kv,
+                                                               const float *vv, const float *qv, const float *go,
+                                                               float p, float Dq, float scale, int hd) {
+    const float ds = p * (dot(go, vv, hd) - Dq) * scale;
+    axpy(dv, p, go, hd);
+    axpy(dk, ds, qv, hd);
+    axpy(gq, ds, kv, hd);
+}
+
 // With p = exp(score - lse) and Dq = dout . out:
 //   dv += p * dout;  ds = p * (dout . v - Dq);  dq += ds*scale*k;  dk += ds*scale*q.
-// Work is split by (row, kv head), which owns its slice of dkc/dvc. The
-// prefix keys go through the transposed layout (accumulating dk, dv
-// transposed per work item, added to the cache slice at its end); own-thought
-// keys key by key.
+// Work is split by (row, kv head), which owns its slice of dkc/dvc. For
+// blocks of many queries the prefix keys go through the transposed layout
+// (dk, dv accumulated transposed per work item and added to the cache slice
+// at its end); own-thought keys, and every key of small blocks, one by one.
 void attention_backward(float *dq, float *dkc, float *dvc, const float *dout, const float *q,
                         const float *kc, const float *vc, const float *out, const float *lse,
                         const attn_shape *s, int d0, int nd, int i0, int ni) {
@@ -236,23 +202,23 @@ void attention_backward(float *dq, float *dkc, float *dvc, const float *dout, co
         kt = transpose_prefix(kc, s, P), vt = kt ? transpose_prefix(vc, s, P) : NULL;
         if (!vt) free(kt), kt = NULL;
     }
-    if (!kt) {
-        attention_backward_direct(dq, dkc, dvc, dout, q, kc, vc, out, lse, s, d0, nd, i0, ni);
-        return;
-    }
 #pragma omp parallel
     {
         float *sc = malloc(sizeof(float) * nmax), *dp = malloc(sizeof(float) * nmax);
-        float *dkt = malloc(sizeof(float) * (size_t)hd * P), *dvt = malloc(sizeof(float) * (size_t)hd * P);
+        float *dkt = kt ? malloc(sizeof(float) * (size_t)hd * P) : NULL;
+        float *dvt = kt ? malloc(sizeof(float) * (size_t)hd * P) : NULL;
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int r = 0; r < R; r++)
             for (int g = 0; g < nkv; g++) {
-                const float *ktg = kt + ((size_t)r * nkv + g) * hd * P, *vtg = vt + ((size_t)r * nkv + g) * hd * P;
-                memset(dkt, 0, sizeof(float) * (size_t)hd * P);
-                memset(dvt, 0, sizeof(float) * (size_t)hd * P);
+                const float *ktg = kt ? kt + ((size_t)r * nkv + g) * hd * P : NULL;
+                const float *vtg = kt ? vt + ((size_t)r * nkv + g) * hd * P : NULL;
+                if (kt) {
+                    memset(dkt, 0, sizeof(float) * (size_t)hd * P);
+                    memset(dvt, 0, sizeof(float) * (size_t)hd * P);
+                }
                 for (int dd = 0; dd < nd; dd++)
                     for (int ii = 0; ii < ni; ii++) {
-                        const int d = d0 + dd, i = i0 + ii, np = i + 1;
+                        const int d = d0 + dd, i = i0 + ii, np = i + 1, n = np + d;
                         const size_t qi = ((size_t)dd * R + r) * ni + ii;
                         for (int h = g * rep; h < (g + 1) * rep; h++) {
                             const size_t qh = qi * nh + h;
@@ -261,47 +227,50 @@ void attention_backward(float *dq, float *dkc, float *dvc, const float *dout, co
                             const float *qv = q + qh * hd, *go = dout + qh * hd;
                             float *gq = dq + qh * hd;
                             const float Dq = dot(go, out + qh * hd, hd);
-                            scores_t(sc, qv, ktg, P, kc, s, r, i, d, g, scale);
+                            if (ktg) scores_t(sc, qv, ktg, P, kc, s, r, i, d, g, scale);
+                            else scores(sc, qv, kc, s, r, i, d, g, scale);
 #pragma omp simd
-                            for (int k = 0; k < np + d; k++) sc[k] = sc[k] == -INFINITY ? 0.0f : exp_neg(sc[k] - L);
-                            // prefix keys, vectorised over positions j
-                            for (int j = 0; j < np; j++) dp[j] = 0.0f;
-                            for (int c = 0; c < hd; c++) { // dp_j = dout . v_j
-                                const float gc = go[c], *row = vtg + (size_t)c * P;
+                            for (int k = 0; k < n; k++) sc[k] = sc[k] == -INFINITY ? 0.0f : exp_neg(sc[k] - L);
+                            // keys done one by one: all of them, or only the own-thought ones
+                            int k0 = 0;
+                            if (ktg) { // prefix keys, vectorised over positions j
+                                k0 = np;
+                                for (int j = 0; j < np; j++) dp[j] = 0.0f;
+                                for (int c = 0; c < hd; c++) { // dp_j = dout . v_j
+                                    const float gc = go[c], *row = vtg + (size_t)c * P;
 #pragma omp simd
-                                for (int j = 0; j < np; j++) dp[j] += gc * row[j];
-                            }
-#pragma omp simd
-                            for (int j = 0; j < np; j++) dp[j] = sc[j] * (dp[j] - Dq) * scale; // ds_j
-                            for (int c = 0; c < hd; c++) {
-                                const float *krow = ktg + (size_t)c * P;
-                                float *dkrow = dkt + (size_t)c * P, *dvrow = dvt + (size_t)c * P;
-                                const float gc = go[c], qc = qv[c];
-                                float a = 0.0f;
-#pragma omp simd reduction(+ : a)
-                                for (int j = 0; j < np; j++) {
-                                    a += dp[j] * krow[j];
-                                    dvrow[j] += sc[j] * gc;
-                                    dkrow[j] += dp[j] * qc;
+                                    for (int j = 0; j < np; j++) dp[j] += gc * row[j];
                                 }
-                                gq[c] += a;
+#pragma omp simd
+                                for (int j = 0; j < np; j++) dp[j] = sc[j] * (dp[j] - Dq) * scale; // ds_j
+                                for (int c = 0; c < hd; c++) {
+                                    const float *krow = ktg + (size_t)c * P;
+                                    float *dkrow = dkt + (size_t)c * P, *dvrow = dvt + (size_t)c * P;
+                                    const float gc = go[c], qc = qv[c];
+                                    float a = 0.0f;
+#pragma omp simd reduction(+ : a)
+                                    for (int j = 0; j < np; j++) {
+                                        a += dp[j] * krow[j];
+                                        dvrow[j] += sc[j] * gc;
+                                        dkrow[j] += dp[j] * qc;
+                                    }
+                                    gq[c] += a;
+                                }
                             }
-                            // own-thought keys
-                            for (int e = 1; e <= d; e++) {
-                                const float p = sc[i + e];
-                                if (p == 0.0f) continue;
-                                const float *kv = kv_at(kc, s, e, r, i, g), *vv = kv_at(vc, s, e, r, i, g);
-                                const float ds = p * (dot(go, vv, hd) - Dq) * scale;
-                                axpy((float *)kv_at(dvc, s, e, r, i, g), p, go, hd);
-                                axpy((float *)kv_at(dkc, s, e, r, i, g), ds, qv, hd);
-                                axpy(gq, ds, kv, hd);
+                            for (int k = k0; k < n; k++) {
+                                if (sc[k] == 0.0f) continue;
+                                float *dk = (float *)key_ptr(dkc, s, r, i, g, k);
+                                float *dv = (float *)key_ptr(dvc, s, r, i, g, k);
+                                key_backward(gq, dk, dv, key_ptr(kc, s, r, i, g, k), key_ptr(vc, s, r, i, g, k), qv,
+                                             go, sc[k], Dq, scale, hd);
                             }
                         }
                     }
-                for (int j = 0; j < P; j++) { // transposed prefix gradients into the cache slice
-                    float *dk = (float *)kv_at(dkc, s, 0, r, j, g), *dv = (float *)kv_at(dvc, s, 0, r, j, g);
-                    for (int c = 0; c < hd; c++) dk[c] += dkt[(size_t)c * P + j], dv[c] += dvt[(size_t)c * P + j];
-                }
+                if (kt)
+                    for (int j = 0; j < P; j++) { // transposed prefix gradients into the cache slice
+                        float *dk = (float *)kv_at(dkc, s, 0, r, j, g), *dv = (float *)kv_at(dvc, s, 0, r, j, g);
+                        for (int c = 0; c < hd; c++) dk[c] += dkt[(size_t)c * P + j], dv[c] += dvt[(size_t)c * P + j];
+                    }
             }
         free(sc), free(dp), free(dkt), free(dvt);
     }
