@@ -274,11 +274,16 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
     ws->mask = q->xmask;
     const double t0 = qs_now();
 
-    // ---- think: forward pass by pass; inputs go straight into the layer-0 slot
+    // ---- think: forward pass by pass; inputs go straight into the layer-0 slot.
+    // Once the last thought token is sampled (pass nT), every remaining input
+    // is known (that token, the end embedding, the true tokens), so passes
+    // nT+1 .. D-1 run as one block: fewer, larger matrix products.
     for (int d = 0; d < D; d++) {
+        const int nd = d == nT + 1 ? D - d : 1;
         float *x0 = ws->xs + (size_t)d * slab, *h = ws->h + (size_t)d * slab;
-        pass_inputs(m, q, d, x0);
-        QS_TRY(qs_forward_block(m, ws, x0, d, 1, 0, T, h));
+        for (int e = 0; e < nd; e++) pass_inputs(m, q, d + e, x0 + (size_t)e * slab);
+        QS_TRY(qs_forward_block(m, ws, x0, d, nd, 0, T, h));
+        d += nd - 1;
         if (d >= 1 && d <= nT && !forced) { // sample thought token d-1 from pass d
             int *tmp = q->tgt;
             sample_tokens(m, ws, &q->o, h, (int)RT, tmp, rng);
