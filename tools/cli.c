@@ -11,6 +11,17 @@ int cli_fail(const char *cmd) {
     return 1;
 }
 
+int cli_load_tokenizer(const char *cmd, const char *model_path, const qs_load_info *info, int vocab_size,
+                       const char **tok_path, qs_tokenizer **tok) {
+    if (!*tok_path && info->tokenizer_path[0]) *tok_path = info->tokenizer_path;
+    if (!*tok_path) {
+        fprintf(stderr, "qstar %s: %s has no tokenizer.bin; pass --tokenizer FILE\n", cmd, model_path);
+        return 1;
+    }
+    if (qs_tokenizer_load(tok, *tok_path, vocab_size) != QS_OK) return cli_fail(cmd);
+    return 0;
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include "qstar.h"
 #include "quietstar/qstar.h"
+#include "io/model_io.h"
 #include "tokenizer/tokenizer.h"
 
 int cmd_generate(int argc, char **argv);
@@ -31,6 +32,12 @@ extern const char *cli_qstar_help;
 // vocabulary are banned. Returns 0, or prints the error and returns 1.
 int cli_thought_opts(const char *cmd, const char *qs_json, const qs_tokenizer *tok, long n_ahead, double tau_sample,
                      int greedy, qs_qstar_opts *qo);
+
+// Loads the tokenizer for a model loaded from model_path: *tok_path if given,
+// else the model directory's tokenizer.bin (then *tok_path points to it).
+// Returns 0, or prints the error and returns 1.
+int cli_load_tokenizer(const char *cmd, const char *model_path, const qs_load_info *info, int vocab_size,
+                       const char **tok_path, qs_tokenizer **tok);
 
 // Prints "qstar CMD: <library error>" to stderr and returns 1.
 int cli_fail(const char *cmd);

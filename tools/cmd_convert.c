@@ -65,18 +65,9 @@ int cmd_convert(int argc, char **argv) {
     qs_load_info info;
     if (qs_model_load(&m, model_path, &info) != QS_OK) return cli_fail(C);
     int rc = 0;
-    if (!tok_path) tok_path = info.tokenizer_path[0] ? info.tokenizer_path : NULL;
-    if (!tok_path) {
-        fprintf(stderr, "qstar %s: %s has no tokenizer.bin; pass --tokenizer FILE\n", C, model_path);
-        rc = 1;
-        goto out;
-    }
     // check that the tokenizer is valid and fits the model before copying it
     qs_tokenizer *tok = NULL;
-    if (qs_tokenizer_load(&tok, tok_path, m.cfg.vocab_size) != QS_OK) {
-        rc = cli_fail(C);
-        goto out;
-    }
+    if ((rc = cli_load_tokenizer(C, model_path, &info, m.cfg.vocab_size, &tok_path, &tok)) != 0) goto out;
     char *qs_json = NULL;
     if (add_qs) {
         // keep the settings of a checkpoint that has some, then apply the flags

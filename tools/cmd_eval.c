@@ -91,22 +91,13 @@ int cmd_eval(int argc, char **argv) {
     memset(&ds, 0, sizeof ds);
     qs_workspace *ws = NULL;
     int *tokens = NULL, *mask = NULL;
-    if (!tok_path) tok_path = info.tokenizer_path[0] ? info.tokenizer_path : NULL;
-    if (!tok_path) {
-        fprintf(stderr, "qstar %s: %s has no tokenizer.bin; pass --tokenizer FILE\n", C, model_path);
-        rc = 1;
-        goto out;
-    }
     if (T == 0) T = m.cfg.max_seq_len;
     if (T > m.cfg.max_seq_len) {
         rc = cli_usage_error(C, "--seq-len %ld exceeds the model's max_seq_len %d", T, m.cfg.max_seq_len);
         goto out;
     }
     if (B == 0) B = QS_MAX(1, 4096 / T);
-    if (qs_tokenizer_load(&tok, tok_path, m.cfg.vocab_size) != QS_OK) {
-        rc = cli_fail(C);
-        goto out;
-    }
+    if ((rc = cli_load_tokenizer(C, model_path, &info, m.cfg.vocab_size, &tok_path, &tok)) != 0) goto out;
     qs_dataset_opts dopt = qs_dataset_opts_default();
     dopt.val_frac = 0.0; // everything in one stream
     dopt.field = field;
@@ -317,16 +308,7 @@ static int eval_task(int argc, char **argv) {
         rc = 1;
         goto out;
     }
-    if (!tok_path) tok_path = info.tokenizer_path[0] ? info.tokenizer_path : NULL;
-    if (!tok_path) {
-        fprintf(stderr, "qstar %s: %s has no tokenizer.bin; pass --tokenizer FILE\n", C, model_path);
-        rc = 1;
-        goto out;
-    }
-    if (qs_tokenizer_load(&tok, tok_path, m.cfg.vocab_size) != QS_OK) {
-        rc = cli_fail(C);
-        goto out;
-    }
+    if ((rc = cli_load_tokenizer(C, model_path, &info, m.cfg.vocab_size, &tok_path, &tok)) != 0) goto out;
     qs_qstar_opts qo;
     if ((rc = cli_thought_opts(C, has_qs ? info.quietstar_json : NULL, tok, n_ahead, tau_sample, greedy, &qo)) != 0)
         goto out;

@@ -133,7 +133,6 @@ int cmd_generate(int argc, char **argv) {
     qs_model m;
     qs_load_info info;
     if (qs_model_load(&m, model_path, &info) != QS_OK) return cli_fail(C);
-    if (!tok_path) tok_path = info.tokenizer_path[0] ? info.tokenizer_path : NULL;
     int rc = 0;
     qs_tokenizer *tok = NULL;
     int *ids = NULL;
@@ -152,15 +151,7 @@ int cmd_generate(int argc, char **argv) {
         rc = 1;
         goto out;
     }
-    if (!tok_path) {
-        fprintf(stderr, "qstar %s: %s has no tokenizer.bin; pass --tokenizer FILE\n", C, model_path);
-        rc = 1;
-        goto out;
-    }
-    if (qs_tokenizer_load(&tok, tok_path, m.cfg.vocab_size) != QS_OK) {
-        rc = cli_fail(C);
-        goto out;
-    }
+    if ((rc = cli_load_tokenizer(C, model_path, &info, m.cfg.vocab_size, &tok_path, &tok)) != 0) goto out;
     size_t cap = strlen(prompt) + 3;
     ids = malloc(cap * sizeof *ids);
     int n_ids = 0;

@@ -71,16 +71,7 @@ int cmd_viz(int argc, char **argv) {
         rc = 1;
         goto out;
     }
-    if (!tok_path) tok_path = info.tokenizer_path[0] ? info.tokenizer_path : NULL;
-    if (!tok_path) {
-        fprintf(stderr, "qstar %s: %s has no tokenizer.bin; pass --tokenizer FILE\n", C, model_path);
-        rc = 1;
-        goto out;
-    }
-    if (qs_tokenizer_load(&tok, tok_path, m.cfg.vocab_size) != QS_OK) {
-        rc = cli_fail(C);
-        goto out;
-    }
+    if ((rc = cli_load_tokenizer(C, model_path, &info, m.cfg.vocab_size, &tok_path, &tok)) != 0) goto out;
     qs_qstar_opts qo;
     if ((rc = cli_thought_opts(C, info.quietstar_json, tok, n_ahead, tau_sample, greedy, &qo)) != 0) goto out;
     size_t len;
