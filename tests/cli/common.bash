@@ -19,3 +19,27 @@ expect_rc() {
   if [ -n "$pat" ] && ! grep -qF -- "$pat" "$tmp/err"; then fail "stderr of '$*' lacks '$pat'"; sed 's/^/  stderr: /' "$tmp/err"; fi
   if [ "$want" -ne 0 ] && [ "$(wc -l <"$tmp/err")" -ne 1 ]; then fail "'$*' should print one error line"; sed 's/^/  stderr: /' "$tmp/err"; fi
 }
+
+# need_data WHAT FILE...: unless every FILE (relative to $QSTAR_DATA) exists,
+# prints a SKIP line for WHAT and exits (1 if checks already failed, else 0).
+need_data() {
+  local what=$1; shift
+  local f ok=1
+  [ -n "${QSTAR_DATA:-}" ] || ok=0
+  for f in "$@"; do [ "$ok" -eq 1 ] && [ ! -f "$QSTAR_DATA/$f" ] && ok=0; done
+  if [ "$ok" -eq 0 ]; then
+    echo "SKIP: QSTAR_DATA is not set (or lacks $*); skipping the $what checks"
+    [ "$fails" -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
+    exit 0
+  fi
+}
+
+# qs_checkpoint DIR: stories260K with fresh Quiet-STaR tensors (n_ahead 6,
+# a non-zero mixing head) written to DIR; sets M, BIN, TOK.
+qs_checkpoint() {
+  M=$QSTAR_DATA/stories260K
+  BIN=$M/stories260K.bin
+  TOK=$M/tok512.bin
+  "$QSTAR" convert --model "$BIN" --tokenizer "$TOK" --out "$1" --add-quietstar --n-ahead 6 --talk-head-std 1 \
+    2>"$tmp/err" || { fail "convert --add-quietstar"; cat "$tmp/err"; }
+}

@@ -15,11 +15,7 @@ expect_rc 2 "unknown option '--bogus'" "$QSTAR" convert --model x --out "$tmp/o"
 expect_rc 1 "$tmp/no-such-model.bin" "$QSTAR" convert --model "$tmp/no-such-model.bin" --out "$tmp/o"
 [ ! -e "$tmp/o" ] || fail "a failed convert created its output directory"
 
-if [ -z "${QSTAR_DATA:-}" ] || [ ! -f "$QSTAR_DATA/stories260K/stories260K.bin" ]; then
-  echo "SKIP: QSTAR_DATA is not set (or lacks stories260K); skipping the conversion checks"
-  [ "$fails" -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
-  exit 0
-fi
+need_data "conversion" stories260K/stories260K.bin
 M=$QSTAR_DATA/stories260K
 BIN=$M/stories260K.bin
 TOK=$M/tok512.bin

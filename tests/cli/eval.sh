@@ -19,12 +19,7 @@ expect_rc 2 "--batch" "$QSTAR" eval --model x --data y --batch 0
 expect_rc 2 "--limit-tokens" "$QSTAR" eval --model x --data y --limit-tokens -5
 expect_rc 1 "$tmp/no-such-model" "$QSTAR" eval --model "$tmp/no-such-model" --data y
 
-if [ -z "${QSTAR_DATA:-}" ] || [ ! -f "$QSTAR_DATA/stories260K/stories260K.bin" ] ||
-   [ ! -f "$QSTAR_DATA/tinystories/valid.txt" ]; then
-  echo "SKIP: QSTAR_DATA is not set (or lacks stories260K / tinystories); skipping the evaluation checks"
-  [ "$fails" -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
-  exit 0
-fi
+need_data "evaluation" stories260K/stories260K.bin tinystories/valid.txt
 M=$QSTAR_DATA/stories260K
 BIN=$M/stories260K.bin
 TOK=$M/tok512.bin

@@ -17,18 +17,9 @@ expect_rc 2 "for --task nll" "$QSTAR" eval --task csqa --model x --tokens-out y
 expect_rc 2 "contradict --no-think" "$QSTAR" eval --task csqa --model x --no-think --n-ahead 8
 expect_rc 2 "unknown option '--bogus'" "$QSTAR" eval --task gsm8k --model x --bogus
 
-if [ -z "${QSTAR_DATA:-}" ] || [ ! -f "$QSTAR_DATA/stories260K/stories260K.bin" ] ||
-   [ ! -f "$QSTAR_DATA/gsm8k/test.jsonl" ] || [ ! -f "$QSTAR_DATA/csqa/dev_rand_split.jsonl" ]; then
-  echo "SKIP: QSTAR_DATA is not set (or lacks stories260K / gsm8k / csqa); skipping the evaluation checks"
-  [ "$fails" -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
-  exit 0
-fi
-M=$QSTAR_DATA/stories260K
-BIN=$M/stories260K.bin
-TOK=$M/tok512.bin
+need_data "evaluation" stories260K/stories260K.bin gsm8k/test.jsonl csqa/dev_rand_split.jsonl
 CK=$tmp/ck
-"$QSTAR" convert --model "$BIN" --tokenizer "$TOK" --out "$CK" --add-quietstar --n-ahead 6 --talk-head-std 1 \
-  2>"$tmp/err" || { fail "convert --add-quietstar"; cat "$tmp/err"; }
+qs_checkpoint "$CK"
 
 for task in gsm8k csqa; do
   for th in --think --no-think; do

@@ -16,11 +16,7 @@ expect_rc 2 "--top-p" "$QSTAR" generate --model x --top-p 1.5
 expect_rc 2 "--seed" "$QSTAR" generate --model x --seed
 expect_rc 1 "$tmp/no-such-model" "$QSTAR" generate --model "$tmp/no-such-model"
 
-if [ -z "${QSTAR_DATA:-}" ] || [ ! -f "$QSTAR_DATA/stories260K/stories260K.bin" ]; then
-  echo "SKIP: QSTAR_DATA is not set (or lacks stories260K); skipping the stories260K generation checks"
-  [ "$fails" -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
-  exit 0
-fi
+need_data "stories260K generation" stories260K/stories260K.bin
 M=$QSTAR_DATA/stories260K
 BIN=$M/stories260K.bin
 TOK=$M/tok512.bin

@@ -13,17 +13,9 @@
 expect_rc 2 "--n-ahead" "$QSTAR" generate --model x --n-ahead 2
 expect_rc 2 "need thinking" "$QSTAR" generate --model x --no-think --show-thoughts
 
-if [ -z "${QSTAR_DATA:-}" ] || [ ! -f "$QSTAR_DATA/stories260K/stories260K.bin" ]; then
-  echo "SKIP: QSTAR_DATA is not set (or lacks stories260K); skipping the thinking checks"
-  [ "$fails" -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
-  exit 0
-fi
-M=$QSTAR_DATA/stories260K
-BIN=$M/stories260K.bin
-TOK=$M/tok512.bin
+need_data "thinking" stories260K/stories260K.bin
 CK=$tmp/ck
-"$QSTAR" convert --model "$BIN" --tokenizer "$TOK" --out "$CK" --add-quietstar --n-ahead 6 --talk-head-std 1 \
-  2>"$tmp/err" || { fail "convert --add-quietstar"; cat "$tmp/err"; }
+qs_checkpoint "$CK"
 grep -q '"quietstar"' "$CK/config.json" || fail "checkpoint config.json has no quietstar block"
 grep -q '"n_ahead":[[:space:]]*6' "$CK/config.json" || fail "quietstar block lacks n_ahead 6"
 

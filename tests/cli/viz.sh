@@ -56,17 +56,9 @@ expect_rc 1 "no records with any known key" "$QSTAR" plot "$tmp/none.jsonl" --ou
 "$QSTAR" viz --help >"$tmp/out" 2>&1 && grep -q "usage: qstar viz" "$tmp/out" || fail "viz --help"
 expect_rc 2 "--text is required" "$QSTAR" viz --model x --out y
 expect_rc 2 "--out is required" "$QSTAR" viz --model x --text y
-if [ -z "${QSTAR_DATA:-}" ] || [ ! -f "$QSTAR_DATA/stories260K/stories260K.bin" ]; then
-  echo "SKIP: QSTAR_DATA is not set (or lacks stories260K); skipping the viz checks"
-  [ "$fails" -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
-  exit 0
-fi
-M=$QSTAR_DATA/stories260K
-BIN=$M/stories260K.bin
-TOK=$M/tok512.bin
+need_data "viz" stories260K/stories260K.bin
 CK=$tmp/ck
-"$QSTAR" convert --model "$BIN" --tokenizer "$TOK" --out "$CK" --add-quietstar --n-ahead 6 --talk-head-std 1 \
-  2>"$tmp/err" || { fail "convert --add-quietstar"; cat "$tmp/err"; }
+qs_checkpoint "$CK"
 printf 'Lily saw a <big> dog & a "small" cat.\nShe smiled \xe2\x80\x9cthank you\xe2\x80\x9d and ran home.\n' >"$tmp/text.txt"
 if "$QSTAR" viz --model "$CK" --text "$tmp/text.txt" --out "$tmp/page.html" 2>"$tmp/err"; then
   P=$tmp/page.html
