@@ -2,6 +2,7 @@
 #include "model/workspace.h"
 #include "ops/ops.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,7 +125,10 @@ qs_status qs_workspace_create(qs_workspace **ws, const qs_config *c, int R, int 
     QS_TRY(qs_workspace_create_ex(ws, c, R, T, D, 1));
     size_t budget = QS_STORE_ACTS_DEFAULT;
     const char *e = getenv("QSTAR_STORE_ACTS_MB");
-    if (e && *e) budget = (size_t)(strtod(e, NULL) * (double)(1 << 20)); // MB, fractions allowed
+    if (e && *e) { // MB, fractions allowed; negative or not a number keeps nothing
+        double mb = strtod(e, NULL);
+        budget = !(mb > 0) ? 0 : mb < 1e12 ? (size_t)(mb * (double)(1 << 20)) : SIZE_MAX;
+    }
     qs_workspace_store_activations(*ws, budget);
     return QS_OK;
 }
