@@ -90,6 +90,18 @@ static float *transpose_prefix(const float *c, const attn_shape *s, int P) {
     return t;
 }
 
+// Transposed prefix keys and values for a block of nq queries per row, or
+// both NULL: few queries (generation: transposing would cost as much as the
+// attention itself) or out of memory. Then the callers go key by key.
+static void prefix_for_block(const float *kc, const float *vc, const attn_shape *s, int nq, int P, float **kt,
+                             float **vt) {
+    *kt = *vt = NULL;
+    if (nq < TRANSPOSE_MIN_QUERIES) return;
+    *kt = transpose_prefix(kc, s, P);
+    *vt = *kt ? transpose_prefix(vc, s, P) : NULL;
+    if (!*vt) free(*kt), *kt = NULL;
+}
+
 // Scaled scores of query (d, r, i) over its visible keys, the prefix part
 // from the transposed keys kt [hd][P] of (r, g). Returns the maximum.
 static inline __attribute__((always_inline)) float scores_t(float *sc, const float *qv, const float *kt, int P,
@@ -117,13 +129,8 @@ void attention_forward(float *out, float *lse, const float *q, const float *kc, 
     const int R = s->R, T = s->T, nh = s->nh, hd = s->hd, rep = s->nh / s->nkv, nkv = s->nkv;
     const int nmax = T + d0 + nd, P = i0 + ni;
     const float scale = 1.0f / sqrtf((float)hd);
-    // few queries per row (generation): transposing the prefix would cost
-    // as much as the attention itself
-    float *kt = NULL, *vt = NULL;
-    if (nd * ni >= TRANSPOSE_MIN_QUERIES) {
-        kt = transpose_prefix(kc, s, P), vt = kt ? transpose_prefix(vc, s, P) : NULL;
-        if (!vt) free(kt), kt = NULL;
-    }
+    float *kt, *vt;
+    prefix_for_block(kc, vc, s, nd * ni, P, &kt, &vt);
 #pragma omp parallel
     {
         float *sc = malloc(sizeof(float) * nmax);
@@ -196,12 +203,8 @@ void attention_backward(float *dq, float *dkc, float *dvc, const float *dout, co
     const int R = s->R, T = s->T, nh = s->nh, hd = s->hd, nkv = s->nkv, rep = s->nh / s->nkv;
     const int nmax = T + d0 + nd, P = i0 + ni;
     const float scale = 1.0f / sqrtf((float)hd);
-    // few queries per row, or out of memory: key by key (as the forward)
-    float *kt = NULL, *vt = NULL;
-    if (nd * ni >= TRANSPOSE_MIN_QUERIES) {
-        kt = transpose_prefix(kc, s, P), vt = kt ? transpose_prefix(vc, s, P) : NULL;
-        if (!vt) free(kt), kt = NULL;
-    }
+    float *kt, *vt;
+    prefix_for_block(kc, vc, s, nd * ni, P, &kt, &vt);
 #pragma omp parallel
     {
         float *sc = malloc(sizeof(float) * nmax), *dp = malloc(sizeof(float) * nmax);
