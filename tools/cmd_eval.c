@@ -53,6 +53,20 @@ static void usage(FILE *f) {
             "                       NLL, mixing weight, thought tokens and text\n");
 }
 
+// The whole of a text/JSONL file as one token stream (no held-out split),
+// cut to `limit` tokens when limit > 0. Returns 0, or prints why and returns 1.
+static int load_stream(const char *C, const char *path, const qs_tokenizer *tok, const char *field, long limit,
+                       qs_dataset *ds, qs_token_stream *s) {
+    qs_dataset_opts dopt = qs_dataset_opts_default();
+    dopt.val_frac = 0.0; // everything in one stream
+    dopt.field = field;
+    if (field) dopt.format = QS_DATA_JSONL;
+    if (qs_dataset_load(ds, path, tok, &dopt) != QS_OK) return cli_fail(C);
+    *s = ds->train;
+    if (limit > 0 && (size_t)limit < s->n_tokens) s->n_tokens = (size_t)limit;
+    return 0;
+}
+
 static int eval_task(int argc, char **argv);
 
 int cmd_eval(int argc, char **argv) {
@@ -98,16 +112,8 @@ int cmd_eval(int argc, char **argv) {
     }
     if (B == 0) B = QS_MAX(1, 4096 / T);
     if ((rc = cli_load_tokenizer(C, model_path, &info, m.cfg.vocab_size, &tok_path, &tok)) != 0) goto out;
-    qs_dataset_opts dopt = qs_dataset_opts_default();
-    dopt.val_frac = 0.0; // everything in one stream
-    dopt.field = field;
-    if (field) dopt.format = QS_DATA_JSONL;
-    if (qs_dataset_load(&ds, data_path, tok, &dopt) != QS_OK) {
-        rc = cli_fail(C);
-        goto out;
-    }
-    qs_token_stream s = ds.train;
-    if (limit > 0 && (size_t)limit < s.n_tokens) s.n_tokens = (size_t)limit;
+    qs_token_stream s;
+    if ((rc = load_stream(C, data_path, tok, field, limit, &ds, &s)) != 0) goto out;
     if (qs_workspace_create_ex(&ws, &m.cfg, (int)B, (int)T, 1, 0) != QS_OK) {
         rc = cli_fail(C);
         goto out;
@@ -336,16 +342,8 @@ static int eval_task(int argc, char **argv) {
             goto out;
         }
         if (B == 0) B = QS_MAX(1, (think ? 1024 : 4096) / T);
-        qs_dataset_opts dopt = qs_dataset_opts_default();
-        dopt.val_frac = 0.0;
-        dopt.field = field;
-        if (field) dopt.format = QS_DATA_JSONL;
-        if (qs_dataset_load(&ds, data_path, tok, &dopt) != QS_OK) {
-            rc = cli_fail(C);
-            goto out;
-        }
-        qs_token_stream s = ds.train;
-        if (limit_tokens > 0 && (size_t)limit_tokens < s.n_tokens) s.n_tokens = (size_t)limit_tokens;
+        qs_token_stream s;
+        if ((rc = load_stream(C, data_path, tok, field, limit_tokens, &ds, &s)) != 0) goto out;
         qs_rng rng;
         qs_rng_seed(&rng, (uint64_t)seed);
         qs_nll_summary sum;
