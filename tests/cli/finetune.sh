@@ -4,20 +4,7 @@
 # stories260K checkpoint that does not get worse, the JSONL log, and exact
 # resume (20 steps == 10 + --resume 10 == SIGINT + --resume, byte-identical
 # model.safetensors). Everything uses small models / data: well under a minute.
-set -u
-cd "$(dirname "$0")/../.." || exit 1
-Q=${QSTAR:-build/qstar}
-case "$Q" in /*) ;; *) Q="$PWD/$Q" ;; esac
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
-
-# expect RC DESCRIPTION -- command...: checks the exit code, keeps output in $out
-expect() {
-  local want=$1 what=$2; shift 3
-  out=$("$@" 2>&1); rc=$?
-  [ "$rc" -eq "$want" ] || bad "$what: exit $rc (want $want): $out"
-}
+. "$(dirname "$0")/train_common.bash"
 
 cat > "$tmp/tiny.json" <<'EOF'
 {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 16,
@@ -111,17 +98,7 @@ cmp "$tmp/a/ckpt/model.safetensors" "$tmp/b/ckpt/model.safetensors" || bad "fini
 # SIGINT: finish the step, checkpoint, exit 0; resume gives the same model as a straight run
 long=(--config "$tmp/tiny.json" "${common[@]}" --steps 400 --eval-every 0 --save-every 0 --seed 9)
 expect 0 "straight 400 steps" -- "$Q" finetune "${long[@]}" --out "$tmp/c"
-"$Q" finetune "${long[@]}" --out "$tmp/d" > "$tmp/d.out" 2>&1 &
-pid=$!
-for _ in $(seq 200); do
-  [ "$(grep -c '"loss"' "$tmp/d/log.jsonl" 2>/dev/null)" -ge 5 ] 2>/dev/null && break
-  sleep 0.05
-done
-kill -INT $pid 2>/dev/null
-wait $pid; rc=$?
-[ $rc -eq 0 ] || bad "SIGINT: exit $rc: $(cat "$tmp/d.out")"
-stopped=$(sed -n 's/^steps: \([0-9]*\) of 400.*/\1/p' "$tmp/d.out")
-echo "SIGINT stopped the run at step $stopped of 400"
+interrupt_run finetune 400 "$tmp/d" "${long[@]}"
 expect 0 "resume after SIGINT" -- "$Q" finetune --resume "$tmp/d"
 cmp "$tmp/c/ckpt/model.safetensors" "$tmp/d/ckpt/model.safetensors" || bad "SIGINT + resume != straight run"
 

@@ -7,21 +7,7 @@
 # model.safetensors); a fresh run from a checkpoint keeps its learned meta
 # embeddings and mixing head (and its quietstar settings under new flags);
 # --preset paper sets SPEC section 4 values. Well under a minute.
-set -u
-cd "$(dirname "$0")/../.." || exit 1
-Q=${QSTAR:-build/qstar}
-case "$Q" in /*) ;; *) Q="$PWD/$Q" ;; esac
-PY=${PYTHON:-python3}
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
-
-# expect RC DESCRIPTION -- command...: checks the exit code, keeps output in $out
-expect() {
-  local want=$1 what=$2; shift 3
-  out=$("$@" 2>&1); rc=$?
-  [ "$rc" -eq "$want" ] || bad "$what: exit $rc (want $want): $out"
-}
+. "$(dirname "$0")/train_common.bash"
 
 # --- usage and bad flags (no data needed: rejected before anything is loaded)
 echo "hello world" > "$tmp/data.txt"
@@ -123,18 +109,8 @@ check_log "$tmp/b/log.jsonl" 20 2 > /dev/null || bad "log of the resumed run"
 long=("${m[@]}" --data "$tmp/stories.txt" --batch 1 --seq-len 16 --n-ahead 4 --n-talk 2 --threads 2 --eval-batches 1
       --steps 150 --eval-every 0 --save-every 0 --seed 9)
 expect 0 "straight 150 steps" -- "$Q" train "${long[@]}" --out "$tmp/c"
-"$Q" train "${long[@]}" --out "$tmp/d" > "$tmp/d.out" 2>&1 &
-pid=$!
-for _ in $(seq 300); do
-  [ "$(grep -c '"loss"' "$tmp/d/log.jsonl" 2>/dev/null)" -ge 5 ] 2>/dev/null && break
-  sleep 0.02
-done
-kill -INT $pid 2>/dev/null
-wait $pid; rc=$?
-[ $rc -eq 0 ] || bad "SIGINT: exit $rc: $(cat "$tmp/d.out")"
-stopped=$(sed -n 's/^steps: \([0-9]*\) of 150.*/\1/p' "$tmp/d.out")
+interrupt_run train 150 "$tmp/d" "${long[@]}"
 grep -q "stopped early; continue with: qstar train --resume" "$tmp/d.out" || bad "SIGINT message: $(cat "$tmp/d.out")"
-echo "SIGINT stopped the run at step $stopped of 150"
 expect 0 "resume after SIGINT" -- "$Q" train --resume "$tmp/d"
 cmp "$tmp/c/ckpt/model.safetensors" "$tmp/d/ckpt/model.safetensors" || bad "SIGINT + resume != straight run"
 

@@ -9,14 +9,7 @@
 # end up with exactly one record per step; and a non-finite loss / gradient
 # skips the update with a warning and never reaches a checkpoint.
 # Needs $QSTAR_DATA (stories260K, TinyStories); about a minute.
-set -u
-cd "$(dirname "$0")/../.." || exit 1
-Q=${QSTAR:-build/qstar}
-case "$Q" in /*) ;; *) Q="$PWD/$Q" ;; esac
-PY=${PYTHON:-python3}
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
+. "$(dirname "$0")/train_common.bash"
 
 D=${QSTAR_DATA:-}
 if [ -z "$D" ] || [ ! -f "$D/stories260K/stories260K.bin" ] || [ ! -f "$D/tinystories/valid.txt" ]; then
