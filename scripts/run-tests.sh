@@ -1,19 +1,32 @@
 #!/usr/bin/env bash
 # Runs every test binary given on the command line, then the CLI tests, and
-# prints one closing line "N passed, N failed" (N = test binaries/scripts).
+# prints one closing line "N passed, N failed, N skipped" (N = test
+# binaries/scripts). A test that exits 77 skipped; its SKIP: lines give why.
 set -u
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 here=$(cd "$(dirname "$0")/.." && pwd)
-pass=0; fail=0; failed=()
+pass=0; fail=0; skip=0; failed=(); skipped=()
+# record NAME RC OUTFILE: counts the result; a skip keeps its first SKIP: reason.
+record() {
+  if [ "$2" -eq 0 ]; then pass=$((pass+1))
+  elif [ "$2" -eq 77 ]; then skip=$((skip+1)); skipped+=("$(basename "$1") ($(grep -m1 -o 'SKIP:.*' "$3" | cut -c7-))")
+  else fail=$((fail+1)); failed+=("$1"); fi
+}
 for t in "$@"; do
   echo "== $t"
-  if "$t"; then pass=$((pass+1)); else fail=$((fail+1)); failed+=("$t"); fi
+  "$t" >"${TMPDIR:-/tmp}/qs_test_out.$$" 2>&1; rc=$?
+  cat "${TMPDIR:-/tmp}/qs_test_out.$$"
+  record "$t" "$rc" "${TMPDIR:-/tmp}/qs_test_out.$$"
 done
 for t in "$here"/tests/cli/*.sh; do
   [ -f "$t" ] || continue
   echo "== $t"
-  if QSTAR="$here/${BUILD:-build}/qstar" bash "$t"; then pass=$((pass+1)); else fail=$((fail+1)); failed+=("$t"); fi
+  QSTAR="$here/${BUILD:-build}/qstar" bash "$t" >"${TMPDIR:-/tmp}/qs_test_out.$$" 2>&1; rc=$?
+  cat "${TMPDIR:-/tmp}/qs_test_out.$$"
+  record "$t" "$rc" "${TMPDIR:-/tmp}/qs_test_out.$$"
 done
+rm -f "${TMPDIR:-/tmp}/qs_test_out.$$"
+[ ${#skipped[@]} -gt 0 ] && printf 'SKIPPED: %s\n' "${skipped[@]}"
 [ ${#failed[@]} -gt 0 ] && printf 'FAILED: %s\n' "${failed[@]}"
-echo "$pass passed, $fail failed"
+echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

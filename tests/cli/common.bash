@@ -21,7 +21,8 @@ expect_rc() {
 }
 
 # need_data WHAT FILE...: unless every FILE (relative to $QSTAR_DATA) exists,
-# prints a SKIP line for WHAT and exits (1 if checks already failed, else 0).
+# prints a SKIP line for WHAT and exits (1 if checks already failed, else 77,
+# which the runner counts as skipped).
 need_data() {
   local what=$1; shift
   local f ok=1
@@ -30,7 +31,7 @@ need_data() {
   if [ "$ok" -eq 0 ]; then
     echo "SKIP: QSTAR_DATA is not set (or lacks $*); skipping the $what checks"
     [ "$fails" -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
-    exit 0
+    exit 77
   fi
 }
 
