@@ -47,7 +47,7 @@ if [ -z "$steps" ]; then
   say "3/7 timing one training step"
   "$Q" train --model "$out/init" --data "$out/train.txt" --out "$out/probe" --steps 2 --eval-every 0 \
     --eval-batches 1 --lr 1e-4 --print-every 1 > /dev/null 2> "$out/probe.log" || { cat "$out/probe.log" >&2; exit 1; }
-  per=$(python3 - "$out/probe/log.jsonl" <<'PY' 2>/dev/null || echo 3
+  per=$(/usr/bin/python3 - "$out/probe/log.jsonl" <<'PY' 2>/dev/null || echo 3
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if '"loss_lm"' in l]
 print(max(0.5, (rows[-1]["elapsed"] - rows[0]["elapsed"]) / max(1, len(rows) - 1)))

@@ -4,7 +4,7 @@
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 QSTAR=${QSTAR:-$here/build/qstar}
-PY=${PYTHON:-python3}
+PY=${PYTHON:-/usr/bin/python3}  # Debian python3-torch lives there, not in a pyenv python
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
