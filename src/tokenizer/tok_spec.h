@@ -139,7 +139,9 @@ typedef struct qs_tok_spec {
     int byte_fallback;                  // BPE_SPM: unknown chars -> <0xXX> tokens
     int fuse_unk;                       // consecutive unknowns -> one unk
 
-    // explicit pipeline (tokenizer.json); all empty => defaults of `kind`
+    // explicit pipeline (tokenizer.json): used as given when
+    // explicit_pipeline is set or any list is non-empty; else the defaults of `kind`
+    int explicit_pipeline;
     int n_norm, n_pre, n_dec;
     qs_tok_op norm[QS_TOK_MAX_OPS];
     qs_tok_op pre[QS_TOK_MAX_OPS];
