@@ -5,6 +5,7 @@
 // ids (separated by whitespace) and the decoded text is printed.
 #include "cli.h"
 
+#include <cJSON.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -16,7 +17,9 @@ static void usage(FILE *f) {
             "  --text TEXT        the text to encode (or the ids to decode)\n"
             "  --file FILE        read it from FILE instead (\"-\" = stdin)\n"
             "  --special          add BOS/EOS as tokenizer_config.json (or the file) says\n"
-            "  --decode           the input is token ids; print their text\n");
+            "  --decode           the input is token ids; print their text\n"
+            "  --jsonl            batch mode: every input line is a JSON string (with --decode: a line of ids);\n"
+            "                     prints one line of ids (with --decode: one JSON string) per input line\n");
 }
 
 static char *read_input(const char *C, const char *path) {
@@ -51,43 +54,113 @@ static char *read_input(const char *C, const char *path) {
     return buf;
 }
 
-static int decode_ids(const char *C, const qs_tokenizer *tok, const char *in) {
+// Decodes the ids in `in` (stopping at a newline if one_line) to f, or, if
+// json, into a JSON string printed on one line.
+static int decode_ids(const char *C, const qs_tokenizer *tok, const char *in, int one_line, int json) {
     qs_tok_stream st;
     qs_tok_stream_init(&st, tok);
+    st.specials = 1; // the text of special tokens too, so that decode(encode(s)) == s
     char out[4096];
-    size_t n = 0;
+    size_t n = 0, tn = 0, tcap = 1024;
+    char *text = json ? malloc(tcap) : NULL;
+    if (json && !text) return 1;
     long count = 0;
+    int rc = 0;
     for (const char *p = in;;) {
-        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ',') p++;
-        if (!*p) break;
+        while (*p == ' ' || *p == '\t' || (*p == '\n' && !one_line) || *p == '\r' || *p == ',') p++;
+        if (!*p || *p == '\n') break;
         char *end;
         errno = 0;
         long v = strtol(p, &end, 10);
         if (end == p || errno || v < 0 || v >= qs_tokenizer_vocab_size(tok)) {
             fprintf(stderr, "qstar %s: --decode: item %ld (\"%.20s\") is not a token id in [0, %d)\n", C, count, p,
                     qs_tokenizer_vocab_size(tok));
-            return 1;
+            rc = 1;
+            break;
         }
         p = end;
         count++;
-        if (qs_tok_stream_push(&st, (int)v, out, sizeof out, &n) != QS_OK) return cli_fail(C);
-        fwrite(out, 1, n, stdout);
+        if (qs_tok_stream_push(&st, (int)v, out, sizeof out, &n) != QS_OK) { rc = cli_fail(C); break; }
+        if (!json) { fwrite(out, 1, n, stdout); continue; }
+        while (tn + n + 1 > tcap) {
+            char *b = realloc(text, tcap *= 2);
+            if (!b) { free(text); return 1; }
+            text = b;
+        }
+        memcpy(text + tn, out, n);
+        tn += n;
     }
-    if (qs_tok_stream_flush(&st, out, sizeof out, &n) != QS_OK) return cli_fail(C);
-    fwrite(out, 1, n, stdout);
-    fputc('\n', stdout);
+    if (!rc && qs_tok_stream_flush(&st, out, sizeof out, &n) != QS_OK) rc = cli_fail(C);
+    if (rc) { free(text); return rc; }
+    if (!json) {
+        fwrite(out, 1, n, stdout);
+        fputc('\n', stdout);
+        return 0;
+    }
+    char *t2 = realloc(text, tn + n + 1);
+    if (!t2) { free(text); return 1; }
+    memcpy(t2 + tn, out, n);
+    t2[tn + n] = 0;
+    cJSON *js = cJSON_CreateString(t2);
+    char *line = js ? cJSON_PrintUnformatted(js) : NULL;
+    if (line) printf("%s\n", line);
+    free(line);
+    cJSON_Delete(js);
+    free(t2);
+    return line ? 0 : 1;
+}
+
+static int encode_one(const char *C, const qs_tokenizer *tok, const char *text, int special, const char *what) {
+    int *ids = NULL, n = 0;
+    if (qs_tokenizer_encode_alloc(tok, text, special && qs_tokenizer_add_bos(tok), special && qs_tokenizer_add_eos(tok),
+                                  &ids, &n) != QS_OK) {
+        fprintf(stderr, "qstar %s: %s: %s\n", C, what, qstar_last_error());
+        return 1;
+    }
+    for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+    printf("\n");
+    free(ids);
+    return 0;
+}
+
+// --jsonl: one text (a JSON string) or one line of ids per input line.
+static int batch(const char *C, const qs_tokenizer *tok, const char *in, int special, int decode) {
+    long lineno = 0;
+    char what[64];
+    for (const char *p = in; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        lineno++;
+        int rc = 0;
+        if (decode) {
+            rc = decode_ids(C, tok, p, 1, 1);
+        } else {
+            cJSON *js = cJSON_ParseWithLength(p, len);
+            snprintf(what, sizeof what, "line %ld", lineno);
+            if (!cJSON_IsString(js)) {
+                fprintf(stderr, "qstar %s: line %ld: not a JSON string\n", C, lineno);
+                rc = 1;
+            } else {
+                rc = encode_one(C, tok, js->valuestring, special, what);
+            }
+            cJSON_Delete(js);
+        }
+        if (rc) return rc;
+        p += len + (nl != NULL);
+    }
     return 0;
 }
 
 int cmd_tokenize(int argc, char **argv) {
     const char *C = "tokenize";
     const char *tok_path = NULL, *text = NULL, *file = NULL;
-    int special = 0, decode = 0;
+    int special = 0, decode = 0, jsonl = 0;
     for (int i = 1; i < argc; i++) {
         int r;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
         if (!strcmp(argv[i], "--special")) { special = 1; continue; }
         if (!strcmp(argv[i], "--decode")) { decode = 1; continue; }
+        if (!strcmp(argv[i], "--jsonl")) { jsonl = 1; continue; }
         if ((r = cli_str(argc, argv, &i, "--tokenizer", &tok_path)) || (r = cli_str(argc, argv, &i, "--text", &text)) ||
             (r = cli_str(argc, argv, &i, "--file", &file))) {
             if (r < 0) return 2;
@@ -102,20 +175,9 @@ int cmd_tokenize(int argc, char **argv) {
     qs_tokenizer *tok = NULL;
     if (qs_tokenizer_open(&tok, tok_path, 0) != QS_OK) { free(buf); return cli_fail(C); }
     int rc = 0;
-    if (decode) {
-        rc = decode_ids(C, tok, text);
-    } else {
-        int *ids = NULL, n = 0;
-        if (qs_tokenizer_encode_alloc(tok, text, special && qs_tokenizer_add_bos(tok), special && qs_tokenizer_add_eos(tok),
-                                      &ids, &n) != QS_OK) {
-            fprintf(stderr, "qstar %s: %s: %s\n", C, file ? file : "--text", qstar_last_error());
-            rc = 1;
-        } else {
-            for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
-            printf("\n");
-        }
-        free(ids);
-    }
+    if (jsonl) rc = batch(C, tok, text, special, decode);
+    else if (decode) rc = decode_ids(C, tok, text, 0, 0);
+    else rc = encode_one(C, tok, text, special, file ? file : "--text");
     qs_tokenizer_free(tok);
     free(buf);
     return rc;

@@ -242,8 +242,6 @@ qs_status qs_tok_bpe_build(qs_tokenizer *t, const qs_tok_spec *s) {
     b->byte_fallback = s->byte_fallback;
     b->fuse_unk = s->fuse_unk;
     build_bytemap(b);
-    if (s->n_merges == 0 && s->n_vocab > 256 + s->n_added)
-        return qs_error(QS_ERR_FORMAT, "%s: model.merges: BPE vocabulary of %d tokens without merges", nm, s->n_vocab);
     QS_TRY(build_merges(t, b, s));
     QS_TRY(build_pipeline(b, s, b->bytelevel));
     QS_TRY(build_regexes(b, nm));

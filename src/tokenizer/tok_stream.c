@@ -72,7 +72,7 @@ qs_status qs_tok_stream_push(qs_tok_stream *s, int token, char *out, size_t cap,
     *n = 0;
     out[0] = 0;
     const char *piece = "";
-    if (token >= 0 && token < qs_tokenizer_vocab_size(s->t) && !qs_tokenizer_is_special(s->t, token))
+    if (token >= 0 && token < qs_tokenizer_vocab_size(s->t) && (s->specials || !qs_tokenizer_is_special(s->t, token)))
         piece = qs_tokenizer_piece(s->t, s->prev, token);
     s->prev = token;
     return feed(s, (const unsigned char *)piece, strlen(piece), out, cap, n);

@@ -95,6 +95,7 @@ typedef struct {
     int prev;                // previous token id (-1 at start)
     int n_pend;              // bytes held back
     unsigned char pend[8];
+    int specials;            // 1: special tokens produce their text (default 0: none)
 } qs_tok_stream;
 void qs_tok_stream_init(qs_tok_stream *s, const qs_tokenizer *t);
 // Appends the text of `token` to out (NUL-terminated, at most cap-1 bytes;
