@@ -19,7 +19,8 @@ static void usage(FILE *f) {
             "  --special          add BOS/EOS as tokenizer_config.json (or the file) says\n"
             "  --decode           the input is token ids; print their text\n"
             "  --jsonl            batch mode: every input line is a JSON string (with --decode: a line of ids);\n"
-            "                     prints one line of ids (with --decode: one JSON string) per input line\n");
+            "                     prints one line of ids (with --decode: one JSON string) per input line\n"
+            "  --time             print the encoding throughput to stderr (\"encode: B bytes, N tokens, X MB/s\")\n");
 }
 
 static char *read_input(const char *C, const char *path) {
@@ -110,13 +111,18 @@ static int decode_ids(const char *C, const qs_tokenizer *tok, const char *in, in
     return line ? 0 : 1;
 }
 
-static int encode_one(const char *C, const qs_tokenizer *tok, const char *text, int special, const char *what) {
+static int encode_one(const char *C, const qs_tokenizer *tok, const char *text, int special, const char *what,
+                      int timed) {
     int *ids = NULL, n = 0;
+    double t0 = qs_now();
     if (qs_tokenizer_encode_alloc(tok, text, special && qs_tokenizer_add_bos(tok), special && qs_tokenizer_add_eos(tok),
                                   &ids, &n) != QS_OK) {
         fprintf(stderr, "qstar %s: %s: %s\n", C, what, qstar_last_error());
         return 1;
     }
+    double dt = qs_now() - t0;
+    if (timed)
+        fprintf(stderr, "encode: %zu bytes, %d tokens, %.3f MB/s\n", strlen(text), n, strlen(text) / 1e6 / (dt > 0 ? dt : 1e-9));
     for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
     printf("\n");
     free(ids);
@@ -141,7 +147,7 @@ static int batch(const char *C, const qs_tokenizer *tok, const char *in, int spe
                 fprintf(stderr, "qstar %s: line %ld: not a JSON string\n", C, lineno);
                 rc = 1;
             } else {
-                rc = encode_one(C, tok, js->valuestring, special, what);
+                rc = encode_one(C, tok, js->valuestring, special, what, 0);
             }
             cJSON_Delete(js);
         }
@@ -154,13 +160,14 @@ static int batch(const char *C, const qs_tokenizer *tok, const char *in, int spe
 int cmd_tokenize(int argc, char **argv) {
     const char *C = "tokenize";
     const char *tok_path = NULL, *text = NULL, *file = NULL;
-    int special = 0, decode = 0, jsonl = 0;
+    int special = 0, decode = 0, jsonl = 0, timed = 0;
     for (int i = 1; i < argc; i++) {
         int r;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
         if (!strcmp(argv[i], "--special")) { special = 1; continue; }
         if (!strcmp(argv[i], "--decode")) { decode = 1; continue; }
         if (!strcmp(argv[i], "--jsonl")) { jsonl = 1; continue; }
+        if (!strcmp(argv[i], "--time")) { timed = 1; continue; }
         if ((r = cli_str(argc, argv, &i, "--tokenizer", &tok_path)) || (r = cli_str(argc, argv, &i, "--text", &text)) ||
             (r = cli_str(argc, argv, &i, "--file", &file))) {
             if (r < 0) return 2;
@@ -177,7 +184,7 @@ int cmd_tokenize(int argc, char **argv) {
     int rc = 0;
     if (jsonl) rc = batch(C, tok, text, special, decode);
     else if (decode) rc = decode_ids(C, tok, text, 0, 0);
-    else rc = encode_one(C, tok, text, special, file ? file : "--text");
+    else rc = encode_one(C, tok, text, special, file ? file : "--text", timed);
     qs_tokenizer_free(tok);
     free(buf);
     return rc;
