@@ -87,6 +87,11 @@ static qs_status parse_vocab(json_ctx *c, const cJSON *model, const cJSON *root)
     }
     QS_TRY(parse_added(c, root, &max_id));
     if (max_id < 0) return qs_error(QS_ERR_FORMAT, "%s: model.vocab is empty", c->name);
+    // every id 0..max_id must be taken, so there are at least max_id + 1 entries
+    int entries = cJSON_GetArraySize(vocab) + c->spec.n_added;
+    if (max_id >= entries)
+        return qs_error(QS_ERR_FORMAT, "%s: model.vocab: id %d but only %d tokens (ids must be 0..%d)", c->name, max_id,
+                        entries, entries - 1);
     int n = max_id + 1;
     c->pieces = qs_calloc((size_t)n, sizeof *c->pieces, "vocabulary");
     if (!c->pieces) return QS_ERR_NOMEM;
