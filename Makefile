@@ -4,7 +4,7 @@
 
 CC      ?= cc
 PREFIX  ?= /usr/local
-PKGS    := openblas libcjson
+PKGS    := openblas libcjson libpcre2-8 libutf8proc
 TESTPKGS := cmocka
 
 ifeq ($(SAN),1)
@@ -21,7 +21,7 @@ endif
 MISSING := $(shell for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || echo $$p; done)
 ifneq ($(MISSING),)
 ifneq ($(MAKECMDGOALS),deps)
-$(error missing libraries ($(MISSING)); run: sudo apt-get install -y pkg-config libopenblas-dev libcjson-dev libcmocka-dev)
+$(error missing libraries ($(MISSING)); run: sudo apt-get install -y pkg-config libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev)
 endif
 endif
 
@@ -81,7 +81,7 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' qstar.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/qstar.pc
 
 deps:
-	sudo apt-get install -y pkg-config libopenblas-dev libcjson-dev libcmocka-dev python3-torch python3-numpy gnuplot-nox
+	sudo apt-get install -y pkg-config libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev python3-torch python3-numpy gnuplot-nox
 
 clean:
 	rm -rf build build-san qstar

@@ -19,7 +19,7 @@ for a in "$@"; do
 done
 CC=${CC:-cc}
 CFLAGS="-std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -O3 -march=native -g -fopenmp"
-pkgs="openblas libcjson"
+pkgs="openblas libcjson libpcre2-8 libutf8proc"
 for src in bench/*.c; do
   out="$build/$(basename "${src%.c}")"
   if [ ! -x "$out" ] || [ "$src" -nt "$out" ] || [ "$build/libqstar.a" -nt "$out" ]; then
@@ -31,4 +31,5 @@ for src in bench/*.c; do
 done
 py=${PYTHON:-/usr/bin/python3}
 [ -x "$py" ] || py=python3
+BUILD=$build scripts/bench_tok.sh
 BUILD=$build exec "$py" bench/run_bench.py

@@ -13,12 +13,18 @@ int cli_fail(const char *cmd) {
 
 int cli_load_tokenizer(const char *cmd, const char *model_path, const qs_load_info *info, int vocab_size,
                        const char **tok_path, qs_tokenizer **tok) {
+    // a model directory's tokenizer.json comes first (then the loader's tokenizer.bin)
+    static char json_path[4200];
+    if (!*tok_path && model_path) {
+        snprintf(json_path, sizeof json_path, "%s/tokenizer.json", model_path);
+        if (access(json_path, R_OK) == 0) *tok_path = json_path;
+    }
     if (!*tok_path && info->tokenizer_path[0]) *tok_path = info->tokenizer_path;
     if (!*tok_path) {
-        fprintf(stderr, "qstar %s: %s has no tokenizer.bin; pass --tokenizer FILE\n", cmd, model_path);
+        fprintf(stderr, "qstar %s: %s has no tokenizer.json or tokenizer.bin; pass --tokenizer FILE\n", cmd, model_path);
         return 1;
     }
-    if (qs_tokenizer_load(tok, *tok_path, vocab_size) != QS_OK) return cli_fail(cmd);
+    if (qs_tokenizer_open(tok, *tok_path, vocab_size) != QS_OK) return cli_fail(cmd);
     return 0;
 }
 

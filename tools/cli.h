@@ -21,6 +21,7 @@ int cmd_dump_step(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_viz(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 // Quiet-STaR flags (tools/qs_flags.c): same return convention as cli_int.
 struct qs_qstar_opts_s;

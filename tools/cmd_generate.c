@@ -64,9 +64,22 @@ static void put_piece(const char *piece, int escape_nl) {
     }
 }
 
+// Text of generated tokens from non-llama2.c tokenizers goes through a
+// streaming decoder, which prints only complete UTF-8 characters (byte-level
+// BPE pieces may split one); llama2.c output stays exactly run.c's.
+static qs_tok_stream out_stream;
+static int use_stream;
+
+static void put_token(int token, const char *piece) {
+    char buf[4096];
+    size_t n = 0;
+    if (use_stream && qs_tok_stream_push(&out_stream, token, buf, sizeof buf, &n) == QS_OK) fwrite(buf, 1, n, stdout);
+    else put_piece(piece, 0);
+}
+
 static int print_piece(void *ud, int token, const char *piece) {
-    (void)ud, (void)token;
-    put_piece(piece, 0);
+    (void)ud;
+    put_token(token, piece);
     fflush(stdout);
     return 0;
 }
@@ -89,7 +102,7 @@ static int print_think(void *ud, int token, const char *piece, const int *though
         }
         fputs(c->tty ? "\033[0m" : "]", stdout);
     }
-    put_piece(piece, 0);
+    put_token(token, piece);
     fflush(stdout);
     c->prev = token;
     return 0;
@@ -164,6 +177,14 @@ int cmd_generate(int argc, char **argv) {
         rc = cli_fail(C);
         goto out;
     }
+    if (n_ids == 0) {
+        fprintf(stderr, "qstar %s: the tokenizer has no BOS token; give a non-empty --prompt\n", C);
+        rc = 1;
+        goto out;
+    }
+    use_stream = strcmp(qs_tokenizer_kind_name(tok), "llama2c") != 0;
+    qs_tok_stream_init(&out_stream, tok);
+    out_stream.prev = ids[n_ids - 1];
     qs_gen_opts o = qs_gen_opts_default();
     o.steps = (int)steps;
     o.temperature = (float)temperature;

@@ -16,6 +16,7 @@ static const struct {
     {"dump-step", cmd_dump_step, "one Quiet-STaR step on a batch: losses, rewards and every gradient to safetensors"},
     {"viz", cmd_viz, "HTML page: each token coloured by how much its thought changed its likelihood"},
     {"plot", cmd_plot, "PNG charts (gnuplot) of a Quiet-STaR training log"},
+    {"tokenize", cmd_tokenize, "text -> token ids (or ids -> text with --decode) with any supported tokenizer"},
     {"convert", cmd_convert, "convert a llama2.c model + tokenizer into a qstar model directory"},
 };
 

@@ -27,7 +27,7 @@
 // (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
 // On malformed input sets the error message, giving the byte offset, and
 // returns 0.
-static int utf8_seq_len(const unsigned char *s, size_t len, size_t off) {
+int qs_tok_utf8_len(const unsigned char *s, size_t len, size_t off) {
     unsigned char c = s[off];
     int n;
     unsigned char lo = 0x80, hi = 0xBF; // allowed range of the second byte
@@ -73,11 +73,11 @@ static qs_status push_codepoint(const qs_tokenizer *t, const char *s, int n, siz
     }
     for (int i = 0; i < n; i++) {
         int b = (unsigned char)s[i];
-        if (QS_TOK_BYTE0 + b >= t->vocab_size)
+        if (t->byte_id[b] < 0)
             return qs_error(QS_ERR_UNSUPPORTED,
                             "encode: byte 0x%02X at offset %zu has no token and the %d-token vocabulary has no <0x%02X> byte fallback",
                             b, off + i, t->vocab_size, b);
-        out[(*count)++] = QS_TOK_BYTE0 + b;
+        out[(*count)++] = t->byte_id[b];
     }
     return QS_OK;
 }
@@ -185,35 +185,79 @@ static qs_status merge_all(const qs_tokenizer *t, int *tok, int *n_io) {
 
 // ----------------------------------------------------------------------------
 
-qs_status qs_tokenizer_encode(const qs_tokenizer *t, const char *text, int bos, int eos, int *out, int cap,
-                              int *n_out) {
-    if (!t || !text || !out || !n_out) return qs_error(QS_ERR_ARG, "qs_tokenizer_encode: NULL argument");
+qs_status qs_tok_utf8_check(const char *text, size_t len) {
+    const unsigned char *s = (const unsigned char *)text;
+    for (size_t off = 0; off < len;) {
+        int n = qs_tok_utf8_len(s, len, off);
+        if (n == 0) return QS_ERR_FORMAT;
+        off += (size_t)n;
+    }
+    return QS_OK;
+}
+
+qs_status qs_tok_encode_spm(const qs_tokenizer *t, const char *text, int bos, int eos, int *out, int cap,
+                            int *n_out) {
     *n_out = 0;
     size_t len = strlen(text);
+    if (t->bos_id < 0) bos = 0;
+    if (t->eos_id < 0) eos = 0;
     // at most: BOS, dummy prefix, one token per byte, EOS
     size_t need = (bos != 0) + (len > 0) + len + (eos != 0);
     if (cap < 0 || (size_t)cap < need)
         return qs_error(QS_ERR_ARG, "encode: room for %d tokens, but %zu bytes of text may need %zu", cap, len,
                         need);
     // validate all of the text first, so errors leave no partial output
+    QS_TRY(qs_tok_utf8_check(text, len));
     const unsigned char *s = (const unsigned char *)text;
-    for (size_t off = 0; off < len;) {
-        int n = utf8_seq_len(s, len, off);
-        if (n == 0) return QS_ERR_FORMAT;
-        off += (size_t)n;
-    }
     int count = 0;
-    if (bos) out[count++] = QS_TOK_BOS;
+    if (bos) out[count++] = t->bos_id;
     // add_dummy_prefix: sentencepiece prepends a space to non-empty text
-    if (len > 0) QS_TRY(push_codepoint(t, " ", 1, 0, out, &count));
+    if (len > 0 && t->add_prefix_space) QS_TRY(push_codepoint(t, " ", 1, 0, out, &count));
     for (size_t off = 0; off < len;) {
-        int n = utf8_seq_len(s, len, off);
+        int n = qs_tok_utf8_len(s, len, off);
         QS_TRY(push_codepoint(t, text + off, n, off, out, &count));
         off += (size_t)n;
     }
     // run.c merges over the whole array, BOS included
     QS_TRY(merge_all(t, out, &count));
-    if (eos) out[count++] = QS_TOK_EOS;
+    if (eos) out[count++] = t->eos_id;
     *n_out = count;
+    return QS_OK;
+}
+
+qs_status qs_tokenizer_encode(const qs_tokenizer *t, const char *text, int bos, int eos, int *out, int cap,
+                              int *n_out) {
+    if (!t || !text || !out || !n_out) return qs_error(QS_ERR_ARG, "qs_tokenizer_encode: NULL argument");
+    *n_out = 0;
+    if (t->kind == QS_TOK_SPM_SCORES) return qs_tok_encode_spm(t, text, bos, eos, out, cap, n_out);
+    int *ids = NULL, n = 0;
+    QS_TRY(qs_tokenizer_encode_alloc(t, text, bos, eos, &ids, &n));
+    if (cap < 0 || n > cap) {
+        free(ids);
+        return qs_error(QS_ERR_ARG, "encode: room for %d tokens, but the text has %d", cap, n);
+    }
+    memcpy(out, ids, (size_t)n * sizeof *ids);
+    free(ids);
+    *n_out = n;
+    return QS_OK;
+}
+
+qs_status qs_tokenizer_encode_alloc(const qs_tokenizer *t, const char *text, int bos, int eos, int **out,
+                                    int *n_out) {
+    if (!t || !text || !out || !n_out) return qs_error(QS_ERR_ARG, "qs_tokenizer_encode_alloc: NULL argument");
+    *out = NULL;
+    *n_out = 0;
+    if (t->kind != QS_TOK_SPM_SCORES) {
+        int cap = 0;
+        return qs_tok_bpe_encode(t, text, bos, eos, out, n_out, &cap);
+    }
+    size_t len = strlen(text);
+    if (len > 0x7ffffff0) return qs_error(QS_ERR_ARG, "encode: text of %zu bytes is too long", len);
+    int cap = (int)len + 3;
+    int *ids = qs_malloc((size_t)cap * sizeof *ids, "encoded tokens");
+    if (!ids) return QS_ERR_NOMEM;
+    qs_status st = qs_tok_encode_spm(t, text, bos, eos, ids, cap, n_out);
+    if (st != QS_OK) { free(ids); *n_out = 0; return st; }
+    *out = ids;
     return QS_OK;
 }

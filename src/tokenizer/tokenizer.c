@@ -54,35 +54,6 @@ static void wr_f32(unsigned char *p, float f) {
     wr_i32(p, bits);
 }
 
-// Reads the whole file into a malloc'ed buffer (works for pipes too).
-static qs_status read_file(const char *path, unsigned char **out, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return qs_error(QS_ERR_IO, "%s: cannot open tokenizer: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break; // end of file or error
-        unsigned char *bigger = cap <= SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
-        if (!bigger) { free(buf); buf = NULL; break; }
-        buf = bigger;
-        cap *= 2;
-    }
-    if (!buf) {
-        fclose(f);
-        return qs_error(QS_ERR_NOMEM, "%s: out of memory reading the tokenizer", path);
-    }
-    int err = ferror(f) ? (errno ? errno : EIO) : 0;
-    fclose(f);
-    if (err) {
-        free(buf);
-        return qs_error(QS_ERR_IO, "%s: error reading tokenizer: %s", path, strerror(err));
-    }
-    *out = buf;
-    *size = n;
-    return QS_OK;
-}
-
 // ----------------------------------------------------------------------------
 // loading
 
@@ -184,27 +155,53 @@ static qs_status fill(qs_tokenizer *t, const unsigned char *buf, int n, size_t b
     return QS_OK;
 }
 
+// Sets the llama2.c conventions: BOS 1, EOS 2, <0xXX> = byte + 3.
+static void llama2c_defaults(qs_tokenizer *t) {
+    t->kind = QS_TOK_SPM_SCORES;
+    t->llama2c = 1;
+    t->bos_id = QS_TOK_BOS;
+    t->eos_id = QS_TOK_EOS;
+    t->unk_id = 0;
+    t->pad_id = -1;
+    t->add_bos = 1;
+    t->add_eos = 0;
+    t->add_prefix_space = 1;
+    t->strip_after_bos = 1;
+    for (int b = 0; b < 256; b++) t->byte_id[b] = QS_TOK_BYTE0 + b < t->vocab_size ? QS_TOK_BYTE0 + b : -1;
+}
+
+qs_status qs_tokenizer_parse_llama2c(qs_tokenizer **out, const unsigned char *buf, size_t size, int vocab_size,
+                                     const char *name) {
+    if (!name) name = "tokenizer";
+    if (!out || (!buf && size > 0)) return qs_error(QS_ERR_ARG, "qs_tokenizer_parse_llama2c: NULL argument");
+    *out = NULL;
+    if (vocab_size < 0) return qs_error(QS_ERR_ARG, "%s: negative vocab_size %d", name, vocab_size);
+    size_t bytes = 0;
+    int n = 0, longest = 0;
+    QS_TRY(scan(buf, size, name, vocab_size, &n, &bytes, &longest));
+    qs_tokenizer *t = qs_calloc(1, sizeof *t, "tokenizer");
+    if (!t) return QS_ERR_NOMEM;
+    t->longest = longest;
+    qs_status st = fill(t, buf, n, bytes);
+    if (st != QS_OK) {
+        qs_tokenizer_free(t);
+        return qs_error_prefix(st, "%s", name);
+    }
+    llama2c_defaults(t);
+    *out = t;
+    return QS_OK;
+}
+
 qs_status qs_tokenizer_load(qs_tokenizer **out, const char *path, int vocab_size) {
     if (!out || !path) return qs_error(QS_ERR_ARG, "qs_tokenizer_load: NULL argument");
     *out = NULL;
     if (vocab_size < 0) return qs_error(QS_ERR_ARG, "%s: negative vocab_size %d", path, vocab_size);
     unsigned char *buf = NULL;
-    size_t size = 0, bytes = 0;
-    QS_TRY(read_file(path, &buf, &size));
-    int n = 0, longest = 0;
-    qs_status st = scan(buf, size, path, vocab_size, &n, &bytes, &longest);
-    if (st != QS_OK) { free(buf); return st; }
-    qs_tokenizer *t = qs_calloc(1, sizeof *t, "tokenizer");
-    if (!t) { free(buf); return QS_ERR_NOMEM; }
-    t->longest = longest;
-    st = fill(t, buf, n, bytes);
+    size_t size = 0;
+    QS_TRY(qs_tok_read_file(path, "tokenizer", &buf, &size));
+    qs_status st = qs_tokenizer_parse_llama2c(out, buf, size, vocab_size, path);
     free(buf);
-    if (st != QS_OK) {
-        qs_tokenizer_free(t);
-        return qs_error_prefix(st, "%s", path);
-    }
-    *out = t;
-    return QS_OK;
+    return st;
 }
 
 void qs_tokenizer_free(qs_tokenizer *t) {
@@ -214,6 +211,12 @@ void qs_tokenizer_free(qs_tokenizer *t) {
     free(t->scores);
     free(t->arena);
     free(t->sorted);
+    free(t->special);
+    free(t->dec);
+    free(t->dec_len);
+    free(t->dec_arena);
+    free(t->dec_sorted);
+    qs_tok_bpe_free(t->bpe);
     free(t);
 }
 
@@ -222,6 +225,9 @@ void qs_tokenizer_free(qs_tokenizer *t) {
 
 qs_status qs_tokenizer_save(const qs_tokenizer *t, const char *path) {
     if (!t || !path) return qs_error(QS_ERR_ARG, "qs_tokenizer_save: NULL argument");
+    if (t->kind != QS_TOK_SPM_SCORES || !t->scores)
+        return qs_error(QS_ERR_UNSUPPORTED, "%s: only score-based tokenizers can be saved as llama2.c files (this one is %s)",
+                        path, qs_tokenizer_kind_name(t));
     // build the whole file in memory, then write it at once
     size_t size = 4;
     for (int i = 0; i < t->vocab_size; i++) size += 8 + (size_t)t->lens[i];
@@ -253,28 +259,53 @@ qs_status qs_tokenizer_save(const qs_tokenizer *t, const char *path) {
 // queries
 
 int qs_tokenizer_vocab_size(const qs_tokenizer *t) { return t ? t->vocab_size : 0; }
-int qs_tokenizer_bos(const qs_tokenizer *t) { (void)t; return QS_TOK_BOS; }
-int qs_tokenizer_eos(const qs_tokenizer *t) { (void)t; return QS_TOK_EOS; }
+int qs_tokenizer_bos(const qs_tokenizer *t) { return t ? t->bos_id : -1; }
+int qs_tokenizer_eos(const qs_tokenizer *t) { return t ? t->eos_id : -1; }
+int qs_tokenizer_add_bos(const qs_tokenizer *t) { return t && t->bos_id >= 0 ? t->add_bos : 0; }
+int qs_tokenizer_add_eos(const qs_tokenizer *t) { return t && t->eos_id >= 0 ? t->add_eos : 0; }
 
-int qs_tok_lookup(const qs_tokenizer *t, const char *str, int len) {
+const char *qs_tokenizer_kind_name(const qs_tokenizer *t) {
+    if (!t) return "none";
+    switch (t->kind) {
+    case QS_TOK_SPM_SCORES: return t->llama2c ? "llama2c" : "spm";
+    case QS_TOK_BPE_BYTELEVEL: return "bpe-bytelevel";
+    case QS_TOK_BPE_SPM: return "bpe-spm";
+    default: return "none";
+    }
+}
+
+int qs_tokenizer_is_special(const qs_tokenizer *t, int token) {
+    if (!t || token < 0 || token >= t->vocab_size) return 0;
+    if (token == t->bos_id || token == t->eos_id) return 1;
+    return t->special ? t->special[token] : 0;
+}
+
+void qs_tok_index_sort(qs_tok_index *idx, int n) { qsort(idx, (size_t)n, sizeof *idx, compare_index); }
+
+int qs_tok_index_find(const qs_tok_index *idx, int n, const char *str, int len) {
     // lower bound of (str, len, id = -1) in the sorted index, then an equality check
     qs_tok_index key = {.str = str, .len = len, .id = -1};
-    int lo = 0, hi = t->vocab_size;
+    int lo = 0, hi = n;
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
-        if (compare_index(&t->sorted[mid], &key) < 0) lo = mid + 1;
+        if (compare_index(&idx[mid], &key) < 0) lo = mid + 1;
         else hi = mid;
     }
-    if (lo < t->vocab_size && t->sorted[lo].len == len && memcmp(t->sorted[lo].str, str, (size_t)len) == 0)
-        return t->sorted[lo].id;
+    if (lo < n && idx[lo].len == len && memcmp(idx[lo].str, str, (size_t)len) == 0) return idx[lo].id;
     return -1;
+}
+
+int qs_tok_lookup(const qs_tokenizer *t, const char *str, int len) {
+    return qs_tok_index_find(t->sorted, t->vocab_size, str, len);
 }
 
 int qs_tokenizer_find(const qs_tokenizer *t, const char *piece) {
     if (!t || !piece) return -1;
     size_t len = strlen(piece);
-    if (len > (size_t)t->longest) return -1;
-    return qs_tok_lookup(t, piece, (int)len);
+    if (len > 0x7fffffff) return -1;
+    int id = len <= (size_t)t->longest ? qs_tok_lookup(t, piece, (int)len) : -1;
+    if (id < 0 && t->dec_sorted) id = qs_tok_index_find(t->dec_sorted, t->vocab_size, piece, (int)len);
+    return id;
 }
 
 const char *qs_tokenizer_raw_piece(const qs_tokenizer *t, int token) {
@@ -304,9 +335,15 @@ static int byte_token_value(const char *p) {
 
 const char *qs_tokenizer_piece(const qs_tokenizer *t, int prev, int token) {
     if (!t || token < 0 || token >= t->vocab_size) return "";
+    if (t->dec) {
+        // BPE kinds: the decoder's text, precomputed per token
+        const char *d = t->dec[token];
+        if (t->strip_after_bos && (prev < 0 || prev == t->bos_id) && d[0] == ' ') d++;
+        return d;
+    }
     const char *piece = t->pieces[token];
     // after BOS, sentencepiece strips the leading space (llama2.c PR #89)
-    if (prev == QS_TOK_BOS && piece[0] == ' ') piece++;
+    if (prev == t->bos_id && t->strip_after_bos && piece[0] == ' ') piece++;
     // byte-fallback tokens like "<0x0A>" stand for the raw byte
     int b = byte_token_value(piece);
     if (b >= 0) piece = t->byte_pieces + b * 2;
@@ -324,7 +361,7 @@ qs_status qs_tokenizer_decode(const qs_tokenizer *t, const int *tokens, int n, c
             return qs_error(QS_ERR_ARG, "decode: token %d at position %d is outside the vocabulary [0, %d)", tok,
                             i, t->vocab_size);
         // BOS and EOS are control tokens: they mark the text, they are not text
-        if (tok == QS_TOK_BOS || tok == QS_TOK_EOS) continue;
+        if (qs_tokenizer_is_special(t, tok)) continue;
         const char *piece = qs_tokenizer_piece(t, i > 0 ? tokens[i - 1] : -1, tok);
         size_t len = strlen(piece), room = cap - 1 - used;
         if (len > room) len = room; // truncate, keeping out NUL-terminated
