@@ -17,7 +17,11 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 # --- data: $QSTAR_DATA, or fetched from the public homes into ./data
 if [ -z "${QSTAR_DATA:-}" ] || [ ! -f "$QSTAR_DATA/stories260K/stories260K.bin" ]; then
   say "QSTAR_DATA is not set (or lacks stories260K): fetching the data"
-  QSTAR_DATA=$(scripts/fetch-data.sh) || { echo "demo: could not get the data; set QSTAR_DATA to the shared data folder" >&2; exit 1; }
+  QSTAR_DATA=$(scripts/fetch-data.sh) || {
+    echo "demo: could not download the data (no network?)." >&2
+    scripts/fetch-data.sh --list >&2
+    exit 1
+  }
 fi
 M="$QSTAR_DATA/stories260K"; TS="$QSTAR_DATA/tinystories/valid.txt"
 for f in "$M/stories260K.bin" "$M/tok512.bin" "$TS"; do

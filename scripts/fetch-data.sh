@@ -3,12 +3,15 @@
 # directory to export as QSTAR_DATA. If QSTAR_DATA is set and holds the
 # files, nothing is downloaded. Otherwise each file is downloaded from its
 # public home into ./data and checked against its sha256.
+#   scripts/fetch-data.sh [DEST]   fetch into DEST (default ./data), print the folder
+#   scripts/fetch-data.sh --list   print the files needed, their public sources and where they go
 set -euo pipefail
-if [ -n "${QSTAR_DATA:-}" ] && [ -f "$QSTAR_DATA/stories260K/stories260K.bin" ]; then
+list=0
+[ "${1:-}" = "--list" ] && { list=1; shift; }
+if [ "$list" -eq 0 ] && [ -n "${QSTAR_DATA:-}" ] && [ -f "$QSTAR_DATA/stories260K/stories260K.bin" ]; then
   echo "$QSTAR_DATA"; exit 0
 fi
 dest="${1:-$(cd "$(dirname "$0")/.." && pwd)/data}"
-mkdir -p "$dest"
 # path | url | sha256
 files=(
   "stories260K/stories260K.bin|https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K/stories260K.bin|b0a507e7ad0f626624f17112325e66691f9076d622e1d3274d103d00299f2696"
@@ -17,6 +20,16 @@ files=(
   "gsm8k/test.jsonl|https://raw.githubusercontent.com/openai/grade-school-math/3101c7d5/grade_school_math/data/test.jsonl|3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14"
   "csqa/dev_rand_split.jsonl|https://raw.githubusercontent.com/kojima-takeshi188/zero_shot_cot/5ef330fc/dataset/CommonsenseQA/dev_rand_split.jsonl|3210497fdaae614ac085d9eb873dd7f4d49b6f965a93adadc803e1229fd8a02a"
 )
+if [ "$list" -eq 1 ]; then
+  echo "qstar's demo and data tests need these files (put them under one folder and export QSTAR_DATA=that"
+  echo "folder, or let scripts/fetch-data.sh download them into $dest):"
+  for f in "${files[@]}"; do
+    IFS='|' read -r path url sum <<<"$f"
+    printf '  %-28s from %s\n  %-28s sha256 %s\n' "\$QSTAR_DATA/$path" "$url" "" "$sum"
+  done
+  exit 0
+fi
+mkdir -p "$dest"
 fetch() { if command -v curl >/dev/null; then curl -fL --retry 3 -o "$2" "$1"; else wget -O "$2" "$1"; fi; }
 for f in "${files[@]}"; do
   IFS='|' read -r path url sum <<<"$f"

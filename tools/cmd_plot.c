@@ -11,12 +11,14 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: qstar plot LOG.jsonl --out DIR\n\n"
+            "usage: qstar plot LOG.jsonl --out DIR [--force]\n\n"
             "  LOG.jsonl            training log (one JSON object per line)\n"
             "  --out DIR            output directory (created if needed) for the charts:\n"
             "                         nll.png     base vs talk NLL (+ eval NLL with/without thoughts;\n"
@@ -25,7 +27,8 @@ static void usage(FILE *f) {
             "                         mix.png     mixing weight, mean +- std\n"
             "                         speed.png   tokens/s\n"
             "                         loss.png    total, LM and policy loss\n"
-            "                       plus the gnuplot data files and plot.gp\n\n"
+            "                       plus the gnuplot data files and plot.gp\n"
+            "  --force              replace the charts of a non-empty DIR (refused otherwise)\n\n"
             "Needs gnuplot (Debian: apt-get install gnuplot-nox).\n");
 }
 
@@ -76,14 +79,50 @@ static void gp_str(FILE *f, const char *s) {
 
 static const char *style(long n) { return n < 40 ? "linespoints pt 7 ps 0.6" : "lines"; }
 
+// Removes what plot wrote in DIR (data files, plot.gp, gnuplot.log, PNGs) and
+// DIR itself when plot created it, so a failed run leaves nothing behind.
+static void cleanup(const char *dir, int created) {
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char path[4200];
+        while ((e = readdir(d))) {
+            const char *x = strrchr(e->d_name, '.');
+            if (!x || (strcmp(x, ".dat") && strcmp(x, ".png") && strcmp(x, ".gp") && strcmp(x, ".log"))) continue;
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    if (created) rmdir(dir);
+}
+
+// A directory with anything in it (other than . and ..): 1, empty or absent: 0.
+static int non_empty_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    int any = 0;
+    while (!any && (e = readdir(d))) any = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return any;
+}
+
+static int plot_into(const char *C, FILE *in, const char *log_path, const char *dir);
+
 int cmd_plot(int argc, char **argv) {
     const char *C = "plot";
     const char *log_path = NULL, *dir = NULL;
+    int force = 0;
     for (int i = 1; i < argc; i++) {
         int r;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
+        }
+        if (!strcmp(argv[i], "--force")) {
+            force = 1;
+            continue;
         }
         if ((r = cli_str(argc, argv, &i, "--out", &dir))) {
             if (r < 0) return 2;
@@ -95,16 +134,27 @@ int cmd_plot(int argc, char **argv) {
     }
     if (!log_path) return cli_usage_error(C, "a log file (LOG.jsonl) is required");
     if (!dir || !*dir) return cli_usage_error(C, "--out DIR is required");
-
+    if (!force && non_empty_dir(dir)) {
+        fprintf(stderr, "qstar %s: %s exists and is not empty; pass --force to replace its charts\n", C, dir);
+        return 1;
+    }
     FILE *in = fopen(log_path, "r");
     if (!in) {
         fprintf(stderr, "qstar %s: cannot open %s: %s\n", C, log_path, strerror(errno));
         return 1;
     }
+    struct stat st;
+    const int created = stat(dir, &st) != 0;
     if (qs_mkdir_p(dir) != QS_OK) {
         fclose(in);
         return cli_fail(C);
     }
+    int rc = plot_into(C, in, log_path, dir);
+    if (rc) cleanup(dir, created);
+    return rc;
+}
+
+static int plot_into(const char *C, FILE *in, const char *log_path, const char *dir) {
     int rc = 0;
     series s[N_SERIES], talk[MAX_TALK], mix = {0};
     memset(s, 0, sizeof s);
@@ -217,16 +267,18 @@ int cmd_plot(int argc, char **argv) {
     if (s[S_BASE].n || n_talk || s[S_VBASE].n || s[S_VTHINK].n || s[S_VAL].n) {
         int first = 1;
         fprintf(g, "set output 'nll.png'\nset title 'NLL: base vs talk (after thought)'\nset ylabel 'nats/token'\nplot ");
-#define ADD(ser, title, extra)                                                                 \
+// AXES ("" or "axes x1y2") must precede "with": gnuplot rejects it after the style.
+#define ADD_ON(ser, title, axes, extra)                                                        \
         do {                                                                                  \
             if ((ser).n) {                                                                    \
                 fprintf(g, "%s", first ? "" : ", \\\n     ");                               \
                 gp_str(g, (ser).file);                                                        \
-                fprintf(g, " using 1:2 with %s %s title ", style((ser).n), extra);            \
+                fprintf(g, " using 1:2 %s with %s %s title ", axes, style((ser).n), extra);   \
                 gp_str(g, title);                                                             \
                 first = 0;                                                                    \
             }                                                                                 \
         } while (0)
+#define ADD(ser, title, extra) ADD_ON(ser, title, "", extra)
         ADD(s[S_BASE], "train base NLL (no thought)", "lw 2 lc rgb '#1f77b4'");
         for (int k = 0; k < n_talk; k++) {
             char t[64];
@@ -276,10 +328,11 @@ int cmd_plot(int argc, char **argv) {
         fprintf(g, "plot ");
         ADD(s[S_LOSS], "total loss", "lw 2 lc rgb '#1f77b4'");
         ADD(s[S_LM], "LM loss", "lw 2 lc rgb '#ff7f0e'");
-        ADD(s[S_POLICY], "policy loss (right axis)", "axes x1y2 lw 1 lc rgb '#9467bd'");
+        ADD_ON(s[S_POLICY], "policy loss (right axis)", "axes x1y2", "lw 1 lc rgb '#9467bd'");
         fprintf(g, "\nunset y2label\nunset y2tics\nset ytics mirror\n");
         made[n_made++] = "loss.png";
 #undef ADD
+#undef ADD_ON
     }
     fprintf(g, "unset output\n");
     if (fclose(g) != 0) {
@@ -299,6 +352,8 @@ int cmd_plot(int argc, char **argv) {
     }
     if (pid == 0) {
         if (chdir(dir) != 0) _exit(126);
+        FILE *lf = freopen("gnuplot.log", "w", stderr); // gnuplot's warnings (e.g. one-point ranges)
+        (void)lf;
         execlp("gnuplot", "gnuplot", "plot.gp", (char *)NULL);
         _exit(127);
     }
@@ -314,8 +369,8 @@ int cmd_plot(int argc, char **argv) {
         return 1;
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "qstar %s: gnuplot failed on %s (exit status %d)\n", C, gp,
-                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        fprintf(stderr, "qstar %s: gnuplot failed on %s (exit status %d; its messages: %s/gnuplot.log)\n", C, gp,
+                WIFEXITED(status) ? WEXITSTATUS(status) : -1, dir);
         return 1;
     }
     printf("%s: %ld training and %ld eval records;", log_path, n_train, n_eval);
