@@ -491,6 +491,7 @@ static void test_crossentropy(void **state) {
 // scores for all D*T cache slots are computed, invisible ones set to -inf,
 // then a plain softmax. out/lse are laid out like the op: [nd,R,ni,nh(*hd)].
 static int ref_visible(const attn_shape *s, int r, int d, int i, int e, int j) {
+    if (s->window > 0 && (i + d) - (j + e) >= s->window) return 0; // sliding window on position ids
     if (e == 0) return j <= i && (!s->mask || s->mask[r * s->T + j] != 0);
     return e <= d && j == i;
 }
@@ -554,7 +555,7 @@ static double at_loss(void *p) {
 static void at_init(at_ctx *c, int R, int T, int D, int nh, int nkv, int hd, const int *mask, int d0, int nd,
                     int i0, int ni, uint64_t seed) {
     memset(c, 0, sizeof *c);
-    c->s = (attn_shape){R, T, nh, nkv, hd, mask};
+    c->s = (attn_shape){R, T, nh, nkv, hd, mask, 0};
     c->D = D, c->d0 = d0, c->nd = nd, c->i0 = i0, c->ni = ni;
     rng_seed(seed);
     c->q = frandom(at_nq(c), 2.0f);
@@ -632,6 +633,30 @@ static void test_attention_quietstar(void **state) {
             char name[96];
             snprintf(name, sizeof name, "attn d0=%d nd=%d i0=%d ni=%d mask=%s", ranges[k][0], ranges[k][1],
                      ranges[k][2], ranges[k][3], m ? "pad" : "NULL");
+            attention_case(name, &c);
+            at_free(&c);
+        }
+}
+
+// Mistral sliding window (W = 3 < T): prefix and own-thought keys whose
+// position id (i + pass) is W or more behind the query's are hidden, on both
+// the transposed-prefix and the key-by-key paths; W = 1 hides all but the key
+// at the query's own position id.
+static void test_attention_window(void **state) {
+    (void)state;
+    const int R = 2, T = 7, D = 4, nh = 4, nkv = 2, hd = 8;
+    static const int mask[14] = {1, 1, 1, 1, 1, 1, 1, /* row 1: right padding */ 1, 1, 1, 1, 1, 0, 0};
+    static const int ranges[][4] = {{0, 4, 0, 7}, {1, 3, 2, 5}, {0, 1, 0, 7}, {3, 1, 6, 1}};
+    static const int windows[] = {3, 1, 2};
+    for (size_t k = 0; k < sizeof ranges / sizeof *ranges; k++)
+        for (int w = 0; w < 3; w++) {
+            at_ctx c;
+            at_init(&c, R, T, D, nh, nkv, hd, w == 0 ? mask : NULL, ranges[k][0], ranges[k][1], ranges[k][2],
+                    ranges[k][3], 900 + 10 * k + w);
+            c.s.window = windows[w];
+            char name[96];
+            snprintf(name, sizeof name, "attn window %d d0=%d nd=%d i0=%d ni=%d", windows[w], ranges[k][0],
+                     ranges[k][1], ranges[k][2], ranges[k][3]);
             attention_case(name, &c);
             at_free(&c);
         }
@@ -749,6 +774,7 @@ int main(void) {
         cmocka_unit_test(test_embedding),
         cmocka_unit_test(test_crossentropy),
         cmocka_unit_test(test_attention_quietstar),
+        cmocka_unit_test(test_attention_window),
         cmocka_unit_test(test_attention_empty_query),
         cmocka_unit_test(test_attention_causal_d1),
     };

@@ -37,6 +37,16 @@ static const char *const HARMLESS[] = {
     "id2label", "label2id", "tokenizer_class", "prefix", "sep_token_id", "decoder_start_token_id",
     "task_specific_params", "problem_type", "num_labels"};
 
+// Keys of the released Quiet-STaR checkpoint (ezelikman/quietstar-8-ahead,
+// its configuration_mistral.py): accepted and kept on save (see
+// qs_model_save's original config). They select head variants; the layout
+// qstar computes (start/end embeddings, concatenated complex talk head with
+// weighted mixing, lm_head as think head) is the one that checkpoint uses.
+static const char *const RELEASED_QS[] = {
+    "max_thoughts", "merged_talk_heads", "merged_lm_and_talk_heads", "merged_lm_and_think_heads",
+    "use_concat_talk_head", "use_shallow_think", "use_shallow_talk", "use_complex_think_head",
+    "use_complex_talk_head", "use_weighted_talk_head"};
+
 static int in_list(const char *k, const char *const *list, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (strcmp(k, list[i]) == 0) return 1;
@@ -120,13 +130,70 @@ static qs_status read_arch(const cJSON *root, const char *path, qs_arch *arch) {
                     "Qwen2ForCausalLM)", path, name ? name : mt->valuestring);
 }
 
+// Mistral "sliding_window" (null = none): applied in the attention. Qwen2's
+// per-layer windows (use_sliding_window true) are not supported; Llama has none.
+static qs_status read_sliding_window(const cJSON *root, const char *path, qs_config *c) {
+    int use_sw = c->arch != QS_ARCH_QWEN2, sw = 0;
+    QS_TRY(get_bool(root, path, "use_sliding_window", &use_sw));
+    QS_TRY(get_int(root, path, "sliding_window", 0, &sw));
+    if (!use_sw || !get(root, "sliding_window")) return QS_OK;
+    if (sw < 1) return qs_error(QS_ERR_FORMAT, "%s: field 'sliding_window' must be a positive integer or null", path);
+    if (c->arch == QS_ARCH_MISTRAL) {
+        c->sliding_window = sw;
+        return QS_OK;
+    }
+    if (sw < c->max_seq_len)
+        return qs_error(QS_ERR_UNSUPPORTED, "%s: sliding_window %d < max_position_embeddings %d is not supported for %s",
+                        path, sw, c->max_seq_len, ARCH[c->arch].arch);
+    return QS_OK;
+}
+
+static qs_status rope_number(const cJSON *rs, const char *path, const char *key, int required, double *out) {
+    const cJSON *j = get(rs, key);
+    if (!j) return required ? qs_error(QS_ERR_FORMAT, "%s: missing field 'rope_scaling.%s'", path, key) : QS_OK;
+    if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble))
+        return qs_error(QS_ERR_FORMAT, "%s: field 'rope_scaling.%s' must be a number", path, key);
+    *out = j->valuedouble;
+    return QS_OK;
+}
+
+// "rope_scaling": null, {"rope_type" (or "type"): "default"}, "linear"
+// {factor} or "llama3" {factor, low_freq_factor, high_freq_factor,
+// original_max_position_embeddings} (HF _compute_llama3_parameters).
+static qs_status read_rope_scaling(const cJSON *root, const char *path, qs_config *c) {
+    const cJSON *rs = get(root, "rope_scaling");
+    if (!rs) return QS_OK;
+    if (!cJSON_IsObject(rs)) return qs_error(QS_ERR_FORMAT, "%s: field 'rope_scaling' must be an object or null", path);
+    const cJSON *t = get(rs, "rope_type");
+    if (!t) t = get(rs, "type");
+    if (!t || !cJSON_IsString(t))
+        return qs_error(QS_ERR_FORMAT, "%s: field 'rope_scaling.rope_type' must be a string", path);
+    const char *ty = t->valuestring;
+    if (!strcmp(ty, "default")) return QS_OK;
+    if (strcmp(ty, "linear") && strcmp(ty, "llama3"))
+        return qs_error(QS_ERR_UNSUPPORTED, "%s: rope_scaling.rope_type '%s' is not supported (supported: default, linear, llama3)",
+                        path, ty);
+    double f = 0, lo = 0, hi = 0, om = 0;
+    QS_TRY(rope_number(rs, path, "factor", 1, &f));
+    c->rope_scaling = strcmp(ty, "linear") ? QS_ROPE_LLAMA3 : QS_ROPE_LINEAR;
+    c->rope_factor = (float)f;
+    if (c->rope_scaling == QS_ROPE_LLAMA3) {
+        QS_TRY(rope_number(rs, path, "low_freq_factor", 1, &lo));
+        QS_TRY(rope_number(rs, path, "high_freq_factor", 1, &hi));
+        QS_TRY(rope_number(rs, path, "original_max_position_embeddings", 1, &om));
+        if (om != floor(om) || om < 1 || om > 1 << 24)
+            return qs_error(QS_ERR_FORMAT, "%s: field 'rope_scaling.original_max_position_embeddings' must be a positive integer", path);
+        c->rope_low_freq_factor = (float)lo, c->rope_high_freq_factor = (float)hi, c->rope_orig_max_pos = (int)om;
+    }
+    return QS_OK;
+}
+
 // Keys that must hold a particular value for the model to be one we compute.
 static qs_status check_features(const cJSON *root, const char *path, qs_config *c) {
     const cJSON *j;
     if ((j = get(root, "hidden_act")) && (!cJSON_IsString(j) || strcmp(j->valuestring, "silu") != 0))
         return qs_error(QS_ERR_UNSUPPORTED, "%s: hidden_act must be \"silu\"", path);
-    if (get(root, "rope_scaling"))
-        return qs_error(QS_ERR_UNSUPPORTED, "%s: rope_scaling is not supported (must be null)", path);
+    QS_TRY(read_rope_scaling(root, path, c));
     if (get(root, "quantization_config"))
         return qs_error(QS_ERR_UNSUPPORTED, "%s: quantized checkpoints (quantization_config) are not supported", path);
     if ((j = get(root, "rope_parameters"))) { // newer transformers: {"rope_type": "default", "rope_theta": x}
@@ -144,13 +211,7 @@ static qs_status check_features(const cJSON *root, const char *path, qs_config *
     QS_TRY(get_bool(root, path, "attention_bias", &b));
     if (b && c->arch != QS_ARCH_QWEN2)
         return qs_error(QS_ERR_UNSUPPORTED, "%s: attention_bias true (biases on q/k/v/o) is not supported", path);
-    int use_sw = c->arch != QS_ARCH_QWEN2, sw = 0;
-    QS_TRY(get_bool(root, path, "use_sliding_window", &use_sw));
-    QS_TRY(get_int(root, path, "sliding_window", 0, &sw));
-    if (use_sw && get(root, "sliding_window") && sw < c->max_seq_len)
-        return qs_error(QS_ERR_UNSUPPORTED, "%s: sliding_window %d < max_position_embeddings %d is not supported",
-                        path, sw, c->max_seq_len);
-    return QS_OK;
+    return read_sliding_window(root, path, c);
 }
 
 static qs_status parse(const cJSON *root, const char *path, qs_config *c, char **qs_json) {
@@ -160,7 +221,7 @@ static qs_status parse(const cJSON *root, const char *path, qs_config *c, char *
     for (const cJSON *k = root->child; k; k = k->next) {
         if (cJSON_GetObjectItemCaseSensitive(root, k->string) != k)
             return qs_error(QS_ERR_FORMAT, "%s: field '%s' appears twice", path, k->string);
-        if (!IN(k->string, HANDLED) && !IN(k->string, HARMLESS))
+        if (!IN(k->string, HANDLED) && !IN(k->string, HARMLESS) && !IN(k->string, RELEASED_QS))
             return qs_error(QS_ERR_FORMAT, "%s: unknown field '%s'", path, k->string);
     }
     QS_TRY(get_int(root, path, "hidden_size", 1, &c->dim));
@@ -234,6 +295,20 @@ static cJSON *float_number(float v) {
     return cJSON_CreateNumber(strtod(s, NULL));
 }
 
+// rope_scaling as HF writes it (null for the default rotary embedding).
+static cJSON *rope_scaling_json(const qs_config *c) {
+    if (c->rope_scaling == QS_ROPE_DEFAULT) return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "rope_type", c->rope_scaling == QS_ROPE_LINEAR ? "linear" : "llama3");
+    cJSON_AddItemToObject(o, "factor", float_number(c->rope_factor));
+    if (c->rope_scaling == QS_ROPE_LLAMA3) {
+        cJSON_AddItemToObject(o, "low_freq_factor", float_number(c->rope_low_freq_factor));
+        cJSON_AddItemToObject(o, "high_freq_factor", float_number(c->rope_high_freq_factor));
+        cJSON_AddNumberToObject(o, "original_max_position_embeddings", c->rope_orig_max_pos);
+    }
+    return o;
+}
+
 static cJSON *token(int id) { return id < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(id); }
 
 qs_status qs_hf_config_write(const qs_config *c, const char *path, const char *quietstar_json) {
@@ -265,7 +340,7 @@ qs_status qs_hf_config_write(const qs_config *c, const char *path, const char *q
     cJSON_AddNumberToObject(r, "max_position_embeddings", c->max_seq_len);
     cJSON_AddItemToObject(r, "rope_theta", float_number(c->rope_theta));
     cJSON_AddItemToObject(r, "rms_norm_eps", float_number(c->norm_eps));
-    cJSON_AddNullToObject(r, "rope_scaling");
+    cJSON_AddItemToObject(r, "rope_scaling", rope_scaling_json(c));
     cJSON_AddBoolToObject(r, "tie_word_embeddings", c->tied_embeddings);
     if (c->arch == QS_ARCH_QWEN2) {
         cJSON_AddBoolToObject(r, "use_sliding_window", 0);
@@ -274,7 +349,8 @@ qs_status qs_hf_config_write(const qs_config *c, const char *path, const char *q
         cJSON_AddBoolToObject(r, "attention_bias", 0);
     }
     if (c->arch == QS_ARCH_LLAMA) cJSON_AddBoolToObject(r, "mlp_bias", 0);
-    if (c->arch == QS_ARCH_MISTRAL) cJSON_AddNullToObject(r, "sliding_window");
+    if (c->arch == QS_ARCH_MISTRAL && c->sliding_window > 0) cJSON_AddNumberToObject(r, "sliding_window", c->sliding_window);
+    else if (c->arch == QS_ARCH_MISTRAL) cJSON_AddNullToObject(r, "sliding_window");
     cJSON_AddNumberToObject(r, "attention_dropout", 0.0);
     cJSON_AddItemToObject(r, "bos_token_id", token(c->bos_id));
     cJSON_AddItemToObject(r, "eos_token_id", token(c->eos_id));

@@ -20,6 +20,16 @@ qs_status qs_config_validate(const qs_config *c, const char *src) {
     CHECK(c->norm_eps > 0 && c->norm_eps < 1, "%s: rms_norm_eps %g out of range", s, (double)c->norm_eps);
     CHECK(c->bos_id >= -1 && c->bos_id < c->vocab_size, "%s: bos_token_id %d out of range", s, c->bos_id);
     CHECK(c->eos_id >= -1 && c->eos_id < c->vocab_size, "%s: eos_token_id %d out of range", s, c->eos_id);
+    CHECK(c->sliding_window >= 0, "%s: sliding_window %d must be positive (or null)", s, c->sliding_window);
+    CHECK(c->rope_scaling >= QS_ROPE_DEFAULT && c->rope_scaling <= QS_ROPE_LLAMA3, "%s: rope_scaling type %d unknown", s, c->rope_scaling);
+    if (c->rope_scaling != QS_ROPE_DEFAULT)
+        CHECK(c->rope_factor >= 1.0f && c->rope_factor <= 1e6f, "%s: rope_scaling.factor %g must be in [1, 1e6]", s, (double)c->rope_factor);
+    if (c->rope_scaling == QS_ROPE_LLAMA3) {
+        CHECK(c->rope_low_freq_factor > 0 && c->rope_high_freq_factor > c->rope_low_freq_factor,
+              "%s: rope_scaling needs 0 < low_freq_factor (%g) < high_freq_factor (%g)", s,
+              (double)c->rope_low_freq_factor, (double)c->rope_high_freq_factor);
+        CHECK(c->rope_orig_max_pos > 0, "%s: rope_scaling.original_max_position_embeddings %d must be positive", s, c->rope_orig_max_pos);
+    }
 #undef CHECK
     return QS_OK;
 }

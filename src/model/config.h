@@ -21,7 +21,15 @@ typedef struct {
     int tied_embeddings; // 1: lm_head shares the token embedding matrix
     int qkv_bias;        // 1: q/k/v projections have biases (Qwen2)
     int bos_id, eos_id;  // special token ids (llama2.c: 1, 2)
+    // ---- appended: Mistral sliding window, Llama-3.x rope_scaling ----
+    int sliding_window;  // Mistral: a query at position p sees keys at p' with p - p' < W; 0 = none
+    int rope_scaling;    // QS_ROPE_DEFAULT (none), QS_ROPE_LINEAR or QS_ROPE_LLAMA3
+    float rope_factor;   // linear / llama3 "factor"
+    float rope_low_freq_factor, rope_high_freq_factor; // llama3
+    int rope_orig_max_pos; // llama3 "original_max_position_embeddings"
 } qs_config;
+
+enum { QS_ROPE_DEFAULT = 0, QS_ROPE_LINEAR = 1, QS_ROPE_LLAMA3 = 2 };
 
 // Checks every field for consistency; names the offending field on error.
 // `src` names where the config came from (file path) for the message.

@@ -42,7 +42,7 @@ static void layer_forward(const qs_model *m, qs_workspace *ws, qs_layer_acts *a,
             memcpy(kc + dst, a->k + src, (size_t)ni * kvd * sizeof(float));
             memcpy(vc + dst, a->v + src, (size_t)ni * kvd * sizeof(float));
         }
-    attn_shape s = {R, T, c->n_heads, c->n_kv_heads, c->head_dim, ws->mask};
+    attn_shape s = {R, T, c->n_heads, c->n_kv_heads, c->head_dim, ws->mask, c->sliding_window};
     attention_forward(a->att, a->lse, a->q, kc, vc, &s, d0, nd, i0, ni);
     memcpy(a->x2, x_in, (size_t)N * H * sizeof(float));
     qs_sgemm(0, 1, N, H, qd, 1.0f, a->att, qd, w->wo, qd, 1.0f, a->x2, H); // x2 += att Wo^T
@@ -151,7 +151,7 @@ static void layer_backward(const qs_model *m, qs_workspace *ws, const qs_ptrs *g
     memset(gs->dq, 0, (size_t)N * qd * sizeof(float));
     memset(gs->dk, 0, (size_t)N * kvd * sizeof(float));
     memset(gs->dv, 0, (size_t)N * kvd * sizeof(float));
-    attn_shape s = {R, T, c->n_heads, c->n_kv_heads, c->head_dim, ws->mask};
+    attn_shape s = {R, T, c->n_heads, c->n_kv_heads, c->head_dim, ws->mask, c->sliding_window};
     // with full ranges the cache order [D,R,T] equals the token order
     attention_backward(gs->dq, gs->dk, gs->dv, gs->datt, a->q, kc, vc, a->att, a->lse, &s, 0, D, 0, T);
     rope_backward(gs->dq, ws->pos, ws->cos_t, ws->sin_t, N, c->n_heads, c->head_dim);

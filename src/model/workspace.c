@@ -45,7 +45,13 @@ qs_status qs_workspace_create_ex(qs_workspace **out, const qs_config *c, int R, 
     }
     ALLOC(w->cos_t, (size_t)(w->max_pos + 1) * half);
     ALLOC(w->sin_t, (size_t)(w->max_pos + 1) * half);
-    rope_tables(w->cos_t, w->sin_t, w->max_pos + 1, c->head_dim, c->rope_theta);
+    {
+        const rope_scaling_t sc = {c->rope_scaling, c->rope_factor, c->rope_low_freq_factor,
+                                   c->rope_high_freq_factor, c->rope_orig_max_pos};
+        float inv[256];
+        rope_inv_freq(inv, c->head_dim, c->rope_theta, &sc);
+        rope_tables_freq(w->cos_t, w->sin_t, w->max_pos + 1, c->head_dim, inv);
+    }
     ALLOC(w->pos, N);
     qs_layer_acts *a = &w->a;
     ALLOC(a->xn, N * H);

@@ -56,6 +56,13 @@ static inline const float *key_ptr(const float *c, const attn_shape *s, int r, i
     return k <= i ? kv_at(c, s, 0, r, k, g) : kv_at(c, s, k - i, r, i, g);
 }
 
+// Sliding window: query (pass d, position i) has position id i+d; visible key
+// k (prefix key k at id k, or own-thought key of pass k-i at id k) is hidden
+// when the id difference i+d-k reaches the window.
+static inline int in_window(const attn_shape *s, int i, int d, int k) {
+    return s->window <= 0 || i + d - k < s->window;
+}
+
 // Scaled scores of one query over its n = i+1+d visible keys; masked prefix
 // keys get -INF. Returns the maximum.
 static inline __attribute__((always_inline)) float scores(float *sc, const float *qv, const float *kc, const attn_shape *s, int r, int i, int d, int g,
@@ -65,6 +72,7 @@ static inline __attribute__((always_inline)) float scores(float *sc, const float
     float mx = -INFINITY;
     for (int k = 0; k < n; k++) {
         if (k <= i && mrow && !mrow[k]) { sc[k] = -INFINITY; continue; }
+        if (!in_window(s, i, d, k)) { sc[k] = -INFINITY; continue; }
         sc[k] = dot(qv, key_ptr(kc, s, r, i, g, k), hd) * scale;
         mx = sc[k] > mx ? sc[k] : mx;
     }
@@ -118,7 +126,10 @@ static inline __attribute__((always_inline)) float scores_t(float *sc, const flo
         const int *mrow = s->mask + (size_t)r * s->T;
         for (int j = 0; j < np; j++) if (!mrow[j]) sc[j] = -INFINITY;
     }
-    for (int e = 1; e <= d; e++) sc[i + e] = dot(qv, kv_at(kc, s, e, r, i, g), hd) * scale;
+    if (s->window > 0) // prefix keys j with i+d-j >= W are outside the window
+        for (int j = 0; j < np && i + d - j >= s->window; j++) sc[j] = -INFINITY;
+    for (int e = 1; e <= d; e++)
+        sc[i + e] = in_window(s, i, d, i + e) ? dot(qv, kv_at(kc, s, e, r, i, g), hd) * scale : -INFINITY;
     float mx = -INFINITY;
     for (int k = 0; k < np + d; k++) mx = sc[k] > mx ? sc[k] : mx;
     return mx;

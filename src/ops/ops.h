@@ -31,6 +31,15 @@ void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, c
 // pair (x[j], x[j+hd/2]) is rotated by angle pos * theta^(-2j/hd).
 // Tables cos/sin are [max_pos, hd/2], computed in float like llama2.c/HF.
 void rope_tables(float *cos_t, float *sin_t, int max_pos, int hd, float theta);
+// Inverse frequencies inv[hd/2] as Hugging Face computes them in float32:
+// default theta^(-2j/hd); type 1 "linear": divided by factor; type 2 "llama3"
+// (_compute_llama3_parameters): wavelengths 2pi/inv longer than
+// orig_max/low_ff divided by factor, shorter than orig_max/high_ff kept, the
+// band between interpolated with smooth = (orig_max/wavelen - low_ff)/(high_ff - low_ff).
+typedef struct { int type; float factor, low_ff, high_ff; int orig_max; } rope_scaling_t;
+void rope_inv_freq(float *inv, int hd, float theta, const rope_scaling_t *sc);
+// rope_tables with the given inverse frequencies (angle = (float)pos * inv[j]).
+void rope_tables_freq(float *cos_t, float *sin_t, int max_pos, int hd, const float *inv);
 // In place on x[N, nh, hd] with position pos[n].
 void rope_forward(float *x, const int *pos, const float *cos_t, const float *sin_t, int N, int nh, int hd);
 // In place on the gradient dx[N, nh, hd] (applies the transposed rotation).
@@ -67,6 +76,8 @@ typedef struct {
     int R, T;          // rows and positions of the cache
     int nh, nkv, hd;   // heads, kv heads, head size
     const int *mask;   // [R,T] or NULL
+    int window;        // sliding window W (0 = none): query at position id p sees keys at
+                       // position id p' only if p - p' < W; position ids are i + pass
 } attn_shape;
 // Computes queries for passes d0..d0+nd-1, rows 0..R-1, positions i0..i0+ni-1:
 // q, out: [nd, R, ni, nh*hd]; lse: [nd, R, ni, nh] (log-sum-exp of the scaled

@@ -62,6 +62,18 @@ CONFIGS = [
          tied=False, bias=False, theta=500000.0, eps=1e-5, lengths=[9, 6, 4], seed=2002),
     dict(name="qwen2_bias", arch="qwen2", B=2, T=6, H=16, F=24, L=2, nh=4, nkv=2, V=61,
          tied=False, bias=True, theta=10000.0, eps=1e-6, lengths=None, seed=3003),
+    # Mistral sliding window 6 < T = 11 (HF: query i sees keys j with i - j < W)
+    dict(name="mistral_window", arch="mistral", B=2, T=11, H=16, F=24, L=2, nh=4, nkv=2, V=59,
+         tied=False, bias=False, theta=10000.0, eps=1e-5, lengths=[11, 8], seed=4004, window=6),
+    # Llama-3.x rope_scaling "llama3": hd 8, theta 5e5 -> wavelengths 6.3 (kept), 167
+    # (interpolated band [64, 256]), 4443 and 1.2e5 (divided by factor)
+    dict(name="llama3_rope", arch="llama", B=2, T=8, H=16, F=24, L=2, nh=2, nkv=1, V=57,
+         tied=True, bias=False, theta=500000.0, eps=1e-5, lengths=None, seed=5005,
+         rope=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                   original_max_position_embeddings=256)),
+    dict(name="linear_rope", arch="llama", B=1, T=8, H=16, F=16, L=2, nh=2, nkv=2, V=41,
+         tied=True, bias=False, theta=10000.0, eps=1e-5, lengths=None, seed=6006,
+         rope=dict(type="linear", factor=4.0)),
 ]
 
 
@@ -118,8 +130,32 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
-def rope_cos_sin(T, hd, theta, dtype):
+def scaled_inv_freq(inv_freq, rope):
+    """HF's rope_scaling (modeling_rope_utils): linear divides every inverse
+    frequency by factor; llama3 divides those with wavelength above
+    original_max / low_freq_factor, keeps those below original_max /
+    high_freq_factor and interpolates the band between."""
+    if not rope:
+        return inv_freq
+    kind = rope.get("rope_type", rope.get("type"))
+    factor = rope["factor"]
+    if kind == "linear":
+        return inv_freq / factor
+    assert kind == "llama3"
+    old = rope["original_max_position_embeddings"]
+    lo, hi = rope["low_freq_factor"], rope["high_freq_factor"]
+    low_wl, high_wl = old / lo, old / hi
+    wavelen = 2 * math.pi / inv_freq
+    out = torch.where(wavelen > low_wl, inv_freq / factor, inv_freq)
+    smooth = (old / wavelen - lo) / (hi - lo)
+    smoothed = (1 - smooth) * out / factor + smooth * out
+    medium = ~(wavelen < high_wl) & ~(wavelen > low_wl)
+    return torch.where(medium, smoothed, out)
+
+
+def rope_cos_sin(T, hd, theta, dtype, rope=None):
     inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    inv_freq = scaled_inv_freq(inv_freq, rope)
     freqs = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
     return emb.cos().to(dtype), emb.sin().to(dtype)
@@ -132,8 +168,11 @@ def forward(P, c, ids, mask):
     hd = c["H"] // nh
     rep = nh // nkv
     dtype = P["model.embed_tokens.weight"].dtype
-    cos, sin = rope_cos_sin(T, hd, c["theta"], dtype)
+    cos, sin = rope_cos_sin(T, hd, c["theta"], dtype, c.get("rope"))
     causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
+    if c.get("window"):  # HF Mistral sliding window: key j visible from query i iff i - j < W
+        ar = torch.arange(T)
+        causal = causal & ((ar[:, None] - ar[None, :]) < c["window"])
     allowed = causal[None, None] & (mask[:, None, None, :] != 0)  # [B,1,Tq,Tk]
 
     def lin(x, name, with_bias=False):
@@ -265,8 +304,9 @@ def check_float32_conditioning(c, P, ids, mask, ref):
 # ----------------------------------------------------------------------------- output
 
 def hf_config(c):
+    archs = {"qwen2": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM", "llama": "LlamaForCausalLM"}
     j = {
-        "architectures": ["Qwen2ForCausalLM" if c["arch"] == "qwen2" else "LlamaForCausalLM"],
+        "architectures": [archs[c["arch"]]],
         "model_type": c["arch"],
         "hidden_size": c["H"],
         "intermediate_size": c["F"],
@@ -287,6 +327,10 @@ def hf_config(c):
         j["use_sliding_window"] = False
     else:
         j["attention_bias"] = False
+    if c["arch"] == "mistral":
+        j["sliding_window"] = c.get("window")
+    if c.get("rope"):
+        j["rope_scaling"] = c["rope"]
     return j
 
 
@@ -342,7 +386,10 @@ def main():
     torch.set_num_threads(1)
     here = os.path.dirname(os.path.abspath(__file__))
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "fixtures", "llama")
+    only = os.environ.get("LLAMA_REF_ONLY")  # comma-separated fixture names (default: all)
     for c in CONFIGS:
+        if only and c["name"] not in only.split(","):
+            continue
         assert c["H"] % c["nh"] == 0 and c["nh"] % c["nkv"] == 0 and (c["H"] // c["nh"]) % 2 == 0
         build(c, os.path.normpath(root))
 

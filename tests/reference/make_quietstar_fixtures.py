@@ -56,6 +56,12 @@ CONFIGS = {
                           theta=10000.0, eps=1e-6, B=3, T=10, n_ahead=6, n_talk=4, P=1,
                           pad_rows={0: 8, 2: 6}, ids_dtype=np.int64,
                           extra=["--policy-beta", "1"]),
+    # f) (extra) Mistral sliding window 4 < T = 10: prefix keys more than 3 position ids
+    #    behind a query (thought queries at i+d included) are hidden; padding in row 1
+    "f_window": dict(seed=606, H=16, I=24, L=2, nh=4, nkv=2, V=61, tied=False,
+                     theta=10000.0, eps=1e-6, B=2, T=10, n_ahead=6, n_talk=2, P=2,
+                     pad_rows={1: 8}, ids_dtype=np.int64, window=4,
+                     extra=["--policy-beta", "1"]),
 }
 
 
@@ -94,6 +100,8 @@ def make_model(c, rs):
         "tie_word_embeddings": c["tied"], "max_position_embeddings": 64,
         "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "float32",
     }
+    if c.get("window"):
+        cfg.update(architectures=["MistralForCausalLM"], model_type="mistral", sliding_window=c["window"])
     return cfg, t
 
 

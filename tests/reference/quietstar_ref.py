@@ -102,6 +102,13 @@ class Llama:
         p = self.p
         R, T, H = inputs_embeds.shape
         cos, sin = rope_tables(self.hd, self.theta, int(position_ids.max()) + 1)
+        W = self.cfg.get("sliding_window") if self.cfg.get("model_type") == "mistral" else None
+        if W:
+            # Mistral sliding window on position ids: the keys are T per pass so
+            # far, key kk at position kk % T + kk // T; hidden when q_pos - k_pos >= W
+            kk = torch.arange(attention_mask.shape[-1])
+            far = (position_ids[0][:, None] - (kk % T + kk // T)[None, :]) >= W
+            attention_mask = attention_mask.masked_fill(far[None, None], NEG)
         cos = cos[position_ids].unsqueeze(1)
         sin = sin[position_ids].unsqueeze(1)
         h = inputs_embeds

@@ -45,6 +45,7 @@ class Model:
         self.L = cfg["num_hidden_layers"]
         self.eps = cfg["rms_norm_eps"]
         self.theta = float(cfg["rope_theta"])
+        self.window = cfg.get("sliding_window") if cfg.get("model_type") == "mistral" else None
         self.E = p["model.embed_tokens.weight"]
         self.W_out = self.E if tied else p["lm_head.weight"]
 
@@ -61,6 +62,7 @@ class Model:
         pos = torch.arange(T) + d
         h = X
         grp = self.nh // self.nkv
+        W = self.window
         for l in range(self.L):
             pre = f"model.layers.{l}."
             x = rmsnorm(h, p[pre + "input_layernorm.weight"], self.eps)
@@ -74,9 +76,15 @@ class Model:
             for r in range(R):
                 outs = []
                 for i in range(T):
-                    js = [j for j in range(i + 1) if m[r, j]]
-                    ks = [cache[l][0][0][r, j] for j in js] + [cache[l][e][0][r, i] for e in range(1, d + 1)]
-                    vs = [cache[l][0][1][r, j] for j in js] + [cache[l][e][1][r, i] for e in range(1, d + 1)]
+                    # Mistral sliding window: key at position id q is visible from
+                    # position id i+d only if i+d-q < W (prefix key j: id j; pass e: i+e)
+                    js = [j for j in range(i + 1) if m[r, j] and (not W or i + d - j < W)]
+                    es = [e for e in range(1, d + 1) if not W or d - e < W]
+                    if not js and not es:  # no visible key: zero output
+                        outs.append(torch.zeros(self.nh * self.hd, dtype=X.dtype))
+                        continue
+                    ks = [cache[l][0][0][r, j] for j in js] + [cache[l][e][0][r, i] for e in es]
+                    vs = [cache[l][0][1][r, j] for j in js] + [cache[l][e][1][r, i] for e in es]
                     ks = torch.stack(ks)  # [n, nkv, hd]
                     vs = torch.stack(vs)
                     head_out = []
