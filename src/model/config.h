@@ -4,7 +4,7 @@
 
 #include "core/qs.h"
 
-typedef enum { QS_ARCH_LLAMA = 0, QS_ARCH_MISTRAL = 1, QS_ARCH_QWEN2 = 2 } qs_arch;
+typedef enum { QS_ARCH_LLAMA = 0, QS_ARCH_MISTRAL = 1, QS_ARCH_QWEN2 = 2, QS_ARCH_GPT2 = 3 } qs_arch;
 
 typedef struct {
     qs_arch arch;        // which HF architecture name to write back out
@@ -21,6 +21,10 @@ typedef struct {
     int tied_embeddings; // 1: lm_head shares the token embedding matrix
     int qkv_bias;        // 1: q/k/v projections have biases (Qwen2)
     int bos_id, eos_id;  // special token ids (llama2.c: 1, 2)
+    // GPT-2 (arch QS_ARCH_GPT2): LayerNorm with bias (eps norm_eps), learned
+    // positions wpe [max_seq_len, H] (n_positions), Conv1D weights [in, out],
+    // biases everywhere, GELU tanh MLP of hidden_dim (n_inner), no RoPE
+    // (rope_theta unused), n_kv_heads == n_heads.
 } qs_config;
 
 // Checks every field for consistency; names the offending field on error.
