@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "io/model_io.h"
 #include "model/transformer.h"
+#include "model/workspace.h"
 #include "ops/ops.h"
 
 enum { N = 5, C = 7, OC = 6, LDW = 9 };
@@ -187,10 +188,41 @@ static void test_fake_gpt2(void **state) {
     qs_model_free(&m);
 }
 
+// The KV-cache path (one position at a time, as generate does) gives the
+// logits of the whole-sequence forward; a position >= n_positions is refused.
+static void test_kv_cache(void **state) {
+    (void)state;
+    qs_model m;
+    if (qs_model_load(&m, "tests/fixtures/llama/gpt2_untied_pad/model", NULL) != QS_OK)
+        fail_msg("%s", qstar_last_error());
+    enum { T = 9 };
+    const int H = m.cfg.dim, V = m.cfg.vocab_size;
+    int toks[T] = {3, 17, 5, 40, 2, 9, 11, 0, 33};
+    float *full = malloc((size_t)T * V * sizeof(float)), *one = malloc((size_t)V * sizeof(float)), h[64];
+    qs_workspace *ws = NULL;
+    assert_int_equal(qs_workspace_create(&ws, &m.cfg, 1, T, 1), QS_OK);
+    assert_int_equal(qs_lm_step(&m, ws, toks, NULL, 1, T, NULL, full, NULL, 1.0f, NULL), QS_OK);
+    qs_workspace_free(ws);
+    assert_int_equal(qs_workspace_create_ex(&ws, &m.cfg, 1, 16, 1, 0), QS_OK);
+    for (int i = 0; i < T; i++) {
+        assert_int_equal(qs_forward_block(&m, ws, m.w.embed + (size_t)toks[i] * H, 0, 1, i, 1, h), QS_OK);
+        matmul_forward(one, h, m.w.lm_head, NULL, 1, H, V);
+        tu_assert_close("kv-cache logits", one, full + (size_t)i * V, V, 1e-5, 1e-4);
+    }
+    // n_positions is 12: positions 12.. have no learned embedding
+    assert_int_equal(qs_forward_block(&m, ws, m.w.embed, 0, 1, 11, 1, h), QS_OK);
+    assert_int_not_equal(qs_forward_block(&m, ws, m.w.embed, 0, 1, 12, 1, h), QS_OK);
+    assert_non_null(strstr(qstar_last_error(), "n_positions"));
+    qs_workspace_free(ws);
+    free(full), free(one);
+    qs_model_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layernorm), cmocka_unit_test(test_gelu), cmocka_unit_test(test_conv1d),
         cmocka_unit_test(test_config), cmocka_unit_test(test_fake_gpt2),
+        cmocka_unit_test(test_kv_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -180,9 +180,9 @@ qs_status qs_forward_block(const qs_model *m, qs_workspace *ws, const float *x0,
                         d0, d0 + nd, i0, i0 + ni, ws->D, T);
     if (i0 + ni + d0 + nd - 1 > ws->max_pos)
         return qs_error(QS_ERR_ARG, "position %d beyond the RoPE table (%d)", i0 + ni + d0 + nd - 1, ws->max_pos);
-    if (c->arch == QS_ARCH_GPT2 && i0 + ni + d0 + nd - 1 >= c->max_seq_len)
+    if (c->arch == QS_ARCH_GPT2 && (i0 + ni - 1) + (d0 + nd - 1) >= c->max_seq_len) // largest position id
         return qs_error(QS_ERR_ARG, "position %d beyond the model's n_positions (%d learned positions)",
-                        i0 + ni + d0 + nd - 1, c->max_seq_len);
+                        (i0 + ni - 1) + (d0 + nd - 1), c->max_seq_len);
     const size_t N = (size_t)nd * R * ni;
     if (N > ws->n_max) return qs_error(QS_ERR_ARG, "block of %zu tokens exceeds workspace (%zu)", N, ws->n_max);
     // Saving layer inputs (for backward) needs whole rows: ni == T.
