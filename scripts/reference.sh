@@ -13,6 +13,8 @@ fi
 cd "$here"
 echo "== plain language model: tests/fixtures/llama/"
 "$py" tests/reference/llama_ref.py tests/fixtures/llama
+echo "== plain language model, GPT-2: tests/fixtures/llama/gpt2_*"
+"$py" tests/reference/gpt2_ref.py tests/fixtures/llama
 if [ -f tests/reference/make_quietstar_fixtures.py ]; then
   echo "== Quiet-STaR step: tests/reference/make_quietstar_fixtures.py"
   "$py" tests/reference/make_quietstar_fixtures.py

@@ -214,8 +214,94 @@ static qs_status check_features(const cJSON *root, const char *path, qs_config *
     return read_sliding_window(root, path, c);
 }
 
+
+// ---------------------------------------------------------------------------
+// GPT-2 (GPT2LMHeadModel): its own key names, read and written here.
+
+static const char *const GPT2_HANDLED[] = {
+    "architectures", "model_type", "n_embd", "n_layer", "n_head", "n_positions", "n_ctx", "n_inner",
+    "vocab_size", "layer_norm_epsilon", "activation_function", "tie_word_embeddings", "bos_token_id",
+    "eos_token_id", "scale_attn_weights", "scale_attn_by_inverse_layer_idx", "add_cross_attention",
+    "quietstar"};
+// Dropout, sequence-summary head (not part of the LM) and precision knobs: no effect on our computation.
+static const char *const GPT2_HARMLESS[] = {
+    "attn_pdrop", "embd_pdrop", "resid_pdrop", "summary_activation", "summary_first_dropout",
+    "summary_proj_to_labels", "summary_type", "summary_use_proj", "reorder_and_upcast_attn",
+    "n_special", "predict_special_tokens", "gradient_checkpointing"};
+
+static int is_gpt2(const cJSON *root) {
+    const cJSON *a = get(root, "architectures"), *mt = get(root, "model_type");
+    if (cJSON_IsArray(a) && cJSON_IsString(a->child)) return strcmp(a->child->valuestring, "GPT2LMHeadModel") == 0;
+    return !a && cJSON_IsString(mt) && strcmp(mt->valuestring, "gpt2") == 0;
+}
+
+static qs_status gpt2_features(const cJSON *root, const char *path) {
+    const cJSON *j = get(root, "model_type");
+    if (j && (!cJSON_IsString(j) || strcmp(j->valuestring, "gpt2") != 0))
+        return qs_error(QS_ERR_FORMAT, "%s: model_type must be \"gpt2\" for GPT2LMHeadModel", path);
+    if ((j = get(root, "activation_function")) &&
+        (!cJSON_IsString(j) || (strcmp(j->valuestring, "gelu_new") && strcmp(j->valuestring, "gelu_pytorch_tanh"))))
+        return qs_error(QS_ERR_UNSUPPORTED, "%s: activation_function %s%s%s is not supported (only \"gelu_new\" or "
+                        "\"gelu_pytorch_tanh\")", path, cJSON_IsString(j) ? "\"" : "",
+                        cJSON_IsString(j) ? j->valuestring : "(not a string)", cJSON_IsString(j) ? "\"" : "");
+    int b = 1;
+    QS_TRY(get_bool(root, path, "scale_attn_weights", &b));
+    if (!b) return qs_error(QS_ERR_UNSUPPORTED, "%s: scale_attn_weights false is not supported", path);
+    b = 0;
+    QS_TRY(get_bool(root, path, "scale_attn_by_inverse_layer_idx", &b));
+    if (b) return qs_error(QS_ERR_UNSUPPORTED, "%s: scale_attn_by_inverse_layer_idx true is not supported", path);
+    QS_TRY(get_bool(root, path, "add_cross_attention", &b));
+    if (b) return qs_error(QS_ERR_UNSUPPORTED, "%s: add_cross_attention true is not supported", path);
+    return QS_OK;
+}
+
+static qs_status gpt2_quietstar(const cJSON *root, const char *path, char **qs_json) {
+    const cJSON *q = get(root, "quietstar");
+    if (!q) return QS_OK;
+    if (!cJSON_IsObject(q)) return qs_error(QS_ERR_FORMAT, "%s: field 'quietstar' must be an object", path);
+    if (!qs_json) return QS_OK;
+    char *s = cJSON_PrintUnformatted(q);
+    *qs_json = s ? strdup(s) : NULL;
+    cJSON_free(s);
+    return *qs_json ? QS_OK : qs_error(QS_ERR_NOMEM, "%s: out of memory", path);
+}
+
+static qs_status read_gpt2(const cJSON *root, const char *path, qs_config *c, char **qs_json) {
+    memset(c, 0, sizeof *c);
+    c->arch = QS_ARCH_GPT2;
+    for (const cJSON *k = root->child; k; k = k->next) {
+        if (cJSON_GetObjectItemCaseSensitive(root, k->string) != k)
+            return qs_error(QS_ERR_FORMAT, "%s: field '%s' appears twice", path, k->string);
+        if (!IN(k->string, GPT2_HANDLED) && !IN(k->string, GPT2_HARMLESS) && !IN(k->string, HARMLESS))
+            return qs_error(QS_ERR_FORMAT, "%s: unknown field '%s'", path, k->string);
+    }
+    QS_TRY(gpt2_features(root, path));
+    QS_TRY(get_int(root, path, "n_embd", 1, &c->dim));
+    QS_TRY(get_int(root, path, "n_layer", 1, &c->n_layers));
+    QS_TRY(get_int(root, path, "n_head", 1, &c->n_heads));
+    QS_TRY(get_int(root, path, "vocab_size", 1, &c->vocab_size));
+    c->max_seq_len = -1;
+    QS_TRY(get_int(root, path, "n_ctx", 0, &c->max_seq_len));
+    QS_TRY(get_int(root, path, "n_positions", c->max_seq_len < 0, &c->max_seq_len)); // n_positions sizes wpe
+    c->hidden_dim = 4 * c->dim; // n_inner null => 4 * n_embd
+    QS_TRY(get_int(root, path, "n_inner", 0, &c->hidden_dim));
+    c->n_kv_heads = c->n_heads;
+    c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
+    c->rope_theta = 10000.0f; // unused (no RoPE)
+    c->norm_eps = 1e-5f;
+    QS_TRY(get_float(root, path, "layer_norm_epsilon", &c->norm_eps));
+    c->tied_embeddings = 1;
+    QS_TRY(get_bool(root, path, "tie_word_embeddings", &c->tied_embeddings));
+    c->bos_id = c->eos_id = c->vocab_size > 50256 ? 50256 : -1; // GPT2Config defaults
+    QS_TRY(get_token(root, path, "bos_token_id", &c->bos_id));
+    QS_TRY(get_token(root, path, "eos_token_id", &c->eos_id));
+    QS_TRY(gpt2_quietstar(root, path, qs_json));
+    return qs_config_validate(c, path);
+}
+
 static qs_status parse(const cJSON *root, const char *path, qs_config *c, char **qs_json) {
     if (!cJSON_IsObject(root)) return qs_error(QS_ERR_FORMAT, "%s: not a JSON object", path);
+    if (is_gpt2(root)) return read_gpt2(root, path, c, qs_json);
     memset(c, 0, sizeof *c);
     QS_TRY(read_arch(root, path, &c->arch));
     for (const cJSON *k = root->child; k; k = k->next) {
@@ -311,7 +397,65 @@ static cJSON *rope_scaling_json(const qs_config *c) {
 
 static cJSON *token(int id) { return id < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(id); }
 
+static qs_status write_json_file(cJSON *r, const char *path) {
+    char *text = cJSON_Print(r);
+    cJSON_Delete(r);
+    size_t n = text ? strlen(text) : 0;
+    char *out = text ? malloc(n + 2) : NULL;
+    if (!out) {
+        cJSON_free(text);
+        return qs_error(QS_ERR_NOMEM, "%s: out of memory", path);
+    }
+    memcpy(out, text, n);
+    out[n] = '\n';
+    cJSON_free(text);
+    qs_status st = qs_write_file_atomic(path, out, n + 1);
+    free(out);
+    return st;
+}
+
+// GPT2Config keys (what transformers writes), so the directory loads in HF.
+static qs_status write_gpt2(const qs_config *c, const char *path, const char *quietstar_json) {
+    QS_TRY(qs_config_validate(c, path));
+    cJSON *qs = NULL;
+    if (quietstar_json) {
+        qs = cJSON_Parse(quietstar_json);
+        if (!cJSON_IsObject(qs)) {
+            cJSON_Delete(qs);
+            return qs_error(QS_ERR_ARG, "%s: the quietstar settings are not a JSON object", path);
+        }
+    }
+    cJSON *r = cJSON_CreateObject();
+    const char *arch[1] = {"GPT2LMHeadModel"};
+    cJSON_AddItemToObject(r, "architectures", cJSON_CreateStringArray(arch, 1));
+    cJSON_AddStringToObject(r, "model_type", "gpt2");
+    cJSON_AddStringToObject(r, "activation_function", "gelu_new");
+    cJSON_AddNumberToObject(r, "n_embd", c->dim);
+    cJSON_AddNumberToObject(r, "n_layer", c->n_layers);
+    cJSON_AddNumberToObject(r, "n_head", c->n_heads);
+    cJSON_AddNumberToObject(r, "n_inner", c->hidden_dim);
+    cJSON_AddNumberToObject(r, "n_positions", c->max_seq_len);
+    cJSON_AddNumberToObject(r, "n_ctx", c->max_seq_len);
+    cJSON_AddNumberToObject(r, "vocab_size", c->vocab_size);
+    cJSON_AddItemToObject(r, "layer_norm_epsilon", float_number(c->norm_eps));
+    cJSON_AddBoolToObject(r, "tie_word_embeddings", c->tied_embeddings);
+    cJSON_AddBoolToObject(r, "scale_attn_weights", 1);
+    cJSON_AddBoolToObject(r, "scale_attn_by_inverse_layer_idx", 0);
+    cJSON_AddBoolToObject(r, "reorder_and_upcast_attn", 0);
+    cJSON_AddNumberToObject(r, "attn_pdrop", 0.1);
+    cJSON_AddNumberToObject(r, "embd_pdrop", 0.1);
+    cJSON_AddNumberToObject(r, "resid_pdrop", 0.1);
+    cJSON_AddItemToObject(r, "bos_token_id", token(c->bos_id));
+    cJSON_AddItemToObject(r, "eos_token_id", token(c->eos_id));
+    cJSON_AddNumberToObject(r, "initializer_range", 0.02);
+    cJSON_AddBoolToObject(r, "use_cache", 1);
+    cJSON_AddStringToObject(r, "torch_dtype", "float32");
+    if (qs) cJSON_AddItemToObject(r, "quietstar", qs);
+    return write_json_file(r, path);
+}
+
 qs_status qs_hf_config_write(const qs_config *c, const char *path, const char *quietstar_json) {
+    if (c->arch == QS_ARCH_GPT2) return write_gpt2(c, path, quietstar_json);
     QS_TRY(qs_config_validate(c, path));
     if ((int)c->arch < 0 || (int)c->arch > 2) return qs_error(QS_ERR_ARG, "%s: unknown architecture %d", path, c->arch);
     if (c->qkv_bias != (c->arch == QS_ARCH_QWEN2))

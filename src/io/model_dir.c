@@ -74,7 +74,8 @@ static qs_status load_tensors(qs_model *m, const qs_safetensors *st) {
     qs_status s = QS_OK;
     for (int i = 0; i < st->n && s == QS_OK; i++) {
         const qs_st_tensor *t = &st->t[i];
-        int k = qs_layout_find(&m->layout, t->name);
+        int k = qs_layout_find_hf(&m->layout, &m->cfg, t->name);
+        if (k < 0 && qs_layout_ignored_hf(&m->cfg, t->name)) continue; // GPT-2 attention-mask buffers
         if (k < 0) {
             size_t nl = strlen(t->name), ns = strlen(".rotary_emb.inv_freq");
             if (m->cfg.tied_embeddings && !strcmp(t->name, "lm_head.weight")) tied_head = t;

@@ -12,7 +12,7 @@ qs_status qs_config_validate(const qs_config *c, const char *src) {
     CHECK(c->n_heads % c->n_kv_heads == 0, "%s: num_attention_heads %d not a multiple of num_key_value_heads %d", s, c->n_heads, c->n_kv_heads);
     CHECK(c->dim % c->n_heads == 0, "%s: hidden size %d not divisible by num_attention_heads %d", s, c->dim, c->n_heads);
     CHECK(c->head_dim == c->dim / c->n_heads, "%s: head_dim %d must equal hidden_size/num_attention_heads = %d", s, c->head_dim, c->dim / c->n_heads);
-    CHECK(c->head_dim % 2 == 0, "%s: head_dim %d must be even for RoPE", s, c->head_dim);
+    CHECK(c->arch == QS_ARCH_GPT2 || c->head_dim % 2 == 0, "%s: head_dim %d must be even for RoPE", s, c->head_dim);
     CHECK(c->head_dim <= 512, "%s: head_dim %d above the supported maximum of 512", s, c->head_dim);
     CHECK(c->vocab_size > 0 && c->vocab_size <= 1 << 24, "%s: vocab_size %d out of range", s, c->vocab_size);
     CHECK(c->max_seq_len > 0 && c->max_seq_len <= 1 << 22, "%s: max_position_embeddings %d out of range", s, c->max_seq_len);
@@ -30,6 +30,7 @@ qs_status qs_config_validate(const qs_config *c, const char *src) {
               (double)c->rope_low_freq_factor, (double)c->rope_high_freq_factor);
         CHECK(c->rope_orig_max_pos > 0, "%s: rope_scaling.original_max_position_embeddings %d must be positive", s, c->rope_orig_max_pos);
     }
+    CHECK(c->arch != QS_ARCH_GPT2 || c->n_kv_heads == c->n_heads, "%s: GPT-2 has no grouped-query attention (n_kv_heads %d != n_head %d)", s, c->n_kv_heads, c->n_heads);
 #undef CHECK
     return QS_OK;
 }

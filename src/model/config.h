@@ -4,7 +4,7 @@
 
 #include "core/qs.h"
 
-typedef enum { QS_ARCH_LLAMA = 0, QS_ARCH_MISTRAL = 1, QS_ARCH_QWEN2 = 2 } qs_arch;
+typedef enum { QS_ARCH_LLAMA = 0, QS_ARCH_MISTRAL = 1, QS_ARCH_QWEN2 = 2, QS_ARCH_GPT2 = 3 } qs_arch;
 
 typedef struct {
     qs_arch arch;        // which HF architecture name to write back out
@@ -27,6 +27,10 @@ typedef struct {
     float rope_factor;   // linear / llama3 "factor"
     float rope_low_freq_factor, rope_high_freq_factor; // llama3
     int rope_orig_max_pos; // llama3 "original_max_position_embeddings"
+    // GPT-2 (arch QS_ARCH_GPT2): LayerNorm with bias (eps norm_eps), learned
+    // positions wpe [max_seq_len, H] (n_positions), Conv1D weights [in, out],
+    // biases everywhere, GELU tanh MLP of hidden_dim (n_inner), no RoPE
+    // (rope_theta unused), n_kv_heads == n_heads.
 } qs_config;
 
 enum { QS_ROPE_DEFAULT = 0, QS_ROPE_LINEAR = 1, QS_ROPE_LLAMA3 = 2 };

@@ -25,7 +25,7 @@ void qs_model_init_random(qs_model *m, uint64_t seed) {
     for (int i = 0; i < m->layout.n; i++) {
         const qs_tensor_info *t = &m->layout.t[i];
         float *p = m->params + t->offset;
-        int is_norm = strstr(t->name, "norm") != NULL;
+        int is_norm = strstr(t->name, "norm") != NULL || (strstr(t->name, ".ln_") && strstr(t->name, ".weight"));
         int is_bias = strstr(t->name, "bias") != NULL;
         for (size_t k = 0; k < t->numel; k++)
             p[k] = is_norm ? 1.0f : is_bias ? 0.0f : 0.02f * qs_rng_normal(&r);

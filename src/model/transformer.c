@@ -14,6 +14,93 @@
 #include <string.h>
 
 // ---------------------------------------------------------------------------
+// GPT-2 block (see config.h): Conv1D weights [in, out] used in place; the
+// fused c_attn columns are q | k | v. No RoPE: positions enter through wpe
+// at the layer-0 input (qs_forward_block).
+static void scatter_kv(qs_workspace *ws, const qs_layer_acts *a, float *kc, float *vc, int kvd, int d0, int nd,
+                       int i0, int ni) {
+    const int R = ws->R, T = ws->T;
+#pragma omp parallel for collapse(2)
+    for (int dd = 0; dd < nd; dd++)
+        for (int r = 0; r < R; r++) {
+            size_t src = ((size_t)dd * R + r) * ni * kvd;
+            size_t dst = (((size_t)(d0 + dd) * R + r) * T + i0) * kvd;
+            memcpy(kc + dst, a->k + src, (size_t)ni * kvd * sizeof(float));
+            memcpy(vc + dst, a->v + src, (size_t)ni * kvd * sizeof(float));
+        }
+}
+
+static void gpt2_layer_forward(const qs_model *m, qs_workspace *ws, qs_layer_acts *a, int l, const float *x_in,
+                               float *x_out, int d0, int nd, int i0, int ni) {
+    const qs_config *c = &m->cfg;
+    const qs_layer_ptrs *w = &m->w.layer[l];
+    const int H = c->dim, F = c->hidden_dim, N = nd * ws->R * ni;
+    float *kc = ws->kc + (size_t)l * ws->kv_layer, *vc = ws->vc + (size_t)l * ws->kv_layer;
+
+    // x2 = x + c_proj(attn(q, k, v)), [q|k|v] = c_attn(ln_1(x))
+    layernorm_forward(a->xn, a->mean1, a->rstd1, x_in, w->attn_norm, w->ln1_b, N, H, c->norm_eps);
+    conv1d_forward(a->q, a->xn, w->c_attn_w, 3 * H, w->c_attn_b, N, H, H);
+    conv1d_forward(a->k, a->xn, w->c_attn_w + H, 3 * H, w->c_attn_b + H, N, H, H);
+    conv1d_forward(a->v, a->xn, w->c_attn_w + 2 * H, 3 * H, w->c_attn_b + 2 * H, N, H, H);
+    scatter_kv(ws, a, kc, vc, H, d0, nd, i0, ni);
+    attn_shape s = {ws->R, ws->T, c->n_heads, c->n_kv_heads, c->head_dim, ws->mask, 0}; // GPT-2: no sliding window
+    attention_forward(a->att, a->lse, a->q, kc, vc, &s, d0, nd, i0, ni);
+    memcpy(a->x2, x_in, (size_t)N * H * sizeof(float));
+    qs_sgemm(0, 0, N, H, H, 1.0f, a->att, H, w->c_proj_w, H, 1.0f, a->x2, H); // x2 += att W
+    posembed_forward(a->x2, NULL, w->c_proj_b, N, H);                     // + bias (pos NULL: row 0)
+
+    // out = x2 + mlp.c_proj(gelu(c_fc(ln_2(x2))))
+    layernorm_forward(a->xn2, a->mean2, a->rstd2, a->x2, w->mlp_norm, w->ln2_b, N, H, c->norm_eps);
+    conv1d_forward(a->gate, a->xn2, w->fc_w, F, w->fc_b, N, H, F);
+    gelu_forward(a->act, a->gate, (size_t)N * F);
+    if (x_out) {
+        memcpy(x_out, a->x2, (size_t)N * H * sizeof(float));
+        qs_sgemm(0, 0, N, H, F, 1.0f, a->act, F, w->mproj_w, H, 1.0f, x_out, H);
+        posembed_forward(x_out, NULL, w->mproj_b, N, H);
+    }
+}
+
+static void gpt2_layer_backward(const qs_model *m, qs_workspace *ws, const qs_ptrs *g, int l, float *dx) {
+    const qs_config *c = &m->cfg;
+    const qs_layer_ptrs *w = &m->w.layer[l];
+    qs_layer_ptrs *gw = &g->layer[l];
+    const int H = c->dim, F = c->hidden_dim, D = ws->D, N = D * ws->R * ws->T;
+    qs_layer_acts *a = l < ws->n_stored ? &ws->stored[l] : &ws->a;
+    qs_grad_scratch *gs = &ws->g;
+    const float *x_in = ws->xs + (size_t)l * ws->xs_layer;
+    float *kc = ws->kc + (size_t)l * ws->kv_layer, *vc = ws->vc + (size_t)l * ws->kv_layer;
+    if (l < ws->n_stored) { // kept: redo the norms and the GELU (elementwise)
+        layernorm_forward(a->xn, a->mean1, a->rstd1, x_in, w->attn_norm, w->ln1_b, N, H, c->norm_eps);
+        layernorm_forward(a->xn2, a->mean2, a->rstd2, a->x2, w->mlp_norm, w->ln2_b, N, H, c->norm_eps);
+        gelu_forward(a->act, a->gate, (size_t)N * F);
+    } else {
+        gpt2_layer_forward(m, ws, a, l, x_in, NULL, 0, D, 0, ws->T);
+    }
+    // MLP
+    memset(gs->dact, 0, (size_t)N * F * sizeof(float));
+    conv1d_backward(gs->dact, gw->mproj_w, gw->mproj_b, dx, a->act, w->mproj_w, H, N, F, H);
+    memset(gs->dgate, 0, (size_t)N * F * sizeof(float));
+    gelu_backward(gs->dgate, gs->dact, a->gate, (size_t)N * F);
+    memset(gs->dxn, 0, (size_t)N * H * sizeof(float));
+    conv1d_backward(gs->dxn, gw->fc_w, gw->fc_b, gs->dgate, a->xn2, w->fc_w, F, N, H, F);
+    layernorm_backward(dx, gw->mlp_norm, gw->ln2_b, gs->dxn, a->x2, w->mlp_norm, a->mean2, a->rstd2, N, H);
+    // attention
+    memset(gs->datt, 0, (size_t)N * H * sizeof(float));
+    conv1d_backward(gs->datt, gw->c_proj_w, gw->c_proj_b, dx, a->att, w->c_proj_w, H, N, H, H);
+    memset(gs->dq, 0, (size_t)N * H * sizeof(float));
+    memset(gs->dk, 0, (size_t)N * H * sizeof(float));
+    memset(gs->dv, 0, (size_t)N * H * sizeof(float));
+    attn_shape s = {ws->R, ws->T, c->n_heads, c->n_kv_heads, c->head_dim, ws->mask, 0};
+    attention_backward(gs->dq, gs->dk, gs->dv, gs->datt, a->q, kc, vc, a->att, a->lse, &s, 0, D, 0, ws->T);
+    memset(gs->dxn, 0, (size_t)N * H * sizeof(float));
+    conv1d_backward(gs->dxn, gw->c_attn_w, gw->c_attn_b, gs->dq, a->xn, w->c_attn_w, 3 * H, N, H, H);
+    conv1d_backward(gs->dxn, gw->c_attn_w + H, gw->c_attn_b + H, gs->dk, a->xn, w->c_attn_w + H, 3 * H, N, H, H);
+    conv1d_backward(gs->dxn, gw->c_attn_w + 2 * H, gw->c_attn_b + 2 * H, gs->dv, a->xn, w->c_attn_w + 2 * H,
+                    3 * H, N, H, H);
+    layernorm_backward(dx, gw->attn_norm, gw->ln1_b, gs->dxn, x_in, w->attn_norm, a->mean1, a->rstd1, N, H);
+}
+
+// ---------------------------------------------------------------------------
 // Forward of layer l on a block of N tokens ordered (pass dd, row r, pos ii)
 // for passes d0..d0+nd-1 and positions i0..i0+ni-1. Keys/values go into the
 // cache; the activations stay in ws->a for a following backward.
@@ -25,6 +112,10 @@ static void layer_forward(const qs_model *m, qs_workspace *ws, qs_layer_acts *a,
     const int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     const int N = nd * R * ni;
     float *kc = ws->kc + (size_t)l * ws->kv_layer, *vc = ws->vc + (size_t)l * ws->kv_layer;
+    if (c->arch == QS_ARCH_GPT2) {
+        gpt2_layer_forward(m, ws, a, l, x_in, x_out, d0, nd, i0, ni);
+        return;
+    }
 
     // attention block: x2 = x + Wo . attn(rope(Wq xn), rope(Wk xn), Wv xn), xn = rmsnorm(x)
     rmsnorm_forward(a->xn, a->rstd1, x_in, w->attn_norm, N, H, c->norm_eps);
@@ -67,6 +158,7 @@ static qs_layer_acts acts_at(const qs_workspace *ws, int l, size_t tok) {
     a.xn += tok * H, a.x2 += tok * H, a.xn2 += tok * H, a.q += tok * qd, a.att += tok * qd;
     a.gate += tok * F, a.up += tok * F, a.act += tok * F, a.lse += tok * c->n_heads;
     a.rstd1 += tok, a.rstd2 += tok;
+    if (a.mean1) a.mean1 += tok, a.mean2 += tok;
     a.k = ws->a.k, a.v = ws->a.v; // block-order scratch, copied into the cache
     return a;
 }
@@ -88,6 +180,9 @@ qs_status qs_forward_block(const qs_model *m, qs_workspace *ws, const float *x0,
                         d0, d0 + nd, i0, i0 + ni, ws->D, T);
     if (i0 + ni + d0 + nd - 1 > ws->max_pos)
         return qs_error(QS_ERR_ARG, "position %d beyond the RoPE table (%d)", i0 + ni + d0 + nd - 1, ws->max_pos);
+    if (c->arch == QS_ARCH_GPT2 && (i0 + ni - 1) + (d0 + nd - 1) >= c->max_seq_len) // largest position id
+        return qs_error(QS_ERR_ARG, "position %d beyond the model's n_positions (%d learned positions)",
+                        (i0 + ni - 1) + (d0 + nd - 1), c->max_seq_len);
     const size_t N = (size_t)nd * R * ni;
     if (N > ws->n_max) return qs_error(QS_ERR_ARG, "block of %zu tokens exceeds workspace (%zu)", N, ws->n_max);
     // Saving layer inputs (for backward) needs whole rows: ni == T.
@@ -95,14 +190,23 @@ qs_status qs_forward_block(const qs_model *m, qs_workspace *ws, const float *x0,
     const size_t off = (size_t)d0 * R * T * H;
     block_positions(ws->pos, R, d0, nd, i0, ni);
     const float *x = x0;
+    if (c->arch == QS_ARCH_GPT2) { // layer-0 input = x0 + wpe[pos] (saved slot, else tmp_a; in place if x0 is it)
+        float *xp = save ? ws->xs + off : ws->tmp_a;
+        if (xp != x0) memcpy(xp, x0, N * H * sizeof(float));
+        posembed_forward(xp, ws->pos, m->w.wpe, (int)N, H);
+        x = xp;
+    }
     for (int l = 0; l < c->n_layers; l++) {
         float *x_out = save ? ws->xs + (size_t)(l + 1) * ws->xs_layer + off : (l % 2 ? ws->tmp_a : ws->tmp_b);
-        if (save && l == 0 && x0 != ws->xs + off) memcpy(ws->xs + off, x0, N * H * sizeof(float));
+        if (save && l == 0 && x != ws->xs + off) memcpy(ws->xs + off, x0, N * H * sizeof(float));
         qs_layer_acts a = save ? acts_at(ws, l, (size_t)d0 * R * T) : ws->a;
         layer_forward(m, ws, &a, l, x, x_out, ws->pos, d0, nd, i0, ni);
         x = x_out;
     }
-    if (h_out) rmsnorm_forward(h_out, NULL, x, m->w.final_norm, (int)N, H, c->norm_eps);
+    if (h_out && c->arch == QS_ARCH_GPT2)
+        layernorm_forward(h_out, NULL, NULL, x, m->w.final_norm, m->w.final_norm_b, (int)N, H, c->norm_eps);
+    else if (h_out)
+        rmsnorm_forward(h_out, NULL, x, m->w.final_norm, (int)N, H, c->norm_eps);
     return QS_OK;
 }
 
@@ -116,6 +220,10 @@ static void layer_backward(const qs_model *m, qs_workspace *ws, const qs_ptrs *g
     const int H = c->dim, F = c->hidden_dim, R = ws->R, T = ws->T, D = ws->D;
     const int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     const int N = D * R * T;
+    if (c->arch == QS_ARCH_GPT2) {
+        gpt2_layer_backward(m, ws, g, l, dx);
+        return;
+    }
     const int kept = l < ws->n_stored;
     qs_layer_acts *a = kept ? &ws->stored[l] : &ws->a;
     qs_grad_scratch *gs = &ws->g;
@@ -172,10 +280,21 @@ qs_status qs_backward_all(const qs_model *m, qs_workspace *ws, const float *dh, 
     QS_TRY(qs_ptrs_bind(&g, c, &m->layout, grads));
     // final norm: h = rmsnorm(x_L)
     const float *xL = ws->xs + (size_t)c->n_layers * ws->xs_layer;
-    rmsnorm_forward(ws->tmp_a, ws->a.rstd1, xL, m->w.final_norm, (int)N, H, c->norm_eps);
     memset(dx0, 0, N * H * sizeof(float));
-    rmsnorm_backward(dx0, g.final_norm, dh, xL, m->w.final_norm, ws->a.rstd1, (int)N, H);
+    if (c->arch == QS_ARCH_GPT2) {
+        layernorm_forward(ws->tmp_a, ws->a.mean1, ws->a.rstd1, xL, m->w.final_norm, m->w.final_norm_b, (int)N, H,
+                          c->norm_eps);
+        layernorm_backward(dx0, g.final_norm, g.final_norm_b, dh, xL, m->w.final_norm, ws->a.mean1, ws->a.rstd1,
+                           (int)N, H);
+    } else {
+        rmsnorm_forward(ws->tmp_a, ws->a.rstd1, xL, m->w.final_norm, (int)N, H, c->norm_eps);
+        rmsnorm_backward(dx0, g.final_norm, dh, xL, m->w.final_norm, ws->a.rstd1, (int)N, H);
+    }
     for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(m, ws, &g, l, dx0);
+    if (c->arch == QS_ARCH_GPT2) { // wpe: the layer-0 input gradient at each token's position
+        block_positions(ws->pos, ws->R, 0, ws->D, 0, ws->T);
+        embedding_backward(g.wpe, dx0, ws->pos, (int)N, H);
+    }
     qs_ptrs_free(&g);
     return QS_OK;
 }

@@ -67,6 +67,10 @@ qs_status qs_workspace_create_ex(qs_workspace **out, const qs_config *c, int R, 
     ALLOC(a->gate, N * F);
     ALLOC(a->up, N * F);
     ALLOC(a->act, N * F);
+    if (c->arch == QS_ARCH_GPT2) {
+        ALLOC(a->mean1, N);
+        ALLOC(a->mean2, N);
+    }
     ALLOC(w->tmp_a, N * H);
     ALLOC(w->tmp_b, N * H);
     ALLOC(w->h, N * H);
@@ -119,6 +123,7 @@ int qs_workspace_store_activations(qs_workspace *w, size_t max_bytes) {
         a->rstd2 = b;
         // recomputed in the backward into the shared scratch
         a->xn = w->a.xn, a->xn2 = w->a.xn2, a->act = w->a.act;
+        a->mean1 = w->a.mean1, a->mean2 = w->a.mean2;
         a->k = w->a.k, a->v = w->a.v; // scratch: keys/values go to the cache
         w->n_stored = l + 1;
         w->bytes += layer_bytes;
@@ -145,7 +150,8 @@ void qs_workspace_free(qs_workspace *w) {
     float *bufs[] = {w->kc, w->vc, w->xs, w->g.dact, w->g.dgate, w->g.dup, w->g.dxn, w->g.datt, w->g.dq,
                      w->g.dk, w->g.dv, w->dh, w->dx0, w->cos_t, w->sin_t, w->a.xn, w->a.rstd1, w->a.q,
                      w->a.k, w->a.v, w->a.att, w->a.lse, w->a.x2, w->a.xn2, w->a.rstd2, w->a.gate,
-                     w->a.up, w->a.act, w->tmp_a, w->tmp_b, w->h, w->logits, w->losses};
+                     w->a.up, w->a.act, w->tmp_a, w->tmp_b, w->h, w->logits, w->losses,
+                     w->a.mean1, w->a.mean2};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(w->pos);
     free(w->targets);

@@ -13,6 +13,7 @@ typedef struct {
     float *x2;             // [N,H]  residual after attention
     float *xn2, *rstd2;    // [N,H], [N]  MLP rmsnorm
     float *gate, *up, *act; // [N,F]
+    float *mean1, *mean2;  // [N] LayerNorm means (GPT-2; gate = c_fc output, act = gelu(gate), up unused)
 } qs_layer_acts;
 
 // Gradient scratch for one layer over all passes (training only).

@@ -92,3 +92,34 @@ void attention_backward(float *dq, float *dkc, float *dvc, const float *dout, co
                         const attn_shape *s, int d0, int nd, int i0, int ni);
 
 #endif
+
+// ---- GPT-2 ops --------------------------------------------------------------
+// ---- layernorm.c ------------------------------------------------------------
+// out[N,C] = (x - mean) * rstd * w + b, rstd = 1/sqrt(var + eps) (biased
+// variance, as torch); mean[N], rstd[N] saved when non-NULL.
+void layernorm_forward(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                       int N, int C, float eps);
+// dx[N,C] += ..., dw[C] += ..., db[C] += ... (dw, db may be NULL)
+void layernorm_backward(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
+                        const float *mean, const float *rstd, int N, int C);
+
+// ---- gelu.c -----------------------------------------------------------------
+// out[n] = gelu_tanh(x[n]) (GPT-2 "gelu_new"), elementwise over n values.
+void gelu_forward(float *out, const float *x, size_t n);
+// dx += dout * gelu_tanh'(x)
+void gelu_backward(float *dx, const float *dout, const float *x, size_t n);
+
+// ---- conv1d.c ---------------------------------------------------------------
+// GPT-2 Conv1D: weight stored [C, ldw] (in, out); columns 0..OC-1 are used, so
+// a column block of the fused c_attn weight is passed as (weight + off, 3H).
+// out[N,OC] = inp[N,C] @ weight[:, :OC] (+ bias[OC]); bias may be NULL.
+void conv1d_forward(float *out, const float *inp, const float *weight, int ldw, const float *bias, int N, int C,
+                    int OC);
+// dinp[N,C] += dout @ weight^T; dweight[C, :OC] += inp^T @ dout; dbias += column
+// sums of dout. Any of dinp/dweight/dbias may be NULL.
+void conv1d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                     const float *weight, int ldw, int N, int C, int OC);
+// x[N,C] += wpe[pos[n]] (learned positions; the backward is embedding_backward
+// of the same gradient with pos as the ids). pos NULL: adds row 0 to every
+// token (a bias).
+void posembed_forward(float *x, const int *pos, const float *wpe, int N, int C);
