@@ -40,7 +40,7 @@ static int g_quietstar = 0; // 1 for `qstar train`
 static void help_train(void) {
     printf("usage: qstar train (--model PATH | --config FILE | --resume DIR) --data FILE --out DIR [options]\n"
            "\n"
-           "Quiet-STaR training (think, talk, learn; SPEC.md): thoughts after every token,\n"
+           "Quiet-STaR training (think, talk, learn): thoughts after every token,\n"
            "a mixing head, LM loss + REINFORCE. Takes every option of `qstar finetune`\n"
            "(optimisation, evaluation, checkpoints, --resume; see qstar finetune --help) with\n"
            "small-model defaults: --batch 4 --seq-len 128 --lr 1e-4 --weight-decay 0.001,\n"

@@ -11,7 +11,7 @@ static const struct {
 } commands[] = {
     {"generate", cmd_generate, "generate text from a model (greedy or sampled)"},
     {"eval", cmd_eval, "mean NLL / perplexity of a text or JSONL file"},
-    {"train", cmd_train, "Quiet-STaR training: thoughts, mixing head, REINFORCE (SPEC.md)"},
+    {"train", cmd_train, "Quiet-STaR training: thoughts, mixing head, REINFORCE"},
     {"finetune", cmd_finetune, "plain language-model training (from a checkpoint or random init)"},
     {"dump-step", cmd_dump_step, "one Quiet-STaR step on a batch: losses, rewards and every gradient to safetensors"},
     {"viz", cmd_viz, "HTML page: each token coloured by how much its thought changed its likelihood"},
