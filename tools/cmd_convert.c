@@ -1,7 +1,6 @@
 // cmd_convert.c: `qstar convert`: a llama2.c checkpoint (+ its tokenizer)
 // into a qstar model directory (config.json, model.safetensors, tokenizer.bin).
 #include "cli.h"
-#include "io/gguf.h"
 #include "io/model_io.h"
 #include "quietstar/evaltask.h"
 #include "quietstar/qstar.h"
@@ -10,7 +9,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: qstar convert --model FILE.bin --tokenizer tok.bin --out DIR\n\n"
-            "  --model PATH         llama2.c checkpoint, GGUF file (.gguf) or a qstar model directory\n"
+            "  --model PATH         llama2.c checkpoint (or a qstar model directory)\n"
             "  --tokenizer FILE     llama2.c tokenizer, copied to DIR/tokenizer.bin\n"
             "                       (default: the model directory's own tokenizer.bin)\n"
             "  --out DIR            output directory (created if needed)\n"
@@ -95,7 +94,6 @@ int cmd_convert(int argc, char **argv) {
                 qo.n_ahead, qo.n_ahead - 3, init_id, init_id < 0 ? " (mean embedding)" : "");
     }
     qs_tokenizer_free(tok);
-    if (tok_path && qs_gguf_is_gguf_file(tok_path)) tok_path = NULL; // a GGUF tokenizer is not a tokenizer.bin to copy
     if (qs_model_save_dir(&m, out_dir, tok_path, qs_json ? qs_json : info.quietstar_json) != QS_OK) {
         free(qs_json);
         rc = cli_fail(C);
