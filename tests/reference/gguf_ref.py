@@ -27,6 +27,11 @@ Usage:
       sum, sum of squares and the logits at 256 probe ids
   gguf_ref.py compare FILE.gguf MODEL.safetensors
       the dequantised, un-permuted weights must equal qstar's converted file
+  gguf_ref.py llama2c-tokenizer FILE.gguf OUT.bin
+      the GGUF's SentencePiece vocabulary (tokens, scores) as a llama2.c
+      tokenizer.bin (as llama2.c's tokenizer.py exports one: U+2581 -> space,
+      BOS/EOS as "\n<s>\n"/"\n</s>\n"), so that every command can run on the GGUF
+      with a tokenizer the llama2.c loader reads
   gguf_ref.py quant-fixture OUT_DIR
       writes quant.gguf (v2; every metadata type; F32/F16/BF16/Q8_0/Q4_0/Q4_K/
       Q6_K tensors of random blocks) and quant_expected.safetensors (F32)
@@ -313,6 +318,21 @@ def cmd_quant_fixture(out_dir):
     print("gguf_ref: wrote %s/quant.gguf (%d tensors) and quant_expected.safetensors" % (out_dir, len(specs)))
 
 
+def cmd_llama2c_tokenizer(path, out):
+    meta, _ = read_gguf(path)
+    toks, scores = meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.scores"]
+    bos, eos = meta.get("tokenizer.ggml.bos_token_id", 1), meta.get("tokenizer.ggml.eos_token_id", 2)
+    enc = []
+    for i, t in enumerate(toks):
+        t = "\n<s>\n" if i == bos else "\n</s>\n" if i == eos else t
+        enc.append(t.replace("\u2581", " ").encode("utf-8", "surrogateescape"))
+    with open(out, "wb") as f:
+        f.write(struct.pack("<i", max(len(b) for b in enc)))
+        for b, sc in zip(enc, scores):
+            f.write(struct.pack("<fi", sc, len(b)) + b)
+    print("gguf_ref: wrote %s (%d tokens)" % (out, len(enc)))
+
+
 def main(argv):
     if len(argv) >= 3 and argv[0] == "logits":
         ids = DEFAULT_IDS
@@ -322,6 +342,9 @@ def main(argv):
         return 0
     if len(argv) == 3 and argv[0] == "compare":
         return cmd_compare(argv[1], argv[2])
+    if len(argv) == 3 and argv[0] == "llama2c-tokenizer":
+        cmd_llama2c_tokenizer(argv[1], argv[2])
+        return 0
     if len(argv) == 2 and argv[0] == "quant-fixture":
         cmd_quant_fixture(argv[1])
         return 0
