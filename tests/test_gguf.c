@@ -508,7 +508,7 @@ static const char *write_tmp(const wbuf *w) {
 enum { TD = 32, TV = 16 };
 typedef struct {
     uint8_t emb[TV * 34], q[TD * 34], k[16 * 34], v[16 * 34], o[TD * 34], gate[TD * 34], up[TD * 34], down[TD * 34];
-    float n1[TD], n2[TD], nf[TD];
+    float n1[TD], n2[TD], nf[TD], bq[TD], bk[16], bv[16];
 } tiny_w;
 
 static void q8_rows(uint8_t *b, int rows, int seed) {
@@ -523,15 +523,19 @@ static void tiny_llama(gbuild *g, tiny_w *w, const char *arch) {
     memset(g, 0, sizeof *g);
     g->version = 3;
     kv_str(g, "general.architecture", arch);
-    kv_u32(g, "llama.context_length", 64);
-    kv_u32(g, "llama.embedding_length", TD);
-    kv_u32(g, "llama.block_count", 1);
-    kv_u32(g, "llama.feed_forward_length", TD);
-    kv_u32(g, "llama.attention.head_count", 4);
-    kv_u32(g, "llama.attention.head_count_kv", 2);
-    kv_u32(g, "llama.rope.dimension_count", 8);
-    kv_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-6f);
-    kv_f32(g, "llama.rope.freq_base", 5000.0f);
+    const char *pre = strcmp(arch, "qwen2") ? "llama" : "qwen2";
+    char k[128];
+#define AK(s) (snprintf(k, sizeof k, "%s.%s", pre, s), k)
+    kv_u32(g, AK("context_length"), 64);
+    kv_u32(g, AK("embedding_length"), TD);
+    kv_u32(g, AK("block_count"), 1);
+    kv_u32(g, AK("feed_forward_length"), TD);
+    kv_u32(g, AK("attention.head_count"), 4);
+    kv_u32(g, AK("attention.head_count_kv"), 2);
+    kv_u32(g, AK("rope.dimension_count"), 8);
+    kv_f32(g, AK("attention.layer_norm_rms_epsilon"), 1e-6f);
+    kv_f32(g, AK("rope.freq_base"), 5000.0f);
+#undef AK
     q8_rows(w->emb, TV, 1); q8_rows(w->q, TD, 2); q8_rows(w->k, 16, 3); q8_rows(w->v, 16, 4);
     q8_rows(w->o, TD, 5); q8_rows(w->gate, TD, 6); q8_rows(w->up, TD, 7); q8_rows(w->down, TD, 8);
     for (int i = 0; i < TD; i++) { w->n1[i] = 1.0f + i * 0.01f; w->n2[i] = 0.5f; w->nf[i] = 2.0f - i * 0.01f; }
@@ -547,6 +551,13 @@ static void tiny_llama(gbuild *g, tiny_w *w, const char *arch) {
     add_tensor(g, "blk.0.ffn_up.weight", 2, dm, QS_GGML_Q8_0, w->up, sizeof w->up);
     add_tensor(g, "blk.0.ffn_down.weight", 2, dm, QS_GGML_Q8_0, w->down, sizeof w->down);
     add_tensor(g, "output_norm.weight", 1, dn, QS_GGML_F32, w->nf, sizeof w->nf);
+    if (strcmp(arch, "qwen2")) return;
+    uint64_t dkb[1] = {16};
+    for (int i = 0; i < TD; i++) w->bq[i] = 0.1f * (float)i - 1.0f;
+    for (int i = 0; i < 16; i++) w->bk[i] = 0.05f * (float)i, w->bv[i] = -0.25f * (float)i;
+    add_tensor(g, "blk.0.attn_q.bias", 1, dn, QS_GGML_F32, w->bq, sizeof w->bq);
+    add_tensor(g, "blk.0.attn_k.bias", 1, dkb, QS_GGML_F32, w->bk, sizeof w->bk);
+    add_tensor(g, "blk.0.attn_v.bias", 1, dkb, QS_GGML_F32, w->bv, sizeof w->bv);
 }
 
 static float q8_val(const uint8_t *b, int row, int col) {
@@ -587,6 +598,31 @@ static void test_model_load(void **state) {
     assert_true(m.w.final_norm[3] == tw.nf[3]);
     qs_model_free(&m);
     qs_load_info_free(&info);
+    unlink(path);
+    free(w.b);
+    free(gb.kv.b);
+}
+
+// qwen2: rotate-half RoPE in llama.cpp too, so q/k rows are NOT permuted; q/k/v biases.
+static void test_model_qwen2(void **state) {
+    (void)state;
+    gbuild gb;
+    static tiny_w tw;
+    wbuf w = {0};
+    tiny_llama(&gb, &tw, "qwen2");
+    build(&gb, &w);
+    const char *path = write_tmp(&w);
+    qs_model m;
+    if (qs_model_load(&m, path, NULL) != QS_OK) fail_msg("%s", qstar_last_error());
+    assert_true(m.cfg.arch == QS_ARCH_QWEN2 && m.cfg.qkv_bias && m.cfg.n_kv_heads == 2 && m.cfg.rope_theta == 5000.0f);
+    for (int r = 0; r < TD; r++)
+        for (int col = 0; col < TD; col++) assert_true(m.w.layer[0].wq[r * TD + col] == q8_val(tw.q, r, col));
+    for (int r = 0; r < 16; r++)
+        for (int col = 0; col < TD; col++) assert_true(m.w.layer[0].wk[r * TD + col] == q8_val(tw.k, r, col));
+    assert_memory_equal(m.w.layer[0].bq, tw.bq, sizeof tw.bq);
+    assert_memory_equal(m.w.layer[0].bk, tw.bk, sizeof tw.bk);
+    assert_memory_equal(m.w.layer[0].bv, tw.bv, sizeof tw.bv);
+    qs_model_free(&m);
     unlink(path);
     free(w.b);
     free(gb.kv.b);
@@ -716,7 +752,8 @@ int main(void) {
         cmocka_unit_test(test_parse_v2_v3),     cmocka_unit_test(test_truncations),
         cmocka_unit_test(test_lies),            cmocka_unit_test(test_accessor_errors),
         cmocka_unit_test(test_quant_fixture),   cmocka_unit_test(test_model_load),
-        cmocka_unit_test(test_model_errors),    cmocka_unit_test(test_real_gguf_logits),
+        cmocka_unit_test(test_model_errors),    cmocka_unit_test(test_model_qwen2),
+        cmocka_unit_test(test_real_gguf_logits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
