@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "io/gguf.h" // GGUF files are dispatched to qs_gguf_load_model
+
 #define PATH_BUF 4200
 
 static qs_status join(char *out, const char *dir, const char *name) {
@@ -155,6 +157,11 @@ qs_status qs_model_load(qs_model *m, const char *path, qs_load_info *info) {
         if (n >= (int)sizeof dir) return qs_error(QS_ERR_ARG, "path too long: %s", path);
         if (!dir[0]) snprintf(dir, sizeof dir, "/");
         return load_dir(m, dir, info);
+    }
+    if (qs_gguf_is_gguf_file(path)) { // GGUF: the tokenizer lives in the same file
+        QS_TRY(qs_gguf_load_model(m, path));
+        if (info && strlen(path) < sizeof info->tokenizer_path) memcpy(info->tokenizer_path, path, strlen(path) + 1);
+        return QS_OK;
     }
     return qs_llama2c_load(m, path);
 }
