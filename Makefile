@@ -48,7 +48,11 @@ TESTBIN := $(TESTSRC:tests/%.c=$(BUILD)/tests/%)
 all: $(LIB) $(SO) $(BIN)
 	@ln -sf $(BUILD)/qstar qstar
 
-$(BUILD)/src/%.o: src/%.c
+# objects built before the library flags changed (-fPIC) are rebuilt once
+$(BUILD)/.libflags-pic:
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/src/%.o: src/%.c $(BUILD)/.libflags-pic
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LIBCFLAGS) -MMD -MP -c $< -o $@
 
