@@ -136,3 +136,16 @@ def test_errors_are_qstar_error(stories, tmp_path):
         qstar.Trainer(model=stories["bin"], bogus=1)
     # still alive and usable after all of that
     assert m.generate(PROMPT, max_tokens=8, temperature=0).startswith(PROMPT)
+
+
+def test_thoughts_example(qs_ckpt, tmp_path):
+    pytest.importorskip("matplotlib")
+    import subprocess
+    import sys
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    out = tmp_path / "gain.png"
+    r = subprocess.run([sys.executable, os.path.join(root, "examples", "thoughts.py"), qs_ckpt, "--out", str(out)],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=os.path.join(root, "python")))
+    assert r.returncode == 0, r.stderr
+    assert "NLL base" in r.stdout and "mixing weight" in r.stdout
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
