@@ -266,7 +266,8 @@ QSTAR_API qs_status qstar_trainer_resume(qstar_trainer *t, const char *dir);
 // Runs to params.steps like the CLI: evaluations, checkpoints, progress.
 QSTAR_API qs_status qstar_trainer_run(qstar_trainer *t);
 QSTAR_API long qstar_trainer_steps_done(const qstar_trainer *t);
-// The model being trained (owned by the trainer; valid until it is freed).
+// The model being trained, for generating or scoring with it mid-run (owned by
+// the trainer: valid until qstar_trainer_free; never pass it to qstar_model_free).
 QSTAR_API qstar_model *qstar_trainer_model(qstar_trainer *t);
 QSTAR_API void qstar_trainer_free(qstar_trainer *t);
 
