@@ -1,7 +1,7 @@
 // test_api.c: the public API (include/qstar.h): argument and file errors
 // (never a crash, always a message), and on stories260K: tokenize/detokenize
 // round trip, qstar_score against an independent path (transformer.c's
-// qs_lm_nll), greedy generation against the internal loop, and
+// qs_lm_nll / qs_lm_token_nll, per token), greedy generation against the internal loop, and
 // qstar_trainer_resume: 2 steps + save + a new trainer resumed + 2 steps ==
 // 4 steps, bit for bit.
 #include "qstar.h"
@@ -91,6 +91,10 @@ static void test_model(void **state) {
     assert_int_equal(qs_lm_nll(&mm, ws, ids, NULL, 1, n, &sum, &cnt), QS_OK);
     assert_int_equal(cnt, n - 1);
     assert_true(fabs(sum / cnt - o.mean_base) < 1e-5);
+    float per[128];
+    assert_int_equal(qs_lm_token_nll(&mm, ws, ids, NULL, 1, n, per, NULL, NULL), QS_OK);
+    for (int i = 1; i < n; i++) assert_true(fabs(per[i - 1] - nll[i]) < 1e-5); // token i is predicted at i-1
+    assert_true(isnan(per[n - 1]));
     qs_workspace_free(ws);
     // greedy generation: the API's text == the internal loop's pieces
     char a[4096] = "", b[4096] = "";
