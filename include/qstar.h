@@ -223,7 +223,8 @@ typedef struct {
     int quietstar;             // 0: plain LM (finetune), 1: Quiet-STaR (train)
     const char *model_path;    // start from this model (any format), or
     const char *config_path;   // random init from a config.json, or
-    const char *resume_dir;    // continue a run (its DIR or DIR/ckpt)
+    const char *resume_dir;    // continue a run (its DIR or DIR/ckpt): settings left at -1 / NULL,
+                               // and its seed, val_frac and threads, come from its train_args.json
     const char *tokenizer_path; // NULL: the model's own
     const char *data_path;     // text (documents separated by blank lines) or JSONL
     const char *data_field;    // JSONL field (NULL: "text")

@@ -51,6 +51,8 @@ static int apply_params(void *ud, qs_qstar_opts *qo) {
     return p->policy_beta > 0;
 }
 
+static qs_status create_run(qstar_trainer *t, const qstar_train_params *p, const char *ckpt, const char *run_dir);
+
 static qs_status check_params(const qstar_train_params *p) {
     const int n_src = (p->model_path != NULL) + (p->config_path != NULL) + (p->resume_dir != NULL);
     if (n_src != 1) return qs_error(QS_ERR_ARG, "give exactly one of model_path, config_path or resume_dir");
@@ -61,8 +63,59 @@ static qs_status check_params(const qstar_train_params *p) {
     return QS_OK;
 }
 
-static qs_status create(qstar_trainer *t, const qstar_train_params *p) {
-    QS_TRY(check_params(p));
+// A resumed run takes the settings left at -1 (and data/field when NULL)
+// from the checkpoint's train_args.json, as `qstar train --resume` does.
+static qs_status resume_args(const char *ckpt, qstar_train_params *p, char **strings) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", ckpt, QS_TRAIN_ARGS_FILE);
+    unsigned char *text = NULL;
+    size_t n = 0;
+    if (qs_read_file(path, &text, &n) != QS_OK) return QS_OK; // none: the defaults
+    cJSON *r = cJSON_ParseWithLength((const char *)text, n);
+    free(text);
+    if (!cJSON_IsObject(r)) {
+        cJSON_Delete(r);
+        return qs_error(QS_ERR_FORMAT, "%s: not a JSON object", path);
+    }
+#define NUM(key, field) do { const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, key); \
+        if (p->field < 0 && cJSON_IsNumber(v)) p->field = (__typeof__(p->field))v->valuedouble; } while (0)
+    NUM("steps", steps); NUM("batch", batch); NUM("seq-len", seq_len); NUM("grad-accum", grad_accum);
+    NUM("warmup", warmup); NUM("eval-every", eval_every); NUM("eval-batches", eval_batches);
+    NUM("save-every", save_every); NUM("lr", lr); NUM("min-lr", min_lr); NUM("weight-decay", weight_decay);
+    NUM("beta1", beta1); NUM("beta2", beta2); NUM("eps", eps); NUM("clip", clip);
+#undef NUM
+    // the run's own seed, held-out split and thread count (exact resume needs them)
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, "seed");
+    if (cJSON_IsNumber(v) && v->valuedouble >= 0) p->seed = (uint64_t)v->valuedouble;
+    v = cJSON_GetObjectItemCaseSensitive(r, "val-frac");
+    if (cJSON_IsNumber(v)) p->val_frac = v->valuedouble;
+    v = cJSON_GetObjectItemCaseSensitive(r, "threads");
+    if (p->n_threads <= 0 && cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble <= 4096) p->n_threads = (int)v->valuedouble;
+    const char *keys[2] = {"data", "field"};
+    const char **dst[2] = {&p->data_path, &p->data_field};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, keys[k]);
+        if (!*dst[k] && cJSON_IsString(v) && (strings[k] = strdup(v->valuestring))) *dst[k] = strings[k];
+    }
+    cJSON_Delete(r);
+    return QS_OK;
+}
+
+static qs_status create(qstar_trainer *t, const qstar_train_params *params) {
+    qstar_train_params pp = *params, *p = &pp;
+    char ckpt[4096] = "", run_dir[4096] = "", *strings[2] = {NULL, NULL};
+    if (p->resume_dir) {
+        QS_TRY(qs_checkpoint_locate(p->resume_dir, ckpt, sizeof ckpt, run_dir, sizeof run_dir));
+        QS_TRY(resume_args(ckpt, p, strings));
+    }
+    qs_status st = check_params(p);
+    if (st == QS_OK) st = create_run(t, p, ckpt, run_dir);
+    free(strings[0]);
+    free(strings[1]);
+    return st;
+}
+
+static qs_status create_run(qstar_trainer *t, const qstar_train_params *p, const char *ckpt, const char *run_dir) {
     qs_api_set_threads(p->n_threads);
     qs_train_opts to = qs_train_opts_default();
     to.steps = p->steps, to.batch = p->batch, to.seq_len = p->seq_len, to.grad_accum = p->grad_accum;
@@ -72,8 +125,6 @@ static qs_status create(qstar_trainer *t, const qstar_train_params *p) {
     to.stop_after = 0;
     qs_run_default_opts(&to, p->quietstar, p->config_path != NULL);
     QS_TRY(qs_train_opts_validate(&to));
-    char ckpt[4096] = "", run_dir[4096] = "";
-    if (p->resume_dir) QS_TRY(qs_checkpoint_locate(p->resume_dir, ckpt, sizeof ckpt, run_dir, sizeof run_dir));
     qs_run_spec s = {.model_path = p->model_path, .config_path = p->config_path,
                      .resume_ckpt = p->resume_dir ? ckpt : NULL, .tokenizer_path = p->tokenizer_path,
                      .data_path = p->data_path, .field = p->data_field, .val_frac = p->val_frac, .seed = p->seed,

@@ -149,3 +149,36 @@ def test_thoughts_example(qs_ckpt, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "NLL base" in r.stdout and "mixing weight" in r.stdout
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_trainer_defaults_and_resume_match_cli(cli, stories, tmp_path):
+    """The API's defaults are the CLI's (compared through the train_args.json both
+    write), and a Python Trainer resuming a CLI run stopped at step 3 ends with the
+    weights of the CLI's uninterrupted 6 steps."""
+    if not os.path.exists(stories["valid"]):
+        pytest.skip("QSTAR_DATA lacks tinystories/valid.txt")
+    data = train_settings(stories, tmp_path)
+    base = ["--model", stories["bin"], "--tokenizer", stories["tok"], "--data", data]
+    for quietstar in (False, True):
+        cmd = "train" if quietstar else "finetune"
+        cli(cmd, *base, "--out", tmp_path / f"d{cmd}", "--stop-after", 1, "--threads", 1)
+        tr = qstar.Trainer(quietstar=quietstar, model=stories["bin"], tokenizer=stories["tok"], data=str(data),
+                           threads=1)
+        ck = tr.save(str(tmp_path / f"p{cmd}"))
+        a = json.loads((tmp_path / f"d{cmd}" / "ckpt" / "train_args.json").read_text())
+        b = json.loads(open(os.path.join(ck, "train_args.json")).read())
+        for k in ("steps", "batch", "seq-len", "grad-accum", "warmup", "eval-every", "eval-batches", "save-every",
+                  "lr", "min-lr", "weight-decay", "beta1", "beta2", "eps", "clip", "val-frac", "seed"):
+            assert a[k] == pytest.approx(b[k], rel=1e-6), f"{cmd}: default {k} differs: CLI {a[k]}, API {b[k]}"
+        tr.close()
+    small = ["--steps", 6, "--batch", 2, "--seq-len", 32, "--n-ahead", 4, "--n-talk", 1, "--eval-batches", 1,
+             "--threads", 1, "--seed", 9]
+    cli("train", *base, "--out", tmp_path / "full", *small)
+    cli("train", *base, "--out", tmp_path / "half", *small, "--stop-after", 3)
+    tr = qstar.Trainer(quietstar=True, resume=str(tmp_path / "half"))
+    assert tr.steps_done == 3
+    while tr.steps_done < 6:
+        tr.step()
+    ck = tr.save(str(tmp_path / "py"))
+    assert (tmp_path / "full" / "ckpt" / "model.safetensors").read_bytes() == \
+        open(os.path.join(ck, "model.safetensors"), "rb").read()
