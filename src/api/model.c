@@ -35,13 +35,7 @@ qs_status qs_api_resolve_think(const qstar_model *m, int think, int *out) {
 }
 
 qs_status qs_api_thought_opts(const qstar_model *m, int n_ahead, float tau_sample, int greedy, qs_qstar_opts *qo) {
-    qs_qstar_opts_default(qo);
-    QS_TRY(qs_qstar_opts_from_json(qs_api_can_think(m) ? m->qs_json : NULL, qo));
-    if (n_ahead) qo->n_ahead = n_ahead;
-    if (tau_sample > 0) qo->tau_sample = tau_sample;
-    if (greedy) qo->greedy_thoughts = 1;
-    qo->n_banned = qs_task_meta_tokens(m->tok, qo->banned); // meta tokens are never sampled
-    return qs_qstar_opts_validate(qo, 0);
+    return qs_qstar_opts_for_inference(qs_api_can_think(m) ? m->qs_json : NULL, m->tok, n_ahead, tau_sample, greedy, qo);
 }
 
 // The tokenizer of a model at `path`: the one given, else DIR/tokenizer.json,

@@ -1,6 +1,7 @@
 // init.c: which token initialises the start/end-of-thought embeddings (see
 // qs_thought_init_id in qstar.h).
 #include "quietstar/qstar.h"
+#include "quietstar/evaltask.h"
 #include "tokenizer/tokenizer.h"
 
 #include <stdlib.h>
@@ -25,4 +26,15 @@ int qs_thought_init_id(const qs_tokenizer *tok, const char *text) {
         if (!blank_piece(qs_tokenizer_raw_piece(tok, ids[k]))) id = ids[k];
     free(ids);
     return id;
+}
+
+qs_status qs_qstar_opts_for_inference(const char *qs_json, const qs_tokenizer *tok, int n_ahead, float tau_sample,
+                                      int greedy, qs_qstar_opts *o) {
+    qs_qstar_opts_default(o);
+    QS_TRY(qs_qstar_opts_from_json(qs_json, o));
+    if (n_ahead) o->n_ahead = n_ahead;
+    if (tau_sample > 0) o->tau_sample = tau_sample;
+    if (greedy) o->greedy_thoughts = 1;
+    o->n_banned = tok ? qs_task_meta_tokens(tok, o->banned) : 0; // meta tokens are never sampled
+    return qs_qstar_opts_validate(o, 0);
 }

@@ -61,6 +61,13 @@ qs_status qs_qstar_init_tensors(qs_model *m, const qs_qstar_opts *o, int init_id
 struct qs_tokenizer;
 int qs_thought_init_id(const struct qs_tokenizer *tok, const char *text);
 
+// The thought settings for thinking at inference (generate, eval, viz, the
+// public API): SPEC defaults < a checkpoint's "quietstar" block (qs_json, may
+// be NULL) < n_ahead / tau_sample / greedy when given (0 = not given); the
+// vocabulary's meta tokens (<|startthought|>, <|endthought|>) banned; validated.
+qs_status qs_qstar_opts_for_inference(const char *qs_json, const struct qs_tokenizer *tok, int n_ahead,
+                                      float tau_sample, int greedy, qs_qstar_opts *o);
+
 // Results of one step. Arrays point into the step's buffers (valid until the
 // next call).
 typedef struct {
