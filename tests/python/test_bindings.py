@@ -182,3 +182,21 @@ def test_trainer_defaults_and_resume_match_cli(cli, stories, tmp_path):
     ck = tr.save(str(tmp_path / "py"))
     assert (tmp_path / "full" / "ckpt" / "model.safetensors").read_bytes() == \
         open(os.path.join(ck, "model.safetensors"), "rb").read()
+
+
+@pytest.mark.parametrize("task,think", [("gsm8k", False), ("csqa", True)])
+def test_eval_task_equals_cli(cli, stories, qs_ckpt, tmp_path, task, think):
+    d = os.environ["QSTAR_DATA"]
+    data = os.path.join(d, "gsm8k/test.jsonl" if task == "gsm8k" else "csqa/dev_rand_split.jsonl")
+    if not os.path.exists(data):
+        pytest.skip(f"QSTAR_DATA lacks {data}")
+    out = tmp_path / "r.json"
+    cli("eval", "--task", task, "--model", qs_ckpt, "--data", data, "--limit", 6, "--seed", 3, "--out", out,
+        "--think" if think else "--no-think")
+    want = json.loads(out.read_text())
+    got = qstar.Model(qs_ckpt).eval_task(task, data=data, limit=6, think=think, seed=3)
+    assert got["n"] == want["n"] == 6 and got["think"] == int(think)
+    for k in ("accuracy", "exact_match", "first_token_prob"):
+        assert got[k] == pytest.approx(want[k], abs=1e-12), k
+    with pytest.raises(qstar.Error, match="task"):
+        qstar.Model(qs_ckpt).eval_task("bogus")
