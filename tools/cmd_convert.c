@@ -74,10 +74,7 @@ int cmd_convert(int argc, char **argv) {
         qs_qstar_opts base;
         qs_qstar_opts_default(&base);
         if (info.quietstar_json && !qs_flags && qs_qstar_opts_from_json(info.quietstar_json, &base) == QS_OK) qo = base;
-        int init_id = -1, ids[64], n = 0;
-        if (qo.thought_init[0] &&
-            qs_tokenizer_encode(tok, qo.thought_init, 0, 0, ids, (int)(sizeof ids / sizeof ids[0]), &n) == QS_OK && n > 0)
-            init_id = ids[0];
+        const int init_id = qs_thought_init_id(tok, qo.thought_init); // the library's one rule
         if (qs_qstar_opts_validate(&qo, 0) != QS_OK ||
             qs_qstar_init_tensors(&m, &qo, init_id, m.has_quietstar ? info.qs_present : 0, (uint64_t)seed) != QS_OK ||
             qs_qstar_opts_to_json(&qo, &qs_json) != QS_OK) {
