@@ -19,6 +19,7 @@ int cli_qstar_flag(int argc, char **argv, int *i, void *opts) {
     FLT("--tau-sample", tau_sample, 1e-6, 1e6);
     FLT("--tau-rl", tau_rl, 1e-6, 1e6);
     FLT("--embedding-scale", embedding_scale, 1e-6, 1e6);
+    FLT("--ema-decay", ema_decay, 0, 0.999999);
 #undef INT
 #undef FLT
     if (!strcmp(argv[*i], "--no-clamp")) { o->clamp_negative_rewards = 0; return 1; }
@@ -29,6 +30,13 @@ int cli_qstar_flag(int argc, char **argv, int *i, void *opts) {
         if (!strcmp(s, "linear")) o->mixing = QS_MIX_LINEAR;
         else if (!strcmp(s, "sigmoid")) o->mixing = QS_MIX_SIGMOID;
         else { fprintf(stderr, "qstar %s: --mixing expects linear or sigmoid, got '%s'\n", argv[0], s); return -1; }
+        return 1;
+    }
+    if ((r = cli_str(argc, argv, i, "--reward-baseline", &s))) {
+        if (r < 0) return r;
+        if (!strcmp(s, "mean")) o->reward_baseline = QS_BASELINE_MEAN;
+        else if (!strcmp(s, "ema")) o->reward_baseline = QS_BASELINE_EMA;
+        else { fprintf(stderr, "qstar %s: --reward-baseline expects mean or ema, got '%s'\n", argv[0], s); return -1; }
         return 1;
     }
     if ((r = cli_str(argc, argv, i, "--thought-init", &s))) {
@@ -53,7 +61,12 @@ const char *cli_qstar_help =
     "  --embedding-scale S    start/end embedding = S * parameter (100)\n"
     "  --thought-init STR     start/end init from E[first token of STR] / S (\"---\")\n"
     "  --mixing linear|sigmoid  mixing weight unbounded (released) or sigmoid (linear)\n"
-    "  --greedy-thoughts      argmax thoughts instead of sampling\n";
+    "  --greedy-thoughts      argmax thoughts instead of sampling\n"
+    "  --reward-baseline mean|ema  reward baseline: mean = the released one (reward minus its\n"
+    "                         mean over the n_passes thoughts); ema = RLP-style: reward = talk\n"
+    "                         log-likelihood minus that of an EMA copy of the model without\n"
+    "                         thoughts (works with --n-passes 1) (mean)\n"
+    "  --ema-decay D          EMA copy = D * EMA + (1-D) * weights after each update (0.99)\n";
 
 int cli_thought_opts(const char *cmd, const char *qs_json, const qs_tokenizer *tok, long n_ahead, double tau_sample,
                      int greedy, qs_qstar_opts *qo) {

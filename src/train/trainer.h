@@ -93,6 +93,15 @@ typedef struct {
     uint64_t data_pos;   // training windows drawn
     long saved_step;     // step of the last checkpoint written or loaded (-1: none)
     char warning[512];   // pending warning (from restore), reported by qs_trainer_run
+    // Quiet-STaR with the EMA reward baseline (o.qs.reward_baseline == QS_BASELINE_EMA):
+    // an exponential moving average of the weights, used without thoughts to score
+    // each batch (qs_qstar_set_ref_nll). Initialised from the weights at the first
+    // step of a run (also after --resume: the EMA is not part of the checkpoint);
+    // after every applied update ema = d * ema + (1-d) * weights, d = o.qs.ema_decay.
+    qs_model ema;        // params NULL when unused
+    int ema_ready;
+    qs_workspace *ws_ref; // inference, batch x seq_len
+    float *ref_nll;      // [batch, seq_len]
 } qs_trainer;
 
 // Checks the options against the model (seq_len <= max positions) and the data
