@@ -43,7 +43,7 @@ BIN     := $(BUILD)/qstar
 TESTSRC := $(sort $(wildcard tests/test_*.c))
 TESTBIN := $(TESTSRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit clitest demo bench reference install deps clean examples
+.PHONY: all test unit clitest demo bench reference install deps clean examples experiment
 
 all: $(LIB) $(SO) $(BIN)
 	@ln -sf $(BUILD)/qstar qstar
@@ -88,6 +88,10 @@ demo: all
 
 bench: all
 	@scripts/bench.sh
+
+# The thinking experiment (experiments/arith): SEED=S (seeds S..S+2), QUICK=1 (tiny, for CI).
+experiment: all
+	@SEED=$(SEED) QUICK=$(QUICK) experiments/arith/run.sh
 
 # Regenerate the PyTorch reference fixtures under tests/fixtures/.
 reference:

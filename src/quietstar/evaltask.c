@@ -553,7 +553,7 @@ qs_status qs_nll_eval_ctl(const qs_model *m, const qs_token_stream *s, const qs_
     qs_qstar_opts eo;
     if (think) {
         eo = *o; // SPEC section 5: evaluation mode
-        eo.n_passes = 1, eo.n_talk = 1;
+        eo.n_passes = 1, eo.n_talk = 1, eo.reward_baseline = QS_BASELINE_MEAN;
         if (T < eo.n_talk + 2) return qs_error(QS_ERR_ARG, "window %d too short for thoughts (needs 3)", T);
     }
     const int nT = think ? eo.n_ahead - 3 : 0, V = m->cfg.vocab_size;
