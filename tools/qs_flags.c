@@ -68,7 +68,8 @@ const char *cli_qstar_help =
     "                         mean over the n_passes thoughts); ema = RLP-style: reward = talk\n"
     "                         log-likelihood minus that of an EMA copy of the model without\n"
     "                         thoughts (works with --n-passes 1) (mean)\n"
-    "  --ema-decay D          EMA copy = D * EMA + (1-D) * weights after each update (0.99)\n";
+    "  --ema-decay D          EMA copy = D * EMA + (1-D) * weights after each update; it starts\n"
+    "                         from the weights when a run (or --resume) starts (0.99)\n";
 
 int cli_thought_opts(const char *cmd, const char *qs_json, const qs_tokenizer *tok, long n_ahead, double tau_sample,
                      int greedy, qs_qstar_opts *qo) {
