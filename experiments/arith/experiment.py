@@ -29,10 +29,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 FULL = dict(digits="2,3", scratch_frac=0.4, n_pretrain=60000, n_qstar=20000, n_test=1000, per_doc=4,
             dim=128, layers=4, heads=4, max_len=128,
-            pre_steps=1200, pre_batch=16, pre_seq=128, pre_lr=3e-3,
-            qs_steps=200, qs_chunks=4, qs_batch=4, qs_seq=64, qs_lr=1e-4, n_ahead=13, n_talk=4, beta=1.0,
+            pre_steps=1500, pre_batch=16, pre_seq=128, pre_lr=3e-3,
+            qs_steps=200, qs_chunks=4, qs_batch=4, qs_seq=64, qs_lr=3e-4, n_ahead=13, n_talk=4, beta=1.0,
             sweep=[3, 7, 10, 13], n_em=200, n_pre=100, n_nll_docs=250,
-            curriculum="7:4:1e-4:100,13:4:1e-4:100", ema_decay=0.99, thought_init="(",
+            curriculum="7:4:3e-4:100,13:4:3e-4:100", ema_decay=0.99, thought_init="(",
             think_when=[0.05, 0.2, 0.5, 1.0], n_tw=60)
 QUICK = dict(digits="2", scratch_frac=0.4, n_pretrain=600, n_qstar=200, n_test=40, per_doc=4,
              dim=32, layers=2, heads=2, max_len=64,
