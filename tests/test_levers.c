@@ -361,6 +361,37 @@ static void test_ema_reward_by_hand(void **st) {
     qs_model_free(&ema), qs_model_free(&m);
 }
 
+// --thought-init-end: only the end embedding changes, to E[id] / scale; the
+// option survives config.json.
+static void test_init_end(void **st) {
+    (void)st;
+    qs_model m;
+    load_fixture_model(&m);
+    const int H = m.cfg.dim;
+    qs_qstar_opts o;
+    qs_qstar_opts_default(&o);
+    o.embedding_scale = 50;
+    float *start = malloc(sizeof(float) * 2 * H);
+    memcpy(start, m.w.start_emb, sizeof(float) * 2 * H);
+    assert_int_equal(qs_qstar_init_end(&m, &o, 7), QS_OK);
+    for (int c = 0; c < H; c++) {
+        float want = m.w.embed[(size_t)7 * H + c] / 50.0f;
+        tu_assert_close("end embedding", &m.w.end_emb[c], &want, 1, 1e-7, 1e-6);
+        assert_true(m.w.end_emb[H + c] == 0.0f);
+    }
+    assert_memory_equal(start, m.w.start_emb, sizeof(float) * 2 * H);
+    assert_int_not_equal(qs_qstar_init_end(&m, &o, m.cfg.vocab_size), QS_OK);
+    snprintf(o.thought_init_end, sizeof o.thought_init_end, ")");
+    char *js = NULL;
+    assert_int_equal(qs_qstar_opts_to_json(&o, &js), QS_OK);
+    qs_qstar_opts back;
+    qs_qstar_opts_default(&back);
+    assert_int_equal(qs_qstar_opts_from_json(js, &back), QS_OK);
+    assert_string_equal(back.thought_init_end, ")");
+    free(js), free(start);
+    qs_model_free(&m);
+}
+
 static void test_curriculum_parse(void **st) {
     (void)st;
     qs_curriculum c;
@@ -396,6 +427,7 @@ int main(void) {
         cmocka_unit_test(test_random_thoughts),
         cmocka_unit_test(test_ema_reward_by_hand),
         cmocka_unit_test(test_curriculum_parse),
+        cmocka_unit_test(test_init_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,6 +41,12 @@ int cli_qstar_flag(int argc, char **argv, int *i, void *opts) {
         else { fprintf(stderr, "qstar %s: --reward-baseline expects mean or ema, got '%s'\n", argv[0], s); return -1; }
         return 1;
     }
+    if ((r = cli_str(argc, argv, i, "--thought-init-end", &s))) {
+        if (r < 0) return r;
+        if (strlen(s) >= sizeof o->thought_init_end) { fprintf(stderr, "qstar %s: --thought-init-end too long\n", argv[0]); return -1; }
+        snprintf(o->thought_init_end, sizeof o->thought_init_end, "%s", s);
+        return 1;
+    }
     if ((r = cli_str(argc, argv, i, "--thought-init", &s))) {
         if (r < 0) return r;
         if (strlen(s) >= sizeof o->thought_init) { fprintf(stderr, "qstar %s: --thought-init too long\n", argv[0]); return -1; }
@@ -62,6 +68,7 @@ const char *cli_qstar_help =
     "  --no-clamp             keep negative advantages (default: clamp at 0)\n"
     "  --embedding-scale S    start/end embedding = S * parameter (100)\n"
     "  --thought-init STR     start/end init from E[first token of STR] / S (\"---\")\n"
+    "  --thought-init-end STR  end init from STR instead (train only; default: as the start)\n"
     "  --mixing linear|sigmoid  mixing weight unbounded (released) or sigmoid (linear)\n"
     "  --greedy-thoughts      argmax thoughts instead of sampling\n"
     "  --reward-baseline mean|ema  reward baseline: mean = the released one (reward minus its\n"

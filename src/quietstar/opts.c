@@ -86,6 +86,22 @@ qs_status qs_qstar_init_tensors(qs_model *m, const qs_qstar_opts *o, int init_id
     return QS_OK;
 }
 
+qs_status qs_qstar_init_end(qs_model *m, const qs_qstar_opts *o, int end_id) {
+    if (!m->has_quietstar) return qs_error(QS_ERR_ARG, "model has no Quiet-STaR tensors");
+    const int H = m->cfg.dim, V = m->cfg.vocab_size;
+    if (end_id >= V) return qs_error(QS_ERR_ARG, "end-of-thought init token id %d outside vocabulary %d", end_id, V);
+    float *e = m->w.end_emb;
+    memset(e, 0, 2 * (size_t)H * sizeof(float));
+    for (int c = 0; c < H; c++) {
+        double x = 0;
+        if (end_id >= 0) x = m->w.embed[(size_t)end_id * H + c];
+        else
+            for (int v = 0; v < V; v++) x += m->w.embed[(size_t)v * H + c] / V;
+        e[c] = (float)x / o->embedding_scale;
+    }
+    return QS_OK;
+}
+
 // ---- the "quietstar" block of config.json ----------------------------------
 
 qs_status qs_qstar_opts_to_json(const qs_qstar_opts *o, char **json) {
@@ -105,6 +121,7 @@ qs_status qs_qstar_opts_to_json(const qs_qstar_opts *o, char **json) {
     cJSON_AddStringToObject(r, "mixing", o->mixing == QS_MIX_SIGMOID ? "sigmoid" : "linear");
     cJSON_AddBoolToObject(r, "greedy_thoughts", o->greedy_thoughts != 0);
     cJSON_AddStringToObject(r, "thought_init", o->thought_init);
+    if (o->thought_init_end[0]) cJSON_AddStringToObject(r, "thought_init_end", o->thought_init_end);
     if (o->reward_baseline == QS_BASELINE_EMA) { // absent = the released mean baseline
         cJSON_AddStringToObject(r, "reward_baseline", "ema");
         cJSON_AddNumberToObject(r, "ema_decay", o->ema_decay);
@@ -170,6 +187,14 @@ qs_status qs_qstar_opts_from_json(const char *json, qs_qstar_opts *o) {
                           sizeof o->thought_init - 1);
         else
             snprintf(o->thought_init, sizeof o->thought_init, "%s", ti->valuestring);
+    }
+    const cJSON *te = cJSON_GetObjectItemCaseSensitive(root, "thought_init_end");
+    if (st == QS_OK && te) {
+        if (!cJSON_IsString(te) || strlen(te->valuestring) >= sizeof o->thought_init_end)
+            st = qs_error(QS_ERR_FORMAT, "quietstar.thought_init_end must be a string of at most %zu bytes",
+                          sizeof o->thought_init_end - 1);
+        else
+            snprintf(o->thought_init_end, sizeof o->thought_init_end, "%s", te->valuestring);
     }
     cJSON_Delete(root);
     if (st == QS_OK) st = qs_qstar_opts_validate(o, 0);

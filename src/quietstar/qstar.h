@@ -40,6 +40,8 @@ typedef struct {
     int n_banned;
     qs_baseline reward_baseline; // MEAN (released) or EMA (see above)
     float ema_decay;          // 0.99: EMA copy = decay * EMA + (1-decay) * weights after each update
+    char thought_init_end[64];// "": the end embedding is initialised like the start; else from this text
+                              // by the same rule (qstar train only; see qs_qstar_init_end)
 } qs_qstar_opts;
 
 void qs_qstar_opts_default(qs_qstar_opts *o);
@@ -70,6 +72,9 @@ qs_status qs_qstar_init_tensors(qs_model *m, const qs_qstar_opts *o, int init_id
 // a NULL/empty text, no tokenizer, or a text of whitespace tokens only.
 struct qs_tokenizer;
 int qs_thought_init_id(const struct qs_tokenizer *tok, const char *text);
+// Re-initialises only the end-of-thought embedding: E[end_id] / embedding_scale
+// (the mean embedding row if end_id < 0), for o->thought_init_end.
+qs_status qs_qstar_init_end(qs_model *m, const qs_qstar_opts *o, int end_id);
 
 // The thought settings for thinking at inference (generate, eval, viz, the
 // public API): SPEC defaults < a checkpoint's "quietstar" block (qs_json, may
