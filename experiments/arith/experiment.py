@@ -32,14 +32,14 @@ FULL = dict(digits="2,3", scratch_frac=0.4, n_pretrain=60000, n_qstar=20000, n_t
             pre_steps=1500, pre_batch=16, pre_seq=128, pre_lr=3e-3,
             qs_steps=200, qs_chunks=4, qs_batch=4, qs_seq=64, qs_lr=3e-4, n_ahead=13, n_talk=4, beta=1.0,
             sweep=[3, 7, 10, 13], n_em=200, n_pre=100, n_nll_docs=250,
-            curriculum="7:4:3e-4:100,13:4:3e-4:100", ema_decay=0.99, thought_init="(",
+            curriculum="7:4:3e-4:100,13:4:3e-4:100", ema_decay=0.99, thought_init="(", thought_init_end="",
             think_when=[0.05, 0.2, 0.5, 1.0], n_tw=60)
 QUICK = dict(digits="2", scratch_frac=0.4, n_pretrain=600, n_qstar=200, n_test=40, per_doc=4,
              dim=32, layers=2, heads=2, max_len=64,
              pre_steps=30, pre_batch=8, pre_seq=64, pre_lr=3e-3,
              qs_steps=4, qs_chunks=2, qs_batch=2, qs_seq=32, qs_lr=1e-4, n_ahead=8, n_talk=2, beta=1.0,
              sweep=[3, 8], n_em=6, n_pre=6, n_nll_docs=10,
-             curriculum="5:2:1e-4:2,8:2:1e-4:2", ema_decay=0.9, thought_init="(",
+             curriculum="5:2:1e-4:2,8:2:1e-4:2", ema_decay=0.9, thought_init="(", thought_init_end=")",
              think_when=[0.1, 1.0], n_tw=4)
 
 
@@ -184,7 +184,7 @@ def qs_train(R, cfg, pre, d, out, n_ahead, extra=(), steps=None, chunks=1, on_ch
             "--batch", cfg["qs_batch"], "--seq-len", cfg["qs_seq"], "--lr", cfg["qs_lr"], "--warmup", max(1, steps // 10),
             "--n-talk", cfg["n_talk"], "--policy-beta", cfg["beta"], "--eval-every", max(1, steps // 4),
             "--eval-batches", 4, "--save-every", 0, "--print-every", 10, "--seed", R.seed, "--threads", R.threads,
-            "--thought-init", cfg["thought_init"]]
+            "--thought-init", cfg["thought_init"]] + (["--thought-init-end", cfg["thought_init_end"]] if cfg["thought_init_end"] else [])
     if n_ahead is not None:
         base += ["--n-ahead", n_ahead]
     base += list(extra)
@@ -251,7 +251,7 @@ def one_seed(R, cfg, seed, root, quick):
         R.run(["train", "--model", pre_ck, "--data", os.path.join(d, "qstar.jsonl"), "--out", cur,
                "--curriculum", cfg["curriculum"], "--batch", cfg["qs_batch"], "--seq-len", cfg["qs_seq"],
                "--policy-beta", cfg["beta"], "--eval-every", 0, "--eval-batches", 4, "--save-every", 0,
-               "--thought-init", cfg["thought_init"],
+               "--thought-init", cfg["thought_init"]] + (["--thought-init-end", cfg["thought_init_end"]] if cfg["thought_init_end"] else []) + [
                "--seed", seed, "--threads", R.threads])
         open(os.path.join(cur, "done"), "w").close()
     variants["curriculum"] = (cur, None)

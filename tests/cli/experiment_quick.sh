@@ -84,6 +84,7 @@ grep -q '"n_ahead":[[:space:]]*8' "$C/ckpt/config.json" || fail "curriculum last
 last1=$(grep '"type":"eval"' "$C/stage1/log.jsonl" | tail -1 | sed 's/.*"val_nll":\([^,]*\),.*/\1/')
 first2=$(grep '"type":"eval"' "$C/log.jsonl" | head -1 | sed 's/.*"val_nll":\([^,]*\),.*/\1/')
 [ -n "$last1" ] && [ "$last1" = "$first2" ] || fail "curriculum stage 2 did not start from stage 1 ($last1 vs $first2)"
+grep -q '"thought_init_end":[[:space:]]*")"' "$CK/config.json" || fail "main run's checkpoint lacks thought_init_end"
 grep -q '"reward_baseline":[[:space:]]*"ema"' "$out/seed1/runs/ema/ckpt/config.json" || fail "EMA run's checkpoint lacks reward_baseline ema"
 [ "$fails" -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
 echo "experiment_quick: all checks passed"
