@@ -30,10 +30,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FULL = dict(digits="2,3", scratch_frac=0.4, n_pretrain=60000, n_qstar=20000, n_test=1000, per_doc=4,
             dim=128, layers=4, heads=4, max_len=128,
             pre_steps=1500, pre_batch=16, pre_seq=128, pre_lr=3e-3,
-            qs_steps=200, qs_chunks=4, qs_batch=4, qs_seq=64, qs_lr=3e-4, n_ahead=13, n_talk=4, beta=1.0,
-            sweep=[3, 7, 10, 13], n_em=200, n_pre=100, n_nll_docs=250,
-            curriculum="7:4:3e-4:100,13:4:3e-4:100", ema_decay=0.99, thought_init="(", thought_init_end="",
-            think_when=[0.05, 0.2, 0.5, 1.0], n_tw=60)
+            qs_steps=160, qs_chunks=4, qs_batch=4, qs_seq=64, qs_lr=3e-4, n_ahead=13, n_talk=4, beta=1.0,
+            sweep=[3, 7, 13], n_em=100, n_pre=100, n_nll_docs=200,
+            curriculum="7:4:3e-4:80,13:4:3e-4:80", ema_decay=0.99, thought_init="(", thought_init_end="",
+            think_when=[0.2, 0.5, 1.0], n_tw=40)
 QUICK = dict(digits="2", scratch_frac=0.4, n_pretrain=600, n_qstar=200, n_test=40, per_doc=4,
              dim=32, layers=2, heads=2, max_len=64,
              pre_steps=30, pre_batch=8, pre_seq=64, pre_lr=3e-3,
@@ -268,7 +268,8 @@ def main():
     p.add_argument("--out", default="runs/experiment")
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--quick", action="store_true", help="tiny sizes: exercises every step in about a minute")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="threads per qstar command")
+    p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel (each a process; use --threads 1)")
     p.add_argument("--set", action="append", default=[], help="override a setting: key=value (JSON value)")
     a = p.parse_args()
     cfg = dict(QUICK if a.quick else FULL)
@@ -283,9 +284,24 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "settings.json"), "w") as f:
         json.dump(dict(cfg, quick=a.quick, seeds=a.seeds), f, indent=1)
-    R = Runner(os.path.abspath(a.qstar), a.out, a.threads)
     t0 = time.time()
-    for s in [int(x) for x in a.seeds.split(",")]:
+    seeds = [int(x) for x in a.seeds.split(",")]
+    if a.jobs > 1 and len(seeds) > 1:  # one process per seed, at most a.jobs at a time
+        base = [sys.executable, os.path.abspath(__file__), "--qstar", a.qstar, "--out", a.out, "--threads", str(a.threads)]
+        base += (["--quick"] if a.quick else []) + sum((["--set", kv] for kv in a.set), [])
+        running, rc = [], 0
+        for s in seeds:
+            while len(running) >= a.jobs:
+                rc |= running.pop(0).wait()
+            running.append(subprocess.Popen(base + ["--seeds", str(s)]))
+        for p_ in running:
+            rc |= p_.wait()
+        if rc:
+            raise SystemExit("a seed failed")
+        print("all seeds done (%.0f s)" % (time.time() - t0), file=sys.stderr)
+        return
+    R = Runner(os.path.abspath(a.qstar), a.out, a.threads)
+    for s in seeds:
         one_seed(R, cfg, s, a.out, a.quick)
         print("seed %d done (%.0f s)" % (s, time.time() - t0), file=sys.stderr)
 
