@@ -128,7 +128,7 @@ def analyze(root):
             v["gsm8k_protocol"] = g["gsm8k_protocol"]
             v["deciles_all"] = deciles(toks)
             v["deciles_answer"] = deciles([t for t in toks if t["type"] == "answer"])
-            v["entropy_curve"] = entropy_curve(toks, [0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0])
+            v["entropy_curve"] = entropy_curve(toks, [0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 3.0])
             if name == "main":
                 v["sample_thoughts"] = [dict(text=t["text"], thought=t.get("thought_text"), gain=t["nll_base"] - t["nll_think"])
                                         for t in toks if t["type"] == "answer"][:12]
