@@ -39,13 +39,16 @@ import struct
 CHARS = " \n0123456789QA:+(),"
 
 
+FIXED = False  # --fixed-width: every column sum written with two digits
+
+
 def scratch(a, b):
     """Column sums least significant first, carry included."""
     sa, sb = str(a)[::-1], str(b)[::-1]
     out, carry = [], 0
     for k in range(max(len(sa), len(sb))):
         s = (int(sa[k]) if k < len(sa) else 0) + (int(sb[k]) if k < len(sb) else 0) + carry
-        out.append(str(s))
+        out.append("%02d" % s if FIXED else str(s))
         carry = s // 10
     return "(" + ",".join(out) + ")"
 
@@ -107,12 +110,16 @@ def main():
     p.add_argument("--n-qstar", type=int, default=20000, help="Quiet-STaR training problems")
     p.add_argument("--n-test", type=int, default=1000, help="held-out problems")
     p.add_argument("--per-doc", type=int, default=4, help="problems per document")
+    p.add_argument("--fixed-width", action="store_true",
+                   help="column sums with two digits ((12,13,06)): a d-digit scratch-pad is always 3d-1 tokens between the parentheses")
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--ffn", type=int, default=0)
     p.add_argument("--max-len", type=int, default=128)
     a = p.parse_args()
+    global FIXED
+    FIXED = a.fixed_width
     digits = [int(x) for x in a.digits.split(",")]
     rng = random.Random(a.seed)
     os.makedirs(a.out, exist_ok=True)
