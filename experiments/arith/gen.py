@@ -40,6 +40,7 @@ CHARS = " \n0123456789QA:+(),"
 
 
 FIXED = False  # --fixed-width: every column sum written with two digits
+REVERSE = False  # --reverse-answer: answers written least significant digit first
 
 
 def scratch(a, b):
@@ -53,8 +54,12 @@ def scratch(a, b):
     return "(" + ",".join(out) + ")"
 
 
+def answer(a, b):
+    return str(a + b)[::-1] if REVERSE else str(a + b)
+
+
 def problem(a, b, with_scratch):
-    return "Q: %d+%d\nA: %s%d\n" % (a, b, scratch(a, b) if with_scratch else "", a + b)
+    return "Q: %d+%d\nA: %s%s\n" % (a, b, scratch(a, b) if with_scratch else "", answer(a, b))
 
 
 def draw(rng, digits):
@@ -110,6 +115,8 @@ def main():
     p.add_argument("--n-qstar", type=int, default=20000, help="Quiet-STaR training problems")
     p.add_argument("--n-test", type=int, default=1000, help="held-out problems")
     p.add_argument("--per-doc", type=int, default=4, help="problems per document")
+    p.add_argument("--reverse-answer", action="store_true",
+                   help="answers least significant digit first (the digit the scratch-pad's first column gives)")
     p.add_argument("--fixed-width", action="store_true",
                    help="column sums with two digits ((12,13,06)): a d-digit scratch-pad is always 3d-1 tokens between the parentheses")
     p.add_argument("--dim", type=int, default=128)
@@ -118,8 +125,8 @@ def main():
     p.add_argument("--ffn", type=int, default=0)
     p.add_argument("--max-len", type=int, default=128)
     a = p.parse_args()
-    global FIXED
-    FIXED = a.fixed_width
+    global FIXED, REVERSE
+    FIXED, REVERSE = a.fixed_width, a.reverse_answer
     digits = [int(x) for x in a.digits.split(",")]
     rng = random.Random(a.seed)
     os.makedirs(a.out, exist_ok=True)
@@ -145,7 +152,7 @@ def main():
     write_jsonl(os.path.join(a.out, "heldout.jsonl"), docs(rng, test, a.per_doc, 0.0))
     with open(os.path.join(a.out, "test_qa.jsonl"), "w") as f:
         for x, y in test:
-            f.write(json.dumps({"question": "%d+%d" % (x, y), "answer": "#### %d" % (x + y),
+            f.write(json.dumps({"question": "%d+%d" % (x, y), "answer": "#### %s" % answer(x, y),
                                 "scratch": scratch(x, y)}) + "\n")
     with open(os.path.join(a.out, "meta.json"), "w") as f:
         json.dump(vars(a) | {"vocab_size": vocab, "chars": CHARS}, f, indent=2)
