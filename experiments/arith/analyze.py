@@ -108,6 +108,8 @@ def analyze(root):
         r["precondition"] = dict(direct=mean(x["direct_ok"] for x in pre), scratch_answer=mean(x["scratch_answer_ok"] for x in pre),
                                  scratch_steps=mean(x["scratch_ok"] for x in pre), direct_opened_scratch=mean(x["direct_opened_scratch"] for x in pre),
                                  n=len(pre), samples=pre[:5])
+        pp = os.path.join(sd, "precondition_protocol.json")
+        r["precondition"]["direct_protocol"] = load_json(pp)["exact_match"] if os.path.exists(pp) else None
         over = []
         for p in sorted(glob.glob(os.path.join(sd, "eval", "main_step*", "think.tokens.jsonl")),
                         key=lambda p: int(p.split("main_step")[1].split("/")[0])):
@@ -154,7 +156,8 @@ def analyze(root):
         a["em_gain"] = ci([v["em"]["em_think"] - v["em"]["em_nothink"] for v in vs])
         a["deciles_all"] = [ci([v["deciles_all"][k] for v in vs]) for k in range(10)]
         a["deciles_answer"] = [ci([v["deciles_answer"][k] for v in vs]) for k in range(10)]
-    pre = {k: ci([s["precondition"][k] for s in per.values()]) for k in ("direct", "scratch_answer", "scratch_steps", "direct_opened_scratch")}
+    pre = {k: ci([s["precondition"][k] for s in per.values()])
+           for k in ("direct", "direct_protocol", "scratch_answer", "scratch_steps", "direct_opened_scratch")}
     steps = sorted({o["step"] for s in per.values() for o in s["over_training"]})
     over = [dict(step=st, **{k: ci([o[k] for s in per.values() for o in s["over_training"] if o["step"] == st and k in o])
                             for k in ("ans_base", "ans_think", "ans_gap")}) for st in steps]
@@ -273,7 +276,8 @@ def report(res, made, out, settings):
           "against its direct answer (prompt ends with `A:`).", "",
           "| measure | value |", "|---|---|"]
     pre = res["precondition"]
-    L += ["| direct answer correct | %s |" % fmt(pre["direct"], 1, True),
+    L += ["| direct answer correct (greedy, no scratch-pad opened) | %s |" % fmt(pre["direct"], 1, True),
+          "| direct answer correct (digit-restricted argmax, `eval --task gsm8k --no-think`) | %s |" % fmt(pre["direct_protocol"], 1, True),
           "| answer after its own scratch-pad correct | %s |" % fmt(pre["scratch_answer"], 1, True),
           "| scratch-pad steps all correct | %s |" % fmt(pre["scratch_steps"], 1, True),
           "| direct prompt opened a scratch-pad itself | %s |" % fmt(pre["direct_opened_scratch"], 1, True), ""]

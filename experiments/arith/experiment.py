@@ -27,14 +27,14 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-FULL = dict(digits="2,3", scratch_frac=0.4, n_pretrain=60000, n_qstar=20000, n_test=1000, per_doc=4,
+FULL = dict(digits="3", fixed_width=True, reverse_answer=True, scratch_frac=0.4, n_pretrain=60000, n_qstar=20000, n_test=1000, per_doc=4,
             dim=128, layers=4, heads=4, max_len=128,
             pre_steps=1500, pre_batch=16, pre_seq=128, pre_lr=3e-3,
-            qs_steps=160, qs_chunks=4, qs_batch=4, qs_seq=64, qs_lr=3e-4, n_ahead=13, n_talk=4, beta=1.0,
-            sweep=[3, 7, 13], n_em=100, n_pre=100, n_nll_docs=200,
-            curriculum="7:4:3e-4:80,13:4:3e-4:80", ema_decay=0.99, thought_init="(", thought_init_end="",
+            qs_steps=160, qs_chunks=4, qs_batch=4, qs_seq=64, qs_lr=3e-4, n_ahead=11, n_talk=4, beta=1.0,
+            sweep=[3, 7, 11], n_em=100, n_pre=100, n_nll_docs=200,
+            curriculum="7:4:3e-4:80,11:4:3e-4:80", ema_decay=0.99, thought_init="(", thought_init_end=")",
             think_when=[0.2, 0.5, 1.0], n_tw=40)
-QUICK = dict(digits="2", scratch_frac=0.4, n_pretrain=600, n_qstar=200, n_test=40, per_doc=4,
+QUICK = dict(digits="2", fixed_width=True, reverse_answer=True, scratch_frac=0.4, n_pretrain=600, n_qstar=200, n_test=40, per_doc=4,
              dim=32, layers=2, heads=2, max_len=64,
              pre_steps=30, pre_batch=8, pre_seq=64, pre_lr=3e-3,
              qs_steps=4, qs_chunks=2, qs_batch=2, qs_seq=32, qs_lr=1e-4, n_ahead=8, n_talk=2, beta=1.0,
@@ -71,6 +71,7 @@ def gen_data(cfg, seed, d):
             "--n-qstar", str(cfg["n_qstar"]), "--n-test", str(cfg["n_test"]), "--per-doc", str(cfg["per_doc"]),
             "--dim", str(cfg["dim"]), "--layers", str(cfg["layers"]), "--heads", str(cfg["heads"]),
             "--max-len", str(cfg["max_len"])]
+    args += (["--fixed-width"] if cfg.get("fixed_width") else []) + (["--reverse-answer"] if cfg.get("reverse_answer") else [])
     subprocess.run(args, check=True)
 
 
@@ -226,6 +227,9 @@ def one_seed(R, cfg, seed, root, quick):
     probs = problems(d, cfg["n_em"])
     t0 = time.time()
     precondition(R, pre_ck, probs[:cfg["n_pre"]], os.path.join(sd, "precondition.json"))
+    # the direct answer by the digit-restricted protocol (a scratch-pad cannot be opened)
+    R.run(["eval", "--task", "gsm8k", "--model", pre_ck, "--data", os.path.join(d, "test_qa.jsonl"),
+           "--limit", cfg["n_em"], "--out", os.path.join(sd, "precondition_protocol.json")])
     print("seed %d: precondition measured (%.0f s)" % (seed, time.time() - t0), file=sys.stderr)
     runs = os.path.join(sd, "runs")
     os.makedirs(runs, exist_ok=True)
