@@ -51,11 +51,12 @@ static void help_train(void) {
            "                         weight decay 0.001, 20 warmup steps then constant, clip 1.0,\n"
            "                         100 steps (flags given after it override it)\n"
            "  --show-thoughts N      decoded thoughts printed/logged per step (2)\n"
+           "%s"
            "\n%s"
            "\nHeld-out evaluation reports base NLL and thought-mixed NLL side by side (eval mode:\n"
            "n_passes 1, n_talk 1). Checkpoints hold the learned meta embeddings and mixing head,\n"
            "which are never re-initialised on load, and a \"quietstar\" block in config.json.\n",
-           cli_qstar_help);
+           cli_precision_help, cli_qstar_help);
 }
 
 static void help(void) {
@@ -92,6 +93,8 @@ static void help(void) {
         "  --seed S             random init and data sampling seed (1337)\n"
         "  --threads N          threads (default: all cores); resume with the same count\n"
         "                       for bit-identical results\n"
+        "  --precision P        GEMM precision: fp32, or bf16 (bf16 inputs, fp32 accumulation;\n"
+        "                       weights, gradients and optimizer state stay fp32) (fp32)\n"
         "\n"
         "evaluation, logging, checkpoints:\n"
         "  --eval-every N       held-out NLL every N steps, 0 = start and end only (100)\n"
@@ -124,7 +127,7 @@ typedef struct {
 } opt;
 
 enum {
-    F_MODEL, F_CONFIG, F_DATA, F_OUT, F_TOKENIZER, F_FIELD, F_LOG, F_RESUME,
+    F_MODEL, F_CONFIG, F_DATA, F_OUT, F_TOKENIZER, F_FIELD, F_LOG, F_RESUME, F_PRECISION,
     F_STEPS, F_BATCH, F_SEQ, F_ACCUM, F_WARMUP, F_EVAL_EVERY, F_EVAL_BATCHES, F_SAVE_EVERY, F_SEED,
     F_THREADS, F_STOP_AFTER, F_PRINT_EVERY,
     F_LR, F_MIN_LR, F_WD, F_BETA1, F_BETA2, F_EPS, F_CLIP, F_VAL_FRAC,
@@ -141,6 +144,7 @@ static opt opts_template[F_COUNT] = {
     [F_FIELD] = {"--field", O_STR, 0, 0, 1, 0, 0, 0, 0},
     [F_LOG] = {"--log", O_STR, 0, 0, 0, 0, 0, 0, 0},
     [F_RESUME] = {"--resume", O_STR, 0, 0, 0, 0, 0, 0, 0},
+    [F_PRECISION] = {"--precision", O_STR, 0, 0, 1, 0, 0, 0, 0},
     [F_STEPS] = {"--steps", O_INT, 1, BIG, 1, 0, 0, 0, 0},
     [F_BATCH] = {"--batch", O_INT, 1, 1 << 20, 1, 0, 0, 0, 0},
     [F_SEQ] = {"--seq-len", O_INT, 2, 1 << 24, 1, 0, 0, 0, 0},
@@ -371,6 +375,9 @@ static int run(int argc, char **argv) {
                              to.seq_len, qo.n_talk);
         goto free_strings;
     }
+    qs_precision prec;
+    if ((rc = cli_precision(CMD, o[F_PRECISION].set ? o[F_PRECISION].s : NULL, &prec)) != 0) goto free_strings;
+    o[F_PRECISION].s = qs_precision_name(prec), o[F_PRECISION].set = 1; // stored: --resume keeps it
     uint64_t seed = o[F_SEED].set ? (uint64_t)o[F_SEED].i : 1337;
     if (o[F_THREADS].set) {
         omp_set_num_threads((int)o[F_THREADS].i);
@@ -429,6 +436,7 @@ static int run(int argc, char **argv) {
         qs_json = info.quietstar_json;
         info.quietstar_json = NULL;
     }
+    m.precision = prec;
     if (!seq_given && to.seq_len > m.cfg.max_seq_len) to.seq_len = m.cfg.max_seq_len; // default fits the model
     o[F_SEQ].i = to.seq_len;
     if (to.seq_len > m.cfg.max_seq_len) {
@@ -509,6 +517,7 @@ static int run(int argc, char **argv) {
     fprintf(stderr, "model: %zu parameters; %ld steps x %d x %d x %d tokens, lr %g -> %g, warmup %ld, %d threads\n",
             m.layout.numel, to.steps, to.batch, to.seq_len, to.grad_accum, (double)to.lr, (double)to.min_lr,
             to.warmup, omp_get_max_threads());
+    cli_print_matmul(&m);
     fprintf(stderr, "optimizer: AdamW betas (%g, %g), eps %g, weight decay %g, grad-norm clip %g%s\n",
             (double)to.beta1, (double)to.beta2, (double)to.eps, (double)to.weight_decay, (double)to.clip,
             preset_paper ? " (--preset paper: SPEC section 4)" : "");
