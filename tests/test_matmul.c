@@ -7,6 +7,7 @@
 #include "testutil.h"
 #include "core/rng.h"
 #include "ops/ops.h"
+#include "ops/matmul_dnnl.h"
 
 #include <stdint.h>
 
@@ -193,6 +194,37 @@ static void test_primitive_cache(void **state) {
     assert_int_equal(qs_matmul_primitives(), n0 + 5);
 }
 
+// More shapes than the cache holds: every product stays right, and a shape
+// used before the cache was flushed gets a new primitive.
+static void test_cache_full(void **state) {
+    (void)state;
+    if (!have_dnnl()) {
+        print_message("SKIP: built without oneDNN; no primitive cache\n");
+        skip();
+    }
+    enum { N = 3, K = 5, MMAX = QS_DNNL_CACHE_MAX + 40 };
+    static float A[MMAX * K], B[K * N], C[MMAX * N];
+    for (int i = 0; i < MMAX * K; i++) A[i] = (float)(i % 7) - 3.0f;
+    for (int i = 0; i < K * N; i++) B[i] = (float)(i % 5) - 2.0f;
+    qs_matmul_release();
+    const size_t n0 = qs_matmul_primitives();
+    for (int M = 1; M <= MMAX; M++) {
+        qs_sgemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+        for (int i = 0; i < M; i += 17)
+            for (int j = 0; j < N; j++) {
+                double s = 0;
+                for (int k = 0; k < K; k++) s += (double)A[i * K + k] * B[k * N + j];
+                assert_true(C[i * N + j] == (float)s); // small integers: exact
+            }
+    }
+    assert_int_equal(qs_matmul_primitives(), n0 + MMAX);
+    qs_sgemm(0, 0, 1, N, K, 1.0f, A, K, B, N, 0.0f, C, N); // M = 1 was dropped with the others
+    assert_int_equal(qs_matmul_primitives(), n0 + MMAX + 1);
+    qs_sgemm(0, 0, MMAX, N, K, 1.0f, A, K, B, N, 0.0f, C, N); // made after the flush: kept
+    assert_int_equal(qs_matmul_primitives(), n0 + MMAX + 1);
+    qs_matmul_release();
+}
+
 static void test_backend_choice(void **state) {
     (void)state;
     assert_int_equal(qs_matmul_set_backend("cublas"), QS_ERR_ARG);
@@ -212,7 +244,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgemm_contract), cmocka_unit_test(test_bf16_gemm),
         cmocka_unit_test(test_bf16_mm),        cmocka_unit_test(test_primitive_cache),
-        cmocka_unit_test(test_backend_choice),
+        cmocka_unit_test(test_cache_full),     cmocka_unit_test(test_backend_choice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

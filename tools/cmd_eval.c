@@ -105,7 +105,6 @@ int cmd_eval(int argc, char **argv) {
     qs_load_info info;
     if (qs_model_load(&m, model_path, &info) != QS_OK) return cli_fail(C);
     m.precision = prec;
-    cli_print_matmul(&m);
     int rc = 0;
     qs_tokenizer *tok = NULL;
     qs_dataset ds;
@@ -162,6 +161,7 @@ int cmd_eval(int argc, char **argv) {
     double mean = total / (double)count;
     printf("nll: %.4f nats/token\nppl: %.4f\ntokens: %ld\n", mean, exp(mean), count);
 out:
+    if (rc == 0) cli_print_matmul(&m); // after the run's own lines (errors stay one line)
     free(tokens);
     free(mask);
     qs_workspace_free(ws);
@@ -301,7 +301,6 @@ static int eval_task(int argc, char **argv) {
     qs_load_info info;
     if (qs_model_load(&m, model_path, &info) != QS_OK) return cli_fail(C);
     m.precision = prec;
-    cli_print_matmul(&m);
     int rc = 0;
     qs_tokenizer *tok = NULL;
     int *valid = NULL, n_valid = 0;
@@ -567,6 +566,7 @@ static int eval_task(int argc, char **argv) {
     cJSON_AddItemToObject(root, "examples", exs);
     if (out_path) rc = write_json(C, out_path, root);
 out:
+    if (rc == 0) cli_print_matmul(&m); // after the run's own lines (errors stay one line)
     if (df) fclose(df);
     if (tf) fclose(tf);
     free(line);

@@ -151,7 +151,6 @@ int cmd_generate(int argc, char **argv) {
     qs_load_info info;
     if (qs_model_load(&m, model_path, &info) != QS_OK) return cli_fail(C);
     m.precision = prec;
-    cli_print_matmul(&m);
     int rc = 0;
     qs_tokenizer *tok = NULL;
     int *ids = NULL;
@@ -265,6 +264,7 @@ int cmd_generate(int argc, char **argv) {
         }
     }
 out:
+    if (rc == 0) cli_print_matmul(&m); // after the run's own lines (errors stay one line)
     free(ids);
     qs_tokenizer_free(tok);
     qs_load_info_free(&info);

@@ -4,7 +4,8 @@
 // code generation, executing it only the product. The map is guarded by a
 // mutex; primitives are immutable once created and every call uses its own
 // thread's stream and scratchpad, so GEMMs may run from several threads.
-// When the map is full a primitive is created for the call and destroyed.
+// When the map is full (many shapes: e.g. one forward per example length)
+// the entries no call is using are dropped and the map fills again.
 #ifdef QS_HAVE_DNNL
 #include "ops/matmul_dnnl.h"
 #include "core/qs.h"
@@ -27,10 +28,11 @@ typedef struct {
     dnnl_primitive_t prim;
     dnnl_memory_desc_t src, wei, dst, pad;
     size_t pad_bytes;
+    int users; // calls running it (under g_mu)
 } pentry;
 
-#define CACHE_SLOTS 1024 // open addressing, power of two
-#define CACHE_MAX 768    // entries kept at most
+#define CACHE_SLOTS 1024 // open addressing, power of two, > CACHE_MAX
+#define CACHE_MAX QS_DNNL_CACHE_MAX
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static dnnl_engine_t g_engine;
@@ -125,16 +127,43 @@ static int entry_run(const pentry *e, const void *A, const void *B, float *C) {
     return ok ? 0 : -1;
 }
 
-// The cached entry for k, created on a miss; NULL when the map is full (then
-// *tmp receives a primitive for this call only) or creation failed.
-static const pentry *lookup(const pkey *k, pentry *tmp, int *use_tmp) {
-    *use_tmp = 0;
+static size_t slot_of(const pkey *k) {
+    size_t i = (size_t)key_hash(k) & (CACHE_SLOTS - 1);
+    while (g_slot[i] && memcmp(&g_slot[i]->key, k, sizeof *k)) i = (i + 1) & (CACHE_SLOTS - 1);
+    return i;
+}
+
+// Drops the entries no call is running and re-inserts the others (g_mu held).
+static void flush_unused(void) {
+    pentry *keep[CACHE_SLOTS];
+    size_t n = 0;
+    for (size_t i = 0; i < CACHE_SLOTS; i++) {
+        pentry *e = g_slot[i];
+        g_slot[i] = NULL;
+        if (!e) continue;
+        if (e->users > 0) {
+            keep[n++] = e;
+        } else {
+            dnnl_primitive_destroy(e->prim);
+            free(e);
+        }
+    }
+    for (size_t j = 0; j < n; j++) g_slot[slot_of(&keep[j]->key)] = keep[j];
+    g_count = n;
+}
+
+// The cached entry for k (created on a miss), marked in use; NULL when it
+// cannot be made.
+static pentry *acquire(const pkey *k) {
     pthread_mutex_lock(&g_mu);
-    const pentry *found = NULL;
+    pentry *found = NULL;
     if (!g_engine && dnnl_engine_create(&g_engine, dnnl_cpu, 0) != dnnl_success) g_engine = NULL;
     if (g_engine) {
-        size_t i = (size_t)key_hash(k) & (CACHE_SLOTS - 1);
-        while (g_slot[i] && memcmp(&g_slot[i]->key, k, sizeof *k)) i = (i + 1) & (CACHE_SLOTS - 1);
+        size_t i = slot_of(k);
+        if (!g_slot[i] && g_count >= CACHE_MAX) {
+            flush_unused();
+            i = slot_of(k);
+        }
         if (g_slot[i]) {
             found = g_slot[i];
         } else if (g_count < CACHE_MAX) {
@@ -146,12 +175,17 @@ static const pentry *lookup(const pkey *k, pentry *tmp, int *use_tmp) {
             } else {
                 free(e);
             }
-        } else if (entry_create(k, tmp) == 0) {
-            *use_tmp = 1;
         }
+        if (found) found->users++;
     }
     pthread_mutex_unlock(&g_mu);
     return found;
+}
+
+static void release(pentry *e) {
+    pthread_mutex_lock(&g_mu);
+    e->users--;
+    pthread_mutex_unlock(&g_mu);
 }
 
 int qs_dnnl_gemm(int bf16, int transA, int transB, int M, int N, int K, float alpha, const void *A, int lda,
@@ -162,15 +196,11 @@ int qs_dnnl_gemm(int bf16, int transA, int transB, int M, int N, int K, float al
     k.nthr = omp_in_parallel() ? 1 : omp_get_max_threads();
     k.M = M, k.N = N, k.K = K, k.lda = lda, k.ldb = ldb, k.ldc = ldc;
     k.alpha = bits(alpha), k.beta = bits(beta);
-    pentry tmp;
-    int use_tmp;
-    const pentry *e = lookup(&k, &tmp, &use_tmp);
-    if (use_tmp) {
-        int r = entry_run(&tmp, A, B, C);
-        dnnl_primitive_destroy(tmp.prim);
-        return r;
-    }
-    return e ? entry_run(e, A, B, C) : -1;
+    pentry *e = acquire(&k);
+    if (!e) return -1;
+    int r = entry_run(e, A, B, C);
+    release(e);
+    return r;
 }
 
 size_t qs_dnnl_primitives(void) {

@@ -5,6 +5,10 @@
 
 #include <stddef.h>
 
+// Primitives kept at most; when a new shape finds the cache full, the ones
+// not running are dropped.
+#define QS_DNNL_CACHE_MAX 768
+
 // C[M,N] = alpha * op(A) @ op(B) + beta * C (row-major, the qs_sgemm
 // contract) with A, B fp32 (bf16 = 0) or bf16 (bf16 = 1), C fp32, M, N, K >= 1.
 // Returns 0 when done, -1 when oneDNN could not do it (C untouched: the
