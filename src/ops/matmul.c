@@ -66,8 +66,10 @@ size_t qs_matmul_primitives(void) {
 #endif
 }
 
-// ---- per-thread scratch: bf16 casts (slots 0, 1), fp32 copies (2, 3) --------
-static _Thread_local struct { void *p; size_t cap; } tl_scratch[4];
+// ---- per-thread scratch: bf16 casts (slots 0, 1), fp32 copies (2, 3), the
+// bf16 output gradient shared by a linear layer's two backward products (4)
+enum { N_SCRATCH = 5 };
+static _Thread_local struct { void *p; size_t cap; } tl_scratch[N_SCRATCH];
 
 static void *scratch(int slot, size_t bytes) {
     if (bytes > tl_scratch[slot].cap) {
@@ -82,7 +84,7 @@ void qs_matmul_release(void) {
 #ifdef QS_HAVE_DNNL
     qs_dnnl_release();
 #endif
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < N_SCRATCH; i++) {
         free(tl_scratch[i].p);
         tl_scratch[i].p = NULL;
         tl_scratch[i].cap = 0;
@@ -179,14 +181,13 @@ static const qs_bf16 *shadow_of(const qs_mm *mm, const float *X) {
     return mm->params16 + (x - p) / sizeof(float);
 }
 
-void qs_gemm(const qs_mm *mm, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-             const float *B, int ldb, float beta, float *C, int ldc) {
-    if (!mm || mm->prec != QS_PREC_BF16 || M <= 0 || N <= 0 || K <= 0) {
-        qs_sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    const qs_bf16 *a = shadow_of(mm, A), *b = shadow_of(mm, B);
-    int la = lda, lb = ldb;
+// bf16 qs_gemm (M, N, K >= 1) where op(A) and/or op(B) may come already
+// rounded to bf16 (a16 / b16 with leading dimensions la16 / lb16, else NULL).
+static void gemm_bf16_with(const qs_mm *mm, int transA, int transB, int M, int N, int K, float alpha,
+                           const float *A, int lda, const qs_bf16 *a16, int la16, const float *B, int ldb,
+                           const qs_bf16 *b16, int lb16, float beta, float *C, int ldc) {
+    const qs_bf16 *a = a16 ? a16 : shadow_of(mm, A), *b = b16 ? b16 : shadow_of(mm, B);
+    int la = a16 ? la16 : lda, lb = b16 ? lb16 : ldb;
     if (!a) {
         const int r = transA ? K : M, c = transA ? M : K;
         a = narrow(0, A, r, c, lda), la = c;
@@ -200,6 +201,15 @@ void qs_gemm(const qs_mm *mm, int transA, int transB, int M, int N, int K, float
         return;
     }
     qs_gemm_bf16(transA, transB, M, N, K, alpha, a, la, b, lb, beta, C, ldc);
+}
+
+void qs_gemm(const qs_mm *mm, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc) {
+    if (!mm || mm->prec != QS_PREC_BF16 || M <= 0 || N <= 0 || K <= 0) {
+        qs_sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    gemm_bf16_with(mm, transA, transB, M, N, K, alpha, A, lda, NULL, 0, B, ldb, NULL, 0, beta, C, ldc);
 }
 
 // ---- linear layers ------------------------------------------------------------
@@ -217,10 +227,16 @@ void matmul_forward_mm(const qs_mm *mm, float *out, const float *inp, const floa
 
 void matmul_backward_mm(const qs_mm *mm, float *dinp, float *dweight, float *dbias, const float *dout,
                         const float *inp, const float *weight, int N, int C, int OC) {
+    // bf16 with both products: dout rounded once for the two
+    const qs_bf16 *d16 = NULL;
+    if (mm && mm->prec == QS_PREC_BF16 && dinp && dweight && N > 0 && C > 0 && OC > 0)
+        d16 = narrow(4, dout, N, OC, OC);
     // dinp (N,C) += dout (N,OC) @ weight (OC,C)
-    if (dinp) qs_gemm(mm, 0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
+    if (dinp && d16) gemm_bf16_with(mm, 0, 0, N, C, OC, 1.0f, dout, OC, d16, OC, weight, C, NULL, 0, 1.0f, dinp, C);
+    else if (dinp) qs_gemm(mm, 0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
     // dweight (OC,C) += dout^T (OC,N) @ inp (N,C)
-    if (dweight) qs_gemm(mm, 1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+    if (dweight && d16) gemm_bf16_with(mm, 1, 0, OC, C, N, 1.0f, dout, OC, d16, OC, inp, C, NULL, 0, 1.0f, dweight, C);
+    else if (dweight) qs_gemm(mm, 1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
     if (dbias) {
 #pragma omp parallel for
         for (int o = 0; o < OC; o++) {
