@@ -86,7 +86,7 @@ install: all
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/qstar.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' qstar.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/qstar.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' -e 's|@DNNL_LIBS@|$(if $(filter 1,$(DNNL)),-ldnnl,)|' qstar.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/qstar.pc
 
 deps:
 	sudo apt-get install -y pkg-config libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev libdnnl-dev python3-torch python3-numpy gnuplot-nox
