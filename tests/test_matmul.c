@@ -167,6 +167,33 @@ static void test_bf16_mm(void **state) {
     assert_int_equal(qs_matmul_set_backend(NULL), QS_OK);
 }
 
+// Several linear layers on one input (the input rounded once in bf16) give
+// exactly what separate matmul_forward_mm calls give.
+static void test_shared_input(void **state) {
+    (void)state;
+    enum { N = 19, C = 24, O1 = 7, O2 = 33 };
+    qs_rng r;
+    qs_rng_seed(&r, 13);
+    float *params = rand_buf(&r, O1 * C + O2 * C + O1, 0.5f), *x = rand_buf(&r, N * C, 1.0f);
+    qs_bf16 *p16 = malloc((O1 * C + O2 * C + O1) * sizeof(qs_bf16));
+    qs_bf16_from_f32(p16, params, O1 * C + O2 * C + O1);
+    const float *w1 = params, *w2 = params + O1 * C, *b1 = params + O1 * C + O2 * C;
+    float a1[N * O1], a2[N * O2], s1[N * O1], s2[N * O2];
+    for (int prec = 0; prec < 2; prec++)
+        for (int b = 0; b < 2; b++) {
+            if (qs_matmul_set_backend(backends[b]) != QS_OK) continue;
+            qs_mm mm = {prec ? QS_PREC_BF16 : QS_PREC_FP32, params, p16, O1 * C + O2 * C + O1};
+            const qs_linear lin[2] = {{a1, w1, b1, O1}, {a2, w2, NULL, O2}};
+            matmul_forward_shared_mm(&mm, x, N, C, 2, lin);
+            matmul_forward_mm(&mm, s1, x, w1, b1, N, C, O1);
+            matmul_forward_mm(&mm, s2, x, w2, NULL, N, C, O2);
+            assert_memory_equal(a1, s1, sizeof a1);
+            assert_memory_equal(a2, s2, sizeof a2);
+        }
+    free(params), free(x), free(p16);
+    assert_int_equal(qs_matmul_set_backend(NULL), QS_OK);
+}
+
 // oneDNN: one primitive per (shape, transposes, strides, dtype, alpha, beta).
 static void test_primitive_cache(void **state) {
     (void)state;
@@ -243,7 +270,8 @@ static void test_backend_choice(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgemm_contract), cmocka_unit_test(test_bf16_gemm),
-        cmocka_unit_test(test_bf16_mm),        cmocka_unit_test(test_primitive_cache),
+        cmocka_unit_test(test_bf16_mm),        cmocka_unit_test(test_shared_input),
+        cmocka_unit_test(test_primitive_cache),
         cmocka_unit_test(test_cache_full),     cmocka_unit_test(test_backend_choice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -120,9 +120,8 @@ static void layer_forward(const qs_model *m, const qs_mm *mm, qs_workspace *ws, 
 
     // attention block: x2 = x + Wo . attn(rope(Wq xn), rope(Wk xn), Wv xn), xn = rmsnorm(x)
     rmsnorm_forward(a->xn, a->rstd1, x_in, w->attn_norm, N, H, c->norm_eps);
-    matmul_forward_mm(mm, a->q, a->xn, w->wq, w->bq, N, H, qd);
-    matmul_forward_mm(mm, a->k, a->xn, w->wk, w->bk, N, H, kvd);
-    matmul_forward_mm(mm, a->v, a->xn, w->wv, w->bv, N, H, kvd);
+    const qs_linear qkv[3] = {{a->q, w->wq, w->bq, qd}, {a->k, w->wk, w->bk, kvd}, {a->v, w->wv, w->bv, kvd}};
+    matmul_forward_shared_mm(mm, a->xn, N, H, 3, qkv);
     rope_forward(a->q, pos, ws->cos_t, ws->sin_t, N, c->n_heads, c->head_dim);
     rope_forward(a->k, pos, ws->cos_t, ws->sin_t, N, c->n_kv_heads, c->head_dim);
     // scatter k, v (block order) into the cache [D,R,T,kvd]
@@ -141,8 +140,8 @@ static void layer_forward(const qs_model *m, const qs_mm *mm, qs_workspace *ws, 
 
     // MLP block: out = x2 + Wdown (silu(Wgate xn2) * Wup xn2), xn2 = rmsnorm(x2)
     rmsnorm_forward(a->xn2, a->rstd2, a->x2, w->mlp_norm, N, H, c->norm_eps);
-    matmul_forward_mm(mm, a->gate, a->xn2, w->w_gate, NULL, N, H, F);
-    matmul_forward_mm(mm, a->up, a->xn2, w->w_up, NULL, N, H, F);
+    const qs_linear gate_up[2] = {{a->gate, w->w_gate, NULL, F}, {a->up, w->w_up, NULL, F}};
+    matmul_forward_shared_mm(mm, a->xn2, N, H, 2, gate_up);
     swiglu_forward(a->act, a->gate, a->up, (size_t)N * F);
     if (x_out) {
         memcpy(x_out, a->x2, (size_t)N * H * sizeof(float));

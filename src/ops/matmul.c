@@ -225,6 +225,26 @@ void matmul_forward_mm(const qs_mm *mm, float *out, const float *inp, const floa
     qs_gemm(mm, 0, 1, N, OC, C, 1.0f, inp, C, weight, C, bias ? 1.0f : 0.0f, out, OC);
 }
 
+void matmul_forward_shared_mm(const qs_mm *mm, const float *inp, int N, int C, int n, const qs_linear *lin) {
+    // bf16: inp rounded once for all n products
+    const qs_bf16 *x16 = NULL;
+    if (mm && mm->prec == QS_PREC_BF16 && n > 1 && N > 0 && C > 0) x16 = narrow(4, inp, N, C, C);
+    for (int k = 0; k < n; k++) {
+        const qs_linear *l = &lin[k];
+        if (!x16 || l->OC <= 0) {
+            matmul_forward_mm(mm, l->out, inp, l->weight, l->bias, N, C, l->OC);
+            continue;
+        }
+        if (l->bias) {
+#pragma omp parallel for
+            for (int r = 0; r < N; r++)
+                for (int o = 0; o < l->OC; o++) l->out[(size_t)r * l->OC + o] = l->bias[o];
+        }
+        gemm_bf16_with(mm, 0, 1, N, l->OC, C, 1.0f, inp, C, x16, C, l->weight, C, NULL, 0, l->bias ? 1.0f : 0.0f,
+                       l->out, l->OC);
+    }
+}
+
 void matmul_backward_mm(const qs_mm *mm, float *dinp, float *dweight, float *dbias, const float *dout,
                         const float *inp, const float *weight, int N, int C, int OC) {
     // bf16 with both products: dout rounded once for the two

@@ -77,6 +77,14 @@ void matmul_forward_mm(const qs_mm *mm, float *out, const float *inp, const floa
                        int N, int C, int OC);
 void matmul_backward_mm(const qs_mm *mm, float *dinp, float *dweight, float *dbias, const float *dout,
                         const float *inp, const float *weight, int N, int C, int OC);
+// n linear layers on the same input: lin[k].out[N,OC] = inp[N,C] @ weight^T
+// (+ bias), as n matmul_forward_mm calls; in bf16 inp is rounded once for all.
+typedef struct {
+    float *out;
+    const float *weight, *bias; // bias may be NULL
+    int OC;
+} qs_linear;
+void matmul_forward_shared_mm(const qs_mm *mm, const float *inp, int N, int C, int n, const qs_linear *lin);
 
 // ---- rmsnorm.c ------------------------------------------------------------
 // out[N,C] = x * rstd * w with rstd[n] = 1/sqrt(mean(x[n]^2) + eps) (saved).
