@@ -69,7 +69,10 @@ static void help(void) {
         "model and data:\n"
         "  --model PATH         model directory or llama2.c .bin to start from\n"
         "  --config FILE        config.json: random init (seeded by --seed) instead\n"
-        "  --tokenizer FILE     llama2.c tokenizer (default: the one in the model directory)\n"
+        "  --tokenizer FILE     tokenizer.json, tokenizer.model or llama2.c tokenizer (default: the\n"
+        "                       model directory's own); copied into the checkpoints\n"
+        "  --dtype T            checkpoint weights as bf16, f16 or f32 (default: the model's); with\n"
+        "                       16-bit weights the exact fp32 ones go to master_weights.safetensors\n"
         "  --data FILE          text (documents separated by blank lines) or JSONL\n"
         "  --field NAME         JSONL field holding the text (text)\n"
         "  --val-frac F         fraction of documents held out for evaluation (0.05)\n"
@@ -124,7 +127,7 @@ typedef struct {
 } opt;
 
 enum {
-    F_MODEL, F_CONFIG, F_DATA, F_OUT, F_TOKENIZER, F_FIELD, F_LOG, F_RESUME,
+    F_MODEL, F_CONFIG, F_DATA, F_OUT, F_TOKENIZER, F_FIELD, F_LOG, F_RESUME, F_DTYPE,
     F_STEPS, F_BATCH, F_SEQ, F_ACCUM, F_WARMUP, F_EVAL_EVERY, F_EVAL_BATCHES, F_SAVE_EVERY, F_SEED,
     F_THREADS, F_STOP_AFTER, F_PRINT_EVERY,
     F_LR, F_MIN_LR, F_WD, F_BETA1, F_BETA2, F_EPS, F_CLIP, F_VAL_FRAC,
@@ -141,6 +144,7 @@ static opt opts_template[F_COUNT] = {
     [F_FIELD] = {"--field", O_STR, 0, 0, 1, 0, 0, 0, 0},
     [F_LOG] = {"--log", O_STR, 0, 0, 0, 0, 0, 0, 0},
     [F_RESUME] = {"--resume", O_STR, 0, 0, 0, 0, 0, 0, 0},
+    [F_DTYPE] = {"--dtype", O_STR, 0, 0, 1, 0, 0, 0, 0},
     [F_STEPS] = {"--steps", O_INT, 1, BIG, 1, 0, 0, 0, 0},
     [F_BATCH] = {"--batch", O_INT, 1, 1 << 20, 1, 0, 0, 0, 0},
     [F_SEQ] = {"--seq-len", O_INT, 2, 1 << 24, 1, 0, 0, 0, 0},
@@ -339,6 +343,10 @@ static int run(int argc, char **argv) {
         }
     }
     if (!o[F_DATA].set) { rc = cli_usage_error(CMD, "--data FILE is required"); goto free_strings; }
+    if (o[F_DTYPE].set && qs_save_dtype_parse(o[F_DTYPE].s) < 0) {
+        rc = cli_usage_error(CMD, "--dtype expects bf16, f16 or f32, got '%s'", o[F_DTYPE].s);
+        goto free_strings;
+    }
     if (!o[F_OUT].set) { rc = cli_usage_error(CMD, "--out DIR is required"); goto free_strings; }
     // --- numeric settings and their defaults
     qs_train_opts to = qs_train_opts_default();
@@ -429,6 +437,8 @@ static int run(int argc, char **argv) {
         qs_json = info.quietstar_json;
         info.quietstar_json = NULL;
     }
+    if (o[F_DTYPE].set) m.save_dtype = qs_save_dtype_parse(o[F_DTYPE].s);
+    m.save_master = m.save_dtype != 0; // 16-bit checkpoint weights: keep exact fp32 ones for --resume
     if (!seq_given && to.seq_len > m.cfg.max_seq_len) to.seq_len = m.cfg.max_seq_len; // default fits the model
     o[F_SEQ].i = to.seq_len;
     if (to.seq_len > m.cfg.max_seq_len) {
@@ -442,7 +452,7 @@ static int run(int argc, char **argv) {
         rc = 2;
         goto done;
     }
-    if (qs_tokenizer_load(&tok, tok_path, m.cfg.vocab_size) != QS_OK) { cli_fail(CMD); goto done; }
+    if (qs_tokenizer_open(&tok, tok_path, m.cfg.vocab_size) != QS_OK) { cli_fail(CMD); goto done; }
     if (g_quietstar) {
         // settings: SPEC defaults < the model's (checkpoint's) quietstar block < --preset < flags given now
         qs_qstar_opts_default(&qo);
