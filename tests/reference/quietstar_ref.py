@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qs_common as qc  # noqa: E402
+from llama_ref import scaled_inv_freq  # noqa: E402  (HF rope_scaling: linear, llama3)
 
 DT = qc.DT
 NEG = torch.finfo(DT).min  # HF fills masked logits with finfo(dtype).min
@@ -63,9 +64,9 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
-def rope_tables(hd, theta, n):
+def rope_tables(hd, theta, n, rope=None):
     # HF computes inv_freq in fp32; here in fp64 (the reference is fp64 throughout).
-    inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=DT) / hd))
+    inv_freq = scaled_inv_freq(1.0 / (theta ** (torch.arange(0, hd, 2, dtype=DT) / hd)), rope)
     t = torch.arange(n, dtype=DT)
     freqs = torch.outer(t, inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
@@ -95,13 +96,18 @@ class Llama:
     def lm_head(self, h):
         return h @ self.lm_head_w.t()
 
+    def proj(self, x, name):
+        """Linear layer; Qwen2's q/k/v have biases (present in the file)."""
+        y = x @ self.p[name + ".weight"].t()
+        return y + self.p[name + ".bias"] if name + ".bias" in self.p else y
+
     def forward(self, inputs_embeds, attention_mask, position_ids, past):
         """inputs_embeds [R,T,H]; attention_mask additive [R,1,T,Tk]; position_ids [1,T];
         past: None or list over layers of (k, v) [R,nkv,Tpast,hd] (post-RoPE, as HF's
         DynamicCache).  Returns (final-normed hidden [R,T,H], new past)."""
         p = self.p
         R, T, H = inputs_embeds.shape
-        cos, sin = rope_tables(self.hd, self.theta, int(position_ids.max()) + 1)
+        cos, sin = rope_tables(self.hd, self.theta, int(position_ids.max()) + 1, self.cfg.get("rope_scaling"))
         W = self.cfg.get("sliding_window") if self.cfg.get("model_type") == "mistral" else None
         if W:
             # Mistral sliding window on position ids: the keys are T per pass so
@@ -116,9 +122,9 @@ class Llama:
         for l in range(self.L):
             pre = f"model.layers.{l}."
             x = rms_norm(h, p[pre + "input_layernorm.weight"], self.eps)
-            q = (x @ p[pre + "self_attn.q_proj.weight"].t()).view(R, T, self.nh, self.hd).transpose(1, 2)
-            k = (x @ p[pre + "self_attn.k_proj.weight"].t()).view(R, T, self.nkv, self.hd).transpose(1, 2)
-            v = (x @ p[pre + "self_attn.v_proj.weight"].t()).view(R, T, self.nkv, self.hd).transpose(1, 2)
+            q = self.proj(x, pre + "self_attn.q_proj").view(R, T, self.nh, self.hd).transpose(1, 2)
+            k = self.proj(x, pre + "self_attn.k_proj").view(R, T, self.nkv, self.hd).transpose(1, 2)
+            v = self.proj(x, pre + "self_attn.v_proj").view(R, T, self.nkv, self.hd).transpose(1, 2)
             q = q * cos + rotate_half(q) * sin
             k = k * cos + rotate_half(k) * sin
             if past is not None:  # DynamicCache.update: concatenate along the key axis

@@ -15,6 +15,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qs_common as qc  # noqa: E402
+from llama_ref import scaled_inv_freq  # noqa: E402  (HF rope_scaling: linear, llama3)
 
 DT = qc.DT
 
@@ -23,13 +24,14 @@ def rmsnorm(x, w, eps):
     return x / torch.sqrt((x * x).mean(-1, keepdim=True) + eps) * w
 
 
-def rope(x, pos, theta):
-    """HF rotate-half RoPE: dims j and j+hd/2 form a pair rotated by pos*theta^(-2j/hd).
+def rope(x, pos, theta, scaling=None):
+    """HF rotate-half RoPE: dims j and j+hd/2 form a pair rotated by pos*theta^(-2j/hd)
+    (inverse frequencies rescaled as HF's rope_scaling says).
     x [..., n_heads, hd]; pos: integer tensor broadcastable to x[..., 0, 0]."""
     hd = x.shape[-1]
     half = hd // 2
     j = torch.arange(half, dtype=DT)
-    ang = pos.to(DT)[..., None, None] * theta ** (-2.0 * j / hd)  # [..., 1, half]
+    ang = pos.to(DT)[..., None, None] * scaled_inv_freq(theta ** (-2.0 * j / hd), scaling)  # [..., 1, half]
     c, s = torch.cos(ang), torch.sin(ang)
     a, b = x[..., :half], x[..., half:]
     return torch.cat([a * c - b * s, b * c + a * s], dim=-1)
@@ -46,6 +48,7 @@ class Model:
         self.eps = cfg["rms_norm_eps"]
         self.theta = float(cfg["rope_theta"])
         self.window = cfg.get("sliding_window") if cfg.get("model_type") == "mistral" else None
+        self.scaling = cfg.get("rope_scaling")
         self.E = p["model.embed_tokens.weight"]
         self.W_out = self.E if tied else p["lm_head.weight"]
 
@@ -66,11 +69,14 @@ class Model:
         for l in range(self.L):
             pre = f"model.layers.{l}."
             x = rmsnorm(h, p[pre + "input_layernorm.weight"], self.eps)
-            Q = (x @ p[pre + "self_attn.q_proj.weight"].t()).view(R, T, self.nh, self.hd)
-            K = (x @ p[pre + "self_attn.k_proj.weight"].t()).view(R, T, self.nkv, self.hd)
-            Vv = (x @ p[pre + "self_attn.v_proj.weight"].t()).view(R, T, self.nkv, self.hd)
-            Q = rope(Q, pos[None, :], self.theta)
-            K = rope(K, pos[None, :], self.theta)
+            def lin(name):  # q/k/v biases: Qwen2
+                y = x @ p[pre + name + ".weight"].t()
+                return y + p[pre + name + ".bias"] if pre + name + ".bias" in p else y
+            Q = lin("self_attn.q_proj").view(R, T, self.nh, self.hd)
+            K = lin("self_attn.k_proj").view(R, T, self.nkv, self.hd)
+            Vv = lin("self_attn.v_proj").view(R, T, self.nkv, self.hd)
+            Q = rope(Q, pos[None, :], self.theta, self.scaling)
+            K = rope(K, pos[None, :], self.theta, self.scaling)
             cache[l].append((K, Vv))
             rows = []
             for r in range(R):
