@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch reference for one Quiet-STaR training step (Llama family).
+"""PyTorch reference for one Quiet-STaR training step (Llama family; GPT-2 too).
 
 A port, written for qstar, of the algorithm in the authors' release
 (github.com/ezelikman/quiet-star, modeling_mistral.py, MistralForCausalLM.forward with
@@ -145,6 +145,51 @@ class Llama:
         return rms_norm(h, p["model.norm.weight"], self.eps), new_past
 
 
+class GPT2:
+    """HF GPT2LMHeadModel (eval mode) behind Llama's interface, for Quiet-STaR on
+    GPT-2 (not part of the release, which is Mistral-only): learned positions wpe
+    added to inputs_embeds at position_ids (continued through the thought passes as
+    RoPE positions are), LayerNorm, fused Conv1D c_attn (weight [in, out]: q | k | v),
+    gelu_new MLP, biases, the same additive mask and concatenated KV cache."""
+
+    def __init__(self, cfg, p, tied):
+        self.cfg, self.p = cfg, p
+        self.H = cfg["hidden_size"]
+        self.nh = cfg["num_attention_heads"]
+        self.hd = self.H // self.nh
+        self.L = cfg["num_hidden_layers"]
+        self.eps = cfg["layer_norm_epsilon"]
+        self.embed = p["transformer.wte.weight"]
+        self.lm_head_w = self.embed if tied else p["lm_head.weight"]
+
+    def lm_head(self, h):
+        return h @ self.lm_head_w.t()
+
+    def forward(self, inputs_embeds, attention_mask, position_ids, past):
+        p = self.p
+        R, T, H = inputs_embeds.shape
+        ln = lambda x, n: F.layer_norm(x, (H,), p[n + ".weight"], p[n + ".bias"], self.eps)  # noqa: E731
+        conv = lambda x, n: torch.addmm(p[n + ".bias"], x.reshape(-1, x.shape[-1]), p[n + ".weight"]).view(  # noqa: E731
+            *x.shape[:-1], -1)
+        h = inputs_embeds + p["transformer.wpe.weight"][position_ids]
+        new_past = []
+        for l in range(self.L):
+            pre = f"transformer.h.{l}."
+            q, k, v = conv(ln(h, pre + "ln_1"), pre + "attn.c_attn").split(H, dim=2)
+            q, k, v = (t.view(R, T, self.nh, self.hd).transpose(1, 2) for t in (q, k, v))
+            if past is not None:
+                k = torch.cat([past[l][0], k], dim=-2)
+                v = torch.cat([past[l][1], v], dim=-2)
+            new_past.append((k, v))
+            att = torch.softmax(q @ k.transpose(2, 3) / math.sqrt(self.hd) + attention_mask, dim=-1)
+            o = (att @ v).transpose(1, 2).reshape(R, T, H)
+            h = h + conv(o, pre + "attn.c_proj")
+            a = conv(ln(h, pre + "ln_2"), pre + "mlp.c_fc")
+            a = 0.5 * a * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (a + 0.044715 * torch.pow(a, 3.0))))
+            h = h + conv(a, pre + "mlp.c_proj")
+        return ln(h, "transformer.ln_f"), new_past
+
+
 def prepare_4d_causal_attention_mask(m):
     """HF _prepare_4d_causal_attention_mask for a 2-D padding mask, no past:
     0 where key j <= query i and m[r,j] = 1, finfo.min elsewhere.  [R,1,T,T]"""
@@ -166,7 +211,7 @@ def talk_head(p, x):
 # --------------------------------------------------------------------------- the step
 
 def quietstar_step(cfg, p, tied, input_ids, m, thought_ids, a):
-    model = Llama(cfg, p, tied)
+    model = GPT2(cfg, p, tied) if qc.is_gpt2(cfg) else Llama(cfg, p, tied)
     n_ahead, n_ahead_talk, n_passes = a.n_ahead, a.n_talk, a.n_passes
     original_loss_weight = a.base_loss_weight
     V = model.embed.shape[0]
@@ -379,7 +424,7 @@ def quietstar_step(cfg, p, tied, input_ids, m, thought_ids, a):
 def main(argv=None):
     a = qc.parse_args(argv, prog="quietstar_ref.py")
     cfg, params, tied = qc.load_model(a.model, a)
-    V = params["model.embed_tokens.weight"].shape[0]
+    V = params[qc.embed_name(cfg)].shape[0]
     ids, m, th = qc.load_batch(a.batch, a, V)
     res = quietstar_step(cfg, params, tied, ids, m, th, a)
     qc.write_out(a.out, res, params)
