@@ -430,6 +430,10 @@ static int run(int argc, char **argv) {
             goto done;
         }
         qs_model_init_random(&m, seed);
+        unsigned char *ct = NULL; // checkpoints keep the config's keys (qs_model.src_config)
+        size_t ctn = 0;
+        if (qs_read_file(o[F_CONFIG].s, &ct, &ctn) == QS_OK && (m.src_config = realloc(ct, ctn + 1))) m.src_config[ctn] = 0;
+        else free(ct);
     } else {
         const char *src = o[F_RESUME].set ? ckpt_dir : o[F_MODEL].s;
         if (qs_model_load(&m, src, &info) != QS_OK) { cli_fail(CMD); goto done; }

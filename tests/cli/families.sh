@@ -143,6 +143,19 @@ fi
 # released layout: a 16-bit training checkpoint keeps exact fp32 master weights, and
 # the meta tokens (which dominate every logit of this model) are never sampled
 [ -f "$tmp/run_released/ckpt/master_weights.safetensors" ] || fail "released: bf16 checkpoint has no master weights"
+# ... so that a bf16 run stopped and resumed ends exactly where an uninterrupted one does
+tr_args=(--data "$tmp/text.txt" --steps 6 --batch 1 --seq-len 8 --n-ahead 4 --n-talk 2 --eval-every 0 --eval-batches 1
+         --threads 2)
+if run "released train 6" "$QSTAR" train --model "$tmp/fam/released/model" --out "$tmp/ra" "${tr_args[@]}" &&
+   run "released train 3" "$QSTAR" train --model "$tmp/fam/released/model" --out "$tmp/rb" "${tr_args[@]}" --stop-after 3 &&
+   run "released resume" "$QSTAR" train --resume "$tmp/rb" --data "$tmp/text.txt"; then
+  if cmp -s "$tmp/ra/ckpt/master_weights.safetensors" "$tmp/rb/ckpt/master_weights.safetensors" &&
+     cmp -s "$tmp/ra/ckpt/model.safetensors" "$tmp/rb/ckpt/model.safetensors"; then
+    echo "released: bf16 checkpoint resumes exactly (master and bf16 weights identical to an uninterrupted run)"
+  else
+    fail "released: resuming a bf16 checkpoint is not exact"
+  fi
+fi
 if run "released greedy" "$QSTAR" generate --model "$tmp/fam/released/model" --think --show-thoughts \
     --prompt "Once upon a time" --max-tokens 8 --temperature 0; then
   out=$(cat "$tmp/out")
