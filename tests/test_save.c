@@ -272,6 +272,25 @@ static void test_dtypes(void **state) {
         assert_memory_equal(m2.params, m.params, m.layout.numel * sizeof(float));
         assert_int_equal(m2.save_master, 1);
         assert_int_equal(m2.save_dtype, m.save_dtype);
+        // a master file that does not round to model.safetensors (weights replaced
+        // by another tool) is not used: model.safetensors is what the directory says
+        m.params[0] += 1.0f;
+        m.save_master = 0;
+        assert_int_equal(qs_model_save_dir(&m, tmp("other"), NULL, NULL), QS_OK);
+        m.params[0] -= 1.0f;
+        unsigned char *ob;
+        size_t on;
+        char q[600];
+        snprintf(q, sizeof q, "%s/model.safetensors", d);
+        assert_int_equal(qs_read_file(tmp("other/model.safetensors"), &ob, &on), QS_OK);
+        assert_int_equal(qs_write_file_atomic(q, ob, on), QS_OK);
+        free(ob);
+        qs_model m3;
+        assert_int_equal(qs_model_load(&m3, d, NULL), QS_OK);
+        assert_int_equal(m3.save_master, 0);
+        assert_true(m3.params[0] == (bf ? qs_bf16_to_f32(qs_f32_to_bf16(m.params[0] + 1.0f))
+                                        : qs_f16_to_f32(qs_f32_to_f16(m.params[0] + 1.0f))));
+        qs_model_free(&m3);
         // saving without them removes the stale master file
         m2.save_master = 0;
         assert_int_equal(qs_model_save_dir(&m2, d, NULL, NULL), QS_OK);

@@ -6,6 +6,7 @@
 #include "tokenizer/tok_sources.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,27 +147,48 @@ static qs_status keep_config_text(qs_model *m, const char *cfg_path) {
     return QS_OK;
 }
 
+// 1 if every tensor of the 16-bit file is the rounding of the master file's
+// tensor of that name (the master was written with these weights, not left
+// over from other ones).
+static int master_matches(const qs_safetensors *master, const qs_safetensors *w16) {
+    if (master->n != w16->n) return 0;
+    for (int i = 0; i < w16->n; i++) {
+        const qs_st_tensor *h = &w16->t[i], *f = qs_st_find(master, h->name);
+        if (!f || f->dtype != QS_DT_F32 || f->numel != h->numel) return 0;
+        if (h->dtype != QS_DT_F16 && h->dtype != QS_DT_BF16) return 0;
+        const unsigned char *hp = w16->data + h->begin, *fp = master->data + f->begin;
+        for (size_t k = 0; k < h->numel; k++) {
+            float x;
+            memcpy(&x, fp + 4 * k, 4);
+            const uint16_t want = h->dtype == QS_DT_BF16 ? qs_f32_to_bf16(x) : qs_f32_to_f16(x);
+            if (want != (uint16_t)(hp[2 * k] | hp[2 * k + 1] << 8)) return 0;
+        }
+    }
+    return 1;
+}
+
 // Weights: master_weights.safetensors (exact fp32, written beside 16-bit
-// weights by training checkpoints) when present, else model.safetensors;
-// save_dtype becomes model.safetensors' dtype.
+// weights by training checkpoints) when present and consistent with
+// model.safetensors, else model.safetensors; save_dtype becomes
+// model.safetensors' dtype.
 static qs_status load_weights(qs_model *m, const qs_config *c, const char *dir, const char *st_path, int *bits) {
     char master[PATH_BUF];
     QS_TRY(join(master, dir, QS_MASTER_WEIGHTS_FILE));
-    const int use_master = is_file(master);
-    qs_safetensors st, st16;
-    QS_TRY(qs_st_open(&st, use_master ? master : st_path));
-    int dtype = stored_dtype(&st);
-    qs_status s = QS_OK;
-    if (use_master && (s = qs_st_open(&st16, st_path)) == QS_OK) {
-        dtype = stored_dtype(&st16);
-        qs_st_close(&st16);
+    qs_safetensors st, st32;
+    QS_TRY(qs_st_open(&st, st_path));
+    const int dtype = stored_dtype(&st);
+    int use_master = dtype != QS_DT_F32 && is_file(master) && qs_st_open(&st32, master) == QS_OK;
+    if (use_master && !master_matches(&st32, &st)) {
+        qs_st_close(&st32);
+        use_master = 0;
     }
-    if (s == QS_OK) s = quietstar_bits(&st, bits);
+    if (use_master) qs_st_close(&st), st = st32;
+    qs_status s = quietstar_bits(&st, bits);
     if (s == QS_OK) s = qs_model_create(m, c, *bits != 0);
     if (s == QS_OK) {
         s = load_tensors(m, &st);
         m->save_dtype = dtype;
-        m->save_master = use_master && dtype != QS_DT_F32;
+        m->save_master = use_master;
         if (s != QS_OK) qs_model_free(m);
     }
     qs_st_close(&st);

@@ -10,7 +10,8 @@
 //                      end_embedding, talk_head.0.{0,2,4}.*)
 //   master_weights.safetensors  (optional) the exact F32 weights beside 16-bit ones,
 //                      written by training checkpoints (qs_model.save_master) and
-//                      preferred on load, so that resuming stays exact
+//                      preferred on load when they round to model.safetensors
+//                      exactly (else ignored), so that resuming stays exact
 //   the tokenizer      copied byte-for-byte: tokenizer.json + tokenizer_config.json
 //                      (+ special_tokens_map.json), or tokenizer.model, or the
 //                      llama2.c tokenizer.bin
