@@ -166,5 +166,14 @@ if run "released greedy" "$QSTAR" generate --model "$tmp/fam/released/model" --t
   fi
 fi
 
+# bad input: an unknown --dtype (usage error), a released config with another head variant
+expect_rc 2 "--dtype expects bf16, f16 or f32" "$QSTAR" convert --model "$tmp/fam/gpt2/model" --out "$tmp/x" --dtype int8
+expect_rc 2 "--dtype expects bf16, f16 or f32" "$QSTAR" train --model "$tmp/fam/gpt2/model" --data "$tmp/text.txt" \
+  --out "$tmp/x" --dtype fp8
+cp -r "$tmp/fam/released/model" "$tmp/badhead"
+sed -i 's/"use_shallow_talk": false/"use_shallow_talk": true/' "$tmp/badhead/config.json"
+expect_rc 1 "config.json: use_shallow_talk true is not supported" "$QSTAR" convert --model "$tmp/badhead" --out "$tmp/x"
+[ -e "$tmp/x" ] && fail "a refused convert left $tmp/x behind"
+
 [ "$fails" -eq 0 ] && echo "model families: all checks passed"
 [ "$fails" -eq 0 ]
