@@ -70,7 +70,10 @@ static void help(void) {
         "model and data:\n"
         "  --model PATH         model directory or llama2.c .bin to start from\n"
         "  --config FILE        config.json: random init (seeded by --seed) instead\n"
-        "  --tokenizer FILE     llama2.c tokenizer (default: the one in the model directory)\n"
+        "  --tokenizer FILE     tokenizer.json, tokenizer.model or llama2.c tokenizer (default: the\n"
+        "                       model directory's own); copied into the checkpoints\n"
+        "  --dtype T            checkpoint weights as bf16, f16 or f32 (default: the model's); with\n"
+        "                       16-bit weights the exact fp32 ones go to master_weights.safetensors\n"
         "  --data FILE          text (documents separated by blank lines) or JSONL\n"
         "  --field NAME         JSONL field holding the text (text)\n"
         "  --val-frac F         fraction of documents held out for evaluation (0.05)\n"
@@ -125,7 +128,7 @@ typedef struct {
 } opt;
 
 enum {
-    F_MODEL, F_CONFIG, F_DATA, F_OUT, F_TOKENIZER, F_FIELD, F_LOG, F_RESUME,
+    F_MODEL, F_CONFIG, F_DATA, F_OUT, F_TOKENIZER, F_FIELD, F_LOG, F_RESUME, F_DTYPE,
     F_STEPS, F_BATCH, F_SEQ, F_ACCUM, F_WARMUP, F_EVAL_EVERY, F_EVAL_BATCHES, F_SAVE_EVERY, F_SEED,
     F_THREADS, F_STOP_AFTER, F_PRINT_EVERY,
     F_LR, F_MIN_LR, F_WD, F_BETA1, F_BETA2, F_EPS, F_CLIP, F_VAL_FRAC,
@@ -142,6 +145,7 @@ static opt opts_template[F_COUNT] = {
     [F_FIELD] = {"--field", O_STR, 0, 0, 1, 0, 0, 0, 0},
     [F_LOG] = {"--log", O_STR, 0, 0, 0, 0, 0, 0, 0},
     [F_RESUME] = {"--resume", O_STR, 0, 0, 0, 0, 0, 0, 0},
+    [F_DTYPE] = {"--dtype", O_STR, 0, 0, 1, 0, 0, 0, 0},
     [F_STEPS] = {"--steps", O_INT, 1, BIG, 1, 0, 0, 0, 0},
     [F_BATCH] = {"--batch", O_INT, 1, 1 << 20, 1, 0, 0, 0, 0},
     [F_SEQ] = {"--seq-len", O_INT, 2, 1 << 24, 1, 0, 0, 0, 0},
@@ -363,6 +367,10 @@ static int run(int argc, char **argv) {
         }
     }
     if (!o[F_DATA].set) { rc = cli_usage_error(CMD, "--data FILE is required"); goto free_strings; }
+    if (o[F_DTYPE].set && qs_save_dtype_parse(o[F_DTYPE].s) < 0) {
+        rc = cli_usage_error(CMD, "--dtype expects bf16, f16 or f32, got '%s'", o[F_DTYPE].s);
+        goto free_strings;
+    }
     if (!o[F_OUT].set) { rc = cli_usage_error(CMD, "--out DIR is required"); goto free_strings; }
     // --- numeric settings and their defaults
     qs_train_opts to = qs_train_opts_default();
@@ -438,6 +446,7 @@ static int run(int argc, char **argv) {
                         .config_path = o[F_CONFIG].set ? o[F_CONFIG].s : NULL,
                         .resume_ckpt = o[F_RESUME].set ? ckpt_dir : NULL,
                         .tokenizer_path = o[F_TOKENIZER].s, .data_path = o[F_DATA].s,
+                        .dtype = o[F_DTYPE].set ? o[F_DTYPE].s : NULL,
                         .field = o[F_FIELD].set ? o[F_FIELD].s : NULL, .val_frac = val_frac, .seed = seed,
                         .n_threads = o[F_THREADS].set ? (int)o[F_THREADS].i : 0, .to = to, .seq_given = seq_given,
                         .quietstar = g_quietstar, .preset_paper = preset_paper, .apply_qs = apply_qs_flags,

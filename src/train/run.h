@@ -26,6 +26,7 @@ typedef struct {
     int seq_given;              // 0: seq_len is a default and is cut to the model's max positions
     int quietstar;              // Quiet-STaR training
     int preset_paper;           // --preset paper: the released run's thought settings
+    const char *dtype;          // checkpoint weights: "bf16", "f16" or "f32" (NULL: the model's own)
     // Applies the caller's explicit Quiet-STaR settings over the checkpoint's
     // (called last); returns 1 if it set policy_beta. May be NULL.
     int (*apply_qs)(void *ud, qs_qstar_opts *qo);
