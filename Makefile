@@ -40,14 +40,29 @@ endif
 SRC     := $(sort $(wildcard src/*/*.c))
 OBJ     := $(SRC:%.c=$(BUILD)/%.o)
 LIB     := $(BUILD)/libqstar.a
+# libqstar.so: the same objects (position-independent, hidden by default:
+# only the QSTAR_API functions of include/qstar.h are exported)
+VERSION := 0.1.0
+SOMAJOR := 0
+SONAME  := libqstar.so.$(SOMAJOR)
+SO      := $(BUILD)/libqstar.so.$(VERSION)
+LIBCFLAGS := -fPIC -fvisibility=hidden
 BIN     := $(BUILD)/qstar
 TESTSRC := $(sort $(wildcard tests/test_*.c))
 TESTBIN := $(TESTSRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit clitest demo bench reference install deps clean
+.PHONY: all test unit clitest demo bench reference install deps clean examples
 
-all: $(LIB) $(BIN)
+all: $(LIB) $(SO) $(BIN)
 	@ln -sf $(BUILD)/qstar qstar
+
+# objects built before the library flags changed (-fPIC) are rebuilt once
+$(BUILD)/.libflags-pic:
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/src/%.o: src/%.c $(BUILD)/.libflags-pic
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LIBCFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -56,6 +71,11 @@ $(BUILD)/%.o: %.c
 $(LIB): $(OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+$(SO): $(OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined $(OPT) $^ $(LDLIBS) -o $@
+	@ln -sf libqstar.so.$(VERSION) $(BUILD)/$(SONAME)
+	@ln -sf $(SONAME) $(BUILD)/libqstar.so
 
 $(BIN): $(wildcard tools/*.c) $(wildcard tools/*.h) $(LIB)
 	$(CC) $(CFLAGS) $(wildcard tools/*.c) $(LIB) $(LDLIBS) -o $@
@@ -84,12 +104,30 @@ reference:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SO) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libqstar.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libqstar.so
 	install -m 644 include/qstar.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' -e 's|@DNNL_LIBS@|$(if $(filter 1,$(DNNL)),-ldnnl,)|' qstar.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/qstar.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@DNNL_LIBS@|$(if $(filter 1,$(DNNL)),-ldnnl,)|' qstar.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/qstar.pc
+	install -d $(DESTDIR)$(PREFIX)/lib/python3/dist-packages/qstar
+	install -m 644 python/qstar/*.py $(DESTDIR)$(PREFIX)/lib/python3/dist-packages/qstar/
+
+# The C examples built against an installed prefix (make install PREFIX=...)
+# through pkg-config, linked with libqstar.so and with libqstar.a.
+EXDIR   ?= $(BUILD)/examples
+examples:
+	@mkdir -p $(EXDIR)
+	@for e in generate train; do \
+	  PKG_CONFIG_PATH=$(PREFIX)/lib/pkgconfig; export PKG_CONFIG_PATH; \
+	  echo "$(CC) examples/$$e.c -> $(EXDIR)/$$e (shared), $(EXDIR)/$$e-static"; \
+	  $(CC) -O2 examples/$$e.c $$(pkg-config --cflags --libs qstar) -Wl,-rpath,$(PREFIX)/lib -o $(EXDIR)/$$e || exit 1; \
+	  $(CC) -O2 examples/$$e.c $$(pkg-config --cflags qstar) \
+	    $$(pkg-config --static --libs qstar | sed 's/-lqstar/-l:libqstar.a/') -o $(EXDIR)/$$e-static || exit 1; \
+	done
 
 deps:
-	sudo apt-get install -y pkg-config libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev libdnnl-dev python3-torch python3-numpy gnuplot-nox
+	sudo apt-get install -y pkg-config libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev libdnnl-dev python3-torch python3-numpy gnuplot-nox python3-pytest python3-matplotlib
 
 clean:
 	rm -rf build build-san qstar

@@ -310,9 +310,34 @@ static void test_generate_long_prompt(void **st) {
     qs_model_free(&m);
 }
 
+// The one thought sampler: banned ids never come out (also the largest logit),
+// greedy is the argmax of the rest, and over many coins the frequencies follow
+// softmax(z / tau) of the allowed ids (computed here independently in double).
+static void test_thought_sampler(void **state) {
+    (void)state;
+    enum { V = 5 };
+    const float z0[V] = {1.0f, 3.0f, 0.5f, 2.0f, -1.0f};
+    const int banned[1] = {1};
+    float z[V];
+    memcpy(z, z0, sizeof z);
+    assert_int_equal(qs_sample_thought(z, V, banned, 1, 1.0f, 1, 0.5f), 3); // greedy, 1 banned
+    const float tau = 2.0f;
+    double p[V], s = 0;
+    for (int v = 0; v < V; v++) s += p[v] = v == 1 ? 0.0 : exp((z0[v] - 2.0) / tau);
+    int count[V] = {0};
+    const int N = 20000;
+    for (int k = 0; k < N; k++) {
+        memcpy(z, z0, sizeof z);
+        count[qs_sample_thought(z, V, banned, 1, tau, 0, ((float)k + 0.5f) / (float)N)]++;
+    }
+    assert_int_equal(count[1], 0);
+    for (int v = 0; v < V; v++) assert_true(fabs(count[v] / (double)N - p[v] / s) < 1e-3);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_argmax),
+        cmocka_unit_test(test_thought_sampler),
         cmocka_unit_test(test_temperature_frequencies),
         cmocka_unit_test(test_top_p),
         cmocka_unit_test(test_banned),

@@ -120,8 +120,8 @@ static void test_bf16_gemm(void **state) {
             qs_bf16 *A16 = malloc(na * sizeof(qs_bf16)), *B16 = malloc(nb * sizeof(qs_bf16));
             qs_bf16_from_f32(A16, A, na);
             qs_bf16_from_f32(B16, B, nb);
-            for (size_t i = 0; i < na; i++) A[i] = qs_bf16_to_f32(A16[i]); // the values the GEMM sees
-            for (size_t i = 0; i < nb; i++) B[i] = qs_bf16_to_f32(B16[i]);
+            for (size_t i = 0; i < na; i++) A[i] = qs_bf16_widen(A16[i]); // the values the GEMM sees
+            for (size_t i = 0; i < nb; i++) B[i] = qs_bf16_widen(B16[i]);
             for (int b = 0; b < 2; b++) {
                 if (qs_matmul_set_backend(backends[b]) != QS_OK) continue;
                 memcpy(C, C0, (size_t)g.M * g.ldc * sizeof(float));
@@ -142,7 +142,7 @@ static void test_bf16_mm(void **state) {
     qs_bf16 params16[64 + N * K];
     for (int i = 0; i < M * K; i++) act[i] = 1.0f + 1.0f / 1024.0f;
     for (int i = 0; i < 64 + N * K; i++) params[i] = 1.0f;
-    for (int i = 0; i < 64 + N * K; i++) params16[i] = qs_f32_to_bf16(2.0f); // a copy that differs on purpose
+    for (int i = 0; i < 64 + N * K; i++) params16[i] = qs_bf16_round(2.0f); // a copy that differs on purpose
     const float *W = params + 64;                                              // weight [N,K] inside params
     qs_mm fp = {QS_PREC_FP32, params, params16, 64 + N * K};
     qs_mm bf = {QS_PREC_BF16, params, params16, 64 + N * K};
@@ -159,11 +159,11 @@ static void test_bf16_mm(void **state) {
         for (int i = 0; i < M * N; i++) assert_true(C[i] == 2.0f * K);
     }
     // rounding: to nearest, ties to even; NaN stays NaN; overflow to inf
-    assert_true(qs_bf16_to_f32(qs_f32_to_bf16(1.0f + 1.0f / 256.0f)) == 1.0f);            // tie -> even (1.0)
-    assert_true(qs_bf16_to_f32(qs_f32_to_bf16(1.0f + 3.0f / 256.0f)) == 1.0f + 4.0f / 256.0f); // tie -> even
-    assert_true(qs_bf16_to_f32(qs_f32_to_bf16(1.0f + 1.5f / 256.0f)) == 1.0f + 2.0f / 256.0f);
-    assert_true(isnan(qs_bf16_to_f32(qs_f32_to_bf16(NAN))));
-    assert_true(isinf(qs_bf16_to_f32(qs_f32_to_bf16(3.4e38f))));
+    assert_true(qs_bf16_widen(qs_bf16_round(1.0f + 1.0f / 256.0f)) == 1.0f);            // tie -> even (1.0)
+    assert_true(qs_bf16_widen(qs_bf16_round(1.0f + 3.0f / 256.0f)) == 1.0f + 4.0f / 256.0f); // tie -> even
+    assert_true(qs_bf16_widen(qs_bf16_round(1.0f + 1.5f / 256.0f)) == 1.0f + 2.0f / 256.0f);
+    assert_true(isnan(qs_bf16_widen(qs_bf16_round(NAN))));
+    assert_true(isinf(qs_bf16_widen(qs_bf16_round(3.4e38f))));
     assert_int_equal(qs_matmul_set_backend(NULL), QS_OK);
 }
 

@@ -10,9 +10,10 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: qstar convert --model FILE.bin --tokenizer tok.bin --out DIR\n\n"
             "  --model PATH         llama2.c checkpoint (or a qstar model directory)\n"
-            "  --tokenizer FILE     llama2.c tokenizer, copied to DIR/tokenizer.bin\n"
-            "                       (default: the model directory's own tokenizer.bin)\n"
+            "  --tokenizer FILE     tokenizer.json (+ the tokenizer_config.json beside it), tokenizer.model\n"
+            "                       or llama2.c tokenizer, copied into DIR (default: the model's own)\n"
             "  --out DIR            output directory (created if needed)\n"
+            "  --dtype T            weights written as bf16, f16 or f32 (default: the input's)\n"
             "  --add-quietstar      add freshly initialised Quiet-STaR tensors (SPEC section 2:\n"
             "                       start/end = E[first token of \"---\"] / 100, talk head N(0,0.02)\n"
             "                       with a zero output layer) and a config.json \"quietstar\" block;\n"
@@ -26,7 +27,7 @@ static void usage(FILE *f) {
 
 int cmd_convert(int argc, char **argv) {
     const char *C = "convert";
-    const char *model_path = NULL, *tok_path = NULL, *out_dir = NULL;
+    const char *model_path = NULL, *tok_path = NULL, *out_dir = NULL, *dtype = NULL;
     int add_qs = 0, qs_flags = 0;
     long seed = 1;
     double head_std = 0.0;
@@ -51,7 +52,8 @@ int cmd_convert(int argc, char **argv) {
             (r = cli_float(argc, argv, &i, "--talk-head-std", &head_std, 0.0, 1e3)) ||
             (r = cli_str(argc, argv, &i, "--model", &model_path)) ||
             (r = cli_str(argc, argv, &i, "--tokenizer", &tok_path)) ||
-            (r = cli_str(argc, argv, &i, "--out", &out_dir))) {
+            (r = cli_str(argc, argv, &i, "--out", &out_dir)) ||
+            (r = cli_str(argc, argv, &i, "--dtype", &dtype))) {
             if (r < 0) return 2;
             continue;
         }
@@ -60,10 +62,13 @@ int cmd_convert(int argc, char **argv) {
     if (!model_path) return cli_usage_error(C, "--model is required");
     if (!out_dir || !*out_dir) return cli_usage_error(C, "--out is required");
     if ((qs_flags || head_std > 0) && !add_qs) return cli_usage_error(C, "Quiet-STaR options need --add-quietstar");
+    if (dtype && qs_save_dtype_parse(dtype) < 0) return cli_usage_error(C, "--dtype expects bf16, f16 or f32, got '%s'", dtype);
 
     qs_model m;
     qs_load_info info;
     if (qs_model_load(&m, model_path, &info) != QS_OK) return cli_fail(C);
+    m.save_master = 0; // the 16-bit weights are the export: no fp32 master copy beside them
+    if (dtype) m.save_dtype = qs_save_dtype_parse(dtype);
     int rc = 0;
     // check that the tokenizer is valid and fits the model before copying it
     qs_tokenizer *tok = NULL;
@@ -74,10 +79,7 @@ int cmd_convert(int argc, char **argv) {
         qs_qstar_opts base;
         qs_qstar_opts_default(&base);
         if (info.quietstar_json && !qs_flags && qs_qstar_opts_from_json(info.quietstar_json, &base) == QS_OK) qo = base;
-        int init_id = -1, ids[64], n = 0;
-        if (qo.thought_init[0] &&
-            qs_tokenizer_encode(tok, qo.thought_init, 0, 0, ids, (int)(sizeof ids / sizeof ids[0]), &n) == QS_OK && n > 0)
-            init_id = ids[0];
+        const int init_id = qs_thought_init_id(tok, qo.thought_init); // the library's one rule
         if (qs_qstar_opts_validate(&qo, 0) != QS_OK ||
             qs_qstar_init_tensors(&m, &qo, init_id, m.has_quietstar ? info.qs_present : 0, (uint64_t)seed) != QS_OK ||
             qs_qstar_opts_to_json(&qo, &qs_json) != QS_OK) {

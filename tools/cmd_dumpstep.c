@@ -74,9 +74,8 @@ int cmd_dump_step(int argc, char **argv) {
         if (id == -2) { // from the tokenizer beside the model, else the mean row
             id = -1;
             qs_tokenizer *tok;
-            if (info.tokenizer_path[0] && qs_tokenizer_load(&tok, info.tokenizer_path, m.cfg.vocab_size) == QS_OK) {
-                int buf[64], n = 0;
-                if (qs_tokenizer_encode(tok, o.thought_init, 0, 0, buf, 64, &n) == QS_OK && n > 0) id = buf[0];
+            if (info.tokenizer_path[0] && qs_tokenizer_open(&tok, info.tokenizer_path, m.cfg.vocab_size) == QS_OK) {
+                id = qs_thought_init_id(tok, o.thought_init); // the library's one rule
                 qs_tokenizer_free(tok);
             }
         }

@@ -22,6 +22,7 @@
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
+#include "train/run.h"
 #include "quietstar/qstar.h"
 #include "quietstar/evaltask.h"
 
@@ -70,7 +71,10 @@ static void help(void) {
         "model and data:\n"
         "  --model PATH         model directory or llama2.c .bin to start from\n"
         "  --config FILE        config.json: random init (seeded by --seed) instead\n"
-        "  --tokenizer FILE     llama2.c tokenizer (default: the one in the model directory)\n"
+        "  --tokenizer FILE     tokenizer.json, tokenizer.model or llama2.c tokenizer (default: the\n"
+        "                       model directory's own); copied into the checkpoints\n"
+        "  --dtype T            checkpoint weights as bf16, f16 or f32 (default: the model's); with\n"
+        "                       16-bit weights the exact fp32 ones go to master_weights.safetensors\n"
         "  --data FILE          text (documents separated by blank lines) or JSONL\n"
         "  --field NAME         JSONL field holding the text (text)\n"
         "  --val-frac F         fraction of documents held out for evaluation (0.05)\n"
@@ -127,7 +131,7 @@ typedef struct {
 } opt;
 
 enum {
-    F_MODEL, F_CONFIG, F_DATA, F_OUT, F_TOKENIZER, F_FIELD, F_LOG, F_RESUME, F_PRECISION,
+    F_MODEL, F_CONFIG, F_DATA, F_OUT, F_TOKENIZER, F_FIELD, F_LOG, F_RESUME, F_DTYPE, F_PRECISION,
     F_STEPS, F_BATCH, F_SEQ, F_ACCUM, F_WARMUP, F_EVAL_EVERY, F_EVAL_BATCHES, F_SAVE_EVERY, F_SEED,
     F_THREADS, F_STOP_AFTER, F_PRINT_EVERY,
     F_LR, F_MIN_LR, F_WD, F_BETA1, F_BETA2, F_EPS, F_CLIP, F_VAL_FRAC,
@@ -144,6 +148,7 @@ static opt opts_template[F_COUNT] = {
     [F_FIELD] = {"--field", O_STR, 0, 0, 1, 0, 0, 0, 0},
     [F_LOG] = {"--log", O_STR, 0, 0, 0, 0, 0, 0, 0},
     [F_RESUME] = {"--resume", O_STR, 0, 0, 0, 0, 0, 0, 0},
+    [F_DTYPE] = {"--dtype", O_STR, 0, 0, 1, 0, 0, 0, 0},
     [F_PRECISION] = {"--precision", O_STR, 0, 0, 1, 0, 0, 0, 0},
     [F_STEPS] = {"--steps", O_INT, 1, BIG, 1, 0, 0, 0, 0},
     [F_BATCH] = {"--batch", O_INT, 1, 1 << 20, 1, 0, 0, 0, 0},
@@ -247,10 +252,8 @@ static int same_dir(const char *a, const char *b) {
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-// The released run (SPEC section 4): Quiet-STaR settings ...
-static void apply_paper_preset_qs(qs_qstar_opts *q) { q->n_ahead = 12, q->n_talk = 4, q->n_passes = 2, q->policy_beta = 1e6f; }
-
-// ... and optimisation settings (the ones not given as flags).
+// The released run (SPEC section 4): optimisation settings (the ones not
+// given as flags; its thought settings are applied by the library's run setup).
 static void apply_paper_preset(opt *o) {
     struct { int k; double v; } p[] = {{F_BATCH, 8}, {F_SEQ, 256}, {F_STEPS, 100}, {F_WARMUP, 20},
                                        {F_LR, 1e-6}, {F_MIN_LR, 1e-6}, {F_BETA1, 0.9}, {F_BETA2, 0.999},
@@ -261,6 +264,31 @@ static void apply_paper_preset(opt *o) {
         else o[p[k].k].f = p[k].v;
         o[p[k].k].set = 1;
     }
+}
+
+// The Quiet-STaR flags given, applied again over the checkpoint's settings
+// (the library's run setup calls this last).
+typedef struct {
+    int argc;
+    char **argv;
+    const int *at;
+    int n;
+} cli_qs_flags;
+
+static int apply_qs_flags(void *ud, qs_qstar_opts *qo) {
+    const cli_qs_flags *f = ud;
+    int beta = 0;
+    for (int k = 0; k < f->n; k++) {
+        int j = f->at[k];
+        if (!strcmp(f->argv[j], "--policy-beta")) beta = 1;
+        (void)cli_qstar_flag(f->argc, f->argv, &j, qo); // parsed once already: cannot fail
+    }
+    return beta;
+}
+
+static void print_note(void *ud, const char *msg) {
+    (void)ud;
+    fprintf(stderr, "%s\n", msg);
 }
 
 static int run(int argc, char **argv) {
@@ -343,6 +371,10 @@ static int run(int argc, char **argv) {
         }
     }
     if (!o[F_DATA].set) { rc = cli_usage_error(CMD, "--data FILE is required"); goto free_strings; }
+    if (o[F_DTYPE].set && qs_save_dtype_parse(o[F_DTYPE].s) < 0) {
+        rc = cli_usage_error(CMD, "--dtype expects bf16, f16 or f32, got '%s'", o[F_DTYPE].s);
+        goto free_strings;
+    }
     if (!o[F_OUT].set) { rc = cli_usage_error(CMD, "--out DIR is required"); goto free_strings; }
     // --- numeric settings and their defaults
     qs_train_opts to = qs_train_opts_default();
@@ -408,116 +440,40 @@ static int run(int argc, char **argv) {
         goto free_strings;
     }
 
-    // --- model, tokenizer, data
-    qs_model m = {0};
-    qs_load_info info = {0};
-    char *qs_json = NULL;
-    qs_tokenizer *tok = NULL;
-    qs_dataset ds = {0};
-    qs_trainer tr = {0};
-    int have_trainer = 0;
+    // --- model, tokenizer, data, Quiet-STaR settings and tensors, trainer: the library's run setup
+    qs_run run;
+    memset(&run, 0, sizeof run);
+    qs_model *mp = &run.m;
+    qs_trainer *trp = &run.tr;
     FILE *logf = NULL;
     char *aj = NULL;
-    const char *tok_path = o[F_TOKENIZER].s;
     rc = 1;
-    if (o[F_CONFIG].set) {
-        qs_config c;
-        if (qs_hf_config_read(&c, o[F_CONFIG].s, &qs_json) != QS_OK) { cli_fail(CMD); goto done; }
-        if (qs_model_create(&m, &c, 0) != QS_OK) {
-            qs_error_prefix(QS_ERR_ARG, "%s", o[F_CONFIG].s);
-            cli_fail(CMD);
-            goto done;
-        }
-        qs_model_init_random(&m, seed);
-    } else {
-        const char *src = o[F_RESUME].set ? ckpt_dir : o[F_MODEL].s;
-        if (qs_model_load(&m, src, &info) != QS_OK) { cli_fail(CMD); goto done; }
-        if (!tok_path && info.tokenizer_path[0]) tok_path = info.tokenizer_path;
-        qs_json = info.quietstar_json;
-        info.quietstar_json = NULL;
+    cli_qs_flags qf = {argc, argv, qs_flag_at, n_qs_flags};
+    qs_run_spec spec = {.model_path = o[F_MODEL].set ? o[F_MODEL].s : NULL,
+                        .config_path = o[F_CONFIG].set ? o[F_CONFIG].s : NULL,
+                        .resume_ckpt = o[F_RESUME].set ? ckpt_dir : NULL,
+                        .tokenizer_path = o[F_TOKENIZER].s, .data_path = o[F_DATA].s,
+                        .dtype = o[F_DTYPE].set ? o[F_DTYPE].s : NULL,
+                        .field = o[F_FIELD].set ? o[F_FIELD].s : NULL, .val_frac = val_frac, .seed = seed,
+                        .n_threads = o[F_THREADS].set ? (int)o[F_THREADS].i : 0, .to = to, .seq_given = seq_given,
+                        .quietstar = g_quietstar, .preset_paper = preset_paper, .apply_qs = apply_qs_flags,
+                        .apply_ud = &qf, .note = print_note};
+    if (qs_run_setup(&run, &spec) != QS_OK) {
+        if (run.usage_error) rc = cli_usage_error(CMD, "%s", qstar_last_error());
+        else cli_fail(CMD);
+        goto done;
     }
-    m.precision = prec;
-    if (!seq_given && to.seq_len > m.cfg.max_seq_len) to.seq_len = m.cfg.max_seq_len; // default fits the model
+    to = run.tr.o;
+    run.m.precision = prec; // a runtime option: the bf16 weight copy is made on first use
     o[F_SEQ].i = to.seq_len;
-    if (to.seq_len > m.cfg.max_seq_len) {
-        fprintf(stderr, "qstar %s: --seq-len %d exceeds the model's max_position_embeddings %d (see qstar %s --help)\n",
-                CMD, to.seq_len, m.cfg.max_seq_len, CMD);
-        rc = 2;
-        goto done;
-    }
-    if (!tok_path) {
-        fprintf(stderr, "qstar %s: no tokenizer: give --tokenizer FILE (none found beside the model)\n", CMD);
-        rc = 2;
-        goto done;
-    }
-    if (qs_tokenizer_load(&tok, tok_path, m.cfg.vocab_size) != QS_OK) { cli_fail(CMD); goto done; }
-    if (g_quietstar) {
-        // settings: SPEC defaults < the model's (checkpoint's) quietstar block < --preset < flags given now
-        qs_qstar_opts_default(&qo);
-        if (qs_json && qs_qstar_opts_from_json(qs_json, &qo) != QS_OK) {
-            cli_fail(CMD);
-            goto done;
-        }
-        // policy_beta is a property of the run, not of the model: a fresh run uses the
-        // small-model default (QS_SMALL_POLICY_BETA) unless --preset paper or --policy-beta
-        // says otherwise; --resume keeps the run's own value from the checkpoint.
-        const char *beta_src = o[F_RESUME].set ? "from the checkpoint" : "small-model default";
-        if (!o[F_RESUME].set) qo.policy_beta = QS_SMALL_POLICY_BETA;
-        if (preset_paper) apply_paper_preset_qs(&qo), beta_src = "--preset paper";
-        for (int k = 0; k < n_qs_flags; k++) {
-            int j = qs_flag_at[k];
-            if (!strcmp(argv[j], "--policy-beta")) beta_src = "--policy-beta";
-            (void)cli_qstar_flag(argc, argv, &j, &qo); // parsed once already: cannot fail
-        }
-        if (qs_qstar_opts_validate(&qo, to.seq_len) != QS_OK) {
-            rc = cli_usage_error(CMD, "%s", qstar_last_error());
-            goto done;
-        }
-        // meta tokens that a vocabulary may hold are never sampled
-        qo.n_banned = qs_task_meta_tokens(tok, qo.banned);
-        // learned tensors: kept as loaded; only absent ones are initialised (SPEC)
-        int present = info.qs_present;
-        if (present != 7) {
-            int ids[64], n = 0, init_id = -1;
-            if (qs_tokenizer_encode(tok, qo.thought_init, 0, 0, ids, 64, &n) == QS_OK && n > 0) {
-                init_id = ids[0];
-                // the dummy-prefix space comes first with llama2.c tokenizers: take the first real piece
-                const char *pc = qs_tokenizer_raw_piece(tok, ids[0]);
-                if (n > 1 && pc && !strcmp(pc, " ")) init_id = ids[1];
-            }
-            if (qs_qstar_init_tensors(&m, &qo, init_id, present, seed) != QS_OK) { cli_fail(CMD); goto done; }
-            fprintf(stderr, "quietstar: initialised %s%s%s (thought init token %d \"%s\")\n",
-                    present & 1 ? "" : "start ", present & 2 ? "" : "end ", present & 4 ? "" : "talk head",
-                    init_id, init_id >= 0 ? qs_tokenizer_raw_piece(tok, init_id) : "mean row");
-        }
-        free(qs_json);
-        if (qs_qstar_opts_to_json(&qo, &qs_json) != QS_OK) { cli_fail(CMD); goto done; }
-        to.quietstar = 1;
-        to.qs = qo;
-        to.seed = seed;
-        fprintf(stderr, "quietstar: n_ahead %d (n_thought %d), n_talk %d, n_passes %d, beta %g (%s), tau_rl %g, mixing %s\n",
-                qo.n_ahead, qo.n_ahead - 3, qo.n_talk, qo.n_passes, (double)qo.policy_beta, beta_src, (double)qo.tau_rl,
-                qo.mixing == QS_MIX_SIGMOID ? "sigmoid" : "linear");
-    }
-    qs_dataset_opts dopt = qs_dataset_opts_default();
-    dopt.field = o[F_FIELD].set ? o[F_FIELD].s : NULL;
-    dopt.val_frac = val_frac;
-    dopt.seed = seed;
-    dopt.n_threads = o[F_THREADS].set ? (int)o[F_THREADS].i : 0;
-    double t_load = qs_now();
-    if (qs_dataset_load(&ds, o[F_DATA].s, tok, &dopt) != QS_OK) { cli_fail(CMD); goto done; }
-    fprintf(stderr, "data: %s: %zu documents, %zu training / %zu held-out tokens (%.1f s)\n", o[F_DATA].s,
-            qs_dataset_n_docs(&ds), ds.train.n_tokens, ds.val.n_tokens, qs_now() - t_load);
-    if (qs_trainer_init(&tr, &m, &ds, &to) != QS_OK) { cli_fail(CMD); goto done; }
-    have_trainer = 1;
-    if (o[F_RESUME].set) {
-        if (qs_trainer_restore(&tr, ckpt_dir) != QS_OK) { cli_fail(CMD); goto done; }
-        fprintf(stderr, "resuming %s at step %ld of %ld\n", ckpt_dir, tr.step, to.steps);
-    }
+    qs_qstar_opts qo_run = run.qo;
+    const char *tok_path = run.tok_path;
+    char *qs_json = run.qs_json;
+    qs_tokenizer *tok = run.tok;
     fprintf(stderr, "model: %zu parameters; %ld steps x %d x %d x %d tokens, lr %g -> %g, warmup %ld, %d threads\n",
-            m.layout.numel, to.steps, to.batch, to.seq_len, to.grad_accum, (double)to.lr, (double)to.min_lr,
+            mp->layout.numel, to.steps, to.batch, to.seq_len, to.grad_accum, (double)to.lr, (double)to.min_lr,
             to.warmup, omp_get_max_threads());
-    cli_print_matmul(&m);
+    cli_print_matmul(mp);
     fprintf(stderr, "optimizer: AdamW betas (%g, %g), eps %g, weight decay %g, grad-norm clip %g%s\n",
             (double)to.beta1, (double)to.beta2, (double)to.eps, (double)to.weight_decay, (double)to.clip,
             preset_paper ? " (--preset paper: SPEC section 4)" : "");
@@ -527,7 +483,7 @@ static int run(int argc, char **argv) {
     char log_default[4200];
     snprintf(log_default, sizeof log_default, "%s/log.jsonl", out);
     const char *log_path = o[F_LOG].set ? o[F_LOG].s : log_default;
-    if (o[F_RESUME].set && train_log_trim(CMD, log_path, tr.step) != 0) goto done;
+    if (o[F_RESUME].set && train_log_trim(CMD, log_path, trp->step) != 0) goto done;
     logf = fopen(log_path, o[F_RESUME].set ? "a" : "w");
     if (!logf) {
         fprintf(stderr, "qstar %s: %s: cannot open the log for writing: %s\n", CMD, log_path, strerror(errno));
@@ -539,7 +495,7 @@ static int run(int argc, char **argv) {
     // --- train
     progress pr = {.cmd = CMD, .quietstar = g_quietstar, .log = logf, .log_path = log_path, .tty = cli_is_tty(),
                    .print_every = o[F_PRINT_EVERY].set ? o[F_PRINT_EVERY].i : 10,
-                   .tok = tok, .show_thoughts = (int)show_thoughts, .n_passes = qo.n_passes};
+                   .tok = tok, .show_thoughts = (int)show_thoughts, .n_passes = qo_run.n_passes};
     qs_train_run_opts ro = {.out_dir = out, .tokenizer_path = tok_path, .quietstar_json = qs_json,
                             .args_json = aj, .cb = train_log_event, .cb_ctx = &pr, .stop = &g_stop};
     struct sigaction sa, old_sa;
@@ -549,7 +505,7 @@ static int run(int argc, char **argv) {
     sa.sa_flags = SA_RESETHAND; // a second Ctrl-C kills the process
     sigaction(SIGINT, &sa, &old_sa);
     qs_train_summary sum;
-    qs_status st = qs_trainer_run(&tr, &ro, &sum);
+    qs_status st = qs_trainer_run(trp, &ro, &sum);
     sigaction(SIGINT, &old_sa, NULL);
     train_log_end_line(&pr);
     if (st != QS_OK) { cli_fail(CMD); goto done; }
@@ -557,12 +513,12 @@ static int run(int argc, char **argv) {
     // --- summary
     if (isfinite(sum.nll_first)) printf("initial held-out NLL: %.4f (step %ld)\n", sum.nll_first, sum.step_first);
     else printf("initial held-out NLL: n/a (no held-out data)\n");
-    if (isfinite(sum.nll_last) && sum.interrupted && sum.step_last != tr.step)
+    if (isfinite(sum.nll_last) && sum.interrupted && sum.step_last != trp->step)
         printf("final held-out NLL:   %.4f (step %ld; stopped at step %ld before evaluating again)\n", sum.nll_last,
-               sum.step_last, tr.step);
+               sum.step_last, trp->step);
     else if (isfinite(sum.nll_last)) printf("final held-out NLL:   %.4f (step %ld)\n", sum.nll_last, sum.step_last);
     else printf("final held-out NLL:   n/a\n");
-    printf("steps: %ld of %ld (%ld in this run, %ld skipped), time: %.1f s\n", tr.step, to.steps, sum.steps_run,
+    printf("steps: %ld of %ld (%ld in this run, %ld skipped), time: %.1f s\n", trp->step, to.steps, sum.steps_run,
            sum.skipped, sum.seconds);
     if (sum.ckpt_dir[0]) printf("checkpoint: %s\n", sum.ckpt_dir);
     if (sum.interrupted) printf("stopped early; continue with: qstar %s --resume %s\n", CMD, out);
@@ -572,12 +528,7 @@ done:
         fprintf(stderr, "qstar %s: warning: cannot write the log\n", CMD);
     }
     free(aj);
-    if (have_trainer) qs_trainer_free(&tr);
-    qs_dataset_free(&ds);
-    qs_tokenizer_free(tok);
-    free(qs_json);
-    qs_load_info_free(&info);
-    qs_model_free(&m);
+    qs_run_free(&run);
 free_strings:
     for (int k = 0; k < n_strings; k++) free(strings[k]);
     free(qs_flag_at);

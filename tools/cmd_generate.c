@@ -190,6 +190,9 @@ int cmd_generate(int argc, char **argv) {
     use_stream = strcmp(qs_tokenizer_kind_name(tok), "llama2c") != 0;
     qs_tok_stream_init(&out_stream, tok);
     out_stream.prev = ids[n_ids - 1];
+    // the generation loop prints the tokens after position 0 (run.c: BOS there); with a
+    // tokenizer that has no BOS (Qwen) position 0 is the prompt's first token: print it
+    if (ids[0] != qs_tokenizer_bos(tok)) put_token(ids[0], qs_tokenizer_piece(tok, ids[0], ids[0]));
     qs_gen_opts o = qs_gen_opts_default();
     o.steps = (int)steps;
     o.temperature = (float)temperature;

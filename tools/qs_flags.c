@@ -57,12 +57,8 @@ const char *cli_qstar_help =
 
 int cli_thought_opts(const char *cmd, const char *qs_json, const qs_tokenizer *tok, long n_ahead, double tau_sample,
                      int greedy, qs_qstar_opts *qo) {
-    qs_qstar_opts_default(qo);
-    if (qs_qstar_opts_from_json(qs_json, qo) != QS_OK) return cli_fail(cmd);
-    if (n_ahead) qo->n_ahead = (int)n_ahead;
-    if (tau_sample > 0) qo->tau_sample = (float)tau_sample;
-    if (greedy) qo->greedy_thoughts = 1;
-    qo->n_banned = qs_task_meta_tokens(tok, qo->banned); // meta tokens are never sampled
-    if (qs_qstar_opts_validate(qo, 0) != QS_OK) return cli_fail(cmd);
+    // the library's rule (the public API uses the same)
+    if (qs_qstar_opts_for_inference(qs_json, tok, (int)n_ahead, (float)tau_sample, greedy, qo) != QS_OK)
+        return cli_fail(cmd);
     return 0;
 }

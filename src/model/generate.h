@@ -33,6 +33,29 @@ typedef struct {
 // token); NULL when no tokenizer was given). Return nonzero to stop.
 typedef int (*qs_gen_callback)(void *ud, int token, const char *piece);
 
+// Called for each emitted token with its text, the thought that produced it
+// (NULL and 0 without thinking or for prompt tokens) and its mixing weight.
+// Return nonzero to stop.
+typedef int (*qs_gen_token_fn)(void *ud, int token, const char *piece, const int *thought, int n_thought,
+                               float mix_w);
+
+// Where the logits of the next token come from. The generation loop below
+// is the model's; a caller that thinks before each token (quietstar/think.c)
+// plugs in here, so the model layer never calls up into Quiet-STaR code.
+//   begin(ctx, max_len)    once, before position 0 (sequences up to max_len)
+//   feed(ctx, token, pos)  runs `token` at `pos` (0, 1, 2, ... in order)
+//   next(ctx, logits, &thought, &n_thought, &mix_w)
+//                          logits[V] of the token after the last fed one
+//                          (only for sampled tokens, not for the prompt's)
+//   end(ctx)               once, after the last position (also on errors)
+typedef struct {
+    void *ctx;
+    qs_status (*begin)(void *ctx, int max_len);
+    qs_status (*feed)(void *ctx, int token, int pos);
+    qs_status (*next)(void *ctx, float *logits, const int **thought, int *n_thought, float *mix_w);
+    void (*end)(void *ctx);
+} qs_gen_source;
+
 // steps 256, temperature 1, top_p 0.9, seed 0, no bans, stop_token -1.
 qs_gen_opts qs_gen_opts_default(void);
 
@@ -40,5 +63,10 @@ qs_gen_opts qs_gen_opts_default(void);
 // `tok` may be NULL. `cb` may be NULL. `out` may be NULL.
 qs_status qs_generate(const qs_model *m, const qs_tokenizer *tok, const int *prompt, int n_prompt,
                       const qs_gen_opts *opts, qs_gen_callback cb, void *ud, qs_gen_stats *out);
+// The loop itself: like qs_generate with the next-token logits from `src`
+// (NULL: the plain forward with a KV cache).
+qs_status qs_generate_from(const qs_model *m, const qs_tokenizer *tok, const int *prompt, int n_prompt,
+                           const qs_gen_opts *opts, const qs_gen_source *src, qs_gen_token_fn cb, void *ud,
+                           qs_gen_stats *out);
 
 #endif

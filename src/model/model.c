@@ -48,6 +48,7 @@ void qs_model_free(qs_model *m) {
     qs_ptrs_free(&m->w);
     qs_layout_free(&m->layout);
     free(m->params);
+    free(m->src_config);
     if (m->shadow) free(m->shadow->data);
     free(m->shadow);
     memset(m, 0, sizeof *m);
@@ -62,6 +63,8 @@ qs_status qs_model_add_quietstar(qs_model *m) {
         int j = qs_layout_find(&n.layout, t->name);
         memcpy(n.params + n.layout.t[j].offset, m->params + t->offset, t->numel * sizeof(float));
     }
+    n.src_config = m->src_config, n.save_dtype = m->save_dtype, n.save_master = m->save_master;
+    m->src_config = NULL;
     n.precision = m->precision;
     qs_model_free(m);
     *m = n;

@@ -14,6 +14,11 @@ typedef struct {
     float *params;     // layout.numel floats, one contiguous buffer
     qs_ptrs w;         // named pointers into params
     int has_quietstar; // layout holds the Quiet-STaR tensors
+    // ---- appended: how qs_model_save_dir writes the model back (io/model_io.h) ----
+    char *src_config;  // config.json text the model was loaded from (malloc'd, owned) or NULL:
+                       // its keys are kept when saving
+    int save_dtype;    // qs_dtype of the saved weights: 0 = F32, 1 = F16, 2 = BF16 (as loaded)
+    int save_master;   // 1: with a 16-bit save_dtype also save exact fp32 master weights
     // runtime options (not saved with the model)
     qs_precision precision; // GEMM precision: fp32 (default) or bf16 (fp32 masters, bf16 products)
     uint64_t version;  // bumped whenever params change (qs_model_touch): the bf16 copy follows it

@@ -124,3 +124,23 @@ int qs_sampler_sample(qs_sampler *s, float *logits) {
     if (s->top_p <= 0.0f || s->top_p >= 1.0f) return qs_sample_mult(logits, V, coin);
     return qs_sample_topp(logits, V, s->top_p, s->probindex, coin);
 }
+
+int qs_sample_thought(float *z, int V, const int *banned, int n_banned, float tau, int greedy, float coin) {
+    for (int b = 0; b < n_banned; b++)
+        if (banned[b] >= 0 && banned[b] < V) z[banned[b]] = -INFINITY;
+    int best = 0;
+    for (int v = 1; v < V; v++)
+        if (z[v] > z[best]) best = v;
+    if (greedy) return best;
+    // unnormalised probabilities in place (one exp per logit), summed in double
+    const float mx = z[best];
+    double s = 0.0;
+    for (int v = 0; v < V; v++) s += z[v] = expf((z[v] - mx) / tau);
+    const double u = (double)coin * s;
+    double c = 0.0;
+    for (int v = 0; v < V; v++) {
+        c += z[v];
+        if (u < c) return v;
+    }
+    return best; // rounding (unreachable for coin < 1): the most likely token
+}

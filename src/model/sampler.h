@@ -42,4 +42,11 @@ int qs_sample_topp(const float *probs, int n, float top_p, qs_prob_index *probin
 // In-place softmax of x[n] (max-subtracted; -inf entries become 0).
 void qs_softmax_inplace(float *x, int n);
 
+// The one thought-token sampler (Quiet-STaR training step and thinking at
+// inference): banned ids get logit -inf, then the argmax when `greedy`, else
+// the first v whose cumulative unnormalised mass exp((z[v] - max) / tau)
+// exceeds coin * total (coin uniform in [0,1); the caller draws it so that
+// rows sampled in parallel use coins drawn serially). z[V] is overwritten.
+int qs_sample_thought(float *z, int V, const int *banned, int n_banned, float tau, int greedy, float coin);
+
 #endif

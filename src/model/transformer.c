@@ -382,8 +382,8 @@ qs_status qs_lm_step(const qs_model *m, qs_workspace *ws, const int *tokens, con
     return QS_OK;
 }
 
-qs_status qs_lm_nll(const qs_model *m, qs_workspace *ws, const int *tokens, const int *mask, int B, int T,
-                    double *nll_sum, long *n_tokens) {
+qs_status qs_lm_token_nll(const qs_model *m, qs_workspace *ws, const int *tokens, const int *mask, int B, int T,
+                          float *nll, double *nll_sum, long *n_tokens) {
     const int H = m->cfg.dim, V = m->cfg.vocab_size, N = B * T;
     QS_TRY(lm_forward(m, ws, tokens, mask, B, T));
     qs_mm mm;
@@ -395,8 +395,15 @@ qs_status qs_lm_nll(const qs_model *m, qs_workspace *ws, const int *tokens, cons
         matmul_forward_mm(&mm, ws->logits, ws->h + (size_t)n0 * H, m->w.lm_head, NULL, n, H, V);
         crossentropy_forward(ws->losses, ws->logits, ws->targets + n0, n, V);
         for (int k = 0; k < n; k++) total += ws->losses[k];
+        if (nll)
+            for (int k = 0; k < n; k++) nll[n0 + k] = ws->targets[n0 + k] < 0 ? NAN : ws->losses[k];
     }
-    *nll_sum = total;
-    *n_tokens = nt;
+    if (nll_sum) *nll_sum = total;
+    if (n_tokens) *n_tokens = nt;
     return QS_OK;
+}
+
+qs_status qs_lm_nll(const qs_model *m, qs_workspace *ws, const int *tokens, const int *mask, int B, int T,
+                    double *nll_sum, long *n_tokens) {
+    return qs_lm_token_nll(m, ws, tokens, mask, B, T, NULL, nll_sum, n_tokens);
 }

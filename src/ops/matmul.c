@@ -93,7 +93,7 @@ void qs_matmul_release(void) {
 
 void qs_bf16_from_f32(qs_bf16 *dst, const float *src, size_t n) {
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) dst[i] = qs_f32_to_bf16(src[i]);
+    for (size_t i = 0; i < n; i++) dst[i] = qs_bf16_round(src[i]);
 }
 
 const char *qs_precision_name(qs_precision p) { return p == QS_PREC_BF16 ? "bf16" : "fp32"; }
@@ -133,7 +133,7 @@ static float *widen(int slot, const qs_bf16 *X, int rows, int cols, int ld) {
     if (!y) return NULL;
 #pragma omp parallel for schedule(static) if ((size_t)rows * cols > 65536)
     for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) y[(size_t)r * cols + c] = qs_bf16_to_f32(X[(size_t)r * ld + c]);
+        for (int c = 0; c < cols; c++) y[(size_t)r * cols + c] = qs_bf16_widen(X[(size_t)r * ld + c]);
     return y;
 }
 
@@ -143,7 +143,7 @@ static qs_bf16 *narrow(int slot, const float *X, int rows, int cols, int ld) {
     if (!y) return NULL;
 #pragma omp parallel for schedule(static) if ((size_t)rows * cols > 65536)
     for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) y[(size_t)r * cols + c] = qs_f32_to_bf16(X[(size_t)r * ld + c]);
+        for (int c = 0; c < cols; c++) y[(size_t)r * cols + c] = qs_bf16_round(X[(size_t)r * ld + c]);
     return y;
 }
 
@@ -162,8 +162,8 @@ void qs_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, cons
             for (int j = 0; j < N; j++) {
                 float s = 0.0f;
                 for (int k = 0; k < K; k++)
-                    s += qs_bf16_to_f32(transA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) *
-                         qs_bf16_to_f32(transB ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
+                    s += qs_bf16_widen(transA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) *
+                         qs_bf16_widen(transB ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
                 float *c = C + (size_t)i * ldc + j;
                 *c = alpha * s + (beta == 0.0f ? 0.0f : beta * *c);
             }

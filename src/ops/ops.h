@@ -19,12 +19,12 @@ void qs_sgemm(int transA, int transB, int M, int N, int K, float alpha, const fl
 
 // bf16 (bfloat16, the top 16 bits of an fp32, rounded to nearest even).
 typedef uint16_t qs_bf16;
-static inline qs_bf16 qs_f32_to_bf16(float f) {
+static inline qs_bf16 qs_bf16_round(float f) {
     union { float f; uint32_t u; } v = {f};
     if ((v.u & 0x7fffffffu) > 0x7f800000u) return (qs_bf16)((v.u >> 16) | 0x40); // NaN stays NaN
     return (qs_bf16)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
 }
-static inline float qs_bf16_to_f32(qs_bf16 h) {
+static inline float qs_bf16_widen(qs_bf16 h) {
     union { uint32_t u; float f; } v = {(uint32_t)h << 16};
     return v.f;
 }

@@ -51,6 +51,23 @@ qs_status qs_qstar_opts_from_json(const char *json, qs_qstar_opts *o);
 // talk_head.0.0/0.2 weights N(0, 0.02), biases 0, talk_head.0.4 = 0.
 qs_status qs_qstar_init_tensors(qs_model *m, const qs_qstar_opts *o, int init_id, int present, uint64_t seed);
 
+// THE thought_init rule (convert --add-quietstar, train, dump-step and the
+// public API all use it): `text` is encoded without BOS/EOS and the first
+// token whose raw piece is not only whitespace is taken, so a
+// SentencePiece-style dummy-prefix piece (" " in llama2.c tokenizers, "\xe2\x96\x81"
+// in tokenizer.json ones) is skipped: "---" with stories260K's tok512 gives
+// 464 ("-"), not 410 (" "). Returns -1 (= the mean embedding row) for
+// a NULL/empty text, no tokenizer, or a text of whitespace tokens only.
+struct qs_tokenizer;
+int qs_thought_init_id(const struct qs_tokenizer *tok, const char *text);
+
+// The thought settings for thinking at inference (generate, eval, viz, the
+// public API): SPEC defaults < a checkpoint's "quietstar" block (qs_json, may
+// be NULL) < n_ahead / tau_sample / greedy when given (0 = not given); the
+// vocabulary's meta tokens (<|startthought|>, <|endthought|>) banned; validated.
+qs_status qs_qstar_opts_for_inference(const char *qs_json, const struct qs_tokenizer *tok, int n_ahead,
+                                      float tau_sample, int greedy, qs_qstar_opts *o);
+
 // Results of one step. Arrays point into the step's buffers (valid until the
 // next call).
 typedef struct {

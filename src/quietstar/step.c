@@ -12,6 +12,7 @@
 // passes at once, layer by layer (qs_backward_all).
 #include "quietstar/qstar.h"
 #include "quietstar/mixhead.h"
+#include "model/sampler.h"
 #include "model/workspace.h"
 #include "ops/ops.h"
 
@@ -131,25 +132,9 @@ static void sample_tokens(const qs_model *m, qs_workspace *ws, const qs_qstar_op
         matmul_forward_mm(&mm, z, h + (size_t)n0 * H, m->w.lm_head, NULL, n, H, V);
         for (int k = 0; k < n; k++) coin[k] = qs_rng_uniform(rng);
 #pragma omp parallel for schedule(static)
-        for (int k = 0; k < n; k++) {
-            float *zr = z + (size_t)k * V;
-            for (int b = 0; b < o->n_banned; b++) zr[o->banned[b]] = -1e10f;
-            int best = 0;
-            for (int v = 1; v < V; v++) if (zr[v] > zr[best]) best = v;
-            if (o->greedy_thoughts) { out[n0 + k] = best; continue; }
-            // unnormalised probabilities in place (one exp per logit), then
-            // the first v whose cumulative mass exceeds u * total
-            const float mx = zr[best];
-            double s = 0.0;
-            for (int v = 0; v < V; v++) s += zr[v] = expf((zr[v] - mx) / o->tau_sample);
-            double u = coin[k] * s, c = 0.0;
-            int pick = V - 1;
-            for (int v = 0; v < V; v++) {
-                c += zr[v];
-                if (u < c) { pick = v; break; }
-            }
-            out[n0 + k] = pick;
-        }
+        for (int k = 0; k < n; k++)
+            out[n0 + k] = qs_sample_thought(z + (size_t)k * V, V, o->banned, o->n_banned, o->tau_sample,
+                                            o->greedy_thoughts, coin[k]);
     }
 }
 

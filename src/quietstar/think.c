@@ -74,22 +74,6 @@ void qs_thinker_plain_logits(qs_thinker *t, float *logits) {
     matmul_forward(logits, t->h0, t->m->w.lm_head, NULL, 1, t->m->cfg.dim, t->m->cfg.vocab_size);
 }
 
-// One token from softmax(z / tau) (or argmax), banned ids excluded.
-static int sample_thought(const qs_qstar_opts *o, float *z, int V, qs_rng *rng) {
-    for (int b = 0; b < o->n_banned; b++) z[o->banned[b]] = -INFINITY;
-    int best = 0;
-    for (int v = 1; v < V; v++) if (z[v] > z[best]) best = v;
-    if (o->greedy_thoughts) return best;
-    double s = 0.0;
-    for (int v = 0; v < V; v++) s += expf((z[v] - z[best]) / o->tau_sample);
-    double u = qs_rng_uniform(rng) * s, c = 0.0;
-    for (int v = 0; v < V; v++) {
-        c += expf((z[v] - z[best]) / o->tau_sample);
-        if (u < c) return v;
-    }
-    return best;
-}
-
 qs_status qs_thinker_think(qs_thinker *t, qs_rng *rng, float *logits, int *thought, float *mix_w) {
     const qs_model *m = t->m;
     const int H = m->cfg.dim, V = m->cfg.vocab_size, na = t->o.n_ahead, pos = t->pos;
@@ -108,7 +92,8 @@ qs_status qs_thinker_think(qs_thinker *t, qs_rng *rng, float *logits, int *thoug
         QS_TRY(qs_forward_block(m, t->ws, t->x, d, 1, pos, 1, t->h));
         if (d <= na - 3 && rng) { // this pass samples thought token d-1
             matmul_forward(t->z, t->h, m->w.lm_head, NULL, 1, H, V);
-            if (rng) thought[d - 1] = sample_thought(&t->o, t->z, V, rng); // else: forced by the caller
+            thought[d - 1] = qs_sample_thought(t->z, V, t->o.banned, t->o.n_banned, t->o.tau_sample,
+                                               t->o.greedy_thoughts, qs_rng_uniform(rng));
         }
     }
     mixhead_forward(&m->w, H, 1, t->h0, t->h, t->o.mixing == QS_MIX_SIGMOID, &t->ma, t->hm);
@@ -117,79 +102,58 @@ qs_status qs_thinker_think(qs_thinker *t, qs_rng *rng, float *logits, int *thoug
     return QS_OK;
 }
 
+// ---- generation with thoughts: a qs_gen_source for the model's generation loop
+typedef struct {
+    const qs_model *m;
+    const qs_qstar_opts *qo;
+    qs_thinker *t;
+    qs_rng rng;   // thoughts draw from their own stream
+    int *thought; // [n_ahead-3]
+} think_src;
+
+static qs_status think_begin(void *ctx, int max_len) {
+    think_src *s = ctx;
+    QS_TRY(qs_thinker_create(&s->t, s->m, s->qo, max_len));
+    s->thought = qs_calloc((size_t)QS_MAX(1, s->qo->n_ahead - 3), sizeof(int), "thought");
+    return s->thought ? QS_OK : QS_ERR_NOMEM;
+}
+
+static qs_status think_feed(void *ctx, int token, int pos) { return qs_thinker_feed(((think_src *)ctx)->t, token, pos); }
+
+static qs_status think_next(void *ctx, float *logits, const int **thought, int *n_thought, float *mix_w) {
+    think_src *s = ctx;
+    QS_TRY(qs_thinker_think(s->t, &s->rng, logits, s->thought, mix_w));
+    *thought = s->thought, *n_thought = s->qo->n_ahead - 3;
+    return QS_OK;
+}
+
+static void think_end(void *ctx) {
+    think_src *s = ctx;
+    qs_thinker_free(s->t);
+    free(s->thought);
+    s->t = NULL, s->thought = NULL;
+}
+
 qs_status qs_generate_think(const qs_model *m, const qs_tokenizer *tok, const int *prompt, int n_prompt,
                             const qs_gen_opts *opts, const qs_qstar_opts *qo, int think, qs_think_callback cb,
                             void *ud, qs_gen_stats *out) {
-    const qs_config *c = &m->cfg;
-    const int V = c->vocab_size;
     qs_gen_opts o = opts ? *opts : qs_gen_opts_default();
     if (out) memset(out, 0, sizeof *out);
-    if (!prompt || n_prompt < 1) return qs_error(QS_ERR_ARG, "generate: the prompt needs at least one token");
-    for (int k = 0; k < n_prompt; k++)
-        if (prompt[k] < 0 || prompt[k] >= V)
-            return qs_error(QS_ERR_ARG, "generate: prompt token %d (id %d) outside vocabulary of %d", k, prompt[k], V);
-    int steps = o.steps;
-    if (steps <= 0 || steps > c->max_seq_len) steps = c->max_seq_len;
-    const int stop = o.stop_token >= 0 ? o.stop_token : c->bos_id;
     if (think && !qo) return qs_error(QS_ERR_ARG, "generate: thinking needs Quiet-STaR options");
-    const int nT = qo ? qo->n_ahead - 3 : 0;
-
-    qs_sampler smp;
-    QS_TRY(qs_sampler_init(&smp, V, o.temperature, o.top_p, o.seed));
-    qs_status st = qs_sampler_ban(&smp, o.banned, o.n_banned);
-    if (st == QS_OK && qo) st = qs_sampler_ban(&smp, qo->banned, qo->n_banned);
-    qs_thinker *t = NULL;
-    // One position at a time, every OpenMP loop of the forward (they split
-    // tokens, rows or heads) has a single or tiny iteration count: threads
-    // only add fork/join latency (10x slower on a busy machine). BLAS keeps
-    // its own threads for the matmuls. The caller's setting is restored.
-    const int omp_saved = omp_get_max_threads();
-    if (st == QS_OK) st = qs_thinker_create(&t, m, think ? qo : NULL, steps);
-    float *logits = qs_malloc((size_t)V * sizeof(float), "logits");
-    int *thought = qs_calloc(nT > 0 ? nT : 1, sizeof(int), "thought");
-    if (st == QS_OK && (!logits || !thought)) st = QS_ERR_NOMEM;
-    if (st != QS_OK) goto done;
-    qs_rng trng; // thoughts draw from their own stream
-    qs_rng_seed(&trng, o.seed ^ 0x7468696e6b000000ull);
-    omp_set_num_threads(1);
-
-    int token = prompt[0], pos = 0, stopped = 0, n_gen = 0;
-    double start = 0.0;
-    while (pos < steps) {
-        if ((st = qs_thinker_feed(t, token, pos)) != QS_OK) goto done;
-        int next, thought_made = 0;
-        float w = 0.0f;
-        if (pos < n_prompt - 1) {
-            next = prompt[pos + 1];
-        } else {
-            if (think) {
-                if ((st = qs_thinker_think(t, &trng, logits, thought, &w)) != QS_OK) goto done;
-                thought_made = 1;
-            } else {
-                qs_thinker_plain_logits(t, logits);
-            }
-            next = qs_sampler_sample(&smp, logits);
-        }
-        pos++;
-        if (stop >= 0 && next == stop) { stopped = 1; break; }
-        if (pos > n_prompt - 1) n_gen++;
-        const char *piece = tok ? qs_tokenizer_piece(tok, token, next) : NULL;
-        token = next;
-        if (start == 0.0) start = qs_now();
-        if (cb && cb(ud, next, piece, thought_made ? thought : NULL, thought_made ? nT : 0, w)) { stopped = 2; break; }
+    // the meta tokens of the Quiet-STaR options are banned from the text too
+    int *ban = NULL;
+    if (qo && qo->n_banned > 0) {
+        if (o.n_banned < 0) return qs_error(QS_ERR_ARG, "generate: negative count of banned tokens");
+        ban = qs_malloc(((size_t)o.n_banned + (size_t)qo->n_banned) * sizeof(int), "banned tokens");
+        if (!ban) return QS_ERR_NOMEM;
+        if (o.n_banned > 0) memcpy(ban, o.banned, (size_t)o.n_banned * sizeof(int));
+        memcpy(ban + o.n_banned, qo->banned, (size_t)qo->n_banned * sizeof(int));
+        o.banned = ban, o.n_banned += qo->n_banned;
     }
-    if (out) {
-        out->n_positions = pos;
-        out->n_generated = n_gen;
-        out->stopped = stopped;
-        out->seconds = start > 0.0 ? qs_now() - start : 0.0;
-        out->tok_per_s = pos > 1 && out->seconds > 0.0 ? (pos - 1) / out->seconds : 0.0;
-    }
-done:
-    omp_set_num_threads(omp_saved);
-    free(logits);
-    free(thought);
-    qs_thinker_free(t);
-    qs_sampler_free(&smp);
+    think_src ts = {.m = m, .qo = qo};
+    qs_rng_seed(&ts.rng, o.seed ^ 0x7468696e6b000000ull);
+    const qs_gen_source src = {&ts, think_begin, think_feed, think_next, think_end};
+    qs_status st = qs_generate_from(m, tok, prompt, n_prompt, &o, think ? &src : NULL, cb, ud, out);
+    free(ban);
     return st;
 }

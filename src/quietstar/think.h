@@ -33,11 +33,11 @@ struct qs_workspace *qs_thinker_workspace(qs_thinker *t);
 
 // Called for each emitted token with its text, the thought that produced it
 // (NULL and 0 without thinking or for prompt tokens) and the mixing weight.
-typedef int (*qs_think_callback)(void *ud, int token, const char *piece, const int *thought, int n_thought,
-                                 float mix_w);
+typedef qs_gen_token_fn qs_think_callback;
 
-// Generation like qs_generate (same stopping rules and sampler), with a
-// thought before every sampled token when `think` is nonzero. Thought tokens
+// Generation like qs_generate (the model's loop, qs_generate_from, with a
+// thinker as its logits source), a thought before every sampled token when
+// `think` is nonzero; qo's banned ids are never emitted either way. Thought tokens
 // use their own RNG stream (seeded from opts->seed), so printing thoughts or
 // not never changes the text.
 qs_status qs_generate_think(const qs_model *m, const qs_tokenizer *tok, const int *prompt, int n_prompt,

@@ -14,3 +14,9 @@ qs_status qs_tokenizer_open_gguf(qs_tokenizer **out, const char *path) {
     return qs_error(QS_ERR_UNSUPPORTED, "%s: GGUF tokenizers are not supported in this build yet",
                     path ? path : "(null)");
 }
+
+qs_status qs_tokenizer_export_gguf(const char *gguf_path, const char *dir) {
+    (void)dir;
+    return qs_error(QS_ERR_UNSUPPORTED, "%s: writing a GGUF file's tokenizer into a model directory is not supported "
+                    "in this build yet", gguf_path ? gguf_path : "(null)");
+}

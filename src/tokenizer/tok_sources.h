@@ -12,5 +12,8 @@
 qs_status qs_tokenizer_open_model_proto(qs_tokenizer **out, const char *path);
 // The tokenizer stored in a GGUF file's tokenizer.ggml.* metadata.
 qs_status qs_tokenizer_open_gguf(qs_tokenizer **out, const char *path);
+// Writes the tokenizer of a GGUF file into the model directory `dir` in the
+// Hugging Face layout (used by qs_model_save_dir when the source is a .gguf).
+qs_status qs_tokenizer_export_gguf(const char *gguf_path, const char *dir);
 
 #endif

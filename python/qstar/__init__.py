@@ -1,0 +1,379 @@
+"""qstar: Python bindings of libqstar (Quiet-STaR in C) over ctypes.
+
+    import qstar
+    m = qstar.Model("stories260K.bin", tokenizer="tok512.bin")
+    print(m.generate("Once upon a time", max_tokens=40, temperature=0))
+    for t in m.generate_iter("Once upon a time", max_tokens=40):   # tokens with their thoughts
+        print(t.text, t.thought_text, t.mix_weight)
+    s = m.score("Once upon a time there was a cat.")                 # per-token NumPy arrays
+    print(s.nll_base, s.nll_think, s.gain)
+
+    tr = qstar.Trainer(model="stories260K.bin", tokenizer="tok512.bin", data="stories.txt",
+                       quietstar=True, steps=10, out="runs/x")
+    for _ in range(10):
+        tr.step()
+    print(tr.eval()); tr.save()
+
+Errors are raised as qstar.Error carrying the library's one-line message.
+The shared library is found through $QSTAR_LIB, then ../build/libqstar.so of a
+checkout, then the installed prefix, then the system's search path.
+"""
+import ctypes as C
+import queue
+import threading
+
+import numpy as np
+
+from . import _lib as L
+
+__all__ = ["Error", "Model", "Trainer", "Token", "Scores", "version"]
+
+_lib = L.load()
+
+
+class Error(Exception):
+    """A libqstar failure: str(e) is the library's message, e.status its qs_status code."""
+
+    def __init__(self, message, status=0):
+        super().__init__(message)
+        self.status = status
+
+
+def _check(status):
+    if status != 0:
+        raise Error(_lib.qstar_last_error().decode("utf-8", "replace"), status)
+
+
+def _b(s):
+    return None if s is None else str(s).encode("utf-8")
+
+
+def version():
+    return _lib.qstar_version().decode()
+
+
+class Token:
+    """One generated token: id, text, thought (ids), thought_text, mix_weight, generated."""
+    __slots__ = ("id", "text", "thought", "thought_text", "mix_weight", "generated")
+
+    def __init__(self, t):
+        self.id = t.token
+        self.text = (t.text or b"").decode("utf-8", "replace")
+        self.thought = [t.thought[i] for i in range(t.n_thought)] if t.n_thought > 0 else []
+        self.thought_text = (t.thought_text or b"").decode("utf-8", "replace")
+        self.mix_weight = float(t.mix_weight)
+        self.generated = bool(t.generated)
+
+    def __repr__(self):
+        return f"Token({self.id}, {self.text!r}, thought={self.thought_text!r}, mix={self.mix_weight:.3f})"
+
+
+class Scores:
+    """Per-token results of Model.score: arrays of len(tokens); entry i is tokens[i]
+    predicted from the tokens before it (NaN where nothing predicts it: i = 0)."""
+
+    def __init__(self, tokens, texts, nll_base, nll_think, mix_weight, thoughts, mean_base, mean_think):
+        self.tokens, self.texts = tokens, texts
+        self.nll_base, self.nll_think, self.mix_weight, self.thoughts = nll_base, nll_think, mix_weight, thoughts
+        self.mean_base, self.mean_think = mean_base, mean_think
+
+    @property
+    def gain(self):
+        """How much the thought helped each token: nll_base - nll_think (nats)."""
+        return self.nll_base - self.nll_think
+
+    def __len__(self):
+        return len(self.tokens)
+
+
+def _escape_thought(s):
+    return s.replace("\n", "\\n").replace("\r", " ").replace("\t", " ")
+
+
+class Model:
+    """A model in any format the qstar CLI reads (model directory, llama2.c .bin, ...).
+    tokenizer= is the CLI's --tokenizer (required for a llama2.c .bin)."""
+
+    def __init__(self, path, tokenizer=None, threads=0, _handle=None, _owner=None):
+        self._h = None
+        self._owner = _owner
+        if _handle is not None:
+            self._h = _handle
+        else:
+            p = _lib.qstar_model_params_default()
+            p.tokenizer_path = _b(tokenizer)
+            p.n_threads = int(threads)
+            h = C.c_void_p()
+            _check(_lib.qstar_model_load(_b(path), C.byref(p), C.byref(h)))
+            self._h = h
+        c = L.Config()
+        _check(_lib.qstar_model_config(self._h, C.byref(c)))
+        self.config = {k: (getattr(c, k).decode() if k == "arch" else getattr(c, k)) for k, _ in L.Config._fields_}
+
+    def close(self):
+        if self._h is not None and self._owner is None:
+            _lib.qstar_model_free(self._h)
+        self._h = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def _handle(self):
+        if self._h is None:
+            raise Error("the model is closed")
+        return self._h
+
+    @property
+    def can_think(self):
+        return bool(self.config["has_quietstar"])
+
+    def tokenize(self, text, bos=True):
+        """Token ids of text (with the tokenizer's BOS first when bos)."""
+        b = _b(text)
+        cap = len(b) + 8
+        while True:
+            ids = (C.c_int * cap)()
+            n = C.c_int()
+            st = _lib.qstar_tokenize(self._handle(), b, int(bool(bos)), ids, cap, C.byref(n))
+            if st != 0 and n.value > cap:
+                cap = n.value
+                continue
+            _check(st)
+            return np.array(ids[:n.value], dtype=np.int32)
+
+    def detokenize(self, ids):
+        ids = np.ascontiguousarray(np.asarray(ids, dtype=np.int32))
+        arr = ids.ctypes.data_as(L.c_int_p)
+        cap = 64 + 32 * len(ids)
+        while True:
+            buf = C.create_string_buffer(cap)
+            n = C.c_size_t()
+            _check(_lib.qstar_detokenize(self._handle(), arr, len(ids), buf, cap, C.byref(n)))
+            if n.value < cap - 1:
+                return buf.value.decode("utf-8", "replace")
+            cap *= 4
+
+    def _gen_params(self, max_tokens, temperature, top_p, seed, think, n_ahead, tau_sample, greedy_thoughts):
+        p = _lib.qstar_gen_params_default()
+        p.max_tokens, p.temperature, p.top_p, p.seed = int(max_tokens), float(temperature), float(top_p), int(seed)
+        p.think = -1 if think is None else int(bool(think))
+        p.n_ahead, p.tau_sample, p.greedy_thoughts = int(n_ahead), float(tau_sample), int(bool(greedy_thoughts))
+        return p
+
+    def generate(self, prompt="", max_tokens=256, temperature=1.0, top_p=0.9, think=None, show_thoughts=False,
+                 seed=0, n_ahead=0, tau_sample=0.0, greedy_thoughts=False):
+        """The text `qstar generate` prints (prompt included), thoughts in [brackets] with
+        show_thoughts. think=None thinks when the model is a Quiet-STaR checkpoint."""
+        p = self._gen_params(max_tokens, temperature, top_p, seed, think, n_ahead, tau_sample, greedy_thoughts)
+        out, err = [], []
+
+        def cb(_user, tp):
+            try:
+                t = tp.contents
+                if show_thoughts and t.n_thought > 0:
+                    out.append("[" + _escape_thought((t.thought_text or b"").decode("utf-8", "replace")) + "]")
+                out.append((t.text or b"").decode("utf-8", "replace"))
+                return 0
+            except BaseException as e:  # never let an exception cross the C frames
+                err.append(e)
+                return 1
+
+        fn = L.TOKEN_CB(cb)
+        _check(_lib.qstar_generate(self._handle(), _b(prompt), C.byref(p), fn, None))
+        if err:
+            raise err[0]
+        return "".join(out)
+
+    def generate_iter(self, prompt="", max_tokens=256, temperature=1.0, top_p=0.9, think=None, seed=0, n_ahead=0,
+                      tau_sample=0.0, greedy_thoughts=False):
+        """Yields a Token (text, thought, thought_text, mix_weight) as each is generated."""
+        p = self._gen_params(max_tokens, temperature, top_p, seed, think, n_ahead, tau_sample, greedy_thoughts)
+        q = queue.Queue(maxsize=16)
+        stop = threading.Event()
+        done = object()
+
+        def cb(_user, tp):
+            if stop.is_set():
+                return 1
+            q.put(Token(tp.contents))
+            return 0
+
+        fn = L.TOKEN_CB(cb)
+        status = []
+
+        def work():
+            try:
+                status.append(_lib.qstar_generate(self._handle(), _b(prompt), C.byref(p), fn, None))
+                status.append(_lib.qstar_last_error().decode("utf-8", "replace"))
+            finally:
+                q.put(done)
+
+        th = threading.Thread(target=work, daemon=True)
+        th.start()
+        try:
+            while True:
+                item = q.get()
+                if item is done:
+                    break
+                yield item
+        finally:
+            stop.set()
+            while th.is_alive():  # drain so the worker can finish
+                try:
+                    q.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            th.join()
+        if status and status[0] != 0:
+            raise Error(status[1], status[0])
+
+    def score(self, text, think=None, seed=1234, seq_len=0, batch=0, n_ahead=0, tau_sample=0.0,
+              greedy_thoughts=False):
+        """Per-token NLL without and with thoughts of `text` (one document, BOS first, as
+        `qstar eval --task nll --data FILE` reads a file holding it) or of a token array."""
+        if isinstance(text, str):
+            toks = self.tokenize(text.strip(), bos=True)
+        else:
+            toks = np.ascontiguousarray(np.asarray(text, dtype=np.int32))
+        n = len(toks)
+        p = _lib.qstar_score_params_default()
+        p.think = -1 if think is None else int(bool(think))
+        p.seed, p.seq_len, p.batch = int(seed), int(seq_len), int(batch)
+        p.n_ahead, p.tau_sample, p.greedy_thoughts = int(n_ahead), float(tau_sample), int(bool(greedy_thoughts))
+        cap = max(1, (n_ahead or self.config["n_ahead"] or 3) - 3) if self.can_think else 1
+        nb = np.full(n, np.nan, np.float32)
+        nt = np.full(n, np.nan, np.float32)
+        mw = np.zeros(n, np.float32)
+        th = np.full((n, cap), -1, np.int32)
+        o = L.ScoreOut()
+        o.nll_base, o.nll_think = nb.ctypes.data_as(L.c_float_p), nt.ctypes.data_as(L.c_float_p)
+        o.mix_weight, o.thoughts, o.thought_cap = mw.ctypes.data_as(L.c_float_p), th.ctypes.data_as(L.c_int_p), cap
+        _check(_lib.qstar_score(self._handle(), toks.ctypes.data_as(L.c_int_p), n, C.byref(p), C.byref(o)))
+        texts, prev = [], -1
+        for t in toks:
+            texts.append((_lib.qstar_token_text(self._handle(), prev, int(t)) or b"").decode("utf-8", "replace"))
+            prev = int(t)
+        return Scores(toks, texts, nb, nt, mw, th[:, :o.n_thought], o.mean_base, o.mean_think)
+
+    def save(self, directory):
+        _check(_lib.qstar_model_save(self._handle(), _b(directory)))
+
+    def eval_task(self, task, data=None, limit=0, think=None, seed=1234, n_ahead=0, tau_sample=0.0,
+                  greedy_thoughts=False):
+        """GSM8K / CommonsenseQA zero-shot (as `qstar eval --task`): a dict of the aggregates."""
+        p = _lib.qstar_task_params_default()
+        p.task, p.data_path, p.limit = _b(task), _b(data), int(limit)
+        p.think = -1 if think is None else int(bool(think))
+        p.seed, p.n_ahead, p.tau_sample, p.greedy_thoughts = int(seed), int(n_ahead), float(tau_sample), int(bool(greedy_thoughts))
+        r = L.TaskResult()
+        _check(_lib.qstar_eval_task(self._handle(), C.byref(p), L.TASK_CB(), None, C.byref(r)))
+        return {k: getattr(r, k) for k, _ in L.TaskResult._fields_}
+
+
+class Trainer:
+    """Plain LM (quietstar=False, `qstar finetune`) or Quiet-STaR (`qstar train`) training
+    with the CLI's code and defaults. Keyword names follow the CLI flags:
+    model=/config=/resume=, tokenizer=, data=, field=, out=, steps=, batch=, seq_len=,
+    grad_accum=, lr=, min_lr=, warmup=, weight_decay=, beta1=, beta2=, eps=, clip=,
+    eval_every=, eval_batches=, save_every=, seed=, threads=, val_frac=, n_ahead=,
+    n_talk=, n_passes=, policy_beta=, thought_init=, progress=callable(dict)."""
+
+    _map = {"model": "model_path", "config": "config_path", "resume": "resume_dir", "tokenizer": "tokenizer_path",
+            "data": "data_path", "field": "data_field", "out": "out_dir", "threads": "n_threads"}
+
+    def __init__(self, quietstar=False, progress=None, **kw):
+        self._h = None
+        p = _lib.qstar_train_params_default()
+        p.quietstar = int(bool(quietstar))
+        names = {f for f, _ in L.TrainParams._fields_}
+        self._keep = []
+        for k, v in kw.items():
+            f = self._map.get(k, k)
+            if f not in names or f in ("progress", "progress_user", "quietstar"):
+                raise TypeError(f"Trainer: unknown setting {k!r}")
+            if v is None:
+                continue
+            if f.endswith("_path") or f in ("out_dir", "resume_dir", "data_field", "thought_init"):
+                b = _b(v)
+                self._keep.append(b)
+                setattr(p, f, b)
+            else:
+                setattr(p, f, v)
+        self._progress = progress
+        if progress is not None:
+            def cb(_user, pp):
+                try:
+                    progress(_progress_dict(pp.contents))
+                except BaseException:
+                    return 1
+                return 0
+            self._cb = L.PROGRESS_CB(cb)
+            p.progress = self._cb
+        h = C.c_void_p()
+        _check(_lib.qstar_trainer_create(C.byref(p), C.byref(h)))
+        self._h = h
+        self.model = Model(None, _handle=C.c_void_p(_lib.qstar_trainer_model(h)), _owner=self)
+
+    def close(self):
+        if self._h is not None:
+            _lib.qstar_trainer_free(self._h)
+        self._h = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _handle(self):
+        if self._h is None:
+            raise Error("the trainer is closed")
+        return self._h
+
+    @property
+    def steps_done(self):
+        return _lib.qstar_trainer_steps_done(self._handle())
+
+    def step(self):
+        """One optimizer step; returns its record (loss, lr, grad_norm, ...)."""
+        pr = L.Progress()
+        _check(_lib.qstar_trainer_step(self._handle(), C.byref(pr)))
+        return _progress_dict(pr)
+
+    def eval(self):
+        """Held-out NLL: (base, with thoughts) -- the second is NaN in plain LM mode."""
+        a, b = C.c_double(), C.c_double()
+        _check(_lib.qstar_trainer_eval(self._handle(), C.byref(a), C.byref(b)))
+        return a.value, b.value
+
+    def save(self, directory=None):
+        """Checkpoint to DIR/ckpt (default: out=); returns the checkpoint directory."""
+        buf = C.create_string_buffer(4096)
+        _check(_lib.qstar_trainer_save(self._handle(), _b(directory), buf, 4096))
+        return buf.value.decode()
+
+    def resume(self, directory):
+        _check(_lib.qstar_trainer_resume(self._handle(), _b(directory)))
+
+    def run(self):
+        """To the end like the CLI: evaluations, checkpoints and progress."""
+        _check(_lib.qstar_trainer_run(self._handle()))
+
+
+_KINDS = {0: "step", 1: "eval", 2: "warn", 3: "save"}
+
+
+def _progress_dict(p):
+    d = {k: getattr(p, k) for k, _ in L.Progress._fields_}
+    d["kind"] = _KINDS.get(p.kind, p.kind)
+    d["message"] = (p.message or b"").decode("utf-8", "replace")
+    return d

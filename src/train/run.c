@@ -1,0 +1,173 @@
+// run.c: setting a training run up (see run.h). This is the body that
+// `qstar finetune` / `qstar train` ran in tools/ before; both the CLI and the
+// public API (qstar_trainer_create) call it.
+#include "train/run.h"
+#include "quietstar/evaltask.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void note(const qs_run_spec *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(const qs_run_spec *s, const char *fmt, ...) {
+    if (!s->note) return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    s->note(s->note_ud, buf);
+}
+
+void qs_run_free(qs_run *r) {
+    if (!r) return;
+    if (r->have_trainer) qs_trainer_free(&r->tr);
+    qs_dataset_free(&r->ds);
+    qs_tokenizer_free(r->tok);
+    free(r->qs_json);
+    qs_load_info_free(&r->info);
+    qs_model_free(&r->m);
+    memset(r, 0, sizeof *r);
+}
+
+// The model: random init from a config.json, or loaded (model file or checkpoint).
+static qs_status load_model(qs_run *r, const qs_run_spec *s) {
+    if (s->config_path) {
+        qs_config c;
+        QS_TRY(qs_hf_config_read(&c, s->config_path, &r->qs_json));
+        if (qs_model_create(&r->m, &c, 0) != QS_OK) return qs_error_prefix(QS_ERR_ARG, "%s", s->config_path);
+        qs_model_init_random(&r->m, s->seed);
+        unsigned char *ct = NULL; // checkpoints keep the config's keys (qs_model.src_config)
+        size_t ctn = 0;
+        if (qs_read_file(s->config_path, &ct, &ctn) == QS_OK && (r->m.src_config = realloc(ct, ctn + 1)))
+            r->m.src_config[ctn] = 0;
+        else
+            free(ct);
+    } else {
+        const char *src = s->resume_ckpt ? s->resume_ckpt : s->model_path;
+        if (!src) return qs_error(QS_ERR_ARG, "no model: give a model path, a config.json or a run to resume");
+        QS_TRY(qs_model_load(&r->m, src, &r->info));
+        r->qs_json = r->info.quietstar_json;
+        r->info.quietstar_json = NULL;
+    }
+    const char *tp = s->tokenizer_path ? s->tokenizer_path : r->info.tokenizer_path[0] ? r->info.tokenizer_path : NULL;
+    if (!tp) {
+        r->usage_error = 1;
+        return qs_error(QS_ERR_ARG, "no tokenizer: give --tokenizer FILE (none found beside the model)");
+    }
+    snprintf(r->tok_path, sizeof r->tok_path, "%s", tp);
+    if (s->dtype) {
+        int dt = qs_save_dtype_parse(s->dtype);
+        if (dt < 0) {
+            r->usage_error = 1;
+            return qs_error(QS_ERR_ARG, "--dtype expects bf16, f16 or f32, got '%s'", s->dtype);
+        }
+        r->m.save_dtype = dt;
+    }
+    r->m.save_master = r->m.save_dtype != 0; // 16-bit checkpoint weights: keep exact fp32 ones for --resume
+    return QS_OK;
+}
+
+// Quiet-STaR settings: SPEC defaults < the model's (checkpoint's) quietstar
+// block < the paper preset < the caller's settings; then the tensors the model
+// lacks are initialised (learned ones are never re-initialised).
+static qs_status setup_quietstar(qs_run *r, const qs_run_spec *s, qs_train_opts *to) {
+    qs_qstar_opts *qo = &r->qo;
+    qs_qstar_opts_default(qo);
+    if (r->qs_json) QS_TRY(qs_qstar_opts_from_json(r->qs_json, qo));
+    // policy_beta is a property of the run, not of the model: a fresh run uses the
+    // small-model default (QS_SMALL_POLICY_BETA) unless the paper preset or the
+    // caller says otherwise; a resumed run keeps the checkpoint's own value.
+    const char *beta_src = s->resume_ckpt ? "from the checkpoint" : "small-model default";
+    if (!s->resume_ckpt) qo->policy_beta = QS_SMALL_POLICY_BETA;
+    if (s->preset_paper) {
+        qo->n_ahead = 12, qo->n_talk = 4, qo->n_passes = 2, qo->policy_beta = 1e6f;
+        beta_src = "--preset paper";
+    }
+    if (s->apply_qs && s->apply_qs(s->apply_ud, qo)) beta_src = "--policy-beta";
+    if (qs_qstar_opts_validate(qo, to->seq_len) != QS_OK) {
+        r->usage_error = 1;
+        return QS_ERR_ARG;
+    }
+    qo->n_banned = qs_task_meta_tokens(r->tok, qo->banned); // meta tokens a vocabulary may hold are never sampled
+    const int present = r->info.qs_present;
+    if (present != 7) {
+        const int init_id = qs_thought_init_id(r->tok, qo->thought_init);
+        QS_TRY(qs_qstar_init_tensors(&r->m, qo, init_id, present, s->seed));
+        const char *pc = init_id >= 0 ? qs_tokenizer_raw_piece(r->tok, init_id) : NULL;
+        note(s, "quietstar: initialised %s%s%s (thought init token %d \"%s\")", present & 1 ? "" : "start ",
+             present & 2 ? "" : "end ", present & 4 ? "" : "talk head", init_id, pc ? pc : "mean row");
+    }
+    free(r->qs_json);
+    r->qs_json = NULL;
+    QS_TRY(qs_qstar_opts_to_json(qo, &r->qs_json));
+    to->quietstar = 1;
+    to->qs = *qo;
+    to->seed = s->seed;
+    note(s, "quietstar: n_ahead %d (n_thought %d), n_talk %d, n_passes %d, beta %g (%s), tau_rl %g, mixing %s",
+         qo->n_ahead, qo->n_ahead - 3, qo->n_talk, qo->n_passes, (double)qo->policy_beta, beta_src,
+         (double)qo->tau_rl, qo->mixing == QS_MIX_SIGMOID ? "sigmoid" : "linear");
+    return QS_OK;
+}
+
+static qs_status setup(qs_run *r, const qs_run_spec *s) {
+    qs_train_opts to = s->to;
+    QS_TRY(load_model(r, s));
+    if (!s->seq_given && to.seq_len > r->m.cfg.max_seq_len) to.seq_len = r->m.cfg.max_seq_len; // default fits the model
+    if (to.seq_len > r->m.cfg.max_seq_len) {
+        r->usage_error = 1;
+        return qs_error(QS_ERR_ARG, "--seq-len %d exceeds the model's max_position_embeddings %d", to.seq_len,
+                        r->m.cfg.max_seq_len);
+    }
+    QS_TRY(qs_tokenizer_open(&r->tok, r->tok_path, r->m.cfg.vocab_size));
+    if (s->quietstar) QS_TRY(setup_quietstar(r, s, &to));
+    qs_dataset_opts dopt = qs_dataset_opts_default();
+    dopt.field = s->field;
+    dopt.val_frac = s->val_frac;
+    dopt.seed = s->seed;
+    dopt.n_threads = s->n_threads;
+    const double t_load = qs_now();
+    QS_TRY(qs_dataset_load(&r->ds, s->data_path, r->tok, &dopt));
+    note(s, "data: %s: %zu documents, %zu training / %zu held-out tokens (%.1f s)", s->data_path,
+         qs_dataset_n_docs(&r->ds), r->ds.train.n_tokens, r->ds.val.n_tokens, qs_now() - t_load);
+    QS_TRY(qs_trainer_init(&r->tr, &r->m, &r->ds, &to));
+    r->have_trainer = 1;
+    if (s->resume_ckpt) {
+        QS_TRY(qs_trainer_restore(&r->tr, s->resume_ckpt));
+        note(s, "resuming %s at step %ld of %ld", s->resume_ckpt, r->tr.step, to.steps);
+    }
+    return QS_OK;
+}
+
+qs_status qs_run_setup(qs_run *r, const qs_run_spec *s) {
+    memset(r, 0, sizeof *r);
+    qs_status st = setup(r, s);
+    if (st != QS_OK) {
+        const int usage = r->usage_error;
+        qs_run_free(r);
+        r->usage_error = usage;
+    }
+    return st;
+}
+
+void qs_run_default_opts(qs_train_opts *to, int quietstar, int random_init) {
+    const qs_train_opts d = qs_train_opts_default();
+    if (to->steps < 0) to->steps = d.steps;
+    if (to->batch < 0) to->batch = quietstar ? 4 : random_init ? 16 : 32;
+    if (to->seq_len < 0) to->seq_len = quietstar ? 128 : d.seq_len;
+    if (to->grad_accum < 0) to->grad_accum = d.grad_accum;
+    if (to->lr < 0) to->lr = quietstar ? 1e-4f : random_init ? 5e-3f : 5e-4f;
+    if (to->min_lr < 0) to->min_lr = 0.1f * to->lr;
+    if (to->warmup < 0) to->warmup = QS_MIN(100, to->steps / 10);
+    if (to->weight_decay < 0) to->weight_decay = quietstar ? 0.001f : d.weight_decay;
+    if (to->beta1 < 0) to->beta1 = d.beta1;
+    if (to->beta2 < 0) to->beta2 = d.beta2;
+    if (to->eps < 0) to->eps = d.eps;
+    if (to->clip < 0) to->clip = d.clip;
+    if (to->eval_every < 0) to->eval_every = quietstar ? 50 : d.eval_every;
+    if (to->eval_batches < 0) to->eval_batches = quietstar ? 8 : d.eval_batches;
+    if (to->save_every < 0) to->save_every = d.save_every;
+    if (to->stop_after < 0) to->stop_after = 0;
+}
