@@ -139,6 +139,8 @@ static void consider_pair(const qs_tokenizer *t, merge_queue *q, const int *tok,
     memcpy(q->buf + la, t->pieces[b], (size_t)lb);
     int id = qs_tok_lookup(t, q->buf, la + lb);
     if (id < 0 || !(t->scores[id] > (float)-1e10)) return;
+    // SentencePiece: control/unknown/byte/user-defined pieces never merge
+    if (t->sp_class && (t->sp_class[a] || t->sp_class[b] || t->sp_class[id])) return;
     heap_push(q, (merge_cand){.score = t->scores[id], .left = l, .right = r, .lid = a, .rid = b, .merged = id});
 }
 
@@ -195,6 +197,97 @@ qs_status qs_tok_utf8_check(const char *text, size_t len) {
     return QS_OK;
 }
 
+// ----------------------------------------------------------------------------
+// SentencePiece mode (tokenizer.model, GGUF `llama`)
+
+// The normalized text: U+2581 -> ' ' (SentencePiece escapes spaces to U+2581,
+// so both are the same symbol), remove_extra_whitespaces, dummy prefix.
+// dst has room for len + 2 bytes.
+static size_t sp_normalize(const qs_tokenizer *t, const char *s, size_t len, char *dst) {
+    size_t m = 1; // dst[0] is the dummy prefix, if any
+    dst[0] = ' ';
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (i + 2 < len && (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 &&
+            (unsigned char)s[i + 2] == 0x81) {
+            c = ' ';
+            i += 2;
+        }
+        // remove_extra_whitespaces: no leading space, runs of spaces -> one
+        if (t->sp_remove_ws && c == ' ' && (m == 1 || dst[m - 1] == ' ')) continue;
+        dst[m++] = c;
+    }
+    if (t->sp_remove_ws && m > 1 && dst[m - 1] == ' ') m--;
+    dst[m] = 0;
+    return m;
+}
+
+// The id of the longest user-defined piece at s[0..n), or -1.
+static int sp_user_match(const qs_tokenizer *t, const char *s, size_t n) {
+    for (int k = 0; k < t->n_sp_user; k++) {
+        int id = t->sp_user[k];
+        if ((size_t)t->lens[id] <= n && !memcmp(s, t->pieces[id], (size_t)t->lens[id])) return id;
+    }
+    return -1;
+}
+
+// Initial symbols of the normalized text s[0..n): user-defined pieces whole,
+// else one normal piece per character, else its <0xXX> bytes, else unk (a
+// run of unknown characters gives one unk, as SentencePiece does).
+static qs_status sp_symbols(const qs_tokenizer *t, const char *s, size_t n, int *out, int *count) {
+    int last_unk = 0;
+    for (size_t off = 0; off < n;) {
+        int id = t->n_sp_user ? sp_user_match(t, s + off, n - off) : -1;
+        if (id >= 0) {
+            out[(*count)++] = id;
+            off += (size_t)t->lens[id];
+            last_unk = 0;
+            continue;
+        }
+        int l = qs_tok_utf8_len((const unsigned char *)s, n, off);
+        if (l == 0) return QS_ERR_FORMAT;
+        id = qs_tok_lookup(t, s + off, l);
+        int all = 1;
+        for (int k = 0; k < l; k++) all = all && t->byte_id[(unsigned char)s[off + k]] >= 0;
+        if (id >= 0 && (!t->sp_class || !t->sp_class[id])) {
+            out[(*count)++] = id;
+            last_unk = 0;
+        } else if (all) {
+            for (int k = 0; k < l; k++) out[(*count)++] = t->byte_id[(unsigned char)s[off + k]];
+            last_unk = 0;
+        } else if (t->unk_id >= 0) {
+            if (!last_unk) out[(*count)++] = t->unk_id;
+            last_unk = 1;
+        } else {
+            return qs_error(QS_ERR_UNSUPPORTED, "encode: \"%.*s\" has no token, no <0xXX> byte fallback and no unk token",
+                            l, s + off);
+        }
+        off += (size_t)l;
+    }
+    return QS_OK;
+}
+
+static qs_status encode_sp(const qs_tokenizer *t, const char *text, size_t len, int bos, int eos, int *out,
+                           int *n_out) {
+    char *norm = qs_malloc(len + 2, "normalized text");
+    if (!norm) return QS_ERR_NOMEM;
+    size_t m = sp_normalize(t, text, len, norm);
+    // the dummy prefix only for non-empty (normalized) text
+    const char *s = norm + (t->add_prefix_space && m > 1 ? 0 : 1);
+    size_t n = m - (size_t)(s - norm);
+    int count = 0;
+    if (bos) out[count++] = t->bos_id;
+    qs_status st = sp_symbols(t, s, n, out, &count);
+    int n_text = count - (bos != 0);
+    if (st == QS_OK) st = merge_all(t, out + (bos != 0), &n_text);
+    free(norm);
+    if (st != QS_OK) return st;
+    count = n_text + (bos != 0);
+    if (eos) out[count++] = t->eos_id;
+    *n_out = count;
+    return QS_OK;
+}
+
 qs_status qs_tok_encode_spm(const qs_tokenizer *t, const char *text, int bos, int eos, int *out, int cap,
                             int *n_out) {
     *n_out = 0;
@@ -208,6 +301,7 @@ qs_status qs_tok_encode_spm(const qs_tokenizer *t, const char *text, int bos, in
                         need);
     // validate all of the text first, so errors leave no partial output
     QS_TRY(qs_tok_utf8_check(text, len));
+    if (t->sp_mode) return encode_sp(t, text, len, bos, eos, out, n_out);
     const unsigned char *s = (const unsigned char *)text;
     int count = 0;
     if (bos) out[count++] = t->bos_id;

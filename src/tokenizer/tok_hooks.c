@@ -3,12 +3,6 @@
 // replace this file with their real implementations).
 #include "tokenizer/tok_sources.h"
 
-qs_status qs_tokenizer_open_model_proto(qs_tokenizer **out, const char *path) {
-    if (out) *out = NULL;
-    return qs_error(QS_ERR_UNSUPPORTED, "%s: SentencePiece tokenizer.model files are not supported in this build yet",
-                    path ? path : "(null)");
-}
-
 qs_status qs_tokenizer_open_gguf(qs_tokenizer **out, const char *path) {
     if (out) *out = NULL;
     return qs_error(QS_ERR_UNSUPPORTED, "%s: GGUF tokenizers are not supported in this build yet",

@@ -51,7 +51,17 @@ struct qs_tokenizer {
     qs_tok_index *dec_sorted; // tokens sorted by decoded text (for find)
     int strip_after_bos;      // decoder drops one leading space of the first piece
     qs_bpe *bpe;
+    // SentencePiece semantics for score-based tokenizers built from a spec
+    // (tokenizer.model, GGUF `llama`); llama2.c files keep run.c's exact ones.
+    int sp_mode;              // U+2581 in text = space; unknown char -> bytes, else unk (fused)
+    int sp_remove_ws;         // normalizer remove_extra_whitespaces
+    unsigned char *sp_class;  // per token: QS_SPC_* (NULL: all normal)
+    int *sp_user;             // ids of the user-defined pieces, longest first
+    int n_sp_user;
 };
+
+// sp_class values: how a piece takes part in SentencePiece encoding.
+enum { QS_SPC_NORMAL = 0, QS_SPC_NOMERGE = 1, QS_SPC_USER = 2 };
 
 // Id of the piece with exactly these `len` bytes (lowest id if the vocabulary
 // has duplicates), or -1.

@@ -146,6 +146,12 @@ typedef struct qs_tok_spec {
     qs_tok_op norm[QS_TOK_MAX_OPS];
     qs_tok_op pre[QS_TOK_MAX_OPS];
     qs_tok_op dec[QS_TOK_MAX_OPS];
+
+    // SPM_SCORES: SentencePiece normalizer remove_extra_whitespaces (strip
+    // leading/trailing spaces, collapse runs of spaces). For SPM_SCORES specs,
+    // types CONTROL/UNKNOWN/BYTE/UNUSED are never produced by merging and
+    // USER_DEFINED pieces are matched whole in the text first (SentencePiece).
+    int remove_extra_whitespaces;
 } qs_tok_spec;
 
 // Sets every field to "absent": ids -1, pointers NULL, counts and flags 0.

@@ -216,6 +216,8 @@ void qs_tokenizer_free(qs_tokenizer *t) {
     free(t->dec_len);
     free(t->dec_arena);
     free(t->dec_sorted);
+    free(t->sp_class);
+    free(t->sp_user);
     qs_tok_bpe_free(t->bpe);
     free(t);
 }
@@ -343,7 +345,8 @@ const char *qs_tokenizer_piece(const qs_tokenizer *t, int prev, int token) {
     }
     const char *piece = t->pieces[token];
     // after BOS, sentencepiece strips the leading space (llama2.c PR #89)
-    if (prev == t->bos_id && t->strip_after_bos && piece[0] == ' ') piece++;
+    // (SentencePiece models: also at the start of a decode)
+    if ((prev == t->bos_id || (prev < 0 && t->sp_mode)) && t->strip_after_bos && piece[0] == ' ') piece++;
     // byte-fallback tokens like "<0x0A>" stand for the raw byte
     int b = byte_token_value(piece);
     if (b >= 0) piece = t->byte_pieces + b * 2;
