@@ -11,8 +11,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-// Row permutation between the two RoPE layouts of a [n_heads*hd, cols] matrix.
-static void permute_rows(float *dst, const float *src, int n_heads, int hd, int cols, int to_hf) {
+// Row permutation between the two RoPE layouts of a [n_heads*hd, cols] matrix
+// (declared in model_io.h; the GGUF loader uses it too).
+void qs_rope_permute_rows(float *dst, const float *src, int n_heads, int hd, int cols, int to_hf) {
     size_t rb = (size_t)cols * sizeof(float);
     for (int h = 0; h < n_heads; h++)
         for (int j = 0; j < hd / 2; j++) {
@@ -74,7 +75,7 @@ static qs_status load_weights(qs_model *m, FILE *f, const char *path) {
             float *dst = layer_tensor(m, l, k, &n);
             if (k != T_WQ && k != T_WK) { st = read_floats(f, dst, n, path); continue; }
             st = read_floats(f, tmp, n, path);
-            permute_rows(dst, tmp, k == T_WQ ? c->n_heads : c->n_kv_heads, c->head_dim, c->dim, 1);
+            qs_rope_permute_rows(dst, tmp, k == T_WQ ? c->n_heads : c->n_kv_heads, c->head_dim, c->dim, 1);
         }
     free(tmp);
     if (st == QS_OK) st = read_floats(f, m->w.final_norm, H, path);
@@ -160,7 +161,7 @@ static qs_status write_weights(qs_afile *f, const qs_model *m) {
             size_t n;
             const float *src = layer_tensor(m, l, k, &n);
             if (k == T_WQ || k == T_WK) {
-                permute_rows(tmp, src, k == T_WQ ? c->n_heads : c->n_kv_heads, c->head_dim, c->dim, 0);
+                qs_rope_permute_rows(tmp, src, k == T_WQ ? c->n_heads : c->n_kv_heads, c->head_dim, c->dim, 0);
                 src = tmp;
             }
             st = qs_afile_write(f, src, n * sizeof(float));

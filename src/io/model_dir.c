@@ -2,6 +2,7 @@
 // [+ tokenizer.bin]) and the qs_model_load entry point.
 #include "io/model_io.h"
 #include "io/safetensors.h"
+#include "io/gguf.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -155,6 +156,11 @@ qs_status qs_model_load(qs_model *m, const char *path, qs_load_info *info) {
         if (n >= (int)sizeof dir) return qs_error(QS_ERR_ARG, "path too long: %s", path);
         if (!dir[0]) snprintf(dir, sizeof dir, "/");
         return load_dir(m, dir, info);
+    }
+    if (qs_gguf_is_gguf_file(path)) { // GGUF: the tokenizer lives in the same file
+        QS_TRY(qs_gguf_load_model(m, path));
+        if (info && strlen(path) < sizeof info->tokenizer_path) memcpy(info->tokenizer_path, path, strlen(path) + 1);
+        return QS_OK;
     }
     return qs_llama2c_load(m, path);
 }

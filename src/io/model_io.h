@@ -43,6 +43,16 @@ qs_status qs_model_save_dir(const qs_model *m, const char *dir, const char *toke
 // byte of a load -> save round trip equals the original file.
 qs_status qs_llama2c_load(qs_model *m, const char *path);
 qs_status qs_llama2c_save(const qs_model *m, const char *path);
+// Row permutation of a [n_heads*hd, cols] q/k matrix between the interleaved
+// RoPE layout (llama2.c, llama.cpp's GGUF) and rotate-half (HF): to_hf = 1
+// moves interleaved rows (2j, 2j+1) of each head to (j, j + hd/2).
+void qs_rope_permute_rows(float *dst, const float *src, int n_heads, int hd, int cols, int to_hf);
+
+// GGUF model (llama / qwen2 architectures; see gguf_model.c): config from the
+// <arch>.* keys, tensors dequantised to float32, q/k rows of Llama models
+// permuted back to rotate-half. Used by qs_model_load for files that start
+// with the GGUF magic.
+qs_status qs_gguf_load_model(qs_model *m, const char *path);
 
 // config.json read/write (HF field names; unknown architectures and bad
 // values are errors naming the file and field).
