@@ -1,10 +1,4 @@
-// tok_hooks.c: placeholders for the tokenizer sources declared in
-// tok_sources.h that are not built yet (the GGUF / tokenizer.model loaders
-// replace this file with their real implementations).
+// tok_hooks.c: placeholders for tokenizer sources declared in tok_sources.h
+// that are not built yet. tokenizer.model (tok_spm_model.c) and GGUF
+// (tok_gguf.c) loaders are real now; nothing is left here.
 #include "tokenizer/tok_sources.h"
-
-qs_status qs_tokenizer_open_gguf(qs_tokenizer **out, const char *path) {
-    if (out) *out = NULL;
-    return qs_error(QS_ERR_UNSUPPORTED, "%s: GGUF tokenizers are not supported in this build yet",
-                    path ? path : "(null)");
-}
