@@ -200,24 +200,28 @@ qs_status qs_tok_utf8_check(const char *text, size_t len) {
 // ----------------------------------------------------------------------------
 // SentencePiece mode (tokenizer.model, GGUF `llama`)
 
-// The normalized text: U+2581 -> ' ' (SentencePiece escapes spaces to U+2581,
-// so both are the same symbol), remove_extra_whitespaces, dummy prefix.
-// dst has room for len + 2 bytes.
+// The normalized text, as SentencePiece's identity normalizer makes it:
+// U+2581 -> ' ' (spaces are escaped to U+2581, so both are the same symbol),
+// the dummy prefix, and with remove_extra_whitespaces: no leading spaces,
+// runs of spaces -> one (only real spaces: a U+2581 of the text is not
+// whitespace there), no trailing spaces or U+2581. dst has room for len + 2.
 static size_t sp_normalize(const qs_tokenizer *t, const char *s, size_t len, char *dst) {
-    size_t m = 1; // dst[0] is the dummy prefix, if any
-    dst[0] = ' ';
-    for (size_t i = 0; i < len; i++) {
+    size_t i = 0, m = 0;
+    if (t->sp_remove_ws)
+        while (i < len && s[i] == ' ') i++;
+    if (i < len && t->add_prefix_space) dst[m++] = ' ';
+    int prev_space = 1;
+    for (; i < len; i++) {
         char c = s[i];
-        if (i + 2 < len && (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 &&
-            (unsigned char)s[i + 2] == 0x81) {
-            c = ' ';
-            i += 2;
-        }
-        // remove_extra_whitespaces: no leading space, runs of spaces -> one
-        if (t->sp_remove_ws && c == ' ' && (m == 1 || dst[m - 1] == ' ')) continue;
+        int escaped = i + 2 < len && (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 &&
+                      (unsigned char)s[i + 2] == 0x81;
+        if (escaped) c = ' ', i += 2;
+        if (t->sp_remove_ws && !escaped && c == ' ' && prev_space) continue;
         dst[m++] = c;
+        prev_space = !escaped && c == ' ';
     }
-    if (t->sp_remove_ws && m > 1 && dst[m - 1] == ' ') m--;
+    if (t->sp_remove_ws)
+        while (m > 0 && dst[m - 1] == ' ') m--;
     dst[m] = 0;
     return m;
 }
@@ -271,10 +275,8 @@ static qs_status encode_sp(const qs_tokenizer *t, const char *text, size_t len, 
                            int *n_out) {
     char *norm = qs_malloc(len + 2, "normalized text");
     if (!norm) return QS_ERR_NOMEM;
-    size_t m = sp_normalize(t, text, len, norm);
-    // the dummy prefix only for non-empty (normalized) text
-    const char *s = norm + (t->add_prefix_space && m > 1 ? 0 : 1);
-    size_t n = m - (size_t)(s - norm);
+    const char *s = norm;
+    size_t n = sp_normalize(t, text, len, norm);
     int count = 0;
     if (bos) out[count++] = t->bos_id;
     qs_status st = sp_symbols(t, s, n, out, &count);

@@ -146,13 +146,15 @@ static int cmp_user_len(const void *a, const void *b) {
 static qs_status sp_classes(qs_tokenizer *t, const qs_tok_spec *s) {
     t->sp_mode = 1;
     t->sp_remove_ws = s->remove_extra_whitespaces;
-    if (!s->types) return QS_OK;
     t->sp_class = qs_calloc((size_t)t->vocab_size, 1, "tokenizer piece classes");
     if (!t->sp_class) return QS_ERR_NOMEM;
     int n_user = 0;
     for (int i = 0; i < t->vocab_size; i++) {
-        int ty = s->types[i];
-        if (ty == QS_TOKT_USER_DEFINED && t->lens[i] > 0) t->sp_class[i] = QS_SPC_USER, n_user++;
+        int ty = s->types ? s->types[i] : QS_TOKT_NORMAL;
+        // typed vocabularies (tokenizer.model, GGUF) write spaces as U+2581: a piece
+        // with a real space can never match there (llama2.c-style specs use ' ')
+        if (s->types && memchr(s->pieces[i], ' ', (size_t)piece_len(s, i))) t->sp_class[i] = QS_SPC_NOMERGE;
+        else if (ty == QS_TOKT_USER_DEFINED && t->lens[i] > 0) t->sp_class[i] = QS_SPC_USER, n_user++;
         else if (ty == QS_TOKT_CONTROL || ty == QS_TOKT_UNKNOWN || ty == QS_TOKT_BYTE || ty == QS_TOKT_UNUSED)
             t->sp_class[i] = QS_SPC_NOMERGE;
     }
