@@ -144,21 +144,44 @@ static void consider_pair(const qs_tokenizer *t, merge_queue *q, const int *tok,
     heap_push(q, (merge_cand){.score = t->scores[id], .left = l, .right = r, .lid = a, .rid = b, .merged = id});
 }
 
-// Merges tok[0..*n) in place. A merged-away node gets id -1; `next`/`prev`
-// link the live nodes.
-static qs_status merge_all(const qs_tokenizer *t, int *tok, int *n_io) {
-    int n = *n_io;
-    if (n < 2) return QS_OK;
-    int *next = qs_malloc((size_t)n * sizeof(int), "encode links");
-    int *prev = qs_malloc((size_t)n * sizeof(int), "encode links");
-    // n-1 initial pairs plus at most 2 new pairs for each of the n-1 merges
-    merge_queue q = {.heap = qs_malloc((size_t)3 * (size_t)n * sizeof(merge_cand), "encode merge heap"),
-                     .n = 0,
-                     .buf = qs_malloc((size_t)t->longest * 2 + 1, "encode buffer")};
-    if (!next || !prev || !q.heap || !q.buf) {
-        free(next); free(prev); free(q.heap); free(q.buf);
+// Buffers of merge_run, kept across the words of one text.
+typedef struct {
+    int *next, *prev;
+    merge_cand *heap;
+    char *buf;
+    int cap;
+} merge_ws;
+
+static void merge_ws_free(merge_ws *w) {
+    free(w->next); free(w->prev); free(w->heap); free(w->buf);
+    *w = (merge_ws){0};
+}
+
+// Room for n tokens: n-1 initial pairs plus at most 2 new pairs per merge.
+static qs_status merge_ws_reserve(merge_ws *w, const qs_tokenizer *t, int n) {
+    if (n <= w->cap && w->buf) return QS_OK;
+    int cap = QS_MAX(n, w->cap * 2);
+    merge_ws_free(w);
+    w->next = qs_malloc((size_t)cap * sizeof(int), "encode links");
+    w->prev = qs_malloc((size_t)cap * sizeof(int), "encode links");
+    w->heap = qs_malloc((size_t)3 * (size_t)cap * sizeof(merge_cand), "encode merge heap");
+    w->buf = qs_malloc((size_t)t->longest * 2 + 1, "encode buffer");
+    if (!w->next || !w->prev || !w->heap || !w->buf) {
+        merge_ws_free(w);
         return QS_ERR_NOMEM;
     }
+    w->cap = cap;
+    return QS_OK;
+}
+
+// Merges tok[0..*n) in place. A merged-away node gets id -1; `next`/`prev`
+// link the live nodes.
+static qs_status merge_run(const qs_tokenizer *t, int *tok, int *n_io, merge_ws *w) {
+    int n = *n_io;
+    if (n < 2) return QS_OK;
+    QS_TRY(merge_ws_reserve(w, t, n));
+    int *next = w->next, *prev = w->prev;
+    merge_queue q = {.heap = w->heap, .n = 0, .buf = w->buf};
     for (int i = 0; i < n; i++) {
         prev[i] = i - 1;
         next[i] = i + 1 < n ? i + 1 : -1;
@@ -181,8 +204,14 @@ static qs_status merge_all(const qs_tokenizer *t, int *tok, int *n_io) {
     for (int i = 0; i < n; i++)
         if (tok[i] >= 0) tok[m++] = tok[i];
     *n_io = m;
-    free(next); free(prev); free(q.heap); free(q.buf);
     return QS_OK;
+}
+
+static qs_status merge_all(const qs_tokenizer *t, int *tok, int *n_io) {
+    merge_ws w = {0};
+    qs_status st = merge_run(t, tok, n_io, &w);
+    merge_ws_free(&w);
+    return st;
 }
 
 // ----------------------------------------------------------------------------
@@ -279,12 +308,23 @@ static qs_status encode_sp(const qs_tokenizer *t, const char *text, size_t len, 
     size_t n = sp_normalize(t, text, len, norm);
     int count = 0;
     if (bos) out[count++] = t->bos_id;
-    qs_status st = sp_symbols(t, s, n, out, &count);
-    int n_text = count - (bos != 0);
-    if (st == QS_OK) st = merge_all(t, out + (bos != 0), &n_text);
+    // Words are merged one at a time when no piece can span the start of a
+    // space run (t->sp_split): the merges of one never touch another, so the
+    // result is that of the global merge order, with a small cache-friendly heap.
+    qs_status st = QS_OK;
+    merge_ws ws = {0};
+    for (size_t start = 0, k = 1; st == QS_OK && start < n; k++) {
+        if (k < n && !(t->sp_split && s[k] == ' ' && s[k - 1] != ' ')) continue;
+        int c0 = count;
+        st = sp_symbols(t, s + start, k - start, out, &count);
+        int m = count - c0;
+        if (st == QS_OK) st = merge_run(t, out + c0, &m, &ws);
+        count = c0 + m;
+        start = k;
+    }
+    merge_ws_free(&ws);
     free(norm);
     if (st != QS_OK) return st;
-    count = n_text + (bos != 0);
     if (eos) out[count++] = t->eos_id;
     *n_out = count;
     return QS_OK;

@@ -58,6 +58,9 @@ struct qs_tokenizer {
     unsigned char *sp_class;  // per token: QS_SPC_* (NULL: all normal)
     int *sp_user;             // ids of the user-defined pieces, longest first
     int n_sp_user;
+    int sp_split;             // no mergeable piece has a space after a non-space (see encode.c)
+    int *hash;                // open-addressing piece -> id table (hash_mask + 1 slots, -1 empty), may be NULL
+    unsigned hash_mask;
 };
 
 // sp_class values: how a piece takes part in SentencePiece encoding.
@@ -66,6 +69,9 @@ enum { QS_SPC_NORMAL = 0, QS_SPC_NOMERGE = 1, QS_SPC_USER = 2 };
 // Id of the piece with exactly these `len` bytes (lowest id if the vocabulary
 // has duplicates), or -1.
 int qs_tok_lookup(const qs_tokenizer *t, const char *str, int len);
+// Builds t->hash over t->pieces (lowest id wins for duplicates), so lookups
+// are O(1) instead of a binary search. QS_ERR_NOMEM leaves t->hash NULL.
+qs_status qs_tok_hash_build(qs_tokenizer *t);
 // Sorts an index of (str, len, id) and looks up in one (same order as lookup).
 void qs_tok_index_sort(qs_tok_index *idx, int n);
 int qs_tok_index_find(const qs_tok_index *idx, int n, const char *str, int len);

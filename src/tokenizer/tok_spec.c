@@ -142,8 +142,26 @@ static int cmp_user_len(const void *a, const void *b) {
 }
 
 
+// Whether encoding may cut the text before each space that follows a
+// non-space: true when no piece that merging can produce or start from has a
+// space after a non-space (SentencePiece vocabularies: spaces only lead a
+// piece), " " itself is a normal piece (so no unk run crosses a cut), and no
+// user-defined piece holds a space.
+static void sp_split_check(qs_tokenizer *t) {
+    int sp = qs_tok_lookup(t, " ", 1);
+    t->sp_split = sp >= 0 && t->sp_class[sp] == QS_SPC_NORMAL;
+    for (int i = 0; t->sp_split && i < t->vocab_size; i++) {
+        if (t->sp_class[i] == QS_SPC_NOMERGE) continue;
+        const char *p = t->pieces[i];
+        int k = 0;
+        while (k < t->lens[i] && p[k] == ' ') k++;
+        if (k < t->lens[i] && memchr(p + k, ' ', (size_t)(t->lens[i] - k))) t->sp_split = 0;
+    }
+}
+
 // SentencePiece classes of the pieces of an SPM_SCORES spec (see tok_spec.h).
 static qs_status sp_classes(qs_tokenizer *t, const qs_tok_spec *s) {
+    QS_TRY(qs_tok_hash_build(t));
     t->sp_mode = 1;
     t->sp_remove_ws = s->remove_extra_whitespaces;
     t->sp_class = qs_calloc((size_t)t->vocab_size, 1, "tokenizer piece classes");
@@ -158,6 +176,7 @@ static qs_status sp_classes(qs_tokenizer *t, const qs_tok_spec *s) {
         else if (ty == QS_TOKT_CONTROL || ty == QS_TOKT_UNKNOWN || ty == QS_TOKT_BYTE || ty == QS_TOKT_UNUSED)
             t->sp_class[i] = QS_SPC_NOMERGE;
     }
+    sp_split_check(t);
     if (n_user == 0) return QS_OK;
     qs_tok_index *idx = qs_malloc((size_t)n_user * sizeof *idx, "tokenizer user-defined pieces");
     t->sp_user = qs_malloc((size_t)n_user * sizeof *t->sp_user, "tokenizer user-defined pieces");

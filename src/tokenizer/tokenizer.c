@@ -218,6 +218,7 @@ void qs_tokenizer_free(qs_tokenizer *t) {
     free(t->dec_sorted);
     free(t->sp_class);
     free(t->sp_user);
+    free(t->hash);
     qs_tok_bpe_free(t->bpe);
     free(t);
 }
@@ -297,8 +298,38 @@ int qs_tok_index_find(const qs_tok_index *idx, int n, const char *str, int len) 
     return -1;
 }
 
+static unsigned piece_hash(const char *s, int len) {
+    unsigned h = 2166136261u; // FNV-1a
+    for (int i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+qs_status qs_tok_hash_build(qs_tokenizer *t) {
+    unsigned cap = 1024;
+    while (cap < 2u * (unsigned)t->vocab_size && cap < (1u << 30)) cap *= 2;
+    int *h = qs_malloc((size_t)cap * sizeof *h, "tokenizer hash");
+    if (!h) return QS_ERR_NOMEM;
+    for (unsigned k = 0; k < cap; k++) h[k] = -1;
+    for (int i = 0; i < t->vocab_size; i++) {
+        unsigned k = piece_hash(t->pieces[i], t->lens[i]) & (cap - 1);
+        int dup = 0;
+        for (; h[k] >= 0; k = (k + 1) & (cap - 1))
+            if (t->lens[h[k]] == t->lens[i] && !memcmp(t->pieces[h[k]], t->pieces[i], (size_t)t->lens[i])) { dup = 1; break; }
+        if (!dup) h[k] = i;
+    }
+    free(t->hash);
+    t->hash = h;
+    t->hash_mask = cap - 1;
+    return QS_OK;
+}
+
 int qs_tok_lookup(const qs_tokenizer *t, const char *str, int len) {
-    return qs_tok_index_find(t->sorted, t->vocab_size, str, len);
+    if (!t->hash) return qs_tok_index_find(t->sorted, t->vocab_size, str, len);
+    for (unsigned k = piece_hash(str, len) & t->hash_mask; t->hash[k] >= 0; k = (k + 1) & t->hash_mask) {
+        int id = t->hash[k];
+        if (t->lens[id] == len && !memcmp(t->pieces[id], str, (size_t)len)) return id;
+    }
+    return -1;
 }
 
 int qs_tokenizer_find(const qs_tokenizer *t, const char *piece) {

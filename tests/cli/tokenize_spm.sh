@@ -195,6 +195,20 @@ spcmp "Mistral tokenizer.model.v1" "$T/mistral/tokenizer.model.v1" "$tmp/q_mistr
 # the exported tokenizer.model loads in SentencePiece, encodes like the GGUF and like Llama-2's own
 spcmp "tokenizer.model exported from the llama-spm GGUF" "$tmp/ex-spm/tokenizer.model" "$tmp/q_spmgguf" "$T/llama2/tokenizer.model"
 
+# a long text in one piece (qstar merges word by word when the vocabulary allows it)
+if [ -f "$QSTAR_DATA/tinystories/valid.txt" ]; then
+  "$QSTAR" tokenize --tokenizer "$T/llama2/tokenizer.model" --file "$QSTAR_DATA/tinystories/valid.txt" >"$tmp/q_long" 2>"$tmp/err" || fail "encode valid.txt"
+  "$PY" - "$T/llama2/tokenizer.model" "$QSTAR_DATA/tinystories/valid.txt" "$tmp/q_long" <<'PYEOF' || fail "valid.txt: ids differ from Python SentencePiece"
+import sys
+import sentencepiece as spm
+sp = spm.SentencePieceProcessor(model_file=sys.argv[1])
+want = sp.encode(open(sys.argv[2], encoding="utf-8").read())
+got = list(map(int, open(sys.argv[3]).read().split()))
+print(f"tinystories/valid.txt as one text: {len(got)} ids, {'the same as' if got == want else 'DIFFERENT from'} Python SentencePiece's {len(want)}")
+sys.exit(0 if got == want else 1)
+PYEOF
+fi
+
 # small models trained by SentencePiece itself
 "$PY" - "$tmp" "$T/gpt2/corpus.en" <<'PYEOF' || fail "training small SentencePiece models"
 import sys
