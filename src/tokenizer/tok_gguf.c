@@ -10,7 +10,8 @@
 //                          special (no text in decode) and, as in llama.cpp
 //                          without parse_special, not matched in the text;
 //                          USER_DEFINED tokens are matched in the text first.
-//   tokenizer.ggml.{bos,eos,unknown,padding}_token_id, add_bos_token,
+//   tokenizer.ggml.{bos,eos,unknown,padding}_token_id (llama defaults: 1, 2, 0),
+//   add_bos_token,
 //   add_eos_token, add_space_prefix (llama; default true).
 #include "tokenizer/tok_gguf.h"
 #include "tokenizer/tok_internal.h"
@@ -65,11 +66,13 @@ void qs_tok_gguf_free(qs_tok_gguf *h) {
     memset(h, 0, sizeof *h);
 }
 
-// An optional token id key: absent or 0xFFFFFFFF/-1 -> -1; else in [0, n).
-static qs_status opt_id(const qs_gguf *g, const char *key, int n, int *out) {
-    *out = -1;
+// An optional token id key: absent -> def (if < n, else -1); 0xFFFFFFFF/-1 -> -1;
+// else in [0, n).
+static qs_status opt_id(const qs_gguf *g, const char *key, int n, int def, int *out) {
+    *out = def < n ? def : -1;
     const qs_gguf_kv *kv = qs_gguf_find(g, key);
     if (!kv) return QS_OK;
+    *out = -1;
     int64_t v = 0;
     QS_TRY(qs_gguf_get_i64(g, key, &v));
     if (v == -1 || v == 0xFFFFFFFFLL) return QS_OK;
@@ -200,10 +203,11 @@ qs_status qs_tok_gguf_spec(const qs_gguf *g, qs_tok_spec *s, qs_tok_gguf *h) {
     s->piece_lens = h->lens;
     s->scores = h->scores;
     s->types = h->types;
-    QS_TRY(opt_id(g, "tokenizer.ggml.bos_token_id", h->n, &s->bos_id));
-    QS_TRY(opt_id(g, "tokenizer.ggml.eos_token_id", h->n, &s->eos_id));
-    QS_TRY(opt_id(g, "tokenizer.ggml.unknown_token_id", h->n, &s->unk_id));
-    QS_TRY(opt_id(g, "tokenizer.ggml.padding_token_id", h->n, &s->pad_id));
+    // llama.cpp's defaults for SentencePiece vocabularies: unk 0, bos 1, eos 2
+    QS_TRY(opt_id(g, "tokenizer.ggml.bos_token_id", h->n, llama ? 1 : -1, &s->bos_id));
+    QS_TRY(opt_id(g, "tokenizer.ggml.eos_token_id", h->n, llama ? 2 : -1, &s->eos_id));
+    QS_TRY(opt_id(g, "tokenizer.ggml.unknown_token_id", h->n, llama ? 0 : -1, &s->unk_id));
+    QS_TRY(opt_id(g, "tokenizer.ggml.padding_token_id", h->n, -1, &s->pad_id));
     s->add_bos = llama;
     s->add_prefix_space = llama;
     QS_TRY(qs_gguf_opt_bool(g, "tokenizer.ggml.add_bos_token", &s->add_bos));

@@ -7,6 +7,8 @@
 //   tok_json.c   tokenizer.json (+ tokenizer_config.json) -> qs_tok_spec
 //   tok_bpe.c    BPE encoding (byte-level and SentencePiece-style)
 //   tok_stream.c streaming UTF-8-safe decoding
+//   tok_spm_model.c / tok_spm_write.c  SentencePiece tokenizer.model in / out
+//   tok_gguf.c   GGUF tokenizer.ggml.* -> qs_tok_spec; tok_export.c writes it out
 #ifndef QS_TOK_INTERNAL_H
 #define QS_TOK_INTERNAL_H
 
