@@ -2,7 +2,8 @@
 # CLI test of `qstar tokenize` on SentencePiece tokenizer.model files and on
 # the tokenizer stored in GGUF files:
 #   - llama.cpp's expected ids on the 46 strings of the llama-spm vocab test,
-#     through the GGUF and through Llama-2's tokenizer.model; the gpt-2 vocab
+#     through the GGUF, Llama-2's tokenizer.model and the tokenizer inside the
+#     shared llama2-tiny-random model GGUF; the gpt-2 vocab
 #     test through the GGUF (byte-level BPE with merges);
 #   - the same ids as the independent Python SentencePiece (Debian
 #     python3-sentencepiece) for Llama-2's and Mistral's tokenizer.model on the
@@ -109,6 +110,9 @@ PYEOF
 vectors "llama-spm (GGUF)" "$SPM_GGUF" "$SPM_GGUF.inp" "$SPM_GGUF.out"
 vectors "llama-spm (Llama-2 tokenizer.model)" "$T/llama2/tokenizer.model" "$SPM_GGUF.inp" "$SPM_GGUF.out"
 vectors "gpt-2 (GGUF)" "$GPT2_GGUF" "$GPT2_GGUF.inp" "$GPT2_GGUF.out"
+# the tokenizer inside the shared tiny random Llama GGUF model
+TINY=$QSTAR_DATA/models/llama2-tiny-random/llama-2-tiny-random.gguf
+[ -f "$TINY" ] && vectors "llama-spm (llama2-tiny-random model GGUF)" "$TINY" "$SPM_GGUF.inp" "$SPM_GGUF.out"
 
 # --special: the GGUF's add_bos_token (true for llama-spm)
 [ "$("$QSTAR" tokenize --tokenizer "$SPM_GGUF" --text hi --special)" = "1 $("$QSTAR" tokenize --tokenizer "$SPM_GGUF" --text hi)" ] ||
