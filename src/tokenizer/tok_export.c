@@ -7,6 +7,8 @@
 //            USER_DEFINED tokens, a Sequence of Split(regex, Isolated) for the
 //            `pre` name then ByteLevel, ByteLevel decoder, TemplateProcessing
 //            when BOS/EOS are added) + tokenizer_config.json.
+// The result is loaded back and checked to encode a few texts (with BOS/EOS)
+// exactly like the GGUF's own tokenizer.
 #include "tokenizer/tok_gguf.h"
 #include "tokenizer/tok_internal.h"
 #include "tokenizer/tok_sources.h"
@@ -194,6 +196,36 @@ static qs_status write_tokenizer_json(const char *dir, const qs_tok_spec *s) {
     return write_json(path, j);
 }
 
+// The written directory must load back and encode like the GGUF itself
+// (texts without control tokens, which the GGUF does not match in text).
+static qs_status verify(const qs_tok_spec *s, const char *dir, int llama) {
+    static const char *const probes[] = {
+        "Hello world", " Hello  world!\n\n", "it's 1234567 I'M here\t\tnow", "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\xA6\x99",
+        "   ", "",
+    };
+    qs_tokenizer *a = NULL, *b = NULL;
+    qs_status st = qs_tokenizer_from_spec(&a, s);
+    char path[4096];
+    if (st == QS_OK && !path_in(path, sizeof path, dir, llama ? "tokenizer.model" : "tokenizer.json"))
+        st = qs_error(QS_ERR_ARG, "%s: path too long", dir);
+    if (st == QS_OK) st = qs_tokenizer_open(&b, path, 0);
+    for (size_t k = 0; st == QS_OK && k < sizeof probes / sizeof probes[0]; k++) {
+        int *x = NULL, *y = NULL, nx = 0, ny = 0;
+        // a probe the vocabulary cannot encode (no byte tokens for it) is skipped
+        if (qs_tokenizer_encode_alloc(a, probes[k], 1, 1, &x, &nx) != QS_OK) continue;
+        if (qs_tokenizer_encode_alloc(b, probes[k], 1, 1, &y, &ny) != QS_OK)
+            st = qs_error_prefix(QS_ERR_FORMAT, "%s: the written tokenizer cannot encode \"%s\"", path, probes[k]);
+        if (st == QS_OK && (nx != ny || (nx && memcmp(x, y, (size_t)nx * sizeof *x))))
+            st = qs_error(QS_ERR_FORMAT, "%s: the written tokenizer encodes \"%s\" differently from %s", path, probes[k],
+                          s->name);
+        free(x);
+        free(y);
+    }
+    qs_tokenizer_free(a);
+    qs_tokenizer_free(b);
+    return st;
+}
+
 qs_status qs_tokenizer_export_gguf(const char *gguf_path, const char *dir) {
     if (!gguf_path || !dir) return qs_error(QS_ERR_ARG, "qs_tokenizer_export_gguf: NULL argument");
     qs_gguf *g = NULL;
@@ -210,6 +242,7 @@ qs_status qs_tokenizer_export_gguf(const char *gguf_path, const char *dir) {
         st = write_tokenizer_json(dir, &s);
     }
     if (st == QS_OK) st = write_config(dir, &s, llama);
+    if (st == QS_OK) st = verify(&s, dir, llama);
     qs_tok_gguf_free(&h);
     qs_gguf_free(g);
     return st;

@@ -22,7 +22,7 @@
 . "$(dirname "$0")/common.bash"
 
 # --- checks that need no data ------------------------------------------------
-# mkgguf FILE KEY=TYPE:VALUE...: a GGUF v3 with only metadata (types: str, u32, strs, f32s)
+# mkgguf FILE KEY=TYPE:VALUE...: a GGUF v3 with only metadata (types: str, u32, bool, strs, f32s, i32s)
 mkgguf() {
   "$PY" - "$@" <<'PYEOF'
 import struct, sys
@@ -34,6 +34,10 @@ for it in items:
     out += s(key)
     if typ == "str": out += struct.pack("<I", 8) + s(val)
     elif typ == "u32": out += struct.pack("<II", 4, int(val))
+    elif typ == "bool": out += struct.pack("<IB", 7, int(val))
+    elif typ == "i32s":
+        v = [int(x) for x in val.split(",")]
+        out += struct.pack("<IIQ", 9, 5, len(v)) + b"".join(struct.pack("<i", x) for x in v)
     elif typ == "strs":
         v = val.split(",") if val else []
         out += struct.pack("<IIQ", 9, 8, len(v)) + b"".join(s(x) for x in v)
@@ -58,6 +62,20 @@ mkgguf "$tmp/tiny.gguf" tokenizer.ggml.model=str:llama "tokenizer.ggml.tokens=st
   tokenizer.ggml.scores=f32s:0,-1,-2,-3,-0.5,-0.25
 [ "$("$QSTAR" tokenize --tokenizer "$tmp/tiny.gguf" --text "hi ih")" = "5 1 3 2" ] ||
   fail "tiny llama GGUF: got '$("$QSTAR" tokenize --tokenizer "$tmp/tiny.gguf" --text "hi ih" 2>&1)', want '5 1 3 2'"
+# a tiny gpt2 GGUF (llama-bpe regexes, a user-defined and a control token, BOS added)
+# and its export as tokenizer.json: the same ids, --special included
+mkgguf "$tmp/bpe.gguf" tokenizer.ggml.model=str:gpt2 tokenizer.ggml.pre=str:llama-bpe \
+  "tokenizer.ggml.tokens=strs:H,e,l,o,Ġ,He,ll,llo,<|bos|>,<u>,Ġw,r,d,w" tokenizer.ggml.token_type=i32s:1,1,1,1,1,1,1,1,3,4,1,1,1,1 \
+  "tokenizer.ggml.merges=strs:H e,l l,ll o,Ġ w" tokenizer.ggml.bos_token_id=u32:8 tokenizer.ggml.add_bos_token=bool:1
+"$QSTAR" tokenize --tokenizer "$tmp/bpe.gguf" --export "$tmp/bpe-ex" 2>"$tmp/err" || { fail "--export of a tiny gpt2 GGUF"; cat "$tmp/err"; }
+for text in "Hello<u> world" "Hello" "<u><u>ld"; do
+  a=$("$QSTAR" tokenize --tokenizer "$tmp/bpe.gguf" --text "$text" --special 2>&1)
+  b=$("$QSTAR" tokenize --tokenizer "$tmp/bpe-ex" --text "$text" --special 2>&1)
+  [ "$a" = "$b" ] && [ "${a%% *}" = 8 ] || fail "tiny gpt2 GGUF vs its tokenizer.json on '$text': '$a' / '$b' (want BOS 8 first)"
+done
+[ "$("$QSTAR" tokenize --tokenizer "$tmp/bpe.gguf" --text "Hello<u> world")" = "5 7 9 10 3 11 2 12" ] ||
+  fail "tiny gpt2 GGUF: got '$("$QSTAR" tokenize --tokenizer "$tmp/bpe.gguf" --text "Hello<u> world" 2>&1)'"
+
 # a hand-made tokenizer.model: the same vocabulary as a protobuf ModelProto
 "$PY" - "$tmp/tiny.model" <<'PYEOF'
 import struct, sys
