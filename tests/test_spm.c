@@ -6,6 +6,8 @@
 // whole, byte fallback, fused unk); every truncation of both fails cleanly;
 // bad lengths, varints and wire types give errors naming the field; write ->
 // parse -> write is byte-identical; the GGUF tokenizer from memory.
+#include <stdint.h>
+
 #include "testutil.h"
 #include "tokenizer/tok_internal.h"
 #include "tokenizer/tok_sources.h"
@@ -144,6 +146,42 @@ static void test_written(void **state) {
     free(buf2);
 }
 
+// A precompiled_charsmap built by hand: one rule "A" -> "a" in a darts-clone
+// trie (root offset 1 -> unit 1^'A' = 64 with label 'A' and a leaf, offset 1 ->
+// unit 65 holding value 0 = the offset of "a" in the strings).
+static void test_charsmap(void **state) {
+    (void)state;
+    unsigned char cm[4 + 66 * 4 + 2] = {0};
+    uint32_t units[66] = {0};
+    units[0] = 1u << 10;
+    units[64] = (1u << 10) | (1u << 8) | 'A';
+    units[65] = 0x80000000u | 0;
+    cm[0] = (66 * 4) & 0xFF;
+    cm[1] = (66 * 4) >> 8;
+    for (int i = 0; i < 66; i++)
+        for (int k = 0; k < 4; k++) cm[4 + i * 4 + k] = (unsigned char)(units[i] >> (8 * k));
+    cm[4 + 66 * 4] = 'a';
+    qs_tok_spec s;
+    fill_spec(&s);
+    s.precompiled_charsmap = cm;
+    s.precompiled_charsmap_len = sizeof cm;
+    unsigned char *buf = NULL;
+    size_t n = 0;
+    assert_int_equal(qs_tok_model_proto_build(&s, &buf, &n), QS_OK);
+    qs_tokenizer *t = parse_ok(buf, n); // written with the charsmap, read back
+    expect_ids(t, "AB", (int[]){6, 0}, 2);      // "A" -> "a": ▁a, then B is unknown
+    expect_ids(t, "aAb", (int[]){6, 7}, 2);    // ▁a + ab
+    qs_tokenizer_free(t);
+    // a trie that points outside itself is an error, not a read out of bounds
+    cm[0] = 200;
+    free(buf);
+    assert_int_equal(qs_tok_model_proto_build(&s, &buf, &n), QS_OK);
+    t = NULL;
+    assert_int_equal(qs_tokenizer_parse_model_proto(&t, buf, n, "bad.model"), QS_ERR_FORMAT);
+    assert_non_null(strstr(qstar_last_error(), "precompiled_charsmap"));
+    free(buf);
+}
+
 // Every proper prefix of a valid model either parses (it ended between two
 // fields) or fails with a message naming the file; never a crash.
 static void truncations(const unsigned char *buf, size_t n) {
@@ -210,13 +248,13 @@ static void test_errors(void **state) {
     // field number 0, group wire type
     expect_error((const unsigned char[]){0x02, 0x00}, 2, QS_ERR_FORMAT, "invalid field number 0");
     expect_error((const unsigned char[]){0x0B}, 1, QS_ERR_FORMAT, "wire type 3");
-    // unsupported: UNIGRAM (the default), a charsmap normalizer, bad piece type, bad ids
+    // unsupported: UNIGRAM (the default); a broken charsmap, bad piece type, bad ids
     memcpy(b, hand, sizeof hand);
     b[100] = 1;
     expect_error(b, sizeof hand, QS_ERR_UNSUPPORTED, "trainer_spec.model_type 1 (UNIGRAM)");
     const unsigned char nfkc[] = {0x0A, 3, 0x0A, 1, 'a', 0x12, 2, 0x18, 2,
                                   0x1A, 14, 0x0A, 8, 'n', 'm', 't', '_', 'n', 'f', 'k', 'c', 0x12, 2, 1, 2};
-    expect_error(nfkc, sizeof nfkc, QS_ERR_UNSUPPORTED, "normalizer_spec.name \"nmt_nfkc\"");
+    expect_error(nfkc, sizeof nfkc, QS_ERR_FORMAT, "normalizer_spec.precompiled_charsmap of 2 bytes is truncated");
     memcpy(b, hand, sizeof hand);
     b[10] = 9;
     expect_error(b, sizeof hand, QS_ERR_FORMAT, "pieces[0].type 9");
@@ -250,6 +288,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hand_built),
         cmocka_unit_test(test_written),
+        cmocka_unit_test(test_charsmap),
         cmocka_unit_test(test_truncations),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_gguf_memory),

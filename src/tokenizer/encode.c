@@ -229,48 +229,13 @@ qs_status qs_tok_utf8_check(const char *text, size_t len) {
 // ----------------------------------------------------------------------------
 // SentencePiece mode (tokenizer.model, GGUF `llama`)
 
-// The normalized text, as SentencePiece's identity normalizer makes it:
-// U+2581 -> ' ' (spaces are escaped to U+2581, so both are the same symbol),
-// the dummy prefix, and with remove_extra_whitespaces: no leading spaces,
-// runs of spaces -> one (only real spaces: a U+2581 of the text is not
-// whitespace there), no trailing spaces or U+2581. dst has room for len + 2.
-static size_t sp_normalize(const qs_tokenizer *t, const char *s, size_t len, char *dst) {
-    size_t i = 0, m = 0;
-    if (t->sp_remove_ws)
-        while (i < len && s[i] == ' ') i++;
-    if (i < len && t->add_prefix_space) dst[m++] = ' ';
-    int prev_space = 1;
-    for (; i < len; i++) {
-        char c = s[i];
-        int escaped = i + 2 < len && (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 &&
-                      (unsigned char)s[i + 2] == 0x81;
-        if (escaped) c = ' ', i += 2;
-        if (t->sp_remove_ws && !escaped && c == ' ' && prev_space) continue;
-        dst[m++] = c;
-        prev_space = !escaped && c == ' ';
-    }
-    if (t->sp_remove_ws)
-        while (m > 0 && dst[m - 1] == ' ') m--;
-    dst[m] = 0;
-    return m;
-}
-
-// The id of the longest user-defined piece at s[0..n), or -1.
-static int sp_user_match(const qs_tokenizer *t, const char *s, size_t n) {
-    for (int k = 0; k < t->n_sp_user; k++) {
-        int id = t->sp_user[k];
-        if ((size_t)t->lens[id] <= n && !memcmp(s, t->pieces[id], (size_t)t->lens[id])) return id;
-    }
-    return -1;
-}
-
 // Initial symbols of the normalized text s[0..n): user-defined pieces whole,
 // else one normal piece per character, else its <0xXX> bytes, else unk (a
 // run of unknown characters gives one unk, as SentencePiece does).
 static qs_status sp_symbols(const qs_tokenizer *t, const char *s, size_t n, int *out, int *count) {
     int last_unk = 0;
     for (size_t off = 0; off < n;) {
-        int id = t->n_sp_user ? sp_user_match(t, s + off, n - off) : -1;
+        int id = t->n_sp_user ? qs_tok_sp_user_match(t, s + off, n - off) : -1;
         if (id >= 0) {
             out[(*count)++] = id;
             off += (size_t)t->lens[id];
@@ -301,11 +266,17 @@ static qs_status sp_symbols(const qs_tokenizer *t, const char *s, size_t n, int 
 }
 
 static qs_status encode_sp(const qs_tokenizer *t, const char *text, size_t len, int bos, int eos, int *out,
-                           int *n_out) {
-    char *norm = qs_malloc(len + 2, "normalized text");
-    if (!norm) return QS_ERR_NOMEM;
+                           int cap, int *n_out) {
+    char *norm = NULL;
+    size_t n = 0;
+    QS_TRY(qs_tok_sp_normalize(t, text, len, &norm, &n));
     const char *s = norm;
-    size_t n = sp_normalize(t, text, len, norm);
+    // at most one token per byte of the normalized text
+    size_t need = (bos != 0) + n + (eos != 0);
+    if (cap < 0 || (size_t)cap < need) {
+        free(norm);
+        return qs_error(QS_ERR_ARG, "encode: room for %d tokens, but the normalized text may need %zu", cap, need);
+    }
     int count = 0;
     if (bos) out[count++] = t->bos_id;
     // Words are merged one at a time when no piece can span the start of a
@@ -336,6 +307,10 @@ qs_status qs_tok_encode_spm(const qs_tokenizer *t, const char *text, int bos, in
     size_t len = strlen(text);
     if (t->bos_id < 0) bos = 0;
     if (t->eos_id < 0) eos = 0;
+    if (t->sp_mode) {
+        QS_TRY(qs_tok_utf8_check(text, len));
+        return encode_sp(t, text, len, bos, eos, out, cap, n_out);
+    }
     // at most: BOS, dummy prefix, one token per byte, EOS
     size_t need = (bos != 0) + (len > 0) + len + (eos != 0);
     if (cap < 0 || (size_t)cap < need)
@@ -343,7 +318,6 @@ qs_status qs_tok_encode_spm(const qs_tokenizer *t, const char *text, int bos, in
                         need);
     // validate all of the text first, so errors leave no partial output
     QS_TRY(qs_tok_utf8_check(text, len));
-    if (t->sp_mode) return encode_sp(t, text, len, bos, eos, out, n_out);
     const unsigned char *s = (const unsigned char *)text;
     int count = 0;
     if (bos) out[count++] = t->bos_id;
@@ -389,7 +363,17 @@ qs_status qs_tokenizer_encode_alloc(const qs_tokenizer *t, const char *text, int
     }
     size_t len = strlen(text);
     if (len > 0x7ffffff0) return qs_error(QS_ERR_ARG, "encode: text of %zu bytes is too long", len);
-    int cap = (int)len + 3;
+    size_t room = len + 3;
+    if (t->sp_charsmap) { // charsmap rules may lengthen the text: normalize once to size the output
+        char *norm = NULL;
+        size_t n = 0;
+        QS_TRY(qs_tok_utf8_check(text, len));
+        QS_TRY(qs_tok_sp_normalize(t, text, len, &norm, &n));
+        free(norm);
+        if (n > 0x7ffffff0) return qs_error(QS_ERR_ARG, "encode: normalized text of %zu bytes is too long", n);
+        room = QS_MAX(room, n + 3);
+    }
+    int cap = (int)room;
     int *ids = qs_malloc((size_t)cap * sizeof *ids, "encoded tokens");
     if (!ids) return QS_ERR_NOMEM;
     qs_status st = qs_tok_encode_spm(t, text, bos, eos, ids, cap, n_out);

@@ -8,6 +8,7 @@
 //   tok_bpe.c    BPE encoding (byte-level and SentencePiece-style)
 //   tok_stream.c streaming UTF-8-safe decoding
 //   tok_spm_model.c / tok_spm_write.c  SentencePiece tokenizer.model in / out
+//   tok_spm_norm.c SentencePiece normalizer (precompiled charsmap, whitespace)
 //   tok_gguf.c   GGUF tokenizer.ggml.* -> qs_tok_spec; tok_export.c writes it out
 #ifndef QS_TOK_INTERNAL_H
 #define QS_TOK_INTERNAL_H
@@ -61,6 +62,8 @@ struct qs_tokenizer {
     int *sp_user;             // ids of the user-defined pieces, longest first
     int n_sp_user;
     int sp_split;             // no mergeable piece has a space after a non-space (see encode.c)
+    unsigned char *sp_charsmap; // normalizer precompiled_charsmap (validated copy), may be NULL
+    size_t sp_charsmap_len;
     int *hash;                // open-addressing piece -> id table (hash_mask + 1 slots, -1 empty), may be NULL
     unsigned hash_mask;
 };
@@ -71,6 +74,14 @@ enum { QS_SPC_NORMAL = 0, QS_SPC_NOMERGE = 1, QS_SPC_USER = 2 };
 // Id of the piece with exactly these `len` bytes (lowest id if the vocabulary
 // has duplicates), or -1.
 int qs_tok_lookup(const qs_tokenizer *t, const char *str, int len);
+// SentencePiece normalization (tok_spm_norm.c) of valid UTF-8 s[0..len):
+// charsmap rules, remove_extra_whitespaces, dummy prefix; spaces and U+2581
+// both come out as ' '. *out is malloc'ed and NUL-terminated.
+qs_status qs_tok_sp_normalize(const qs_tokenizer *t, const char *s, size_t len, char **out, size_t *n_out);
+// Id of the longest user-defined piece at s[0..n), or -1.
+int qs_tok_sp_user_match(const qs_tokenizer *t, const char *s, size_t n);
+// Validates a precompiled_charsmap blob (error names `name` and the field).
+qs_status qs_tok_charsmap_check(const unsigned char *cm, size_t n, const char *name);
 // Builds t->hash over t->pieces (lowest id wins for duplicates), so lookups
 // are O(1) instead of a binary search. QS_ERR_NOMEM leaves t->hash NULL.
 qs_status qs_tok_hash_build(qs_tokenizer *t);

@@ -19,8 +19,8 @@ qs_status qs_tokenizer_open_gguf(qs_tokenizer **out, const char *path);
 // The same from a GGUF file held in memory (buf must hold the whole file).
 qs_status qs_tokenizer_parse_gguf(qs_tokenizer **out, const unsigned char *buf, size_t n, const char *name);
 
-// A SentencePiece ModelProto (BPE, identity normalizer) for a QS_TOK_SPM_SCORES
-// spec: pieces as the spec has them (U+2581 for spaces, <0xXX> bytes),
+// A SentencePiece ModelProto (BPE; the spec's precompiled_charsmap, else an
+// identity normalizer) for a QS_TOK_SPM_SCORES spec: pieces as the spec has them (U+2581 for spaces, <0xXX> bytes),
 // scores, types (NULL: all NORMAL; 0 is written as NORMAL), byte_fallback,
 // add_prefix_space (add_dummy_prefix), remove_extra_whitespaces, and the
 // unk/bos/eos/pad ids with their pieces. *buf is malloc'ed (free it).

@@ -164,6 +164,13 @@ static qs_status sp_classes(qs_tokenizer *t, const qs_tok_spec *s) {
     QS_TRY(qs_tok_hash_build(t));
     t->sp_mode = 1;
     t->sp_remove_ws = s->remove_extra_whitespaces;
+    if (s->precompiled_charsmap_len > 0) {
+        QS_TRY(qs_tok_charsmap_check(s->precompiled_charsmap, s->precompiled_charsmap_len, spec_name(s)));
+        t->sp_charsmap = qs_malloc(s->precompiled_charsmap_len, "tokenizer charsmap");
+        if (!t->sp_charsmap) return QS_ERR_NOMEM;
+        memcpy(t->sp_charsmap, s->precompiled_charsmap, s->precompiled_charsmap_len);
+        t->sp_charsmap_len = s->precompiled_charsmap_len;
+    }
     t->sp_class = qs_calloc((size_t)t->vocab_size, 1, "tokenizer piece classes");
     if (!t->sp_class) return QS_ERR_NOMEM;
     int n_user = 0;

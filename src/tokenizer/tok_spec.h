@@ -152,6 +152,10 @@ typedef struct qs_tok_spec {
     // types CONTROL/UNKNOWN/BYTE/UNUSED are never produced by merging and
     // USER_DEFINED pieces are matched whole in the text first (SentencePiece).
     int remove_extra_whitespaces;
+    // SPM_SCORES: SentencePiece normalizer_spec.precompiled_charsmap (NULL/0: identity)
+    const unsigned char *precompiled_charsmap;
+    size_t precompiled_charsmap_len;
+    const char *normalizer_name; // informational (written to tokenizer.model), may be NULL
 } qs_tok_spec;
 
 // Sets every field to "absent": ids -1, pointers NULL, counts and flags 0.

@@ -13,10 +13,10 @@
 //                    40 unk_id, 41 bos_id, 42 eos_id, 43 pad_id
 //   NormalizerSpec   1 name, 2 precompiled_charsmap, 3 add_dummy_prefix,
 //                    4 remove_extra_whitespaces, 5 escape_whitespaces
-// Supported: BPE models with identity normalization (an empty
-// precompiled_charsmap, whatever the name: Llama-2, Mistral, TinyLlama);
-// UNIGRAM / WORD / CHAR models, a non-empty charsmap (nmt_nfkc, nfkc, ...),
-// escape_whitespaces off and treat_whitespace_as_suffix are
+// Supported: BPE models with any normalizer SentencePiece compiles into a
+// precompiled_charsmap (identity: Llama-2, Mistral, TinyLlama; nmt_nfkc,
+// nfkc, nfkc_cf, ...: applied by tok_spm_norm.c). UNIGRAM / WORD / CHAR
+// models, escape_whitespaces off and treat_whitespace_as_suffix are
 // QS_ERR_UNSUPPORTED errors naming the file and the field.
 #include "tokenizer/tok_internal.h"
 #include "tokenizer/tok_sources.h"
@@ -170,7 +170,7 @@ typedef struct {
     float *score;
     int *type;
     int model_type, byte_fallback, unk_id, bos_id, eos_id, pad_id, ws_suffix;
-    const char *norm_name;
+    const char *norm_name, *charsmap;
     size_t norm_name_len, charsmap_len;
     int add_dummy_prefix, remove_ws, escape_ws;
 } spm_model;
@@ -245,12 +245,11 @@ static qs_status parse_trainer(spm_model *m, pb_in *r) {
 
 static qs_status parse_normalizer(spm_model *m, pb_in *r) {
     int field = 0, wire = 0;
-    const char *cm = NULL;
     while (r->off < r->end) {
         QS_TRY(pb_key(r, &field, &wire));
         switch (field) {
         case 1: QS_TRY(pb_bytes(r, "name", wire, &m->norm_name, &m->norm_name_len)); break;
-        case 2: QS_TRY(pb_bytes(r, "precompiled_charsmap", wire, &cm, &m->charsmap_len)); break;
+        case 2: QS_TRY(pb_bytes(r, "precompiled_charsmap", wire, &m->charsmap, &m->charsmap_len)); break;
         case 3: QS_TRY(pb_bool(r, "add_dummy_prefix", wire, &m->add_dummy_prefix)); break;
         case 4: QS_TRY(pb_bool(r, "remove_extra_whitespaces", wire, &m->remove_ws)); break;
         case 5: QS_TRY(pb_bool(r, "escape_whitespaces", wire, &m->escape_ws)); break;
@@ -296,10 +295,7 @@ static qs_status check_model(const spm_model *m, const char *name) {
                         name, m->model_type, model_type_name(m->model_type));
     if (m->ws_suffix)
         return qs_error(QS_ERR_UNSUPPORTED, "%s: trainer_spec.treat_whitespace_as_suffix is not supported", name);
-    if (m->charsmap_len > 0)
-        return qs_error(QS_ERR_UNSUPPORTED,
-                        "%s: normalizer_spec.name \"%.*s\" with a %zu-byte precompiled_charsmap is not supported (only identity normalization)",
-                        name, (int)QS_MIN(m->norm_name_len, 64), m->norm_name ? m->norm_name : "", m->charsmap_len);
+    if (m->charsmap_len > 0) QS_TRY(qs_tok_charsmap_check((const unsigned char *)m->charsmap, m->charsmap_len, name));
     if (!m->escape_ws)
         return qs_error(QS_ERR_UNSUPPORTED, "%s: normalizer_spec.escape_whitespaces false is not supported", name);
     const int ids[4] = {m->unk_id, m->bos_id, m->eos_id, m->pad_id};
@@ -337,6 +333,11 @@ qs_status qs_tokenizer_parse_model_proto(qs_tokenizer **out, const unsigned char
         s.add_prefix_space = m.add_dummy_prefix;
         s.remove_extra_whitespaces = m.remove_ws;
         s.byte_fallback = m.byte_fallback;
+        s.precompiled_charsmap = (const unsigned char *)m.charsmap;
+        s.precompiled_charsmap_len = m.charsmap_len;
+        char nm[64];
+        snprintf(nm, sizeof nm, "%.*s", (int)QS_MIN(m.norm_name_len, sizeof nm - 1), m.norm_name ? m.norm_name : "");
+        s.normalizer_name = m.norm_name ? nm : NULL;
         st = qs_tokenizer_from_spec(out, &s);
     }
     spm_free(&m);

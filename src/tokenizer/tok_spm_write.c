@@ -1,5 +1,6 @@
 // tok_spm_write.c: a SentencePiece tokenizer.model (protobuf ModelProto) from
-// a QS_TOK_SPM_SCORES spec: a BPE model with identity normalization, the
+// a QS_TOK_SPM_SCORES spec: a BPE model (with the spec's precompiled_charsmap
+// if any, else identity normalization), the
 // fields tok_spm_model.c reads (and the piece names of the special ids, which
 // SentencePiece's own loader uses for bos_id() / eos_id()).
 #include "tokenizer/tok_internal.h"
@@ -137,7 +138,9 @@ qs_status qs_tok_model_proto_build(const qs_tok_spec *s, unsigned char **buf, si
         put_msg(&o, 1, &sub);
     }
     put_trainer(&o, s, byte_fallback);
-    put_bytes(&sub, 1, "identity", 8);
+    const char *nm = s->normalizer_name ? s->normalizer_name : s->precompiled_charsmap_len ? "precompiled" : "identity";
+    put_bytes(&sub, 1, nm, strlen(nm));
+    if (s->precompiled_charsmap_len) put_bytes(&sub, 2, s->precompiled_charsmap, s->precompiled_charsmap_len);
     put_int(&sub, 3, s->add_prefix_space != 0);
     put_int(&sub, 4, s->remove_extra_whitespaces != 0);
     put_int(&sub, 5, 1); // escape_whitespaces

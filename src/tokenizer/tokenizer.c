@@ -219,6 +219,7 @@ void qs_tokenizer_free(qs_tokenizer *t) {
     free(t->sp_class);
     free(t->sp_user);
     free(t->hash);
+    free(t->sp_charsmap);
     qs_tok_bpe_free(t->bpe);
     free(t);
 }
@@ -318,6 +319,7 @@ qs_status qs_tok_hash_build(qs_tokenizer *t) {
         if (!dup) h[k] = i;
     }
     free(t->hash);
+    free(t->sp_charsmap);
     t->hash = h;
     t->hash_mask = cap - 1;
     return QS_OK;

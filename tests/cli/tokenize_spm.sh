@@ -9,13 +9,15 @@
 #     python3-sentencepiece) for Llama-2's and Mistral's tokenizer.model on the
 #     428 texts of tests/fixtures/tok_texts.py, and for small models trained by
 #     SentencePiece itself (user-defined symbols, no byte fallback so unknown
-#     characters become unk, remove_extra_whitespaces);
+#     characters become unk, remove_extra_whitespaces, the nmt_nfkc normalizer)
+#     on those texts and on 600 random strings of whitespace, compatibility and
+#     combining characters;
 #   - `--decode` round-trips every text;
 #   - `--export DIR` of the llama-spm GGUF writes a tokenizer.model that Python
 #     SentencePiece loads and encodes like the original Llama-2 model; of the
 #     gpt-2 GGUF, a tokenizer.json that encodes like the GGUF and like the real
 #     Hugging Face GPT-2 tokenizer.json;
-#   - bad files (truncated tokenizer.model, UNIGRAM / nmt_nfkc models, GGUF with
+#   - bad files (truncated tokenizer.model, a UNIGRAM model, GGUF with
 #     an unknown tokenizer model or pre name, no tokenizer) exit 1 with one
 #     line naming the file and the field.
 # Env: QSTAR = path of the qstar binary, QSTAR_DATA = shared data directory.
@@ -243,8 +245,21 @@ for name, mt, norm in [("bpe", "bpe", "identity"), ("unigram", "unigram", "ident
 PYEOF
 enc "$tmp/sp_bpe.model" "$tmp/q_spbpe"
 spcmp "small BPE model (user-defined symbols, unk, remove_extra_whitespaces)" "$tmp/sp_bpe.model" "$tmp/q_spbpe"
+enc "$tmp/sp_nfkc.model" "$tmp/q_spnfkc"
+spcmp "small BPE model with the nmt_nfkc normalizer (precompiled charsmap)" "$tmp/sp_nfkc.model" "$tmp/q_spnfkc"
 expect_rc 1 "$tmp/sp_unigram.model: trainer_spec.model_type 1 (UNIGRAM) is not supported" "$QSTAR" tokenize --tokenizer "$tmp/sp_unigram.model" --text hi
-expect_rc 1 "$tmp/sp_nfkc.model: normalizer_spec.name \"nmt_nfkc\"" "$QSTAR" tokenize --tokenizer "$tmp/sp_nfkc.model" --text hi
+# random strings of whitespace, compatibility and combining characters through the normalizers
+"$PY" - >"$tmp/texts.jsonl" <<'PYEOF'
+import json, random
+random.seed(7)
+pool = list("abc xyz THE the  \t\n\r") + ["\u3000", "\u00a0", "\u2002", "\ufb00", "\ufb01", "\u2126", "\u212b", "e\u0301", "\u2460",
+        "\u337f", "\uff76", "\uff9e", "\u216b", "\u200b", "\ufeff", "\u2581", "<ud>", "foo bar", "\U0001f999", "\u65e5", "\u00df", "\u0130", "\x7f", "\u0085"]
+for _ in range(600): print(json.dumps("".join(random.choice(pool) for _ in range(random.randint(0, 12)))))
+PYEOF
+for m in bpe nfkc; do
+  enc "$tmp/sp_$m.model" "$tmp/q_r$m"
+  spcmp "small $m model on 600 random strings" "$tmp/sp_$m.model" "$tmp/q_r$m"
+done
 
 [ "$fails" -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
 echo "tokenize_spm: all checks passed"
