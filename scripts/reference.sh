@@ -19,3 +19,9 @@ if [ -f tests/reference/make_quietstar_fixtures.py ]; then
   echo "== Quiet-STaR step: tests/reference/make_quietstar_fixtures.py"
   "$py" tests/reference/make_quietstar_fixtures.py
 fi
+echo "== GGUF: tests/fixtures/gguf/ (quantised blocks; the shared tiny Llama-2 GGUF's logits when QSTAR_DATA has it)"
+"$py" tests/reference/gguf_ref.py quant-fixture tests/fixtures/gguf
+gguf_model=${QSTAR_DATA:-/nonexistent}/models/llama2-tiny-random/llama-2-tiny-random.gguf
+if [ -f "$gguf_model" ]; then
+  "$py" tests/reference/gguf_ref.py logits "$gguf_model" tests/fixtures/gguf/llama2_tiny_logits.json
+fi

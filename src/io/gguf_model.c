@@ -177,6 +177,11 @@ static qs_status check_tensors(const qs_gguf *g, const qs_layout *L) {
     return QS_OK;
 }
 
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
 static qs_status load_weights(qs_model *m, const qs_gguf *g) {
     const qs_config *c = &m->cfg;
     float *tmp = NULL;
@@ -186,9 +191,7 @@ static qs_status load_weights(qs_model *m, const qs_gguf *g) {
         char gn[QS_NAME_MAX + 32];
         if (is_qs_tensor(ti->name) || !gguf_name(ti->name, gn, sizeof gn)) continue;
         const qs_gguf_tensor *t = qs_gguf_find_tensor(g, gn);
-        size_t nl = strlen(gn);
-        int is_q = nl > 13 && !strcmp(gn + nl - 13, ".attn_q.weight");
-        int is_k = nl > 13 && !strcmp(gn + nl - 13, ".attn_k.weight");
+        int is_q = ends_with(gn, ".attn_q.weight"), is_k = ends_with(gn, ".attn_k.weight");
         float *dst = m->params + ti->offset;
         if (c->arch != QS_ARCH_LLAMA || (!is_q && !is_k)) {
             st = qs_gguf_tensor_f32(g, t, dst);

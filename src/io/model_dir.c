@@ -2,13 +2,14 @@
 // [+ tokenizer.bin]) and the qs_model_load entry point.
 #include "io/model_io.h"
 #include "io/safetensors.h"
-#include "io/gguf.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "io/gguf.h" // GGUF files are dispatched to qs_gguf_load_model
 
 #define PATH_BUF 4200
 
