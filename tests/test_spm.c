@@ -182,6 +182,33 @@ static void test_charsmap(void **state) {
     free(buf);
 }
 
+// UNUSED pieces: merged into, then split back into the pair that formed them
+// (the ids Python SentencePiece gives for this vocabulary).
+static void test_unused(void **state) {
+    (void)state;
+    static const char *pieces[] = {"<unk>", U2581, "a", "b", "c", "ab", "abc", "bc", U2581 "a", "ca", "cab", U2581 "ab"};
+    static const float scores[] = {0, -1, -2, -3, -4, -0.1f, -0.2f, -0.5f, -0.3f, -0.15f, -0.05f, -0.4f};
+    static const int types[] = {2, 1, 1, 1, 1, 5, 1, 1, 1, 5, 1, 5};
+    qs_tok_spec s;
+    qs_tok_spec_init(&s);
+    s.kind = QS_TOK_SPM_SCORES;
+    s.name = "unused";
+    s.n_vocab = 12;
+    s.pieces = pieces;
+    s.scores = scores;
+    s.types = types;
+    s.unk_id = 0;
+    s.add_prefix_space = 1;
+    qs_tokenizer *t = NULL;
+    assert_int_equal(qs_tokenizer_from_spec(&t, &s), QS_OK);
+    expect_ids(t, "abc", (int[]){1, 6}, 2);        // ab (unused) + c -> abc
+    expect_ids(t, "ab", (int[]){1, 2, 3}, 3);      // ▁ab (unused) -> ▁ + ab -> ▁ a b
+    expect_ids(t, "cab", (int[]){1, 10}, 2);
+    expect_ids(t, "ca", (int[]){1, 4, 2}, 3);
+    expect_ids(t, "cabc", (int[]){1, 10, 4}, 3);
+    qs_tokenizer_free(t);
+}
+
 // Every proper prefix of a valid model either parses (it ended between two
 // fields) or fails with a message naming the file; never a crash.
 static void truncations(const unsigned char *buf, size_t n) {
@@ -289,6 +316,7 @@ int main(void) {
         cmocka_unit_test(test_hand_built),
         cmocka_unit_test(test_written),
         cmocka_unit_test(test_charsmap),
+        cmocka_unit_test(test_unused),
         cmocka_unit_test(test_truncations),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_gguf_memory),

@@ -98,6 +98,7 @@ typedef struct {
     merge_cand *heap;
     int n;
     char *buf; // concatenation buffer, 2 * longest + 1 bytes
+    int *rev;  // SentencePiece: per UNUSED piece, the (left, right) ids of the last pair queued to form it
 } merge_queue;
 
 // True if a should be merged before b: higher score, then leftmost (node
@@ -130,6 +131,10 @@ static merge_cand heap_pop(merge_queue *q) {
     return top;
 }
 
+static int sp_mergeable(const qs_tokenizer *t, int id) {
+    return t->sp_class[id] == QS_SPC_NORMAL || t->sp_class[id] == QS_SPC_UNUSED;
+}
+
 // Queues the merge of nodes l and r if their concatenation is in the vocabulary.
 // Like run.c, a pair only qualifies if its score beats -1e10.
 static void consider_pair(const qs_tokenizer *t, merge_queue *q, const int *tok, int l, int r) {
@@ -140,8 +145,13 @@ static void consider_pair(const qs_tokenizer *t, merge_queue *q, const int *tok,
     int id = qs_tok_lookup(t, q->buf, la + lb);
     if (id < 0 || !(t->scores[id] > (float)-1e10)) return;
     // SentencePiece: control/unknown/byte/user-defined pieces never merge
-    if (t->sp_class && (t->sp_class[a] || t->sp_class[b] || t->sp_class[id])) return;
+    if (t->sp_class && (!sp_mergeable(t, a) || !sp_mergeable(t, b) || !sp_mergeable(t, id))) return;
     heap_push(q, (merge_cand){.score = t->scores[id], .left = l, .right = r, .lid = a, .rid = b, .merged = id});
+    if (q->rev && t->sp_class[id] == QS_SPC_UNUSED) {
+        int k = t->sp_unused_slot[id];
+        q->rev[2 * k] = a;
+        q->rev[2 * k + 1] = b;
+    }
 }
 
 // Buffers of merge_run, kept across the words of one text.
@@ -149,11 +159,12 @@ typedef struct {
     int *next, *prev;
     merge_cand *heap;
     char *buf;
+    int *rev, *stack; // UNUSED pieces (tokenizers that have some)
     int cap;
 } merge_ws;
 
 static void merge_ws_free(merge_ws *w) {
-    free(w->next); free(w->prev); free(w->heap); free(w->buf);
+    free(w->next); free(w->prev); free(w->heap); free(w->buf); free(w->rev); free(w->stack);
     *w = (merge_ws){0};
 }
 
@@ -166,12 +177,40 @@ static qs_status merge_ws_reserve(merge_ws *w, const qs_tokenizer *t, int n) {
     w->prev = qs_malloc((size_t)cap * sizeof(int), "encode links");
     w->heap = qs_malloc((size_t)3 * (size_t)cap * sizeof(merge_cand), "encode merge heap");
     w->buf = qs_malloc((size_t)t->longest * 2 + 1, "encode buffer");
-    if (!w->next || !w->prev || !w->heap || !w->buf) {
+    if (t->n_sp_unused) {
+        w->rev = qs_malloc((size_t)t->n_sp_unused * 2 * sizeof(int), "encode resegmentation");
+        w->stack = qs_malloc(((size_t)cap + 2) * sizeof(int), "encode resegmentation");
+    }
+    if (!w->next || !w->prev || !w->heap || !w->buf || (t->n_sp_unused && (!w->rev || !w->stack))) {
         merge_ws_free(w);
         return QS_ERR_NOMEM;
     }
     w->cap = cap;
     return QS_OK;
+}
+
+// SentencePiece's resegmentation: every UNUSED piece among tok[0..m) is
+// replaced by the pair last queued to form it, recursively. The pieces of
+// each pair spell the piece, so the result has at most n (the number of
+// initial symbols) tokens. Returns the new count.
+static int resegment(const qs_tokenizer *t, int *tok, int m, int n, merge_ws *w) {
+    int *src = w->prev, *stack = w->stack, o = 0;
+    memcpy(src, tok, (size_t)m * sizeof *tok);
+    for (int i = 0; i < m; i++) {
+        int sp = 0;
+        stack[sp++] = src[i];
+        while (sp > 0) {
+            int x = stack[--sp], k = t->sp_unused_slot[x];
+            // the bounds only guard against the impossible (a pair that does not spell its piece)
+            if (k >= 0 && w->rev[2 * k] >= 0 && sp + 2 <= n + 1 && o + sp + 2 <= n) {
+                stack[sp++] = w->rev[2 * k + 1];
+                stack[sp++] = w->rev[2 * k];
+            } else {
+                tok[o++] = x;
+            }
+        }
+    }
+    return o;
 }
 
 // Merges tok[0..*n) in place. A merged-away node gets id -1; `next`/`prev`
@@ -181,7 +220,8 @@ static qs_status merge_run(const qs_tokenizer *t, int *tok, int *n_io, merge_ws 
     if (n < 2) return QS_OK;
     QS_TRY(merge_ws_reserve(w, t, n));
     int *next = w->next, *prev = w->prev;
-    merge_queue q = {.heap = w->heap, .n = 0, .buf = w->buf};
+    merge_queue q = {.heap = w->heap, .n = 0, .buf = w->buf, .rev = w->rev};
+    for (int k = 0; w->rev && k < 2 * t->n_sp_unused; k++) w->rev[k] = -1;
     for (int i = 0; i < n; i++) {
         prev[i] = i - 1;
         next[i] = i + 1 < n ? i + 1 : -1;
@@ -203,7 +243,7 @@ static qs_status merge_run(const qs_tokenizer *t, int *tok, int *n_io, merge_ws 
     int m = 0;
     for (int i = 0; i < n; i++)
         if (tok[i] >= 0) tok[m++] = tok[i];
-    *n_io = m;
+    *n_io = w->rev ? resegment(t, tok, m, n, w) : m;
     return QS_OK;
 }
 
@@ -247,7 +287,7 @@ static qs_status sp_symbols(const qs_tokenizer *t, const char *s, size_t n, int 
         id = qs_tok_lookup(t, s + off, l);
         int all = 1;
         for (int k = 0; k < l; k++) all = all && t->byte_id[(unsigned char)s[off + k]] >= 0;
-        if (id >= 0 && (!t->sp_class || !t->sp_class[id])) {
+        if (id >= 0 && (!t->sp_class || sp_mergeable(t, id))) {
             out[(*count)++] = id;
             last_unk = 0;
         } else if (all) {

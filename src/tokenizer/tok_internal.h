@@ -61,6 +61,8 @@ struct qs_tokenizer {
     unsigned char *sp_class;  // per token: QS_SPC_* (NULL: all normal)
     int *sp_user;             // ids of the user-defined pieces, longest first
     int n_sp_user;
+    int *sp_unused_slot;      // per token: index among the UNUSED pieces, or -1 (NULL if none)
+    int n_sp_unused;
     int sp_split;             // no mergeable piece has a space after a non-space (see encode.c)
     unsigned char *sp_charsmap; // normalizer precompiled_charsmap (validated copy), may be NULL
     size_t sp_charsmap_len;
@@ -69,7 +71,9 @@ struct qs_tokenizer {
 };
 
 // sp_class values: how a piece takes part in SentencePiece encoding.
-enum { QS_SPC_NORMAL = 0, QS_SPC_NOMERGE = 1, QS_SPC_USER = 2 };
+// UNUSED pieces are merged into like normal ones, then split back into the
+// pair that formed them (SentencePiece's resegmentation).
+enum { QS_SPC_NORMAL = 0, QS_SPC_NOMERGE = 1, QS_SPC_USER = 2, QS_SPC_UNUSED = 3 };
 
 // Id of the piece with exactly these `len` bytes (lowest id if the vocabulary
 // has duplicates), or -1.

@@ -149,7 +149,8 @@ static int cmp_user_len(const void *a, const void *b) {
 // user-defined piece holds a space.
 static void sp_split_check(qs_tokenizer *t) {
     int sp = qs_tok_lookup(t, " ", 1);
-    t->sp_split = sp >= 0 && t->sp_class[sp] == QS_SPC_NORMAL;
+    // (UNUSED pieces: their resegmentation depends on the global merge order)
+    t->sp_split = sp >= 0 && t->sp_class[sp] == QS_SPC_NORMAL && t->n_sp_unused == 0;
     for (int i = 0; t->sp_split && i < t->vocab_size; i++) {
         if (t->sp_class[i] == QS_SPC_NOMERGE) continue;
         const char *p = t->pieces[i];
@@ -180,8 +181,15 @@ static qs_status sp_classes(qs_tokenizer *t, const qs_tok_spec *s) {
         // with a real space can never match there (llama2.c-style specs use ' ')
         if (s->types && memchr(s->pieces[i], ' ', (size_t)piece_len(s, i))) t->sp_class[i] = QS_SPC_NOMERGE;
         else if (ty == QS_TOKT_USER_DEFINED && t->lens[i] > 0) t->sp_class[i] = QS_SPC_USER, n_user++;
-        else if (ty == QS_TOKT_CONTROL || ty == QS_TOKT_UNKNOWN || ty == QS_TOKT_BYTE || ty == QS_TOKT_UNUSED)
+        else if (ty == QS_TOKT_UNUSED) t->sp_class[i] = QS_SPC_UNUSED, t->n_sp_unused++;
+        else if (ty == QS_TOKT_CONTROL || ty == QS_TOKT_UNKNOWN || ty == QS_TOKT_BYTE)
             t->sp_class[i] = QS_SPC_NOMERGE;
+    }
+    if (t->n_sp_unused) {
+        t->sp_unused_slot = qs_malloc((size_t)t->vocab_size * sizeof(int), "tokenizer unused pieces");
+        if (!t->sp_unused_slot) return QS_ERR_NOMEM;
+        for (int i = 0, k = 0; i < t->vocab_size; i++)
+            t->sp_unused_slot[i] = t->sp_class[i] == QS_SPC_UNUSED ? k++ : -1;
     }
     sp_split_check(t);
     if (n_user == 0) return QS_OK;

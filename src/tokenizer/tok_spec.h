@@ -149,8 +149,9 @@ typedef struct qs_tok_spec {
 
     // SPM_SCORES: SentencePiece normalizer remove_extra_whitespaces (strip
     // leading/trailing spaces, collapse runs of spaces). For SPM_SCORES specs,
-    // types CONTROL/UNKNOWN/BYTE/UNUSED are never produced by merging and
-    // USER_DEFINED pieces are matched whole in the text first (SentencePiece).
+    // types CONTROL/UNKNOWN/BYTE are never produced by merging, UNUSED pieces
+    // are split back after merging and USER_DEFINED pieces are matched whole
+    // in the text first (SentencePiece).
     int remove_extra_whitespaces;
     // SPM_SCORES: SentencePiece normalizer_spec.precompiled_charsmap (NULL/0: identity)
     const unsigned char *precompiled_charsmap;

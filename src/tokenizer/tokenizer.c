@@ -218,6 +218,7 @@ void qs_tokenizer_free(qs_tokenizer *t) {
     free(t->dec_sorted);
     free(t->sp_class);
     free(t->sp_user);
+    free(t->sp_unused_slot);
     free(t->hash);
     free(t->sp_charsmap);
     qs_tok_bpe_free(t->bpe);

@@ -248,6 +248,33 @@ spcmp "small BPE model (user-defined symbols, unk, remove_extra_whitespaces)" "$
 enc "$tmp/sp_nfkc.model" "$tmp/q_spnfkc"
 spcmp "small BPE model with the nmt_nfkc normalizer (precompiled charsmap)" "$tmp/sp_nfkc.model" "$tmp/q_spnfkc"
 expect_rc 1 "$tmp/sp_unigram.model: trainer_spec.model_type 1 (UNIGRAM) is not supported" "$QSTAR" tokenize --tokenizer "$tmp/sp_unigram.model" --text hi
+# UNUSED pieces: merged into, then split back into the pair that formed them (resegmentation)
+"$PY" - "$tmp/unused.model" "$tmp/unused.jsonl" <<'PYEOF'
+import json, random, struct, sys
+def v(n):
+    out = b""
+    while True:
+        b = n & 0x7F; n >>= 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n: return out
+def ld(field, b): return v(field << 3 | 2) + v(len(b)) + b
+def piece(p, score, typ=1):
+    m = ld(1, p.encode()) + v(2 << 3 | 5) + struct.pack("<f", score)
+    return ld(1, m + (v(3 << 3) + v(typ) if typ != 1 else b""))
+P = [("<unk>", 0, 2), ("\u2581", -1, 1), ("a", -2, 1), ("b", -3, 1), ("c", -4, 1), ("ab", -0.1, 5), ("abc", -0.2, 1),
+     ("bc", -0.5, 1), ("\u2581a", -0.3, 1), ("ca", -0.15, 5), ("cab", -0.05, 1), ("\u2581ab", -0.4, 5)]
+body = b"".join(piece(*x) for x in P)
+body += ld(2, v(3 << 3) + v(2) + v(41 << 3) + v(2**64 - 1) + v(42 << 3) + v(2**64 - 1))  # BPE, no bos/eos
+body += ld(3, ld(1, b"identity") + v(4 << 3) + v(0))
+open(sys.argv[1], "wb").write(body)
+random.seed(3)
+texts = ["abc", "ab", "abab", "cab", "bcab"] + ["".join(random.choice("abc ") for _ in range(random.randint(0, 14))) for _ in range(1000)]
+open(sys.argv[2], "w").write("".join(json.dumps(t) + "\n" for t in texts))
+PYEOF
+cp "$tmp/unused.jsonl" "$tmp/texts.jsonl"
+enc "$tmp/unused.model" "$tmp/q_unused"
+spcmp "model with UNUSED pieces (resegmentation)" "$tmp/unused.model" "$tmp/q_unused"
+
 # random strings of whitespace, compatibility and combining characters through the normalizers
 "$PY" - >"$tmp/texts.jsonl" <<'PYEOF'
 import json, random
