@@ -27,7 +27,9 @@ static void usage(FILE *f) {
             "  --field NAME         JSONL field holding the document (default \"text\")\n"
             "  --seq-len T          window length (default and maximum: the model's max_seq_len)\n"
             "  --batch B            windows per forward pass (default: about 4096 tokens per batch)\n"
-            "  --limit-tokens N     evaluate only the first N tokens of the stream\n\n"
+            "  --limit-tokens N     evaluate only the first N tokens of the stream\n"
+            "  --precision P        GEMM precision: fp32 or bf16 (bf16 inputs, fp32 accumulation;\n"
+            "                       also for --task) (fp32)\n\n"
             "Prints to stdout:\n  nll: X nats/token\n  ppl: X\n  tokens: N   (tokens scored)\n\n"
             "usage: qstar eval --task gsm8k|csqa|nll --model PATH [options]\n\n"
             "  --task gsm8k         GSM8K test set, the paper's zero-shot protocol (SPEC section 5):\n"
@@ -73,7 +75,7 @@ int cmd_eval(int argc, char **argv) {
     const char *C = "eval";
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--task")) return eval_task(argc, argv);
-    const char *model_path = NULL, *tok_path = NULL, *data_path = NULL, *field = NULL;
+    const char *model_path = NULL, *tok_path = NULL, *data_path = NULL, *field = NULL, *precision = NULL;
     long T = 0, B = 0, limit = 0;
     for (int i = 1; i < argc; i++) {
         int r;
@@ -85,6 +87,7 @@ int cmd_eval(int argc, char **argv) {
             (r = cli_str(argc, argv, &i, "--tokenizer", &tok_path)) ||
             (r = cli_str(argc, argv, &i, "--data", &data_path)) ||
             (r = cli_str(argc, argv, &i, "--field", &field)) ||
+            (r = cli_str(argc, argv, &i, "--precision", &precision)) ||
             (r = cli_int(argc, argv, &i, "--seq-len", &T, 2, 1L << 24)) ||
             (r = cli_int(argc, argv, &i, "--batch", &B, 1, 1L << 16)) ||
             (r = cli_int(argc, argv, &i, "--limit-tokens", &limit, 1, 0x7fffffffffffffffL))) {
@@ -95,10 +98,13 @@ int cmd_eval(int argc, char **argv) {
     }
     if (!model_path) return cli_usage_error(C, "--model is required");
     if (!data_path) return cli_usage_error(C, "--data is required");
+    qs_precision prec;
+    if (cli_precision(C, precision, &prec)) return 2;
 
     qs_model m;
     qs_load_info info;
     if (qs_model_load(&m, model_path, &info) != QS_OK) return cli_fail(C);
+    m.precision = prec;
     int rc = 0;
     qs_tokenizer *tok = NULL;
     qs_dataset ds;
@@ -155,6 +161,7 @@ int cmd_eval(int argc, char **argv) {
     double mean = total / (double)count;
     printf("nll: %.4f nats/token\nppl: %.4f\ntokens: %ld\n", mean, exp(mean), count);
 out:
+    if (rc == 0) cli_print_matmul(&m); // after the run's own lines (errors stay one line)
     free(tokens);
     free(mask);
     qs_workspace_free(ws);
@@ -234,7 +241,7 @@ static void thought_text(const qs_tokenizer *tok, int prev, const int *th, int n
 static int eval_task(int argc, char **argv) {
     const char *C = "eval";
     const char *model_path = NULL, *tok_path = NULL, *data_path = NULL, *task_s = NULL, *out_path = NULL,
-               *tokens_out = NULL, *field = NULL;
+               *tokens_out = NULL, *field = NULL, *precision = NULL;
     long limit = 0, seed = 1234, n_ahead = 0, T = 0, B = 0, limit_tokens = 0;
     double tau_sample = 0;
     int think = -1, greedy = 0;
@@ -249,6 +256,7 @@ static int eval_task(int argc, char **argv) {
             (r = cli_str(argc, argv, &i, "--task", &task_s)) ||
             (r = cli_str(argc, argv, &i, "--out", &out_path)) ||
             (r = cli_str(argc, argv, &i, "--tokens-out", &tokens_out)) ||
+            (r = cli_str(argc, argv, &i, "--precision", &precision)) ||
             (r = cli_str(argc, argv, &i, "--field", &field)) ||
             (r = cli_int(argc, argv, &i, "--limit", &limit, 1, 0x7fffffffffffffffL)) ||
             (r = cli_int(argc, argv, &i, "--seed", &seed, 0, 0x7fffffffffffffffL)) ||
@@ -269,6 +277,8 @@ static int eval_task(int argc, char **argv) {
     else if (!strcmp(task_s, "nll")) is_nll = 1;
     else return cli_usage_error(C, "--task expects gsm8k, csqa or nll, got '%s'", task_s);
     if (!model_path) return cli_usage_error(C, "--model is required");
+    qs_precision prec;
+    if (cli_precision(C, precision, &prec)) return 2;
     if (is_nll && !data_path) return cli_usage_error(C, "--task nll needs --data FILE");
     if (!is_nll && (tokens_out || T || B || limit_tokens || field))
         return cli_usage_error(C, "--tokens-out, --seq-len, --batch, --limit-tokens and --field are for --task nll");
@@ -290,6 +300,7 @@ static int eval_task(int argc, char **argv) {
     qs_model m;
     qs_load_info info;
     if (qs_model_load(&m, model_path, &info) != QS_OK) return cli_fail(C);
+    m.precision = prec;
     int rc = 0;
     qs_tokenizer *tok = NULL;
     int *valid = NULL, n_valid = 0;
@@ -555,6 +566,7 @@ static int eval_task(int argc, char **argv) {
     cJSON_AddItemToObject(root, "examples", exs);
     if (out_path) rc = write_json(C, out_path, root);
 out:
+    if (rc == 0) cli_print_matmul(&m); // after the run's own lines (errors stay one line)
     if (df) fclose(df);
     if (tf) fclose(tf);
     free(line);

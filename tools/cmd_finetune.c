@@ -52,11 +52,12 @@ static void help_train(void) {
            "                         weight decay 0.001, 20 warmup steps then constant, clip 1.0,\n"
            "                         100 steps (flags given after it override it)\n"
            "  --show-thoughts N      decoded thoughts printed/logged per step (2)\n"
+           "%s"
            "\n%s"
            "\nHeld-out evaluation reports base NLL and thought-mixed NLL side by side (eval mode:\n"
            "n_passes 1, n_talk 1). Checkpoints hold the learned meta embeddings and mixing head,\n"
            "which are never re-initialised on load, and a \"quietstar\" block in config.json.\n",
-           cli_qstar_help);
+           cli_precision_help, cli_qstar_help);
 }
 
 static void help(void) {
@@ -96,6 +97,8 @@ static void help(void) {
         "  --seed S             random init and data sampling seed (1337)\n"
         "  --threads N          threads (default: all cores); resume with the same count\n"
         "                       for bit-identical results\n"
+        "  --precision P        GEMM precision: fp32, or bf16 (bf16 inputs, fp32 accumulation;\n"
+        "                       weights, gradients and optimizer state stay fp32) (fp32)\n"
         "\n"
         "evaluation, logging, checkpoints:\n"
         "  --eval-every N       held-out NLL every N steps, 0 = start and end only (100)\n"
@@ -128,7 +131,7 @@ typedef struct {
 } opt;
 
 enum {
-    F_MODEL, F_CONFIG, F_DATA, F_OUT, F_TOKENIZER, F_FIELD, F_LOG, F_RESUME, F_DTYPE,
+    F_MODEL, F_CONFIG, F_DATA, F_OUT, F_TOKENIZER, F_FIELD, F_LOG, F_RESUME, F_DTYPE, F_PRECISION,
     F_STEPS, F_BATCH, F_SEQ, F_ACCUM, F_WARMUP, F_EVAL_EVERY, F_EVAL_BATCHES, F_SAVE_EVERY, F_SEED,
     F_THREADS, F_STOP_AFTER, F_PRINT_EVERY,
     F_LR, F_MIN_LR, F_WD, F_BETA1, F_BETA2, F_EPS, F_CLIP, F_VAL_FRAC,
@@ -146,6 +149,7 @@ static opt opts_template[F_COUNT] = {
     [F_LOG] = {"--log", O_STR, 0, 0, 0, 0, 0, 0, 0},
     [F_RESUME] = {"--resume", O_STR, 0, 0, 0, 0, 0, 0, 0},
     [F_DTYPE] = {"--dtype", O_STR, 0, 0, 1, 0, 0, 0, 0},
+    [F_PRECISION] = {"--precision", O_STR, 0, 0, 1, 0, 0, 0, 0},
     [F_STEPS] = {"--steps", O_INT, 1, BIG, 1, 0, 0, 0, 0},
     [F_BATCH] = {"--batch", O_INT, 1, 1 << 20, 1, 0, 0, 0, 0},
     [F_SEQ] = {"--seq-len", O_INT, 2, 1 << 24, 1, 0, 0, 0, 0},
@@ -403,6 +407,9 @@ static int run(int argc, char **argv) {
                              to.seq_len, qo.n_talk);
         goto free_strings;
     }
+    qs_precision prec;
+    if ((rc = cli_precision(CMD, o[F_PRECISION].set ? o[F_PRECISION].s : NULL, &prec)) != 0) goto free_strings;
+    o[F_PRECISION].s = qs_precision_name(prec), o[F_PRECISION].set = 1; // stored: --resume keeps it
     uint64_t seed = o[F_SEED].set ? (uint64_t)o[F_SEED].i : 1337;
     if (o[F_THREADS].set) {
         omp_set_num_threads((int)o[F_THREADS].i);
@@ -457,6 +464,7 @@ static int run(int argc, char **argv) {
         goto done;
     }
     to = run.tr.o;
+    run.m.precision = prec; // a runtime option: the bf16 weight copy is made on first use
     o[F_SEQ].i = to.seq_len;
     qs_qstar_opts qo_run = run.qo;
     const char *tok_path = run.tok_path;
@@ -465,6 +473,7 @@ static int run(int argc, char **argv) {
     fprintf(stderr, "model: %zu parameters; %ld steps x %d x %d x %d tokens, lr %g -> %g, warmup %ld, %d threads\n",
             mp->layout.numel, to.steps, to.batch, to.seq_len, to.grad_accum, (double)to.lr, (double)to.min_lr,
             to.warmup, omp_get_max_threads());
+    cli_print_matmul(mp);
     fprintf(stderr, "optimizer: AdamW betas (%g, %g), eps %g, weight decay %g, grad-norm clip %g%s\n",
             (double)to.beta1, (double)to.beta2, (double)to.eps, (double)to.weight_decay, (double)to.clip,
             preset_paper ? " (--preset paper: SPEC section 4)" : "");

@@ -77,6 +77,7 @@ qs_status qs_qstar_init_tensors(qs_model *m, const qs_qstar_opts *o, int init_id
         memset(w->head_b2, 0, H * sizeof(float));
         memset(w->head_w3, 0, H * sizeof(float));
     }
+    qs_model_touch(m);
     return QS_OK;
 }
 

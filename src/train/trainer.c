@@ -159,6 +159,7 @@ qs_status qs_trainer_step(qs_trainer *t, qs_train_event *ev) {
         qs_adamw_hparams hp = {.lr = lr, .beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps,
                                .weight_decay = o->weight_decay};
         qs_adamw_step(&t->opt, &t->opt_layout, m->params, t->grads, &hp, lr);
+        qs_model_touch(m); // the bf16 copy of the weights follows the update
     }
     t->step++;
     if (ev) {
@@ -241,6 +242,7 @@ qs_status qs_trainer_restore(qs_trainer *t, const char *ckpt_dir) {
     if (n < 0 || (size_t)n >= sizeof path) return qs_error(QS_ERR_ARG, "path too long: %s", ckpt_dir);
     qs_train_state s;
     QS_TRY(qs_train_state_load(path, t->model, &s, &t->opt));
+    qs_model_touch(t->model);
     t->step = s.step;
     t->data_pos = s.data_pos;
     t->data->rng.s = s.rng;
