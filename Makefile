@@ -28,6 +28,15 @@ endif
 CFLAGS  := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
            -fopenmp $(OPT) -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -fopenmp $(LDSAN)
+# Open MPI (optional, Debian openmpi-bin libopenmpi-dev): data-parallel training
+# under mpirun (src/train/dist.c). Without it (or with NOMPI=1) qstar is
+# single-process and says what to install when started by mpirun.
+ifneq ($(NOMPI),1)
+ifeq ($(shell pkg-config --exists ompi-c 2>/dev/null && echo yes),yes)
+CFLAGS  += -DQS_HAVE_MPI $(shell pkg-config --cflags ompi-c)
+LDLIBS  += $(shell pkg-config --libs ompi-c)
+endif
+endif
 
 SRC     := $(sort $(wildcard src/*/*.c))
 OBJ     := $(SRC:%.c=$(BUILD)/%.o)
@@ -119,7 +128,7 @@ examples:
 	done
 
 deps:
-	sudo apt-get install -y pkg-config libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev python3-torch python3-numpy gnuplot-nox python3-pytest python3-matplotlib
+	sudo apt-get install -y pkg-config libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev python3-torch python3-numpy gnuplot-nox python3-pytest python3-matplotlib openmpi-bin libopenmpi-dev
 
 clean:
 	rm -rf build build-san qstar

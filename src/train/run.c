@@ -123,6 +123,7 @@ static qs_status setup(qs_run *r, const qs_run_spec *s) {
         QS_TRY(qs_trainer_restore(&r->tr, s->resume_ckpt));
         note(s, "resuming %s at step %ld of %ld", s->resume_ckpt, r->tr.step, to.steps);
     }
+    QS_TRY(qs_trainer_set_dist(&r->tr, s->dist)); // after the restore: --zero 1 keeps a chunk of the moments
     return QS_OK;
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "model/workspace.h"
+#include "train/dist.h"
 
 qs_train_opts qs_train_opts_default(void) {
     qs_train_opts o = {
@@ -97,6 +98,9 @@ qs_status qs_trainer_init(qs_trainer *t, qs_model *m, qs_dataset *ds, const qs_t
         t->tokens = qs_malloc(BT * sizeof(int), "training batch");
         t->mask = qs_malloc(BT * sizeof(int), "training batch mask");
         if (!t->grads || !t->tokens || !t->mask) st = QS_ERR_NOMEM;
+        if (st == QS_OK && o->grad_accum > 1 &&
+            !(t->gscratch = qs_calloc(numel ? numel : 1, sizeof(float), "micro-batch gradients")))
+            st = QS_ERR_NOMEM;
     }
     if (o->quietstar) {
         qs_qstar_opts eo = o->qs; // eval mode (SPEC 5): one pass, one talk token, no policy loss
@@ -118,6 +122,7 @@ void qs_trainer_free(qs_trainer *t) {
     if (!t) return;
     qs_adamw_free(&t->opt);
     free(t->grads);
+    free(t->gscratch);
     free(t->tokens);
     free(t->mask);
     qs_workspace_free(t->ws);
@@ -127,7 +132,14 @@ void qs_trainer_free(qs_trainer *t) {
     memset(t, 0, sizeof *t);
 }
 
+void qs_grads_add(float *dst, const float *src, size_t n) {
+    const long nn = (long)n;
+#pragma omp parallel for schedule(static) if (nn >= 32768)
+    for (long i = 0; i < nn; i++) dst[i] += src[i];
+}
+
 qs_status qs_trainer_step(qs_trainer *t, qs_train_event *ev) {
+    if (t->dist) return qs_trainer_step_dist(t, ev); // data parallel over MPI ranks
     const qs_train_opts *o = &t->o;
     qs_model *m = t->model;
     const size_t numel = m->layout.numel;
@@ -136,18 +148,22 @@ qs_status qs_trainer_step(qs_trainer *t, qs_train_event *ev) {
     double loss_sum = 0;
     for (int k = 0; k < K; k++) {
         float loss = 0;
+        // micro-batch k > 0: its own gradient first, then one addition per element
+        float *g = k == 0 ? t->grads : t->gscratch;
+        if (k > 0) memset(g, 0, numel * sizeof(float));
         if (t->qstep) {
             // Quiet-STaR: windows that start at a document's BOS, right-padded;
             // thoughts drawn from a stream fixed by (seed, step, micro-batch)
             QS_TRY(qs_stream_sample_docs(&t->data->train, &t->data->rng, B, T, t->tokens, t->mask, NULL));
             qs_rng trng;
             qs_rng_seed(&trng, o->seed ^ ((uint64_t)t->step * 0x9E3779B97F4A7C15ull + (uint64_t)k));
-            QS_TRY(qs_qstar_step(t->qstep, m, t->tokens, t->mask, NULL, &trng, t->grads, 1.0f / (float)K, &t->qout));
+            QS_TRY(qs_qstar_step(t->qstep, m, t->tokens, t->mask, NULL, &trng, g, 1.0f / (float)K, &t->qout));
             loss = t->qout.loss;
         } else {
             QS_TRY(qs_stream_sample(&t->data->train, &t->data->rng, B, T, t->tokens, t->mask, NULL));
-            QS_TRY(qs_lm_step(m, t->ws, t->tokens, t->mask, B, T, &loss, NULL, t->grads, 1.0f / (float)K, NULL));
+            QS_TRY(qs_lm_step(m, t->ws, t->tokens, t->mask, B, T, &loss, NULL, g, 1.0f / (float)K, NULL));
         }
+        if (k > 0) qs_grads_add(t->grads, g, numel);
         t->data_pos += (uint64_t)B;
         loss_sum += loss;
     }
@@ -204,6 +220,9 @@ qs_status qs_trainer_eval(qs_trainer *t, double *nll, double *nll_think, long *n
     double sum = 0, sum_think = 0;
     long count = 0;
     for (size_t first = 0; first < limit; first += (size_t)B) {
+        // data parallel: batch j is evaluated by rank j mod N, the sums are added below
+        if (t->dist && (int)((first / (size_t)B) % (size_t)qs_dist_size(t->dist)) != qs_dist_rank(t->dist))
+            continue;
         int rows = 0;
         QS_TRY(qs_stream_eval_batch(val, first, B, T, t->tokens, t->mask, &rows));
         for (size_t b = limit - first; b < (size_t)B; b++) // windows past the limit are padding
@@ -217,6 +236,11 @@ qs_status qs_trainer_eval(qs_trainer *t, double *nll, double *nll_think, long *n
         }
         sum += s;
         count += n;
+    }
+    if (t->dist) {
+        double v[3] = {sum, sum_think, (double)count};
+        QS_TRY(qs_dist_sum_doubles(t->dist, v, 3));
+        sum = v[0], sum_think = v[1], count = (long)v[2];
     }
     *nll = count > 0 ? sum / (double)count : NAN;
     if (nll_think) *nll_think = count > 0 && t->qeval ? sum_think / (double)count : NAN;
@@ -287,8 +311,17 @@ static qs_status do_save(qs_trainer *t, const qs_train_run_opts *ro, double t0, 
                         t->step);
     qs_train_state s;
     qs_trainer_state(t, &s);
-    QS_TRY(qs_checkpoint_save(ro->out_dir, t->model, ro->tokenizer_path, ro->quietstar_json, &s, &t->opt,
-                              ro->args_json, sum->ckpt_dir, sizeof sum->ckpt_dir));
+    qs_adamw full; // data parallel: rank 0 alone writes, with the moments of every rank (--zero 1)
+    const qs_adamw *opt = &t->opt;
+    QS_TRY(qs_trainer_dist_moments(t, &full, &opt));
+    if (qs_dist_rank(t->dist) != 0) {
+        t->saved_step = t->step;
+        return QS_OK;
+    }
+    qs_status st = qs_checkpoint_save(ro->out_dir, t->model, ro->tokenizer_path, ro->quietstar_json, &s, opt,
+                                      ro->args_json, sum->ckpt_dir, sizeof sum->ckpt_dir);
+    qs_adamw_free(&full);
+    QS_TRY(st);
     t->saved_step = t->step;
     qs_train_event ev = {.kind = QS_TEV_SAVE, .step = t->step, .total = t->o.steps,
                          .elapsed = qs_now() - t0, .message = sum->ckpt_dir};
@@ -348,7 +381,9 @@ qs_status qs_trainer_run(qs_trainer *t, const qs_train_run_opts *ro, qs_train_su
             emit(ro, &w);
         }
         emit(ro, &ev);
-        const int stopping = (ro && ro->stop && *ro->stop) || (o->stop_after > 0 && t->step >= o->stop_after);
+        int stop_req = ro && ro->stop && *ro->stop;
+        if (t->dist) stop_req = qs_dist_any(t->dist, stop_req); // every rank stops at the same step
+        const int stopping = stop_req || (o->stop_after > 0 && t->step >= o->stop_after);
         if (t->step >= o->steps || stopping) {
             sum->interrupted = t->step < o->steps;
             break;

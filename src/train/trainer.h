@@ -6,7 +6,8 @@
 // One optimizer step: zero the gradients; for each of grad_accum micro-batches
 // draw `batch` random windows of `seq_len` tokens from the training stream
 // (ds->rng) and accumulate the gradient of the mean next-token loss scaled by
-// 1/grad_accum; clip the global norm; lr = qs_lr_schedule(step, lr, min_lr,
+// 1/grad_accum (each micro-batch's gradient is computed on its own, then
+// added: one addition per element and micro-batch, as data-parallel ranks do); clip the global norm; lr = qs_lr_schedule(step, lr, min_lr,
 // warmup, steps); AdamW update. If the loss or the gradient norm is not
 // finite the update is skipped (a QS_TEV_WARN event) and no checkpoint is
 // written at that step. Results are bit-for-bit reproducible for the same
@@ -93,6 +94,8 @@ typedef struct {
     uint64_t data_pos;   // training windows drawn
     long saved_step;     // step of the last checkpoint written or loaded (-1: none)
     char warning[512];   // pending warning (from restore), reported by qs_trainer_run
+    struct qs_dist *dist; // data-parallel over MPI ranks (dist.h); NULL: one process
+    float *gscratch;     // layout.numel (grad_accum > 1): a micro-batch's gradient before it is added
 } qs_trainer;
 
 // Checks the options against the model (seq_len <= max positions) and the data
@@ -141,5 +144,19 @@ typedef struct {
 // steps and at the end; checkpoints every save_every steps and at the end (or
 // when stopped). Returns QS_OK also when stopped early (summary->interrupted).
 qs_status qs_trainer_run(qs_trainer *t, const qs_train_run_opts *ro, qs_train_summary *sum);
+
+// dst[i] += src[i] (how a micro-batch's gradient joins the step's).
+void qs_grads_add(float *dst, const float *src, size_t n);
+
+// --- data parallel (dist.h, dist_step.c) ---
+// Makes t one rank of a data-parallel run (d may be NULL: nothing to do).
+// Call after qs_trainer_init and any qs_trainer_restore; with --zero 1 the
+// AdamW moments are cut to this rank's chunk. The trainer borrows d.
+qs_status qs_trainer_set_dist(qs_trainer *t, struct qs_dist *d);
+// qs_trainer_step over the ranks (qs_trainer_step calls it when t->dist is set).
+qs_status qs_trainer_step_dist(qs_trainer *t, qs_train_event *ev);
+// The full AdamW state for a checkpoint: *opt points at t->opt, or with
+// --zero 1 at *tmp (gathered on rank 0; free it with qs_adamw_free).
+qs_status qs_trainer_dist_moments(qs_trainer *t, qs_adamw *tmp, const qs_adamw **opt);
 
 #endif
