@@ -51,6 +51,11 @@ static int g_quietstar = 0; // 1 for `qstar train`
     "  --ranks N            ranks to plan for (default: this run's)\n"                            \
     "  --bandwidth G        link bandwidth for the plan, Gbit/s (10)\n"
 
+static void help_mpi_build(void) {
+    printf("  this build: %s\n", qs_dist_built_with_mpi() ? "with MPI (Open MPI)"
+                                                          : "without MPI (install openmpi-bin libopenmpi-dev and rebuild)");
+}
+
 static void help_train(void) {
     printf("usage: qstar train (--model PATH | --config FILE | --resume DIR) --data FILE --out DIR [options]\n"
            "\n"
@@ -71,6 +76,7 @@ static void help_train(void) {
            "which are never re-initialised on load, and a \"quietstar\" block in config.json.\n",
            cli_qstar_help);
     printf("\n%s", HELP_MPI);
+    help_mpi_build();
 }
 
 static void help(void) {
@@ -120,6 +126,7 @@ static void help(void) {
         "`qstar finetune --resume DIR`.\n"
         "\n%s",
         DEFAULT_BATCH_MODEL, DEFAULT_BATCH_RANDOM, DEFAULT_LR_MODEL, DEFAULT_LR_RANDOM, HELP_MPI);
+    help_mpi_build();
 }
 
 // ---------------------------------------------------------------------------
