@@ -42,12 +42,24 @@
 #include "tokenizer/tokenizer.h"
 
 // One split: the concatenated tokens and where each document starts.
-typedef struct {
+typedef struct qs_token_stream {
     int *tokens;        // n_tokens ids; document d is tokens[doc_start[d] .. doc_start[d+1])
     size_t n_tokens;
     size_t *doc_start;  // n_docs ascending offsets, doc_start[0] == 0; tokens[doc_start[d]] is BOS
     size_t n_docs;
+    // A split read from a token directory (data/shards.h) by mmap: the ids are
+    // tokens16 (uint16 files; tokens is NULL then) or tokens (uint32 files),
+    // and unmap releases the mapping (qs_dataset_free calls it).
+    const uint16_t *tokens16;
+    void (*unmap)(struct qs_token_stream *s);
+    void *map[2];
+    size_t map_len[2];
 } qs_token_stream;
+
+// Id of token i of a split (either storage).
+static inline int qs_stream_token(const qs_token_stream *s, size_t i) {
+    return s->tokens16 ? (int)s->tokens16[i] : s->tokens[i];
+}
 
 typedef struct {
     qs_token_stream train;
@@ -95,6 +107,14 @@ qs_status qs_dataset_load_with(qs_dataset *ds, const char *path, qs_encode_fn en
 qs_status qs_dataset_from_docs(qs_dataset *ds, const char *const *docs, size_t n_docs, qs_encode_fn enc,
                                void *ctx, const qs_dataset_opts *opts);
 void qs_dataset_free(qs_dataset *ds);
+
+// Streaming: reads `path` exactly as qs_dataset_load_with does (same
+// documents, same encoding, in order) but hands each encoded document to
+// `sink` instead of keeping it, so memory stays bounded (one encoding batch)
+// whatever the file size. No split, no RNG (qs_shards_prepare does those).
+typedef qs_status (*qs_doc_sink)(void *ud, const int *ids, size_t n);
+qs_status qs_dataset_stream(const char *path, qs_encode_fn enc, void *ctx, const qs_dataset_opts *opts,
+                            qs_doc_sink sink, void *sink_ud);
 
 // Total documents / tokens over both splits.
 size_t qs_dataset_n_docs(const qs_dataset *ds);

@@ -60,11 +60,11 @@ static int is_quietstar_tensor(const char *name) {
 
 static qs_status check_ids(const qs_token_stream *s, int vocab, const char *which) {
     for (size_t i = 0; i < s->n_tokens; i++)
-        if (s->tokens[i] < 0 || s->tokens[i] >= vocab)
+        if (qs_stream_token(s, i) < 0 || qs_stream_token(s, i) >= vocab)
             return qs_error(QS_ERR_ARG,
                             "%s data holds token id %d but the model's vocabulary has %d entries "
                             "(tokenizer does not match the model?)",
-                            which, s->tokens[i], vocab);
+                            which, qs_stream_token(s, i), vocab);
     return QS_OK;
 }
 
