@@ -33,6 +33,7 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -fopenmp $(LDSAN)
 # single-process and says what to install when started by mpirun.
 ifneq ($(NOMPI),1)
 ifeq ($(shell pkg-config --exists ompi-c 2>/dev/null && echo yes),yes)
+MPI_PKG := ompi-c
 CFLAGS  += -DQS_HAVE_MPI $(shell pkg-config --cflags ompi-c)
 LDLIBS  += $(shell pkg-config --libs ompi-c)
 endif
@@ -110,7 +111,7 @@ install: all
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libqstar.so
 	install -m 644 include/qstar.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' qstar.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/qstar.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@MPI_PKG@|$(MPI_PKG)|' qstar.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/qstar.pc
 	install -d $(DESTDIR)$(PREFIX)/lib/python3/dist-packages/qstar
 	install -m 644 python/qstar/*.py $(DESTDIR)$(PREFIX)/lib/python3/dist-packages/qstar/
 

@@ -20,6 +20,8 @@ done
 CC=${CC:-cc}
 CFLAGS="-std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -O3 -march=native -g -fopenmp"
 pkgs="openblas libcjson libpcre2-8 libutf8proc"
+# a library built with MPI (src/train/dist.c) links with it
+[ "${NOMPI:-0}" != 1 ] && pkg-config --exists ompi-c 2>/dev/null && pkgs="$pkgs ompi-c"
 for src in bench/*.c; do
   out="$build/$(basename "${src%.c}")"
   if [ ! -x "$out" ] || [ "$src" -nt "$out" ] || [ "$build/libqstar.a" -nt "$out" ]; then
@@ -32,4 +34,5 @@ done
 py=${PYTHON:-/usr/bin/python3}
 [ -x "$py" ] || py=python3
 BUILD=$build scripts/bench_tok.sh
+BUILD=$build scripts/bench_mpi.sh || echo "bench.sh: the data-parallel comparison failed (see above)"
 BUILD=$build exec "$py" bench/run_bench.py

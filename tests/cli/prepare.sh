@@ -50,6 +50,14 @@ expect 0 "finetune from the text" -- "$Q" finetune "${M[@]}" --batch 4 --seq-len
 expect 0 "finetune from the directory" -- "$Q" finetune "${M[@]}" --batch 4 --seq-len 64 --data "$tmp/tk" --out "$tmp/d"
 cmp "$tmp/c/ckpt/model.safetensors" "$tmp/d/ckpt/model.safetensors" || bad "finetune: text and directory give different weights"
 
+# --- eval of a directory scores its held-out split: the same as eval of those documents as text
+n_train_docs=$(sed -n 's/.*"train_docs": \([0-9]*\).*/\1/p' "$tmp/tk/meta.json")
+awk -v k="$n_train_docs" 'BEGIN{RS="";ORS="\n\n"} NR>k' "$tmp/corpus.txt" > "$tmp/val.txt"
+E=(--model "$D/stories260K/stories260K.bin" --tokenizer "$TOK" --seq-len 64)
+expect 0 "eval of the directory" -- "$Q" eval "${E[@]}" --data "$tmp/tk"; e1=$(grep -E "^(nll|tokens):" <<< "$out")
+expect 0 "eval of the held-out text" -- "$Q" eval "${E[@]}" --data "$tmp/val.txt"; e2=$(grep -E "^(nll|tokens):" <<< "$out")
+[ -n "$e1" ] && [ "$e1" = "$e2" ] || bad "eval: directory '$e1' vs held-out text '$e2'"
+
 # --- errors: one line naming the file, non-zero exit
 expect 1 "prepare into a prepared directory" -- "$Q" prepare --tokenizer "$TOK" --data "$tmp/part.txt" --out "$tmp/tk"
 [[ "$out" == *"already holds a prepared corpus"* ]] || bad "no refusal to overwrite: $out"
