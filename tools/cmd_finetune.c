@@ -517,13 +517,13 @@ static int run(int argc, char **argv) {
     char *qs_json = run.qs_json;
     qs_tokenizer *tok = run.tok;
     if (rank == 0) {
-    fprintf(stderr, "model: %zu parameters; %ld steps x %d x %d x %d tokens, lr %g -> %g, warmup %ld, %d threads\n",
-            mp->layout.numel, to.steps, to.batch, to.seq_len, to.grad_accum, (double)to.lr, (double)to.min_lr,
-            to.warmup, omp_get_max_threads());
-    fprintf(stderr, "optimizer: AdamW betas (%g, %g), eps %g, weight decay %g, grad-norm clip %g%s\n",
-            (double)to.beta1, (double)to.beta2, (double)to.eps, (double)to.weight_decay, (double)to.clip,
-            preset_paper ? " (--preset paper: SPEC section 4)" : "");
-    if (n_ranks > 1 || df.plan) print_plan(stderr, mp->layout.numel, df.ranks ? (int)df.ranks : n_ranks, &df, &to);
+        fprintf(stderr, "model: %zu parameters; %ld steps x %d x %d x %d tokens, lr %g -> %g, warmup %ld, %d threads\n",
+                mp->layout.numel, to.steps, to.batch, to.seq_len, to.grad_accum, (double)to.lr, (double)to.min_lr,
+                to.warmup, omp_get_max_threads());
+        fprintf(stderr, "optimizer: AdamW betas (%g, %g), eps %g, weight decay %g, grad-norm clip %g%s\n",
+                (double)to.beta1, (double)to.beta2, (double)to.eps, (double)to.weight_decay, (double)to.clip,
+                preset_paper ? " (--preset paper: SPEC section 4)" : "");
+        if (n_ranks > 1 && !df.plan) print_plan(stderr, mp->layout.numel, df.ranks ? (int)df.ranks : n_ranks, &df, &to);
     }
     if (df.plan) { // on paper only
         print_plan(stdout, mp->layout.numel, df.ranks ? (int)df.ranks : n_ranks, &df, &to);
@@ -537,12 +537,12 @@ static int run(int argc, char **argv) {
     snprintf(log_default, sizeof log_default, "%s/log.jsonl", out);
     const char *log_path = o[F_LOG].set ? o[F_LOG].s : log_default;
     if (rank == 0) {
-    if (o[F_RESUME].set && train_log_trim(CMD, log_path, trp->step) != 0) goto done;
-    logf = fopen(log_path, o[F_RESUME].set ? "a" : "w");
-    if (!logf) {
-        fprintf(stderr, "qstar %s: %s: cannot open the log for writing: %s\n", CMD, log_path, strerror(errno));
-        goto done;
-    }
+        if (o[F_RESUME].set && train_log_trim(CMD, log_path, trp->step) != 0) goto done;
+        logf = fopen(log_path, o[F_RESUME].set ? "a" : "w");
+        if (!logf) {
+            fprintf(stderr, "qstar %s: %s: cannot open the log for writing: %s\n", CMD, log_path, strerror(errno));
+            goto done;
+        }
     }
     aj = args_json(o);
     if (!aj) { fprintf(stderr, "qstar %s: out of memory\n", CMD); goto done; }
