@@ -25,6 +25,7 @@ if ! "$Q" train --help | grep -q "this build: with MPI"; then
 fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 # Open MPI's own allocations under `make SAN=1`
 export OMPI_MCA_rmaps_base_oversubscribe=1
+export OMPI_MCA_btl_vader_single_copy_mechanism=none # containers often forbid cross-memory attach
 MPI=(mpirun -np 2 --oversubscribe --allow-run-as-root)
 head -n 400 "$D/tinystories/valid.txt" > "$tmp/s.txt"
 A=(--model "$D/stories260K/stories260K.bin" --tokenizer "$D/stories260K/tok512.bin" --data "$tmp/s.txt"
@@ -75,6 +76,17 @@ sys.exit(1 if bad else 0)
 EOF
 [ "$(grep -c '"step"' "$tmp/r1/log.jsonl")" = "$(grep -c '"step"' "$tmp/r2/log.jsonl")" ] || bad "logs differ in length"
 close "$tmp/r1/ckpt/model.safetensors" "$tmp/r2/ckpt/model.safetensors" 1e-4 || bad "-np 2 weights not within 1e-4 of one process"
+
+# --- finetune (plain LM) the same way, from a `qstar prepare` directory
+expect 0 "prepare" -- "$Q" prepare --tokenizer "$D/stories260K/tok512.bin" --data "$tmp/s.txt" --out "$tmp/tk"
+F=(--model "$D/stories260K/stories260K.bin" --tokenizer "$D/stories260K/tok512.bin" --data "$tmp/tk" --batch 4
+   --grad-accum 2 --seq-len 64 --steps 10 --eval-every 5 --eval-batches 3 --threads 1 --seed 5)
+expect 0 "finetune, one process" -- "$Q" finetune "${F[@]}" --out "$tmp/f1"
+expect 0 "finetune, mpirun -np 2" -- "${MPI[@]}" "$Q" finetune "${F[@]}" --out "$tmp/f2"
+close "$tmp/f1/ckpt/model.safetensors" "$tmp/f2/ckpt/model.safetensors" 1e-4 || bad "finetune -np 2 not within 1e-4"
+grep '"val_nll"' "$tmp/f1/log.jsonl" | sed 's/"elapsed":[^,}]*//' > "$tmp/f1.ev"
+grep '"val_nll"' "$tmp/f2/log.jsonl" | sed 's/"elapsed":[^,}]*//' > "$tmp/f2.ev"
+[ -s "$tmp/f1.ev" ] && cmp -s "$tmp/f1.ev" "$tmp/f2.ev" || bad "sharded held-out evaluation differs: $(cat "$tmp/f1.ev" "$tmp/f2.ev")"
 
 # --- same N: byte-identical; --zero 1: byte-identical to the default
 expect 0 "mpirun -np 2 again" -- "${MPI[@]}" "$Q" train "${A[@]}" --out "$tmp/r2b"
