@@ -133,9 +133,6 @@ static qs_status sink(void *ud, const int *ids, size_t n) {
     return QS_OK;
 }
 
-static qs_status tok_encode(void *ctx, const char *text, int *out, int cap, int *n_out) {
-    return qs_tokenizer_encode((const qs_tokenizer *)ctx, text, 1, 0, out, cap, n_out);
-}
 
 static qs_status write_meta(const char *dir, const qs_shards_meta *m) {
     char path[4200], tmp[4300];
@@ -170,12 +167,12 @@ static qs_status split(writer *w, double val_frac, const char *idx_path, qs_shar
     return QS_OK;
 }
 
-static qs_status prepare_files(writer *w, const qs_prepare_opts *o, const qs_tokenizer *tok) {
+static qs_status prepare_files(writer *w, const qs_prepare_opts *o, qs_encode_fn enc, void *ctx) {
     qs_dataset_opts dopt = qs_dataset_opts_default();
     dopt.field = o->field, dopt.n_threads = o->n_threads, dopt.val_frac = o->val_frac;
     for (int i = 0; i < o->n_inputs; i++) {
         w->file = i;
-        QS_TRY(qs_dataset_stream(o->inputs[i], tok_encode, (void *)tok, &dopt, sink, w));
+        QS_TRY(qs_dataset_stream(o->inputs[i], enc, ctx, &dopt, sink, w));
     }
     if (fflush(w->tok) != 0 || fflush(w->idx) != 0)
         return qs_error(QS_ERR_IO, "%s: write failed: %s", o->out_dir, strerror(errno));
@@ -183,9 +180,19 @@ static qs_status prepare_files(writer *w, const qs_prepare_opts *o, const qs_tok
     return QS_OK;
 }
 
+static qs_status tok_encode(void *ctx, const char *text, int *out, int cap, int *n_out) {
+    return qs_tokenizer_encode((const qs_tokenizer *)ctx, text, 1, 0, out, cap, n_out);
+}
+
 qs_status qs_shards_prepare(const qs_prepare_opts *o, const qs_tokenizer *tok, qs_shards_meta *meta) {
-    if (!o || !o->out_dir || !tok || o->n_inputs < 1 || !o->inputs)
-        return qs_error(QS_ERR_ARG, "prepare: needs input files, an output directory and a tokenizer");
+    if (!tok) return qs_error(QS_ERR_ARG, "prepare: no tokenizer");
+    return qs_shards_prepare_with(o, tok_encode, (void *)tok, qs_tokenizer_vocab_size(tok), meta);
+}
+
+qs_status qs_shards_prepare_with(const qs_prepare_opts *o, qs_encode_fn enc, void *ctx, int vocab,
+                                 qs_shards_meta *meta) {
+    if (!o || !o->out_dir || !enc || o->n_inputs < 1 || !o->inputs || vocab < 1)
+        return qs_error(QS_ERR_ARG, "prepare: needs input files, an output directory and an encoder");
     if (!(o->val_frac >= 0 && o->val_frac < 1))
         return qs_error(QS_ERR_ARG, "prepare: held-out fraction %g is not in [0,1)", o->val_frac);
     if (qs_shards_is_dir(o->out_dir))
@@ -197,14 +204,14 @@ qs_status qs_shards_prepare(const qs_prepare_opts *o, const qs_tokenizer *tok, q
     snprintf(ipath, sizeof ipath, "%s/%s", o->out_dir, QS_SHARDS_DOCS);
     writer *w = calloc(1, sizeof *w);
     if (!w) return qs_error(QS_ERR_NOMEM, "prepare: out of memory");
-    w->vocab = qs_tokenizer_vocab_size(tok);
+    w->vocab = vocab;
     w->width = w->vocab <= 65536 ? 2 : 4;
     w->o = o, w->tok_path = tpath, w->t0 = qs_now();
     w->tok = fopen(tpath, "wb");
     w->idx = fopen(ipath, "wb");
     qs_status st = QS_OK;
     if (!w->tok || !w->idx) st = qs_error(QS_ERR_IO, "%s: cannot create %s: %s", o->out_dir, !w->tok ? tpath : ipath, strerror(errno));
-    if (st == QS_OK) st = prepare_files(w, o, tok);
+    if (st == QS_OK) st = prepare_files(w, o, enc, ctx);
     if (w->tok && fclose(w->tok) != 0 && st == QS_OK) st = qs_error(QS_ERR_IO, "%s: write failed", tpath);
     if (w->idx && fclose(w->idx) != 0 && st == QS_OK) st = qs_error(QS_ERR_IO, "%s: write failed", ipath);
     qs_shards_meta m = {.width = w->width, .vocab_size = w->vocab};

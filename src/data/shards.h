@@ -60,6 +60,9 @@ typedef struct {
 // Tokenizes the inputs with `tok` (bos=1, eos=0) into out_dir. *meta (may
 // be NULL) receives the result.
 qs_status qs_shards_prepare(const qs_prepare_opts *o, const qs_tokenizer *tok, qs_shards_meta *meta);
+// Same with any encoder (ids must be < vocab; as qs_dataset_load_with).
+qs_status qs_shards_prepare_with(const qs_prepare_opts *o, qs_encode_fn enc, void *ctx, int vocab,
+                                 qs_shards_meta *meta);
 
 // Maps a prepared directory as a dataset (ds->rng seeded with seed). The
 // document table and file sizes are validated against meta.json; the ids
