@@ -17,12 +17,19 @@ int qs_dist_launched(void) {
     return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK") || getenv("PMI_SIZE");
 }
 
-int qs_dist_rank(const qs_dist *d);
-int qs_dist_size(const qs_dist *d);
-
-int qs_dist_owner(const qs_dist *d, int k, int K) {
-    const int N = qs_dist_size(d);
-    return (K - 1 - k) % N;
+void qs_dist_block(const qs_dist *d, int K, int *lo, int *hi) {
+    const int N = qs_dist_size(d), b = N - 1 - qs_dist_rank(d); // rank 0 holds the last block
+    if ((N & (N - 1)) == 0 && N <= K) { // a subtree log2(N) levels down the step's midpoint tree
+        int a = 0, z = K;
+        for (int bit = N >> 1; bit; bit >>= 1) {
+            const int mid = a + (z - a) / 2;
+            if (b & bit) a = mid;
+            else z = mid;
+        }
+        *lo = a, *hi = z;
+    } else { // any other N: equal contiguous blocks (some empty when N > K)
+        *lo = (int)((long)K * b / N), *hi = (int)((long)K * (b + 1) / N);
+    }
 }
 
 void qs_dist_chunk(const qs_dist *d, size_t n, int r, size_t *lo, size_t *hi) {
@@ -147,14 +154,17 @@ qs_status qs_dist_reduce_scatter(qs_dist *d, float *g, size_t n) {
     if (MPI_Alltoallv(g, d->cnt, d->dsp, MPI_FLOAT, d->rbuf, d->rcnt, d->rdsp, MPI_FLOAT, MPI_COMM_WORLD) !=
         MPI_SUCCESS)
         return qs_error(QS_ERR_IO, "MPI_Alltoallv of the gradients failed");
-    // the sum in rank order 0..N-1, always the same sequence of float additions
-    const float *rb = d->rbuf;
-    float *out = g + lo;
-    for (size_t i = 0; i < m; i++) {
-        float s = rb[i];
-        for (int r = 1; r < N; r++) s += rb[(size_t)r * m + i];
-        out[i] = s;
-    }
+    // the pieces summed as a balanced tree over the blocks (block b = rank N-1-b): level by
+    // level, left += right, which for N a power of two is the top of the step's midpoint tree
+    // (trainer.c), so the sum equals one process's; always the same float additions
+    float *rb = d->rbuf;
+    for (int s = 1; s < N; s <<= 1)
+        for (int b = 0; b + s < N; b += 2 * s) {
+            float *left = rb + (size_t)(N - 1 - b) * m;
+            const float *right = rb + (size_t)(N - 1 - b - s) * m;
+            for (size_t i = 0; i < m; i++) left[i] += right[i];
+        }
+    memcpy(g + lo, rb + (size_t)(N - 1) * m, m * sizeof(float));
     return QS_OK;
 }
 

@@ -5,20 +5,25 @@
 //
 // The scheme (trainer.h's step, split over ranks):
 //   * Every rank draws every row of the global batch from the same sampler
-//     (ds->rng), so the data of global row g is the same whatever N is; the
-//     micro-batch k of a step (grad_accum of them, `batch` rows each) is
-//     computed by rank (K-1-k) mod N, so rank 0 always computes the last one
-//     (whose loss parts and thoughts the log shows, as in one process).
+//     (ds->rng), so the data of global row g is the same whatever N is.
 //     Thoughts of micro-batch k use the stream (seed, step, k) as in one
 //     process, so the same rows get the same thoughts whatever N is.
+//   * One process sums the K micro-batch gradients as a balanced binary
+//     tree (halves split at the midpoint, trainer.h). With N a power of two
+//     and N <= K, rank r computes the subtree of block N-1-r, log2(N) levels
+//     down (qs_dist_block); otherwise equal contiguous blocks. Rank 0 thus
+//     always holds the last micro-batch, whose loss parts and thoughts the
+//     log shows, as in one process.
 //   * Fixed-order reduction: the flat gradient buffer is cut into N
 //     contiguous chunks; an all-to-all (pure data movement) sends chunk c of
-//     every rank to rank c, which adds the N pieces in rank order 0..N-1;
-//     an all-gather (data movement) returns the sums to everyone. So the
-//     sums are a fixed function of the ranks' buffers: two runs with the
-//     same N are byte-identical, and N = 1 is the single-process sum. (A
-//     plain MPI_Allreduce does not promise an order: its algorithm may
-//     change with the message size or the library's tuning.)
+//     every rank to rank c, which adds the N pieces as a balanced tree over
+//     the blocks (the top of the same midpoint tree when N is a power of
+//     two); an all-gather (data movement) returns the sums to everyone. So
+//     the sums are a fixed function of the ranks' buffers: two runs with the
+//     same N are byte-identical, and for N a power of two dividing the tree
+//     evenly (N <= K) the gradients are bit for bit one process's. (A plain
+//     MPI_Allreduce does not promise an order: its algorithm may change with
+//     the message size or the library's tuning.)
 //   * Scalars (loss, held-out sums, the squared gradient norm per chunk) are
 //     all-gathered and added in rank order.
 //   * --zero 1: each rank keeps the AdamW moments of its chunk only, updates
@@ -53,8 +58,8 @@ int qs_dist_rank(const qs_dist *d);  // 0 for NULL
 int qs_dist_size(const qs_dist *d);  // 1 for NULL
 int qs_dist_zero(const qs_dist *d);  // the --zero stage (0 or 1)
 
-// Rank that computes micro-batch k of K: (K-1-k) mod N.
-int qs_dist_owner(const qs_dist *d, int k, int K);
+// The micro-batches [*lo, *hi) of K that this rank computes (see above).
+void qs_dist_block(const qs_dist *d, int K, int *lo, int *hi);
 
 // v[0..n) := the sum over ranks of v, added in rank order (n <= 64).
 qs_status qs_dist_sum_doubles(qs_dist *d, double *v, int n);
@@ -65,7 +70,7 @@ int qs_dist_any(qs_dist *d, int flag);
 void qs_dist_chunk(const qs_dist *d, size_t n, int r, size_t *lo, size_t *hi);
 
 // Fixed-order reduce-scatter of g[0..n): afterwards g[lo..hi) of this rank's
-// chunk holds the sum over ranks (rank order). Other elements are undefined.
+// chunk holds the sum over ranks (the tree above). Other elements are undefined.
 qs_status qs_dist_reduce_scatter(qs_dist *d, float *g, size_t n);
 // All-gather: every rank's chunk of x[0..n) to every rank.
 qs_status qs_dist_all_gather(qs_dist *d, float *x, size_t n);

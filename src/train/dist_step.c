@@ -36,54 +36,17 @@ qs_status qs_trainer_dist_moments(qs_trainer *t, qs_adamw *tmp, const qs_adamw *
     return QS_OK;
 }
 
-// Micro-batch k (already in t->tokens / t->mask): its gradient, scaled by
-// 1/K, goes to g. The same computation as qs_trainer_step's.
-static qs_status micro_batch(qs_trainer *t, int k, float *g, float *loss) {
-    const qs_train_opts *o = &t->o;
-    const int K = o->grad_accum;
-    if (t->qstep) {
-        qs_rng trng;
-        qs_rng_seed(&trng, o->seed ^ ((uint64_t)t->step * 0x9E3779B97F4A7C15ull + (uint64_t)k));
-        QS_TRY(qs_qstar_step(t->qstep, t->model, t->tokens, t->mask, NULL, &trng, g, 1.0f / (float)K,
-                             &t->qout));
-        *loss = t->qout.loss;
-        return QS_OK;
-    }
-    return qs_lm_step(t->model, t->ws, t->tokens, t->mask, o->batch, o->seq_len, loss, NULL, g,
-                      1.0f / (float)K, NULL);
-}
-
-static qs_status draw(qs_trainer *t) {
-    const qs_train_opts *o = &t->o;
-    if (t->qstep)
-        return qs_stream_sample_docs(&t->data->train, &t->data->rng, o->batch, o->seq_len, t->tokens, t->mask,
-                                     NULL);
-    return qs_stream_sample(&t->data->train, &t->data->rng, o->batch, o->seq_len, t->tokens, t->mask, NULL);
-}
-
 qs_status qs_trainer_step_dist(qs_trainer *t, qs_train_event *ev) {
     const qs_train_opts *o = &t->o;
     qs_model *m = t->model;
     qs_dist *d = t->dist;
     const size_t numel = m->layout.numel;
     const int K = o->grad_accum, rank = qs_dist_rank(d);
-    memset(t->grads, 0, numel * sizeof(float));
+    // this rank's micro-batches: a subtree of the step's balanced sum (dist.h)
+    int k_lo, k_hi;
+    qs_dist_block(d, K, &k_lo, &k_hi);
     double loss_sum = 0;
-    int mine = 0; // micro-batches computed here
-    for (int k = 0; k < K; k++) {
-        // every rank draws every micro-batch: the sampler state stays the same on all ranks
-        QS_TRY(draw(t));
-        t->data_pos += (uint64_t)o->batch;
-        if (qs_dist_owner(d, k, K) != rank) continue;
-        float loss = 0;
-        // as in one process: the first gradient lands in the zeroed buffer, later ones are added
-        float *g = mine == 0 ? t->grads : t->gscratch;
-        if (mine > 0) memset(g, 0, numel * sizeof(float));
-        QS_TRY(micro_batch(t, k, g, &loss));
-        if (mine > 0) qs_grads_add(t->grads, g, numel);
-        mine++;
-        loss_sum += loss;
-    }
+    QS_TRY(qs_trainer_grad_sum(t, k_lo, k_hi, &loss_sum));
     // gradients: fixed-order sum of this rank's chunk; scalars: loss and the chunk's squared norm
     QS_TRY(qs_dist_reduce_scatter(d, t->grads, numel));
     size_t lo, hi;
@@ -122,7 +85,7 @@ qs_status qs_trainer_step_dist(qs_trainer *t, qs_train_event *ev) {
         ev->lr = lr;
         ev->grad_norm = norm;
         ev->skipped = skip;
-        // rank 0 computed the last micro-batch (qs_dist_owner): its loss parts and thoughts
+        // rank 0 computed the last micro-batch (qs_dist_block): its loss parts and thoughts
         if (t->qstep) ev->qs = &t->qout, ev->tokens = t->tokens;
     }
     return QS_OK;

@@ -37,7 +37,8 @@ qs_status qs_train_opts_validate(const qs_train_opts *o) {
     if (o->steps < 1) return qs_error(QS_ERR_ARG, "steps must be at least 1 (got %ld)", o->steps);
     if (o->batch < 1) return qs_error(QS_ERR_ARG, "batch must be at least 1 (got %d)", o->batch);
     if (o->seq_len < 2) return qs_error(QS_ERR_ARG, "seq_len must be at least 2 (got %d)", o->seq_len);
-    if (o->grad_accum < 1) return qs_error(QS_ERR_ARG, "grad_accum must be at least 1 (got %d)", o->grad_accum);
+    if (o->grad_accum < 1 || o->grad_accum > (1 << 20))
+        return qs_error(QS_ERR_ARG, "grad_accum must be in 1..%d (got %d)", 1 << 20, o->grad_accum);
     if (!(isfinite(o->lr) && o->lr > 0)) return qs_error(QS_ERR_ARG, "lr must be positive (got %g)", (double)o->lr);
     if (!finite_nonneg(o->min_lr)) return qs_error(QS_ERR_ARG, "min_lr must be >= 0 (got %g)", (double)o->min_lr);
     if (o->warmup < 0) return qs_error(QS_ERR_ARG, "warmup must be >= 0 (got %ld)", o->warmup);
@@ -98,9 +99,10 @@ qs_status qs_trainer_init(qs_trainer *t, qs_model *m, qs_dataset *ds, const qs_t
         t->tokens = qs_malloc(BT * sizeof(int), "training batch");
         t->mask = qs_malloc(BT * sizeof(int), "training batch mask");
         if (!t->grads || !t->tokens || !t->mask) st = QS_ERR_NOMEM;
-        if (st == QS_OK && o->grad_accum > 1 &&
-            !(t->gscratch = qs_calloc(numel ? numel : 1, sizeof(float), "micro-batch gradients")))
-            st = QS_ERR_NOMEM;
+        // the balanced sum of the micro-batch gradients needs one buffer per level below the top
+        for (int d = 0; st == QS_OK && (1 << d) < o->grad_accum && d < QS_GRAD_TREE_MAX; d++)
+            if (!(t->gtree[d] = qs_calloc(numel ? numel : 1, sizeof(float), "micro-batch gradients")))
+                st = QS_ERR_NOMEM;
     }
     if (o->quietstar) {
         qs_qstar_opts eo = o->qs; // eval mode (SPEC 5): one pass, one talk token, no policy loss
@@ -122,7 +124,7 @@ void qs_trainer_free(qs_trainer *t) {
     if (!t) return;
     qs_adamw_free(&t->opt);
     free(t->grads);
-    free(t->gscratch);
+    for (int d = 0; d < QS_GRAD_TREE_MAX; d++) free(t->gtree[d]);
     free(t->tokens);
     free(t->mask);
     qs_workspace_free(t->ws);
@@ -138,35 +140,72 @@ void qs_grads_add(float *dst, const float *src, size_t n) {
     for (long i = 0; i < nn; i++) dst[i] += src[i];
 }
 
+// Draws micro-batch k's rows into t->tokens / t->mask: Quiet-STaR windows
+// start at a document's BOS (right-padded), LM windows anywhere.
+static qs_status draw_micro(qs_trainer *t) {
+    const qs_train_opts *o = &t->o;
+    t->data_pos += (uint64_t)o->batch;
+    if (t->qstep)
+        return qs_stream_sample_docs(&t->data->train, &t->data->rng, o->batch, o->seq_len, t->tokens, t->mask, NULL);
+    return qs_stream_sample(&t->data->train, &t->data->rng, o->batch, o->seq_len, t->tokens, t->mask, NULL);
+}
+
+// The gradient of the drawn micro-batch k, scaled by 1/K, into g (zeroed);
+// Quiet-STaR thoughts come from a stream fixed by (seed, step, k).
+static qs_status compute_micro(qs_trainer *t, int k, float *g, double *loss_sum) {
+    const qs_train_opts *o = &t->o;
+    const int K = o->grad_accum;
+    float loss = 0;
+    if (t->qstep) {
+        qs_rng trng;
+        qs_rng_seed(&trng, o->seed ^ ((uint64_t)t->step * 0x9E3779B97F4A7C15ull + (uint64_t)k));
+        QS_TRY(qs_qstar_step(t->qstep, t->model, t->tokens, t->mask, NULL, &trng, g, 1.0f / (float)K, &t->qout));
+        loss = t->qout.loss;
+    } else {
+        QS_TRY(qs_lm_step(t->model, t->ws, t->tokens, t->mask, o->batch, o->seq_len, &loss, NULL, g,
+                          1.0f / (float)K, NULL));
+    }
+    *loss_sum += loss;
+    return QS_OK;
+}
+
+// Micro-batches [lo, hi) (drawn in order as the recursion reaches them) summed
+// into dst (zeroed) as a balanced tree: left half into dst, right half into
+// the scratch buffer of this depth, then one addition.
+static qs_status grad_tree(qs_trainer *t, int lo, int hi, float *dst, int depth, double *loss_sum) {
+    if (hi - lo == 1) {
+        QS_TRY(draw_micro(t));
+        return compute_micro(t, lo, dst, loss_sum);
+    }
+    const int mid = lo + (hi - lo) / 2;
+    const size_t numel = t->model->layout.numel;
+    QS_TRY(grad_tree(t, lo, mid, dst, depth + 1, loss_sum));
+    float *tmp = t->gtree[depth];
+    memset(tmp, 0, numel * sizeof(float));
+    QS_TRY(grad_tree(t, mid, hi, tmp, depth + 1, loss_sum));
+    qs_grads_add(dst, tmp, numel);
+    return QS_OK;
+}
+
+qs_status qs_trainer_grad_sum(qs_trainer *t, int lo, int hi, double *loss_sum) {
+    const int K = t->o.grad_accum;
+    if (lo < 0 || hi > K || lo > hi) return qs_error(QS_ERR_ARG, "micro-batches [%d, %d) of %d", lo, hi, K);
+    memset(t->grads, 0, t->model->layout.numel * sizeof(float));
+    *loss_sum = 0;
+    for (int k = 0; k < lo; k++) QS_TRY(draw_micro(t)); // others' rows: the sampler advances the same everywhere
+    if (lo < hi) QS_TRY(grad_tree(t, lo, hi, t->grads, 0, loss_sum));
+    for (int k = hi; k < K; k++) QS_TRY(draw_micro(t));
+    return QS_OK;
+}
+
 qs_status qs_trainer_step(qs_trainer *t, qs_train_event *ev) {
     if (t->dist) return qs_trainer_step_dist(t, ev); // data parallel over MPI ranks
     const qs_train_opts *o = &t->o;
     qs_model *m = t->model;
     const size_t numel = m->layout.numel;
-    const int B = o->batch, T = o->seq_len, K = o->grad_accum;
-    memset(t->grads, 0, numel * sizeof(float));
+    const int K = o->grad_accum;
     double loss_sum = 0;
-    for (int k = 0; k < K; k++) {
-        float loss = 0;
-        // micro-batch k > 0: its own gradient first, then one addition per element
-        float *g = k == 0 ? t->grads : t->gscratch;
-        if (k > 0) memset(g, 0, numel * sizeof(float));
-        if (t->qstep) {
-            // Quiet-STaR: windows that start at a document's BOS, right-padded;
-            // thoughts drawn from a stream fixed by (seed, step, micro-batch)
-            QS_TRY(qs_stream_sample_docs(&t->data->train, &t->data->rng, B, T, t->tokens, t->mask, NULL));
-            qs_rng trng;
-            qs_rng_seed(&trng, o->seed ^ ((uint64_t)t->step * 0x9E3779B97F4A7C15ull + (uint64_t)k));
-            QS_TRY(qs_qstar_step(t->qstep, m, t->tokens, t->mask, NULL, &trng, g, 1.0f / (float)K, &t->qout));
-            loss = t->qout.loss;
-        } else {
-            QS_TRY(qs_stream_sample(&t->data->train, &t->data->rng, B, T, t->tokens, t->mask, NULL));
-            QS_TRY(qs_lm_step(m, t->ws, t->tokens, t->mask, B, T, &loss, NULL, g, 1.0f / (float)K, NULL));
-        }
-        if (k > 0) qs_grads_add(t->grads, g, numel);
-        t->data_pos += (uint64_t)B;
-        loss_sum += loss;
-    }
+    QS_TRY(qs_trainer_grad_sum(t, 0, K, &loss_sum));
     const float loss = (float)(loss_sum / K);
     const float norm = qs_clip_grad_norm(t->grads, numel, o->clip);
     const float lr = qs_lr_schedule(t->step, o->lr, o->min_lr, o->warmup, o->steps);

@@ -6,8 +6,10 @@
 // One optimizer step: zero the gradients; for each of grad_accum micro-batches
 // draw `batch` random windows of `seq_len` tokens from the training stream
 // (ds->rng) and accumulate the gradient of the mean next-token loss scaled by
-// 1/grad_accum (each micro-batch's gradient is computed on its own, then
-// added: one addition per element and micro-batch, as data-parallel ranks do); clip the global norm; lr = qs_lr_schedule(step, lr, min_lr,
+// 1/grad_accum, summed as a balanced binary tree over the micro-batches
+// (halves split at the midpoint; so data-parallel ranks holding whole
+// subtrees reproduce the same sums, dist.h; ceil(log2 grad_accum) extra
+// gradient buffers); clip the global norm; lr = qs_lr_schedule(step, lr, min_lr,
 // warmup, steps); AdamW update. If the loss or the gradient norm is not
 // finite the update is skipped (a QS_TEV_WARN event) and no checkpoint is
 // written at that step. Results are bit-for-bit reproducible for the same
@@ -77,6 +79,8 @@ typedef struct {
 
 typedef void (*qs_train_cb)(void *ctx, const qs_train_event *ev);
 
+#define QS_GRAD_TREE_MAX 21 // grad_accum <= 2^20 (the CLI's limit)
+
 typedef struct {
     qs_model *model;     // borrowed; updated in place
     qs_dataset *data;    // borrowed; data->rng is the sampler state
@@ -95,7 +99,7 @@ typedef struct {
     long saved_step;     // step of the last checkpoint written or loaded (-1: none)
     char warning[512];   // pending warning (from restore), reported by qs_trainer_run
     struct qs_dist *dist; // data-parallel over MPI ranks (dist.h); NULL: one process
-    float *gscratch;     // layout.numel (grad_accum > 1): a micro-batch's gradient before it is added
+    float *gtree[QS_GRAD_TREE_MAX]; // ceil(log2 grad_accum) buffers of layout.numel: the micro-batch sum's levels
 } qs_trainer;
 
 // Checks the options against the model (seq_len <= max positions) and the data
@@ -145,8 +149,12 @@ typedef struct {
 // when stopped). Returns QS_OK also when stopped early (summary->interrupted).
 qs_status qs_trainer_run(qs_trainer *t, const qs_train_run_opts *ro, qs_train_summary *sum);
 
-// dst[i] += src[i] (how a micro-batch's gradient joins the step's).
+// dst[i] += src[i] (how gradients of micro-batches are added).
 void qs_grads_add(float *dst, const float *src, size_t n);
+// Zeroes t->grads, draws the step's grad_accum micro-batches in order and
+// leaves in t->grads the balanced-tree sum (see qs_trainer_step) of the
+// gradients of those in [lo, hi); *loss_sum = the sum of their losses.
+qs_status qs_trainer_grad_sum(qs_trainer *t, int lo, int hi, double *loss_sum);
 
 // --- data parallel (dist.h, dist_step.c) ---
 // Makes t one rank of a data-parallel run (d may be NULL: nothing to do).
