@@ -2,7 +2,7 @@
 // with a fake byte encoder and mapped back must equal the same file loaded
 // by qs_dataset_load_with (both splits, every id and document start) and
 // give the same sampled batches for the same seed, for uint16 and uint32
-// files; meta.json parsing rejects each kind of bad field; a damaged
+// files (and draws without data advance the sampler the same); meta.json parsing rejects each kind of bad field; a damaged
 // document table is an error naming the file.
 #include "testutil.h"
 
@@ -85,6 +85,12 @@ static void round_trip(int wide) {
         assert_int_equal(qs_stream_sample(&b.train, &b.rng, B, T, tb, mb, NULL), QS_OK);
         assert_memory_equal(ta, tb, sizeof ta), assert_memory_equal(ma, mb, sizeof ma);
     }
+    // draws without data (a rank skipping rows another computes) leave the sampler where full draws do
+    assert_int_equal(qs_stream_sample_docs(&a.train, &a.rng, B, T, NULL, NULL, NULL), QS_OK);
+    assert_int_equal(qs_stream_sample_docs(&b.train, &b.rng, B, T, tb, mb, NULL), QS_OK);
+    assert_int_equal(qs_stream_sample(&a.train, &a.rng, B, T, NULL, NULL, NULL), QS_OK);
+    assert_int_equal(qs_stream_sample(&b.train, &b.rng, B, T, tb, mb, NULL), QS_OK);
+    assert_memory_equal(&a.rng, &b.rng, sizeof a.rng);
     assert_int_equal(qs_stream_eval_batch(&a.val, 0, B, T, ta, ma, NULL), QS_OK);
     assert_int_equal(qs_stream_eval_batch(&b.val, 0, B, T, tb, mb, NULL), QS_OK);
     assert_memory_equal(ta, tb, sizeof ta), assert_memory_equal(ma, mb, sizeof ma);

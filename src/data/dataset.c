@@ -547,7 +547,7 @@ qs_status qs_stream_sample(const qs_token_stream *s, qs_rng *rng, int B, int T, 
     for (int b = 0; b < B; b++) {
         size_t off = (size_t)qs_rng_below(rng, span);
         size_t len = QS_MIN((size_t)T, n - off);
-        fill_row(s, off, len, T, tokens + (size_t)b * T, mask ? mask + (size_t)b * T : NULL);
+        if (tokens) fill_row(s, off, len, T, tokens + (size_t)b * T, mask ? mask + (size_t)b * T : NULL);
         if (starts) starts[b] = off;
     }
     return QS_OK;
@@ -589,7 +589,7 @@ qs_status qs_stream_sample_docs(const qs_token_stream *s, qs_rng *rng, int B, in
     if (s->n_docs == 0) return qs_error(QS_ERR_ARG, "cannot sample documents from an empty split");
     for (int b = 0; b < B; b++) {
         size_t d = (size_t)qs_rng_below(rng, s->n_docs);
-        qs_stream_doc_window(s, d, T, tokens + (size_t)b * T, mask ? mask + (size_t)b * T : NULL);
+        if (tokens) qs_stream_doc_window(s, d, T, tokens + (size_t)b * T, mask ? mask + (size_t)b * T : NULL);
         if (docs) docs[b] = d;
     }
     return QS_OK;

@@ -126,7 +126,9 @@ size_t qs_stream_doc_len(const qs_token_stream *s, size_t d);
 // (a) Random windows: for each row b a start offset uniform over
 // [0, n_tokens - T] and tokens[b,:] = stream[start .. start+T). If the
 // stream is shorter than T the single window is right-padded. `mask` may be
-// NULL. `starts` (may be NULL) receives the B offsets. Errors on an empty
+// NULL; `tokens` may be NULL: the same draws without reading the data (a
+// data-parallel rank skipping rows another rank computes). `starts` (may be
+// NULL) receives the B offsets. Errors on an empty
 // stream or B, T < 1.
 qs_status qs_stream_sample(const qs_token_stream *s, qs_rng *rng, int B, int T, int *tokens, int *mask,
                            size_t *starts);
@@ -144,7 +146,7 @@ qs_status qs_stream_eval_batch(const qs_token_stream *s, size_t first, int B, in
 // (min(doc length, T)), or 0 if d is out of range (the row is all padding).
 int qs_stream_doc_window(const qs_token_stream *s, size_t d, int T, int *tokens, int *mask);
 // B documents drawn uniformly (with replacement) with `rng`; `docs` (may be
-// NULL) receives their indices. Errors on a stream without documents.
+// NULL) receives their indices; `tokens` NULL: only the draws (as above). Errors on a stream without documents.
 qs_status qs_stream_sample_docs(const qs_token_stream *s, qs_rng *rng, int B, int T, int *tokens,
                                 int *mask, size_t *docs);
 

@@ -140,14 +140,16 @@ void qs_grads_add(float *dst, const float *src, size_t n) {
     for (long i = 0; i < nn; i++) dst[i] += src[i];
 }
 
-// Draws micro-batch k's rows into t->tokens / t->mask: Quiet-STaR windows
-// start at a document's BOS (right-padded), LM windows anywhere.
-static qs_status draw_micro(qs_trainer *t) {
+// Draws micro-batch k's rows into t->tokens / t->mask (fill = 0: only the
+// sampler's draws, for rows another rank computes): Quiet-STaR windows start
+// at a document's BOS (right-padded), LM windows anywhere.
+static qs_status draw_micro(qs_trainer *t, int fill) {
     const qs_train_opts *o = &t->o;
+    int *tok = fill ? t->tokens : NULL;
     t->data_pos += (uint64_t)o->batch;
     if (t->qstep)
-        return qs_stream_sample_docs(&t->data->train, &t->data->rng, o->batch, o->seq_len, t->tokens, t->mask, NULL);
-    return qs_stream_sample(&t->data->train, &t->data->rng, o->batch, o->seq_len, t->tokens, t->mask, NULL);
+        return qs_stream_sample_docs(&t->data->train, &t->data->rng, o->batch, o->seq_len, tok, t->mask, NULL);
+    return qs_stream_sample(&t->data->train, &t->data->rng, o->batch, o->seq_len, tok, t->mask, NULL);
 }
 
 // The gradient of the drawn micro-batch k, scaled by 1/K, into g (zeroed);
@@ -174,7 +176,7 @@ static qs_status compute_micro(qs_trainer *t, int k, float *g, double *loss_sum)
 // the scratch buffer of this depth, then one addition.
 static qs_status grad_tree(qs_trainer *t, int lo, int hi, float *dst, int depth, double *loss_sum) {
     if (hi - lo == 1) {
-        QS_TRY(draw_micro(t));
+        QS_TRY(draw_micro(t, 1));
         return compute_micro(t, lo, dst, loss_sum);
     }
     const int mid = lo + (hi - lo) / 2;
@@ -192,9 +194,9 @@ qs_status qs_trainer_grad_sum(qs_trainer *t, int lo, int hi, double *loss_sum) {
     if (lo < 0 || hi > K || lo > hi) return qs_error(QS_ERR_ARG, "micro-batches [%d, %d) of %d", lo, hi, K);
     memset(t->grads, 0, t->model->layout.numel * sizeof(float));
     *loss_sum = 0;
-    for (int k = 0; k < lo; k++) QS_TRY(draw_micro(t)); // others' rows: the sampler advances the same everywhere
+    for (int k = 0; k < lo; k++) QS_TRY(draw_micro(t, 0)); // others' rows: the same draws, no data read
     if (lo < hi) QS_TRY(grad_tree(t, lo, hi, t->grads, 0, loss_sum));
-    for (int k = hi; k < K; k++) QS_TRY(draw_micro(t));
+    for (int k = hi; k < K; k++) QS_TRY(draw_micro(t, 0));
     return QS_OK;
 }
 
