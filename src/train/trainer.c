@@ -60,6 +60,7 @@ static int is_quietstar_tensor(const char *name) {
 }
 
 static qs_status check_ids(const qs_token_stream *s, int vocab, const char *which) {
+    if (s->unmap) return QS_OK; // a mapped token directory: each batch is checked (check_batch), not the whole file
     for (size_t i = 0; i < s->n_tokens; i++)
         if (qs_stream_token(s, i) < 0 || qs_stream_token(s, i) >= vocab)
             return qs_error(QS_ERR_ARG,
@@ -174,9 +175,23 @@ static qs_status compute_micro(qs_trainer *t, int k, float *g, double *loss_sum)
 // Micro-batches [lo, hi) (drawn in order as the recursion reaches them) summed
 // into dst (zeroed) as a balanced tree: left half into dst, right half into
 // the scratch buffer of this depth, then one addition.
+// The ids of the batch in t->tokens (a mapped corpus is not scanned up front).
+static qs_status check_batch(const qs_trainer *t, const char *which) {
+    const size_t n = (size_t)t->o.batch * (size_t)t->o.seq_len;
+    const int vocab = t->model->cfg.vocab_size;
+    for (size_t i = 0; i < n; i++)
+        if (t->tokens[i] < 0 || t->tokens[i] >= vocab)
+            return qs_error(QS_ERR_ARG,
+                            "%s data holds token id %d but the model's vocabulary has %d entries "
+                            "(prepared with another tokenizer?)",
+                            which, t->tokens[i], vocab);
+    return QS_OK;
+}
+
 static qs_status grad_tree(qs_trainer *t, int lo, int hi, float *dst, int depth, double *loss_sum) {
     if (hi - lo == 1) {
         QS_TRY(draw_micro(t, 1));
+        if (t->data->train.unmap) QS_TRY(check_batch(t, "training"));
         return compute_micro(t, lo, dst, loss_sum);
     }
     const int mid = lo + (hi - lo) / 2;
@@ -266,6 +281,7 @@ qs_status qs_trainer_eval(qs_trainer *t, double *nll, double *nll_think, long *n
             continue;
         int rows = 0;
         QS_TRY(qs_stream_eval_batch(val, first, B, T, t->tokens, t->mask, &rows));
+        if (val->unmap) QS_TRY(check_batch(t, "held-out"));
         for (size_t b = limit - first; b < (size_t)B; b++) // windows past the limit are padding
             memset(t->mask + b * (size_t)T, 0, (size_t)T * sizeof(int));
         double s = 0;

@@ -73,6 +73,10 @@ cp -r "$tmp/tk" "$tmp/bad3"; printf '\xff\xff\xff\x7f\x00\x00\x00\x00' | dd of="
 expect 1 "document table out of order" -- "$Q" finetune "${M[@]}" --data "$tmp/bad3" --out "$tmp/e3"
 [[ "$out" == *"docs.idx"* ]] || bad "bad docs.idx not reported: $out"
 [ "$(wc -l <<< "$out")" -le 2 ] || bad "error is not short: $out"
+# an id outside the model's vocabulary (last held-out token): found when that batch is read
+cp -r "$tmp/tk" "$tmp/bad4"; printf '\xff\xff' | dd of="$tmp/bad4/tokens.bin" bs=1 seek=$((2 * n_tok - 2)) conv=notrunc status=none
+expect 1 "id outside the vocabulary" -- "$Q" finetune "${M[@]}" --eval-batches 0 --data "$tmp/bad4" --out "$tmp/e4"
+[[ "$out" == *"token id 65535"* ]] || bad "bad id not reported: $out"
 
 [ $fail -eq 0 ] && echo "prepare: all checks passed"
 exit $fail
