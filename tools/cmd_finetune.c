@@ -454,6 +454,7 @@ static int run(int argc, char **argv) {
     uint64_t seed = o[F_SEED].set ? (uint64_t)o[F_SEED].i : 1337;
     if (!df.plan && qs_dist_init(&dist, (int)df.zero) != QS_OK) { rc = cli_fail(CMD); goto free_strings; }
     const int rank = qs_dist_rank(dist), n_ranks = qs_dist_size(dist);
+    if (df.zero && n_ranks == 1 && !df.plan) fprintf(stderr, "qstar %s: --zero 1 in one process: nothing to shard\n", CMD);
     if (o[F_THREADS].set) {
         omp_set_num_threads((int)o[F_THREADS].i);
         openblas_set_num_threads((int)o[F_THREADS].i);
