@@ -278,6 +278,9 @@ static qs_status load(qs_dataset *ds, const char *dir, const qs_shards_meta *m) 
     QS_TRY(map_file(ip, m->n_docs * 8, &tr->map[1], &tr->map_len[1]));
     const uint64_t *docs = tr->map[1];
     QS_TRY(check_docs(docs, m, ip));
+    // the scan touched every page of the table: hand them back (they stay in the page cache and
+    // come back on access), so the process's resident memory does not grow with the corpus
+    if (tr->map[1]) madvise(tr->map[1], tr->map_len[1], MADV_DONTNEED);
     tr->n_tokens = (size_t)m->train_tokens, tr->n_docs = (size_t)m->train_docs;
     tr->doc_start = (size_t *)tr->map[1];
     const uint64_t nv = m->n_docs - m->train_docs;
