@@ -41,10 +41,11 @@ static int g_quietstar = 0; // 1 for `qstar train`
 
 #define HELP_MPI                                                                                     \
     "several processes (MPI, data parallel): mpirun -np N qstar train|finetune ...\n"                 \
-    "  The global batch (--batch x --grad-accum) is the same whatever N: micro-batch k of\n"           \
-    "  a step is computed by one rank, gradients are summed over ranks in a fixed order\n"            \
-    "  (same N: byte-identical runs), rank 0 logs and checkpoints; --resume works with\n"            \
-    "  another N. Use --grad-accum a multiple of N to keep every rank busy.\n"                     \
+    "  The global batch (--batch x --grad-accum) is the same whatever N; each rank computes\n"         \
+    "  a block of the micro-batches and gradients are summed over ranks in a fixed order\n"          \
+    "  (same N: byte-identical runs; N a power of two <= --grad-accum: the bits of one\n"            \
+    "  process). Rank 0 logs and checkpoints; --resume works with another N. Use\n"                 \
+    "  --grad-accum a multiple of N to keep every rank busy.\n"                                     \
     "  --zero 1             shard the AdamW moments over the ranks (same results)\n"                \
     "  --plan               print the run's plan (parameters, all-reduce volume per step,\n"       \
     "                       communication time) and exit without training\n"                     \
@@ -91,7 +92,8 @@ static void help(void) {
         "  --model PATH         model directory or llama2.c .bin to start from\n"
         "  --config FILE        config.json: random init (seeded by --seed) instead\n"
         "  --tokenizer FILE     llama2.c tokenizer (default: the one in the model directory)\n"
-        "  --data FILE          text (documents separated by blank lines) or JSONL\n"
+        "  --data FILE          text (documents separated by blank lines) or JSONL, or a\n"
+        "                       directory made by `qstar prepare` (mapped, its own held-out split)\n"
         "  --field NAME         JSONL field holding the text (text)\n"
         "  --val-frac F         fraction of documents held out for evaluation (0.05)\n"
         "  --out DIR            run directory: DIR/ckpt (checkpoint), DIR/log.jsonl\n"
