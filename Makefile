@@ -28,6 +28,16 @@ endif
 CFLAGS  := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
            -fopenmp $(OPT) -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -fopenmp $(LDSAN)
+# Open MPI (optional, Debian openmpi-bin libopenmpi-dev): data-parallel training
+# under mpirun (src/train/dist.c). Without it (or with NOMPI=1) qstar is
+# single-process and says what to install when started by mpirun.
+ifneq ($(NOMPI),1)
+ifeq ($(shell pkg-config --exists ompi-c 2>/dev/null && echo yes),yes)
+MPI_PKG := ompi-c
+CFLAGS  += -DQS_HAVE_MPI $(shell pkg-config --cflags ompi-c)
+LDLIBS  += $(shell pkg-config --libs ompi-c)
+endif
+endif
 
 # oneDNN (Debian libdnnl-dev, no pkg-config file): the matmul backend when its
 # header is found; without it every product runs on OpenBLAS. DNNL=0 forces that.
@@ -109,7 +119,7 @@ install: all
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libqstar.so
 	install -m 644 include/qstar.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@DNNL_LIBS@|$(if $(filter 1,$(DNNL)),-ldnnl,)|' qstar.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/qstar.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@DNNL_LIBS@|$(if $(filter 1,$(DNNL)),-ldnnl,)|' -e 's|@MPI_PKG@|$(MPI_PKG)|' qstar.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/qstar.pc
 	install -d $(DESTDIR)$(PREFIX)/lib/python3/dist-packages/qstar
 	install -m 644 python/qstar/*.py $(DESTDIR)$(PREFIX)/lib/python3/dist-packages/qstar/
 
@@ -127,7 +137,7 @@ examples:
 	done
 
 deps:
-	sudo apt-get install -y pkg-config libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev libdnnl-dev python3-torch python3-numpy gnuplot-nox python3-pytest python3-matplotlib python3-sentencepiece
+	sudo apt-get install -y pkg-config libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev libdnnl-dev python3-torch python3-numpy gnuplot-nox python3-pytest python3-matplotlib python3-sentencepiece openmpi-bin libopenmpi-dev
 
 clean:
 	rm -rf build build-san qstar

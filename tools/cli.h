@@ -22,6 +22,7 @@ int cmd_train(int argc, char **argv);
 int cmd_viz(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_prepare(int argc, char **argv);
 
 // Quiet-STaR flags (tools/qs_flags.c): same return convention as cli_int.
 struct qs_qstar_opts_s;

@@ -3,6 +3,7 @@
 // packed into one token stream that is cut into non-overlapping windows of
 // --seq-len tokens (the last one shorter); each window predicts its own next
 // tokens (T-1 targets per full window).
+#include "data/shards.h"
 #include "cli.h"
 #include "data/dataset.h"
 #include "io/model_io.h"
@@ -23,7 +24,7 @@ static void usage(FILE *f) {
             "  --model PATH         qstar model directory (tokenizer.bin inside) or llama2.c .bin\n"
             "  --tokenizer FILE     llama2.c tokenizer (required for a .bin model)\n"
             "  --data FILE          text (documents separated by blank lines) or JSONL\n"
-            "                       (.jsonl/.json/.ndjson)\n"
+            "                       (.jsonl/.json/.ndjson); a `qstar prepare` directory: its held-out split\n"
             "  --field NAME         JSONL field holding the document (default \"text\")\n"
             "  --seq-len T          window length (default and maximum: the model's max_seq_len)\n"
             "  --batch B            windows per forward pass (default: about 4096 tokens per batch)\n"
@@ -55,10 +56,32 @@ static void usage(FILE *f) {
             "                       NLL, mixing weight, thought tokens and text\n");
 }
 
+// The held-out split of a `qstar prepare` directory (mapped), ids checked
+// against the model's vocabulary. Returns 0, or prints why and returns 1.
+static int load_prepared(const char *C, const char *path, int vocab, qs_dataset *ds, qs_token_stream *s) {
+    if (qs_shards_load(ds, path, 0) != QS_OK) return cli_fail(C);
+    *s = ds->val.n_tokens ? ds->val : ds->train;
+    fprintf(stderr, "%s: a prepared directory: scoring its %s split (%zu documents, %zu tokens)\n", path,
+            ds->val.n_tokens ? "held-out" : "training", s->n_docs, s->n_tokens);
+    for (size_t i = 0; i < s->n_tokens; i++)
+        if (qs_stream_token(s, i) >= vocab) {
+            fprintf(stderr, "qstar %s: %s: token id %d at %zu is outside the model's vocabulary (%d)\n", C, path,
+                    qs_stream_token(s, i), i, vocab);
+            return 1;
+        }
+    return 0;
+}
+
 // The whole of a text/JSONL file as one token stream (no held-out split),
-// cut to `limit` tokens when limit > 0. Returns 0, or prints why and returns 1.
+// cut to `limit` tokens when limit > 0; a `qstar prepare` directory: its
+// held-out split. Returns 0, or prints why and returns 1.
 static int load_stream(const char *C, const char *path, const qs_tokenizer *tok, const char *field, long limit,
-                       qs_dataset *ds, qs_token_stream *s) {
+                       int vocab, qs_dataset *ds, qs_token_stream *s) {
+    if (qs_shards_is_dir(path)) {
+        if (load_prepared(C, path, vocab, ds, s)) return 1;
+        if (limit > 0 && (size_t)limit < s->n_tokens) s->n_tokens = (size_t)limit;
+        return 0;
+    }
     qs_dataset_opts dopt = qs_dataset_opts_default();
     dopt.val_frac = 0.0; // everything in one stream
     dopt.field = field;
@@ -119,7 +142,7 @@ int cmd_eval(int argc, char **argv) {
     if (B == 0) B = QS_MAX(1, 4096 / T);
     if ((rc = cli_load_tokenizer(C, model_path, &info, m.cfg.vocab_size, &tok_path, &tok)) != 0) goto out;
     qs_token_stream s;
-    if ((rc = load_stream(C, data_path, tok, field, limit, &ds, &s)) != 0) goto out;
+    if ((rc = load_stream(C, data_path, tok, field, limit, m.cfg.vocab_size, &ds, &s)) != 0) goto out;
     if (qs_workspace_create_ex(&ws, &m.cfg, (int)B, (int)T, 1, 0) != QS_OK) {
         rc = cli_fail(C);
         goto out;
@@ -354,7 +377,7 @@ static int eval_task(int argc, char **argv) {
         }
         if (B == 0) B = QS_MAX(1, (think ? 1024 : 4096) / T);
         qs_token_stream s;
-        if ((rc = load_stream(C, data_path, tok, field, limit_tokens, &ds, &s)) != 0) goto out;
+        if ((rc = load_stream(C, data_path, tok, field, limit_tokens, m.cfg.vocab_size, &ds, &s)) != 0) goto out;
         qs_rng rng;
         qs_rng_seed(&rng, (uint64_t)seed);
         qs_nll_summary sum;

@@ -83,11 +83,17 @@ typedef struct {
     pend_doc *pend;
     size_t n_pend, pend_cap, pend_bytes;
     size_t n_docs_seen;
+    qs_doc_sink sink;  // streaming (qs_dataset_stream): documents go here instead of `all`
+    void *sink_ud;
 } builder;
 
 static void stream_free(qs_token_stream *s) {
-    free(s->tokens);
-    free(s->doc_start);
+    if (s->unmap) { // a mapped token file (data/shards.h)
+        s->unmap(s);
+    } else {
+        free(s->tokens);
+        free(s->doc_start);
+    }
     memset(s, 0, sizeof *s);
 }
 
@@ -109,6 +115,7 @@ static qs_status doc_context(const builder *b, qs_status st, const pend_doc *d) 
 }
 
 static qs_status append_tokens(builder *b, const int *t, size_t n) {
+    if (b->sink) return b->sink(b->sink_ud, t, n);
     qs_token_stream *s = &b->all;
     if (s->n_tokens + n > b->tok_cap) {
         size_t cap = b->tok_cap ? b->tok_cap : 1 << 16;
@@ -442,6 +449,25 @@ qs_status qs_dataset_load_with(qs_dataset *ds, const char *path, qs_encode_fn en
     return st;
 }
 
+qs_status qs_dataset_stream(const char *path, qs_encode_fn enc, void *ctx, const qs_dataset_opts *opts,
+                            qs_doc_sink sink, void *sink_ud) {
+    if (!path || !enc || !sink) return qs_error(QS_ERR_ARG, "dataset: NULL path, encoder or sink");
+    qs_dataset_opts o = opts ? *opts : qs_dataset_opts_default();
+    QS_TRY(check_opts(&o));
+    const char *field = o.field && *o.field ? o.field : "text";
+    int jsonl = o.format == QS_DATA_JSONL ||
+                (o.format == QS_DATA_AUTO &&
+                 (has_ext(path, ".jsonl") || has_ext(path, ".json") || has_ext(path, ".ndjson")));
+    FILE *f = fopen(path, "rb");
+    if (!f) return qs_error(QS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    builder b = {.path = path, .enc = enc, .ctx = ctx, .n_threads = o.n_threads, .sink = sink, .sink_ud = sink_ud};
+    qs_status st = jsonl ? read_jsonl(&b, f, field) : read_text(&b, f);
+    fclose(f);
+    if (st == QS_OK) st = flush(&b);
+    builder_free(&b);
+    return st;
+}
+
 qs_status qs_dataset_from_docs(qs_dataset *ds, const char *const *docs, size_t n_docs, qs_encode_fn enc,
                                void *ctx, const qs_dataset_opts *opts) {
     if (!ds) return qs_error(QS_ERR_ARG, "dataset: NULL output");
@@ -503,7 +529,11 @@ size_t qs_stream_doc_len(const qs_token_stream *s, size_t d) {
 
 // Row = stream[off .. off+len) then padding up to T.
 static void fill_row(const qs_token_stream *s, size_t off, size_t len, int T, int *tok, int *mask) {
-    if (len) memcpy(tok, s->tokens + off, len * sizeof *tok);
+    if (s->tokens16) { // a mapped uint16 token file
+        for (size_t i = 0; i < len; i++) tok[i] = s->tokens16[off + i];
+    } else if (len) {
+        memcpy(tok, s->tokens + off, len * sizeof *tok);
+    }
     for (size_t i = len; i < (size_t)T; i++) tok[i] = 0;
     if (mask)
         for (size_t i = 0; i < (size_t)T; i++) mask[i] = i < len;
@@ -517,7 +547,7 @@ qs_status qs_stream_sample(const qs_token_stream *s, qs_rng *rng, int B, int T, 
     for (int b = 0; b < B; b++) {
         size_t off = (size_t)qs_rng_below(rng, span);
         size_t len = QS_MIN((size_t)T, n - off);
-        fill_row(s, off, len, T, tokens + (size_t)b * T, mask ? mask + (size_t)b * T : NULL);
+        if (tokens) fill_row(s, off, len, T, tokens + (size_t)b * T, mask ? mask + (size_t)b * T : NULL);
         if (starts) starts[b] = off;
     }
     return QS_OK;
@@ -559,7 +589,7 @@ qs_status qs_stream_sample_docs(const qs_token_stream *s, qs_rng *rng, int B, in
     if (s->n_docs == 0) return qs_error(QS_ERR_ARG, "cannot sample documents from an empty split");
     for (int b = 0; b < B; b++) {
         size_t d = (size_t)qs_rng_below(rng, s->n_docs);
-        qs_stream_doc_window(s, d, T, tokens + (size_t)b * T, mask ? mask + (size_t)b * T : NULL);
+        if (tokens) qs_stream_doc_window(s, d, T, tokens + (size_t)b * T, mask ? mask + (size_t)b * T : NULL);
         if (docs) docs[b] = d;
     }
     return QS_OK;

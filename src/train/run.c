@@ -3,6 +3,7 @@
 // public API (qstar_trainer_create) call it.
 #include "train/run.h"
 #include "quietstar/evaltask.h"
+#include "data/shards.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -129,7 +130,10 @@ static qs_status setup(qs_run *r, const qs_run_spec *s) {
     dopt.seed = s->seed;
     dopt.n_threads = s->n_threads;
     const double t_load = qs_now();
-    QS_TRY(qs_dataset_load(&r->ds, s->data_path, r->tok, &dopt));
+    if (qs_shards_is_dir(s->data_path)) // a `qstar prepare` directory: mapped, split fixed at prepare
+        QS_TRY(qs_shards_load(&r->ds, s->data_path, s->seed));
+    else
+        QS_TRY(qs_dataset_load(&r->ds, s->data_path, r->tok, &dopt));
     note(s, "data: %s: %zu documents, %zu training / %zu held-out tokens (%.1f s)", s->data_path,
          qs_dataset_n_docs(&r->ds), r->ds.train.n_tokens, r->ds.val.n_tokens, qs_now() - t_load);
     QS_TRY(qs_trainer_init(&r->tr, &r->m, &r->ds, &to));
@@ -138,6 +142,7 @@ static qs_status setup(qs_run *r, const qs_run_spec *s) {
         QS_TRY(qs_trainer_restore(&r->tr, s->resume_ckpt));
         note(s, "resuming %s at step %ld of %ld", s->resume_ckpt, r->tr.step, to.steps);
     }
+    QS_TRY(qs_trainer_set_dist(&r->tr, s->dist)); // after the restore: --zero 1 keeps a chunk of the moments
     return QS_OK;
 }
 

@@ -34,6 +34,7 @@ typedef struct {
     // One-line notes for the user ("quietstar: initialised start end ...").
     void (*note)(void *ud, const char *msg);
     void *note_ud;
+    struct qs_dist *dist;       // data-parallel run over MPI ranks (train/dist.h); NULL: one process
 } qs_run_spec;
 
 typedef struct {
