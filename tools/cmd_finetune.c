@@ -16,9 +16,11 @@
 #include <omp.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "data/dataset.h"
 #include "io/model_io.h"
+#include "io/outpath.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -73,7 +75,11 @@ static void help(void) {
         "  --data FILE          text (documents separated by blank lines) or JSONL\n"
         "  --field NAME         JSONL field holding the text (text)\n"
         "  --val-frac F         fraction of documents held out for evaluation (0.05)\n"
-        "  --out DIR            run directory: DIR/ckpt (checkpoint), DIR/log.jsonl\n"
+        "  --out DIR            run directory: DIR/ckpt (checkpoint), DIR/log.jsonl; a non-empty\n"
+        "                       DIR is refused unless --force or --resume DIR; DIR/qstar.lock keeps\n"
+        "                       a second run off it while this one runs\n"
+        "  --force              start a fresh run in a non-empty DIR (its checkpoint is replaced\n"
+        "                       whole at the first save, its log restarted)\n"
         "  --resume DIR         continue the run in DIR (or checkpoint DIR) exactly where it\n"
         "                       stopped; its settings are reused unless given again\n"
         "\n"
@@ -259,12 +265,14 @@ static void apply_paper_preset(opt *o) {
     }
 }
 
+static qs_out_lock out_lock;
+
 static int run(int argc, char **argv) {
     opt o[F_COUNT];
     memcpy(o, opts_template, sizeof o);
     qs_qstar_opts qo;
     qs_qstar_opts_default(&qo);
-    int preset_paper = 0, n_talk_given = 0;
+    int preset_paper = 0, n_talk_given = 0, force = 0;
     long show_thoughts = 2;
     // argv positions of the Quiet-STaR flags: applied again over the checkpoint's settings
     int *qs_flag_at = calloc((size_t)argc + 1, sizeof(int)), n_qs_flags = 0;
@@ -277,6 +285,7 @@ static int run(int argc, char **argv) {
         }
     for (int i = 1; i < argc; i++) {
         const int at = i;
+        if (!strcmp(argv[i], "--force")) { force = 1; continue; }
         int r = parse_one(o, argc, argv, &i);
         if (r == 0 && g_quietstar) {
             const char *ps = NULL;
@@ -389,15 +398,21 @@ static int run(int argc, char **argv) {
     if (realpath(o[F_DATA].s, data_abs)) o[F_DATA].s = data_abs;
     const char *out = o[F_OUT].s;
 
-    // --- refuse to clobber another run's checkpoint
-    char probe[4200], probe_old[4200];
-    snprintf(probe, sizeof probe, "%s/ckpt", out);
-    snprintf(probe_old, sizeof probe_old, "%s/ckpt.old", out); // a run killed mid-save keeps only this
-    if ((is_dir(probe) || is_dir(probe_old)) && !(o[F_RESUME].set && same_dir(out, run_dir))) {
-        fprintf(stderr,
-                "qstar %s: %s already holds a checkpoint; continue it with --resume %s or choose another --out\n",
-                CMD, out, out);
+    // --- refuse to clobber another run (or a model), check that DIR is writable, and lock it:
+    // all before any work. Resuming into the run's own directory is not clobbering.
+    const int same_run = o[F_RESUME].set && is_dir(out) && same_dir(out, run_dir);
+    if (qs_out_check(out, QS_OUT_RUN_DIR, force || same_run) != QS_OK) {
+        if (!force && !same_run && qs_out_lock_owner(out) == 0)
+            fprintf(stderr, "qstar %s: %s; or continue the run there with --resume %s\n", CMD, qstar_last_error(), out);
+        else
+            cli_fail(CMD);
         rc = 1;
+        goto free_strings;
+    }
+    const int out_created = !is_dir(out);
+    if (qs_mkdir_p(out) != QS_OK || qs_out_lock_acquire(&out_lock, out) != QS_OK) {
+        rc = cli_fail(CMD);
+        if (out_created) rmdir(out);
         goto free_strings;
     }
 
@@ -569,6 +584,14 @@ done:
     free(qs_json);
     qs_load_info_free(&info);
     qs_model_free(&m);
+    qs_out_lock_release(&out_lock);
+    if (rc != 0 && out_created) { // nothing of a failed fresh run stays behind
+        char lp[4200], ck[4200];
+        snprintf(lp, sizeof lp, "%s/log.jsonl", out);
+        snprintf(ck, sizeof ck, "%s/ckpt", out);
+        if (!is_dir(ck)) unlink(lp);
+        rmdir(out); // only if nothing else is left
+    }
 free_strings:
     for (int k = 0; k < n_strings; k++) free(strings[k]);
     free(qs_flag_at);

@@ -11,6 +11,8 @@
 //       train.data_tokens    I64 [1]       tokens in the training stream (sanity check)
 //       model.numel          I64 [1]       parameter count the state belongs to
 //       model.layout_hash    I64 [1]       hash of tensor names / shapes / offsets
+//       model.fingerprint    I64 [1]       hash of the bytes of config.json, model.safetensors
+//                                          and train_args.json beside it (qs_model_dir_fingerprint)
 //   train_args.json          (optional) the caller's run settings, opaque here
 //
 // Saving never damages the previous checkpoint: everything is written into
@@ -41,6 +43,7 @@ typedef struct {
     uint64_t data_tokens;  // tokens in the training stream
     size_t numel;          // model parameter count
     uint64_t layout_hash;  // qs_layout_hash of the model
+    uint64_t fingerprint;  // qs_model_dir_fingerprint of the checkpoint it was saved in (0 = none)
 } qs_train_state;
 
 // FNV-1a hash of every tensor's name, shape and offset, and the total numel.
@@ -61,6 +64,11 @@ qs_status qs_train_state_load(const char *path, const qs_model *m, qs_train_stat
 qs_status qs_checkpoint_save(const char *run_dir, const qs_model *m, const char *tokenizer_path,
                              const char *quietstar_json, const qs_train_state *s, const qs_adamw *opt,
                              const char *args_json, char *ckpt_dir, size_t cap);
+
+// Checks that the weights and settings in ckpt_dir are the ones the state
+// `s` (read from it) was saved with: refuses (QS_ERR_FORMAT, naming the
+// directory) a state without a fingerprint or one that does not match.
+qs_status qs_checkpoint_verify(const char *ckpt_dir, const qs_train_state *s);
 
 // Finds the checkpoint for `path`, which is either a checkpoint directory
 // (holding train_state.safetensors) or a run directory (holding ckpt, or only
