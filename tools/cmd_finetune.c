@@ -333,6 +333,11 @@ static int run(int argc, char **argv) {
             rc = cli_fail(CMD);
             goto free_strings;
         }
+        // its weights and settings must be the ones its train_state was saved with
+        if (qs_checkpoint_check(ckpt_dir) != QS_OK) {
+            rc = cli_fail(CMD);
+            goto free_strings;
+        }
         char args_path[4200];
         snprintf(args_path, sizeof args_path, "%s/%s", ckpt_dir, QS_TRAIN_ARGS_FILE);
         struct stat sb;
@@ -402,11 +407,7 @@ static int run(int argc, char **argv) {
     // all before any work. Resuming into the run's own directory is not clobbering.
     const int same_run = o[F_RESUME].set && is_dir(out) && same_dir(out, run_dir);
     if (qs_out_check(out, QS_OUT_RUN_DIR, force || same_run) != QS_OK) {
-        if (!force && !same_run && qs_out_lock_owner(out) == 0)
-            fprintf(stderr, "qstar %s: %s; or continue the run there with --resume %s\n", CMD, qstar_last_error(), out);
-        else
-            cli_fail(CMD);
-        rc = 1;
+        rc = cli_fail(CMD);
         goto free_strings;
     }
     const int out_created = !is_dir(out);

@@ -81,6 +81,7 @@ static qs_status probe_dir(const char *path, const char *dir) {
     snprintf(d, PCAP, "%s", dir);
     struct stat sb;
     for (int guard = 0; stat(d, &sb) != 0 && guard < 256; guard++) {
+        if (errno == ENOTDIR) return qs_error(QS_ERR_IO, "%s: cannot write there: a part of the path is not a directory", path);
         if (errno != ENOENT) return qs_error(QS_ERR_IO, "%s: cannot write there: %s: %s", path, d, strerror(errno));
         char up[PCAP];
         dir_of(up, d);
@@ -111,7 +112,8 @@ static const char *dir_kind(const char *dir) {
 static qs_status check_dir(const char *path, qs_out_kind kind, int force) {
     struct stat sb;
     if (stat(path, &sb) != 0) {
-        if (errno != ENOENT) return qs_error(QS_ERR_IO, "%s: %s", path, strerror(errno));
+        if (errno == ENOTDIR) return qs_error(QS_ERR_IO, "%s: cannot write there: a part of the path is not a directory", path);
+        if (errno != ENOENT) return qs_error(QS_ERR_IO, "%s: cannot write there: %s", path, strerror(errno));
         char up[PCAP];
         dir_of(up, path);
         return probe_dir(path, up);
@@ -124,8 +126,8 @@ static qs_status check_dir(const char *path, qs_out_kind kind, int force) {
     int n = n_entries(path);
     if (n < 0) return qs_error(QS_ERR_IO, "%s: cannot read the directory: %s", path, strerror(errno));
     if (n > 0 && !force)
-        return qs_error(QS_ERR_IO, "%s: already holds %s; pass --force to replace it (or choose another path)", path,
-                        dir_kind(path));
+        return qs_error(QS_ERR_IO, "%s: already holds %s; pass --force to replace it%s (or choose another path)", path,
+                        dir_kind(path), kind == QS_OUT_RUN_DIR ? ", or --resume it" : "");
     return probe_dir(path, path);
 }
 
@@ -141,8 +143,10 @@ qs_status qs_out_check(const char *path, qs_out_kind kind, int force) {
         if (!force && (is_work_name(path) || qs_is_model_dir(up)))
             return qs_error(QS_ERR_IO, "%s: exists and holds %s; pass --force to replace it", path,
                             qs_is_model_dir(up) ? "part of a model directory" : "a model, checkpoint or log");
+    } else if (errno == ENOTDIR) {
+        return qs_error(QS_ERR_IO, "%s: cannot write there: a part of the path is not a directory", path);
     } else if (errno != ENOENT) {
-        return qs_error(QS_ERR_IO, "%s: %s", path, strerror(errno));
+        return qs_error(QS_ERR_IO, "%s: cannot write there: %s", path, strerror(errno));
     }
     if (stat(up, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return qs_error(QS_ERR_IO, "%s: cannot write there: directory %s does not exist", path, up);

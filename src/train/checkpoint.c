@@ -276,6 +276,17 @@ qs_status qs_checkpoint_verify(const char *ckpt_dir, const qs_train_state *s) {
     return QS_OK;
 }
 
+qs_status qs_checkpoint_check(const char *ckpt_dir) {
+    char p[PATH_CAP];
+    QS_TRY(join(p, sizeof p, ckpt_dir, QS_TRAIN_STATE_FILE));
+    qs_safetensors f;
+    QS_TRY(qs_st_open(&f, p));
+    qs_train_state s = {0};
+    qs_status st = qs_st_find(&f, "model.fingerprint") ? read_i64(&f, p, "model.fingerprint", &s.fingerprint) : QS_OK;
+    qs_st_close(&f);
+    return st == QS_OK ? qs_checkpoint_verify(ckpt_dir, &s) : st;
+}
+
 static qs_status copy_out(char *out, size_t cap, const char *s) {
     if (!out) return QS_OK;
     size_t n = strlen(s);

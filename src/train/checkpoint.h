@@ -69,6 +69,9 @@ qs_status qs_checkpoint_save(const char *run_dir, const qs_model *m, const char 
 // `s` (read from it) was saved with: refuses (QS_ERR_FORMAT, naming the
 // directory) a state without a fingerprint or one that does not match.
 qs_status qs_checkpoint_verify(const char *ckpt_dir, const qs_train_state *s);
+// The same check reading the fingerprint from ckpt_dir's state file (before
+// anything is loaded).
+qs_status qs_checkpoint_check(const char *ckpt_dir);
 
 // Finds the checkpoint for `path`, which is either a checkpoint directory
 // (holding train_state.safetensors) or a run directory (holding ckpt, or only
