@@ -123,6 +123,7 @@ static qs_status load_dir(qs_model *m, const char *dir, qs_load_info *info) {
     qs_status s = qs_st_open(&st, st_path);
     int bits = 0;
     if (s == QS_OK) s = quietstar_bits(&st, &bits);
+    if (s == QS_OK) s = qs_st_check_config(&st, &c, bits != 0); // shapes first: nothing allocated yet
     if (s == QS_OK) s = qs_model_create(m, &c, bits != 0);
     if (s == QS_OK) {
         s = load_tensors(m, &st);

@@ -47,6 +47,12 @@ qs_status qs_llama2c_save(const qs_model *m, const char *path);
 // config.json read/write (HF field names; unknown architectures and bad
 // values are errors naming the file and field).
 qs_status qs_hf_config_read(qs_config *c, const char *path, char **quietstar_json);
+// The same from memory (`path` names the source in messages; text need not
+// be NUL-terminated), and the JSON text qs_hf_config_write writes (malloc'd,
+// NUL-terminated).
+qs_status qs_hf_config_parse(qs_config *c, const char *text, size_t n, const char *path, char **quietstar_json);
+qs_status qs_hf_config_to_text(const qs_config *c, const char *quietstar_json, char **text);
+#define QS_CONFIG_FILE_CAP ((size_t)16 << 20) // config.json larger than this is refused before reading
 qs_status qs_hf_config_write(const qs_config *c, const char *path, const char *quietstar_json);
 
 // Atomic file write helper: writes `n` bytes to path.tmp, fsyncs, renames
@@ -54,6 +60,9 @@ qs_status qs_hf_config_write(const qs_config *c, const char *path, const char *q
 qs_status qs_write_file_atomic(const char *path, const void *data, size_t n);
 // Reads a whole file into a malloc'd buffer.
 qs_status qs_read_file(const char *path, unsigned char **data, size_t *n);
+// The same, refusing (QS_ERR_FORMAT, naming the file, `what` and the limit)
+// a file larger than `max` bytes before reading it.
+qs_status qs_read_file_max(const char *path, size_t max, const char *what, unsigned char **data, size_t *n);
 
 // Streaming atomic write (what qs_write_file_atomic is built on): open writes
 // to path.tmp; commit flushes, fsyncs, renames over `path` and fsyncs the
