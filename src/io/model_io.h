@@ -43,6 +43,10 @@ qs_status qs_model_save_dir(const qs_model *m, const char *dir, const char *toke
 // byte of a load -> save round trip equals the original file.
 qs_status qs_llama2c_load(qs_model *m, const char *path);
 qs_status qs_llama2c_save(const qs_model *m, const char *path);
+// The same from / to memory (`name` names the buffer in messages; the saved
+// bytes are malloc'd).
+qs_status qs_llama2c_parse(qs_model *m, const unsigned char *data, size_t n, const char *name);
+qs_status qs_llama2c_save_mem(const qs_model *m, unsigned char **out, size_t *n);
 
 // config.json read/write (HF field names; unknown architectures and bad
 // values are errors naming the file and field).

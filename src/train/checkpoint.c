@@ -97,12 +97,33 @@ static qs_status read_moment(const qs_safetensors *f, const char *path, const ch
     return qs_st_read_f32(f, t, out);
 }
 
+static qs_status state_from(qs_safetensors *fp, const char *path, const qs_model *m, qs_train_state *s,
+                            qs_adamw *opt);
+
 qs_status qs_train_state_load(const char *path, const qs_model *m, qs_train_state *s, qs_adamw *opt) {
     const size_t numel = m->layout.numel;
     if (opt->numel != numel || !opt->m || !opt->v)
         return qs_error(QS_ERR_ARG, "%s: optimizer must be created for the model's %zu parameters", path, numel);
     qs_safetensors f;
     QS_TRY(qs_st_open(&f, path));
+    return state_from(&f, path, m, s, opt);
+}
+
+qs_status qs_train_state_parse(const unsigned char *data, size_t n, const char *name, const qs_model *m,
+                               qs_train_state *s, qs_adamw *opt) {
+    const size_t numel = m->layout.numel;
+    if (opt->numel != numel || !opt->m || !opt->v)
+        return qs_error(QS_ERR_ARG, "%s: optimizer must be created for the model's %zu parameters", name, numel);
+    qs_safetensors f;
+    QS_TRY(qs_st_parse(&f, data, n, name));
+    return state_from(&f, name, m, s, opt);
+}
+
+// Reads and checks the state in the opened file `*fp` (closed here).
+static qs_status state_from(qs_safetensors *fp, const char *path, const qs_model *m, qs_train_state *s,
+                            qs_adamw *opt) {
+    const size_t numel = m->layout.numel;
+    qs_safetensors f = *fp;
     qs_train_state t = {0};
     uint64_t v[7];
     static const char *names[7] = {"model.numel", "model.layout_hash", "adam.step",        "train.step",

@@ -57,6 +57,9 @@ qs_status qs_train_state_save(const char *path, const qs_train_state *s, const q
 // tensor or has a wrong dtype/shape. `opt` must have been created with the
 // model's numel; its moments and step are overwritten. `s` receives the rest.
 qs_status qs_train_state_load(const char *path, const qs_model *m, qs_train_state *s, qs_adamw *opt);
+// The same from a buffer (`name` names it in messages).
+qs_status qs_train_state_parse(const unsigned char *data, size_t n, const char *name, const qs_model *m,
+                               qs_train_state *s, qs_adamw *opt);
 
 // Saves a checkpoint of `m` (+ tokenizer copy, + quietstar_json, + state and
 // moments, + args_json when non-NULL) as run_dir/ckpt, atomically as above.
