@@ -377,13 +377,14 @@ static int eval_task(int argc, char **argv) {
         }
         printf("tokens: %ld   windows of %ld   thoughts: %s", sum.n_tokens, T, think ? "on" : "off");
         if (think) printf(" (n_ahead %d, n_thought %d, one thought per position)", qo.n_ahead, qo.n_ahead - 3);
-        printf("\n%-14s %10s %10s %10s\n", "NLL (nats)", "base", "think", "delta");
+        // gain = base - think: positive when the thoughts help (the same sign in train, viz and the demo)
+        printf("\n%-14s %10s %10s %10s\n", "NLL (nats)", "base", "think", "gain");
         const double rows[3][2] = {{sum.nll_base, sum.nll_think}, {sum.hard20_base, sum.hard20_think},
                                    {sum.hard10_base, sum.hard10_think}};
         const char *names[3] = {"all tokens", "hardest 20%", "hardest 10%"};
         for (int k = 0; k < 3; k++) {
             if (think)
-                printf("%-14s %10.4f %10.4f %+10.4f\n", names[k], rows[k][0], rows[k][1], rows[k][1] - rows[k][0]);
+                printf("%-14s %10.4f %10.4f %+10.4f\n", names[k], rows[k][0], rows[k][1], rows[k][0] - rows[k][1]);
             else
                 printf("%-14s %10.4f %10s %10s\n", names[k], rows[k][0], "-", "-");
         }
@@ -398,6 +399,7 @@ static int eval_task(int argc, char **argv) {
             cJSON_AddNumberToObject(root, "hard20_nll_think", sum.hard20_think);
             cJSON_AddNumberToObject(root, "hard10_nll_think", sum.hard10_think);
             cJSON_AddNumberToObject(root, "mix_mean", sum.mix_mean);
+            cJSON_AddNumberToObject(root, "gain", sum.nll_base - sum.nll_think); // base - think: > 0 = thoughts help
         }
         if (tokens_out) {
             qs_afile af;

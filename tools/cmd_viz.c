@@ -150,8 +150,8 @@ int cmd_viz(int argc, char **argv) {
     tmp[0] = 0;
     double sb = 0, sk = 0;
     for (size_t k = 0; k < rec.n; k++) sb += rec.t[k].nll_base, sk += rec.t[k].nll_think;
-    fprintf(stderr, "qstar %s: wrote %s (%zu tokens, NLL %.4f without thought, %.4f after, %.1f s)\n", C, out_path,
-            rec.n, sb / rec.n, sk / rec.n, qs_now() - t0);
+    fprintf(stderr, "qstar %s: wrote %s (%zu tokens, NLL %.4f without thought, %.4f after, gain %+.4f, %.1f s)\n", C,
+            out_path, rec.n, sb / rec.n, sk / rec.n, (sb - sk) / rec.n, qs_now() - t0);
 out:
     if (f) fclose(f);
     if (tmp[0]) remove(tmp);

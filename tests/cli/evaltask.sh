@@ -94,9 +94,15 @@ if [ -f "$QSTAR_DATA/tinystories/valid.txt" ]; then
   head -n 40 "$QSTAR_DATA/tinystories/valid.txt" >"$tmp/v.txt"
   if "$QSTAR" eval --task nll --model "$CK" --data "$tmp/v.txt" --seq-len 128 --tokens-out "$tmp/tok.jsonl" \
        --out "$tmp/nll.json" >"$tmp/out" 2>"$tmp/err"; then
+    grep -q "^NLL (nats) *base *think *gain$" "$tmp/out" || fail "nll table header: $(cat "$tmp/out")"
     for row in "all tokens" "hardest 20%" "hardest 10%"; do
       grep -q "^$row  *[0-9.]*  *[0-9.]*  *[-+][0-9.]*$" "$tmp/out" || { fail "nll table lacks '$row'"; cat "$tmp/out"; }
+      # one sign convention: gain = base - think (positive = the thoughts help)
+      awk -v r="$row" 'index($0, r) == 1 { n = split($0, f, " +"); d = f[n-2] - f[n-1] - f[n]; exit !(d < 1e-4 && d > -1e-4) }' \
+        "$tmp/out" || fail "'$row': gain is not base - think: $(grep "^$row" "$tmp/out")"
     done
+    "$PY" -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(abs(j['gain']-(j['nll_base']-j['nll_think']))>1e-12)" \
+      "$tmp/nll.json" 2>/dev/null || fail "JSON gain is not nll_base - nll_think"
     n=$(sed -n 's/^tokens: \([0-9]*\) .*/\1/p' "$tmp/out")
     [ -n "$n" ] && [ "$(wc -l <"$tmp/tok.jsonl")" -eq "$n" ] || fail "--tokens-out has not one line per token ($n)"
     head -n 1 "$tmp/tok.jsonl" | grep -q '"nll_think":.*"thought":\[' || fail "--tokens-out lacks thoughts"

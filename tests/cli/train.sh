@@ -89,7 +89,10 @@ tiny=(--data "$tmp/stories.txt" --batch 2 --seq-len 32 --eval-batches 2 --thread
 expect 0 "short run" -- "$Q" train "${m[@]}" "${tiny[@]}" --n-ahead 6 --n-talk 2 --steps 6 --eval-every 3 --print-every 2 --out "$tmp/r1"
 [[ "$out" == *"n_ahead 6 (n_thought 3), n_talk 2, n_passes 2"* ]] || bad "settings line: $out"
 [[ "$out" == *"step 6/6 | loss_lm"*"| base"*"talk"*"| reward"*"| mix"*"tok/s"* ]] || bad "progress line: $out"
-grep -q "^step 6/6: held-out NLL base [0-9.]* | with thoughts [0-9.]*" <<< "$out" || bad "eval line: $out"
+grep -q "^step 6/6: held-out NLL base [0-9.]* | with thoughts [0-9.]* (gain [-+][0-9.]*)" <<< "$out" || bad "eval line: $out"
+# one sign convention: gain = base - think
+sed -n 's/^step 6\/6: held-out NLL base \([0-9.]*\) | with thoughts \([0-9.]*\) (gain \([-+][0-9.]*\)).*/\1 \2 \3/p' <<< "$out" |
+  awk '{ d = $1 - $2 - $3; exit !(NF == 3 && d < 2e-4 && d > -2e-4) }' || bad "eval line gain is not base - think: $out"
 [[ "$out" == *"steps: 6 of 6 (6 in this run, 0 skipped)"* ]] || bad "summary: $out"
 check_log "$tmp/r1/log.jsonl" 6 2 || bad "log of the short run"
 grep -q '"quietstar"' "$tmp/r1/ckpt/config.json" || bad "checkpoint config.json has no quietstar block"

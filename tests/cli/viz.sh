@@ -102,6 +102,10 @@ EOF
   n=$(grep -o '<span class="t"' "$P" | wc -l)
   [ "$n" -gt 15 ] || fail "only $n token spans"
   grep -q "wrote $P (" "$tmp/err" || fail "viz summary line"
+  # one sign convention: gain = NLL without thought - NLL after (positive = helped), as in the page
+  sed -n 's/.*NLL \([0-9.]*\) without thought, \([0-9.]*\) after, gain \([-+][0-9.]*\),.*/\1 \2 \3/p' "$tmp/err" |
+    awk '{ d = $1 - $2 - $3; exit !(NF == 3 && d < 2e-4 && d > -2e-4) }' || fail "viz gain is not base - think: $(cat "$tmp/err")"
+  grep -q "helped by',f(r\[0\]-r\[1\])" "$P" || fail "the page's 'helped by' is not base - think"
 else
   fail "viz"; cat "$tmp/err"
 fi
