@@ -89,6 +89,17 @@ cmp -s "$tmp/run1/ckpt/tokenizer.bin" "$M/tok512.bin" || fail "a failed viz chan
 "$QSTAR" train --resume "$tmp/run2" --steps 3 >"$tmp/out" 2>&1 || fail "resume after train --force: $(cat "$tmp/out")"
 grep -q "resuming .* at step 2 of 3" "$tmp/out" || fail "resume after --force: $(cat "$tmp/out")"
 
+# --force: viz and eval replace a file of a checkpoint when told to, completely, leaving no temp file
+cp -r "$tmp/run2/ckpt" "$tmp/victim"
+"$QSTAR" viz --model "$tmp/run2/ckpt" --text "$DATA" --max-tokens 20 --out "$tmp/victim/model.safetensors" --force 2>"$tmp/err" ||
+  fail "viz --force: $(cat "$tmp/err")"
+head -c 200 "$tmp/victim/model.safetensors" | grep -q "<!DOCTYPE html\|<html" || fail "viz --force did not write the page"
+"$QSTAR" eval --task nll --model "$tmp/run2/ckpt" --data "$DATA" --limit-tokens 300 --out "$tmp/victim/config.json" --force \
+  >/dev/null 2>"$tmp/err" || fail "eval --force: $(cat "$tmp/err")"
+grep -q '"nll_base"' "$tmp/victim/config.json" || fail "eval --force did not write its results"
+grep -q "ETA" "$tmp/err" || fail "eval --task nll prints no ETA: $(cat "$tmp/err")"
+ls "$tmp/victim" | grep -q "\.tmp" && fail "a temp file was left: $(ls "$tmp/victim")"
+
 # --- --resume of a mixed-up checkpoint --------------------------------------------
 "$QSTAR" train --model "$tmp/model" --data "$DATA" "${TRAIN[@]}" --out "$tmp/runA" >/dev/null 2>&1 || fail "train runA"
 "$QSTAR" train --model "$tmp/model" --data "$DATA" "${TRAIN[@]}" --seed 9 --lr 1e-2 --out "$tmp/runB" >/dev/null 2>&1 || fail "train runB"
