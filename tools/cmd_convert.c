@@ -16,7 +16,7 @@ static void usage(FILE *f) {
             "  --out DIR            output directory (created if needed; an existing non-empty one\n"
             "                       is refused unless --force)\n"
             "  --force              replace DIR completely (written beside it, then swapped in)\n"
-            "  --add-quietstar      add freshly initialised Quiet-STaR tensors (SPEC section 2:\n"
+            "  --add-quietstar      add freshly initialised Quiet-STaR tensors (docs/algorithm.md:\n"
             "                       start/end = E[first token of \"---\"] / 100, talk head N(0,0.02)\n"
             "                       with a zero output layer) and a config.json \"quietstar\" block;\n"
             "                       tensors the model already has are kept. Quiet-STaR options\n"

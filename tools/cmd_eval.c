@@ -31,7 +31,7 @@ static void usage(FILE *f) {
             "  --limit-tokens N     evaluate only the first N tokens of the stream\n\n"
             "Prints to stdout:\n  nll: X nats/token\n  ppl: X\n  tokens: N   (tokens scored)\n\n"
             "usage: qstar eval --task gsm8k|csqa|nll --model PATH [options]\n\n"
-            "  --task gsm8k         GSM8K test set, the paper's zero-shot protocol (SPEC section 5):\n"
+            "  --task gsm8k         GSM8K test set, the paper's zero-shot protocol (docs/algorithm.md):\n"
             "                       \"Q: question\\nA: number\\n\", softmax restricted to digits +\n"
             "                       newline at each answer token; score = product of the true\n"
             "                       tokens' probabilities; accuracy = mean score\n"

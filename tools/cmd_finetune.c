@@ -48,7 +48,7 @@ static void help_train(void) {
            "small-model defaults: --batch 4 --seq-len 128 --lr 1e-4 --weight-decay 0.001,\n"
            "--policy-beta 1 (measured on stories260K; the paper's 1e6 degrades small models),\n"
            "plus:\n"
-           "  --preset paper         the released run (SPEC section 4): n_ahead 12, n_talk 4,\n"
+           "  --preset paper         the released run (docs/algorithm.md): n_ahead 12, n_talk 4,\n"
            "                         n_passes 2, batch 8, seq-len 256, lr 1e-6, betas (0.9, 0.999),\n"
            "                         weight decay 0.001, 20 warmup steps then constant, clip 1.0,\n"
            "                         100 steps (flags given after it override it)\n"
@@ -527,7 +527,7 @@ static int run(int argc, char **argv) {
             to.warmup, omp_get_max_threads());
     fprintf(stderr, "optimizer: AdamW betas (%g, %g), eps %g, weight decay %g, grad-norm clip %g%s\n",
             (double)to.beta1, (double)to.beta2, (double)to.eps, (double)to.weight_decay, (double)to.clip,
-            preset_paper ? " (--preset paper: SPEC section 4)" : "");
+            preset_paper ? " (--preset paper: the released run)" : "");
 
     // --- log
     if (qs_mkdir_p(out) != QS_OK) { cli_fail(CMD); goto done; }
