@@ -100,6 +100,31 @@ grep -q '"nll_base"' "$tmp/victim/config.json" || fail "eval --force did not wri
 grep -q "ETA" "$tmp/err" || fail "eval --task nll prints no ETA: $(cat "$tmp/err")"
 ls "$tmp/victim" | grep -q "\.tmp" && fail "a temp file was left: $(ls "$tmp/victim")"
 
+# dump-step onto a checkpoint file: refused, then replaced with --force
+"$PY" - "$tmp/batch.safetensors" <<'EOF'
+import json, struct, sys
+ids = [1, 403, 261, 378, 300, 289, 319, 422, 267, 270, 13, 2]
+h = json.dumps({"input_ids": {"dtype": "I32", "shape": [1, len(ids)], "data_offsets": [0, 4 * len(ids)]}}).encode()
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + struct.pack("<%di" % len(ids), *ids))
+EOF
+cp -r "$tmp/run2/ckpt" "$tmp/victim2"
+before=$(sums "$tmp/victim2")
+expect_rc 1 "$tmp/victim2/model.safetensors: exists and holds part of a model directory; pass --force" \
+  "$QSTAR" dump-step --model "$tmp/run2/ckpt" --batch "$tmp/batch.safetensors" --out "$tmp/victim2/model.safetensors"
+same_tree "$tmp/victim2" "$before" "dump-step without --force"
+"$QSTAR" dump-step --model "$tmp/run2/ckpt" --batch "$tmp/batch.safetensors" --out "$tmp/victim2/model.safetensors" --force \
+  >/dev/null 2>"$tmp/err" || fail "dump-step --force: $(cat "$tmp/err")"
+grep -qa '"loss_talk"' "$tmp/victim2/model.safetensors" || fail "dump-step --force did not write its tensors"
+ls "$tmp/victim2" | grep -q "\.tmp" && fail "dump-step left a temp file"
+# plot: a directory of charts is refused, then replaced with --force
+if command -v gnuplot >/dev/null 2>&1; then
+  "$QSTAR" plot "$tmp/run2/log.jsonl" --out "$tmp/charts" >/dev/null 2>&1 || fail "plot"
+  before=$(sums "$tmp/charts")
+  expect_rc 1 "$tmp/charts: already holds files; pass --force" "$QSTAR" plot "$tmp/run2/log.jsonl" --out "$tmp/charts"
+  same_tree "$tmp/charts" "$before" "plot without --force"
+  "$QSTAR" plot "$tmp/run2/log.jsonl" --out "$tmp/charts" --force >/dev/null 2>&1 || fail "plot --force"
+fi
+
 # --- --resume of a mixed-up checkpoint --------------------------------------------
 "$QSTAR" train --model "$tmp/model" --data "$DATA" "${TRAIN[@]}" --out "$tmp/runA" >/dev/null 2>&1 || fail "train runA"
 "$QSTAR" train --model "$tmp/model" --data "$DATA" "${TRAIN[@]}" --seed 9 --lr 1e-2 --out "$tmp/runB" >/dev/null 2>&1 || fail "train runB"
