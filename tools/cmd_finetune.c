@@ -406,7 +406,8 @@ static int run(int argc, char **argv) {
     // --- refuse to clobber another run (or a model), check that DIR is writable, and lock it:
     // all before any work. Resuming into the run's own directory is not clobbering.
     const int same_run = o[F_RESUME].set && is_dir(out) && same_dir(out, run_dir);
-    if (qs_out_check(out, QS_OUT_RUN_DIR, force || same_run) != QS_OK) {
+    if (qs_out_check(out, QS_OUT_RUN_DIR, force || same_run) != QS_OK ||
+        (o[F_LOG].set && qs_out_check(o[F_LOG].s, QS_OUT_FILE, force || o[F_RESUME].set) != QS_OK)) {
         rc = cli_fail(CMD);
         goto free_strings;
     }

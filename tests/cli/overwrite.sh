@@ -51,6 +51,9 @@ expect_rc 1 "$tmp/run1/ckpt/train_state.safetensors: exists" \
 expect_rc 1 "$tmp/run1: already holds a training run" "$QSTAR" plot "$tmp/run1/log.jsonl" --out "$tmp/run1"
 expect_rc 1 "$tmp/run1: already holds a training run" "$QSTAR" train --model "$tmp/model" --data "$DATA" "${TRAIN[@]}" --out "$tmp/run1"
 expect_rc 1 "$tmp/run1: already holds a training run" "$QSTAR" finetune --model "$tmp/model" --data "$DATA" --steps 1 --out "$tmp/run1"
+expect_rc 1 "$tmp/run1/log.jsonl: exists and holds a model, checkpoint or log; pass --force" \
+  "$QSTAR" train --model "$tmp/model" --data "$DATA" "${TRAIN[@]}" --out "$tmp/run9" --log "$tmp/run1/log.jsonl"
+[ -e "$tmp/run9" ] && fail "a refused --log left $tmp/run9"
 same_tree "$tmp/run1" "$before" "refused writes"
 
 # a plain file (not a model) may be replaced; a directory never is
