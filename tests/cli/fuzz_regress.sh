@@ -30,7 +30,10 @@ for src in "$here"/tests/fuzz/fuzz_*.c; do
   files=()
   [ -d "$here/tests/fuzz/regress/$name" ] && files+=("$here"/tests/fuzz/regress/"$name"/*)
   [ -d "$tmp/seeds/$name" ] && files+=("$tmp"/seeds/"$name"/*)
-  if [ ${#files[@]} -eq 0 ]; then fail "$name: no inputs to replay"; continue; fi
+  if [ ${#files[@]} -eq 0 ]; then # a harness without seeds here yet: at least the empty input
+    echo "note: $name has no seeds in make_seeds.py and no regressions; replaying the empty input"
+    : >"$tmp/empty"; files=("$tmp/empty")
+  fi
   "$bin" "${files[@]}" >"$tmp/run.out" 2>&1 || { fail "$name: an input fails"; tail -20 "$tmp/run.out"; }
   n=$((n + ${#files[@]}))
 done
