@@ -61,7 +61,7 @@ BIN     := $(BUILD)/qstar
 TESTSRC := $(sort $(wildcard tests/test_*.c))
 TESTBIN := $(TESTSRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit clitest demo bench reference install deps clean examples
+.PHONY: all test unit clitest demo bench reference install deps clean examples fuzz fuzz-build
 
 all: $(LIB) $(SO) $(BIN)
 	@ln -sf $(BUILD)/qstar qstar
@@ -107,6 +107,38 @@ demo: all
 bench: all
 	@scripts/bench.sh
 
+# libFuzzer harnesses (clang): one per tests/fuzz/fuzz_<name>.c, linked against a
+# library built with -fsanitize=fuzzer-no-link,address,undefined in build-fuzz/.
+# `make fuzz FUZZ_SECONDS=N` builds them, replays tests/fuzz/regress/<name>/
+# (every past finding) and runs each target N seconds (seeds: tests/fuzz/make_seeds.py).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_FLAGS   := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -g -O1 -fno-omit-frame-pointer -fopenmp -Wno-pass-failed \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined -Iinclude -Isrc -Itests/fuzz \
+                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_OBJ     := $(SRC:%.c=build-fuzz/%.o)
+
+build-fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+build-fuzz/libqstar.a: $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) build-fuzz/libqstar.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $< build-fuzz/libqstar.a $(LDLIBS) -o $@
+
+build-fuzz/seed_train_state: tests/fuzz/seed_train_state.c $(wildcard tests/fuzz/*.h) build-fuzz/libqstar.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) $< build-fuzz/libqstar.a $(LDLIBS) -o $@
+
+fuzz-build: $(FUZZ_BIN) build-fuzz/seed_train_state
+
+fuzz: fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_BIN)
+
 # Regenerate the PyTorch reference fixtures under tests/fixtures/.
 reference:
 	@scripts/reference.sh
@@ -137,9 +169,10 @@ examples:
 	done
 
 deps:
-	sudo apt-get install -y pkg-config libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev libdnnl-dev python3-torch python3-numpy gnuplot-nox python3-pytest python3-matplotlib python3-sentencepiece openmpi-bin libopenmpi-dev
+	sudo apt-get install -y pkg-config libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev libdnnl-dev python3-torch python3-numpy gnuplot-nox python3-pytest python3-matplotlib python3-sentencepiece openmpi-bin libopenmpi-dev clang libclang-rt-14-dev libomp-dev
 
 clean:
-	rm -rf build build-san qstar
+	rm -rf build build-san build-fuzz qstar
 
 -include $(OBJ:.o=.d)
+-include $(wildcard build-fuzz/src/*/*.d)

@@ -5,6 +5,7 @@
 // tokens (T-1 targets per full window).
 #include "data/shards.h"
 #include "cli.h"
+#include "io/outpath.h"
 #include "data/dataset.h"
 #include "io/model_io.h"
 #include "model/transformer.h"
@@ -33,7 +34,7 @@ static void usage(FILE *f) {
             "                       also for --task) (fp32)\n\n"
             "Prints to stdout:\n  nll: X nats/token\n  ppl: X\n  tokens: N   (tokens scored)\n\n"
             "usage: qstar eval --task gsm8k|csqa|nll --model PATH [options]\n\n"
-            "  --task gsm8k         GSM8K test set, the paper's zero-shot protocol (SPEC section 5):\n"
+            "  --task gsm8k         GSM8K test set, the paper's zero-shot protocol (docs/algorithm.md):\n"
             "                       \"Q: question\\nA: number\\n\", softmax restricted to digits +\n"
             "                       newline at each answer token; score = product of the true\n"
             "                       tokens' probabilities; accuracy = mean score\n"
@@ -53,7 +54,9 @@ static void usage(FILE *f) {
             "  --out FILE.json      results as JSON (task, n, accuracy, exact_match, think, n_ahead,\n"
             "                       per-example scores)\n"
             "  --tokens-out FILE    (nll) one JSON line per scored token: id, text, base and think\n"
-            "                       NLL, mixing weight, thought tokens and text\n");
+            "                       NLL, mixing weight, thought tokens and text\n"
+            "  --force              replace an --out / --tokens-out file that holds a model,\n"
+            "                       checkpoint or log (refused otherwise; checked before any work)\n");
 }
 
 // The held-out split of a `qstar prepare` directory (mapped), ids checked
@@ -90,6 +93,11 @@ static int load_stream(const char *C, const char *path, const qs_tokenizer *tok,
     *s = ds->train;
     if (limit > 0 && (size_t)limit < s->n_tokens) s->n_tokens = (size_t)limit;
     return 0;
+}
+
+// Estimated seconds left after `done` of `total` units in `elapsed` seconds.
+static double eta(double elapsed, size_t done, size_t total) {
+    return done ? elapsed / (double)done * (double)(total - QS_MIN(done, total)) : 0.0;
 }
 
 static int eval_task(int argc, char **argv);
@@ -169,11 +177,14 @@ int cmd_eval(int argc, char **argv) {
         }
         total += nll;
         count += n;
-        if (tty) {
-            size_t done = QS_MIN(w + (size_t)B, nw);
-            fprintf(stderr, "\reval: window %zu/%zu  nll %.4f  %.0f tok/s   ", done, nw,
-                    count ? total / count : 0.0, (double)done * T / QS_MAX(qs_now() - t0, 1e-9));
-        }
+        size_t done = QS_MIN(w + (size_t)B, nw);
+        double el = qs_now() - t0;
+        if (tty)
+            fprintf(stderr, "\reval: window %zu/%zu  nll %.4f  %.0f tok/s  ETA %.0fs   ", done, nw,
+                    count ? total / count : 0.0, (double)done * T / QS_MAX(el, 1e-9), eta(el, done, nw));
+        else if (done == nw || (w / (size_t)B) % 50 == 49)
+            fprintf(stderr, "eval: window %zu/%zu  nll %.4f  ETA %.0fs\n", done, nw, count ? total / count : 0.0,
+                    eta(el, done, nw));
     }
     if (tty) fprintf(stderr, "\n");
     if (count == 0) {
@@ -200,10 +211,11 @@ out:
 
 static int progress_tty(void *ud, size_t done, size_t total) {
     const double *t0 = ud;
+    const double el = qs_now() - *t0;
     if (cli_is_tty())
-        fprintf(stderr, "\reval: window %zu/%zu  %.1f s   ", done, total, qs_now() - *t0);
+        fprintf(stderr, "\reval: window %zu/%zu  %.1f s  ETA %.0fs   ", done, total, el, eta(el, done, total));
     else if (done == total || done % 50 == 0)
-        fprintf(stderr, "eval: window %zu/%zu  %.1f s\n", done, total, qs_now() - *t0);
+        fprintf(stderr, "eval: window %zu/%zu  %.1f s  ETA %.0fs\n", done, total, el, eta(el, done, total));
     return 0;
 }
 
@@ -267,10 +279,11 @@ static int eval_task(int argc, char **argv) {
                *tokens_out = NULL, *field = NULL, *precision = NULL;
     long limit = 0, seed = 1234, n_ahead = 0, T = 0, B = 0, limit_tokens = 0;
     double tau_sample = 0;
-    int think = -1, greedy = 0;
+    int think = -1, greedy = 0, force = 0;
     for (int i = 1; i < argc; i++) {
         int r;
         if (!strcmp(argv[i], "--think")) { think = 1; continue; }
+        if (!strcmp(argv[i], "--force")) { force = 1; continue; }
         if (!strcmp(argv[i], "--no-think")) { think = 0; continue; }
         if (!strcmp(argv[i], "--greedy-thoughts")) { greedy = 1; continue; }
         if ((r = cli_str(argc, argv, &i, "--model", &model_path)) ||
@@ -308,6 +321,9 @@ static int eval_task(int argc, char **argv) {
     if (is_nll && limit) return cli_usage_error(C, "--limit is for gsm8k/csqa (use --limit-tokens with nll)");
     if (think == 0 && (n_ahead || tau_sample > 0 || greedy))
         return cli_usage_error(C, "thought options (--n-ahead, --tau-sample, --greedy-thoughts) contradict --no-think");
+    // outputs are checked before any work: a bad --out must not cost the whole evaluation
+    if (out_path && qs_out_check(out_path, QS_OUT_FILE, force) != QS_OK) return cli_fail(C);
+    if (tokens_out && qs_out_check(tokens_out, QS_OUT_FILE, force) != QS_OK) return cli_fail(C);
     char defpath[4096];
     if (!data_path) {
         const char *d = getenv("QSTAR_DATA");
@@ -395,13 +411,14 @@ static int eval_task(int argc, char **argv) {
         }
         printf("tokens: %ld   windows of %ld   thoughts: %s", sum.n_tokens, T, think ? "on" : "off");
         if (think) printf(" (n_ahead %d, n_thought %d, one thought per position)", qo.n_ahead, qo.n_ahead - 3);
-        printf("\n%-14s %10s %10s %10s\n", "NLL (nats)", "base", "think", "delta");
+        // gain = base - think: positive when the thoughts help (the same sign in train, viz and the demo)
+        printf("\n%-14s %10s %10s %10s\n", "NLL (nats)", "base", "think", "gain");
         const double rows[3][2] = {{sum.nll_base, sum.nll_think}, {sum.hard20_base, sum.hard20_think},
                                    {sum.hard10_base, sum.hard10_think}};
         const char *names[3] = {"all tokens", "hardest 20%", "hardest 10%"};
         for (int k = 0; k < 3; k++) {
             if (think)
-                printf("%-14s %10.4f %10.4f %+10.4f\n", names[k], rows[k][0], rows[k][1], rows[k][1] - rows[k][0]);
+                printf("%-14s %10.4f %10.4f %+10.4f\n", names[k], rows[k][0], rows[k][1], rows[k][0] - rows[k][1]);
             else
                 printf("%-14s %10.4f %10s %10s\n", names[k], rows[k][0], "-", "-");
         }
@@ -416,6 +433,7 @@ static int eval_task(int argc, char **argv) {
             cJSON_AddNumberToObject(root, "hard20_nll_think", sum.hard20_think);
             cJSON_AddNumberToObject(root, "hard10_nll_think", sum.hard10_think);
             cJSON_AddNumberToObject(root, "mix_mean", sum.mix_mean);
+            cJSON_AddNumberToObject(root, "gain", sum.nll_base - sum.nll_think); // base - think: > 0 = thoughts help
         }
         if (tokens_out) {
             qs_afile af;
@@ -492,7 +510,7 @@ static int eval_task(int argc, char **argv) {
     }
     cJSON *exs = cJSON_CreateArray();
     cJSON_AddItemToObject(root, "examples", exs);
-    double sum_score = 0, sum_first = 0;
+    double sum_score = 0, sum_first = 0, sum_chance = 0;
     long n = 0, n_exact = 0, n_trunc = 0, n_off = 0, lineno = 0;
     ssize_t len;
     // Single-position forwards throughout: OpenMP threads would only add fork/join.
@@ -531,6 +549,7 @@ static int eval_task(int argc, char **argv) {
         }
         sum_score += res.score;
         sum_first += res.prob[0];
+        sum_chance += qs_task_chance(n_valid, res.n_ans);
         n_exact += res.exact;
         n_trunc += it.truncated > 0;
         n_off += res.off_set;
@@ -554,12 +573,13 @@ static int eval_task(int argc, char **argv) {
         cJSON_AddItemToArray(exs, e);
         qs_task_item_free(&it);
         qs_task_prompt_free(&pr);
+        const double el = qs_now() - t0;
         if (tty)
-            fprintf(stderr, "\reval %s: %ld/%ld  accuracy %.4f  exact %.4f  %.1f s   ", task_s, n, total,
-                    sum_score / n, (double)n_exact / n, qs_now() - t0);
+            fprintf(stderr, "\reval %s: %ld/%ld  %s %.4f  exact %.4f  %.1f s  ETA %.0fs   ", task_s, n, total,
+                    qs_task_metric_name(task), sum_score / n, (double)n_exact / n, el, eta(el, (size_t)n, (size_t)total));
         else if (n % 100 == 0 || n == total)
-            fprintf(stderr, "eval %s: %ld/%ld  accuracy %.4f  exact %.4f  %.1f s\n", task_s, n, total, sum_score / n,
-                    (double)n_exact / n, qs_now() - t0);
+            fprintf(stderr, "eval %s: %ld/%ld  %s %.4f  exact %.4f  %.1f s  ETA %.0fs\n", task_s, n, total,
+                    qs_task_metric_name(task), sum_score / n, (double)n_exact / n, el, eta(el, (size_t)n, (size_t)total));
     }
     omp_set_num_threads(omp_saved);
     if (tty) fprintf(stderr, "\n");
@@ -572,13 +592,21 @@ static int eval_task(int argc, char **argv) {
     const double secs = qs_now() - t0;
     printf("task: %s   examples: %ld   thoughts: %s", task_s, n, think ? "on" : "off");
     if (think) printf(" (n_ahead %d, n_thought %d)", qo.n_ahead, qo.n_ahead - 3);
-    printf("\naccuracy (mean restricted probability): %.4f\nexact match: %.4f\n", sum_score / n, (double)n_exact / n);
-    printf("first answer token alone (mean restricted probability): %.4f\n", sum_first / n);
+    // the paper's metric multiplies the answer tokens' restricted probabilities (CSQA: letter and
+    // newline), so it is far below an accuracy: printed beside what a uniform guess would score
+    printf("\n%s (mean product of the restricted answer-token probabilities, the paper's metric): %.4f "
+           "(uniform chance %.4f)\n", qs_task_metric_name(task), sum_score / n, sum_chance / n);
+    printf("%s probability (restricted, first answer token alone): %.4f (uniform chance %.4f)\n",
+           task == QS_TASK_CSQA ? "letter-only" : "first-digit", sum_first / n, qs_task_chance(n_valid, 1));
+    printf("exact match (restricted argmax right at every answer token): %.4f\n", (double)n_exact / n);
     if (n_trunc) printf("truncated prompts: %ld (question cut from the front to %d tokens)\n", n_trunc, max_len);
     if (n_off) printf("answer tokens outside the valid set: %ld\n", n_off);
     fprintf(stderr, "eval %s: %.1f s (%.1f examples/s)\n", task_s, secs, n / QS_MAX(secs, 1e-9));
     cJSON_AddNumberToObject(root, "n", (double)n);
-    cJSON_AddNumberToObject(root, "accuracy", sum_score / n);
+    cJSON_AddNumberToObject(root, "accuracy", sum_score / n); // = paper_score (kept for older readers)
+    cJSON_AddNumberToObject(root, "paper_score", sum_score / n);
+    cJSON_AddNumberToObject(root, "paper_score_chance", sum_chance / n);
+    cJSON_AddNumberToObject(root, "first_token_chance", qs_task_chance(n_valid, 1));
     cJSON_AddNumberToObject(root, "exact_match", (double)n_exact / n);
     cJSON_AddNumberToObject(root, "first_token_prob", sum_first / n);
     cJSON_AddNumberToObject(root, "truncated", (double)n_trunc);

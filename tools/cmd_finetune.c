@@ -16,9 +16,11 @@
 #include <omp.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "data/dataset.h"
 #include "io/model_io.h"
+#include "io/outpath.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -66,7 +68,7 @@ static void help_train(void) {
            "small-model defaults: --batch 4 --seq-len 128 --lr 1e-4 --weight-decay 0.001,\n"
            "--policy-beta 1 (measured on stories260K; the paper's 1e6 degrades small models),\n"
            "plus:\n"
-           "  --preset paper         the released run (SPEC section 4): n_ahead 12, n_talk 4,\n"
+           "  --preset paper         the released run (docs/algorithm.md): n_ahead 12, n_talk 4,\n"
            "                         n_passes 2, batch 8, seq-len 256, lr 1e-6, betas (0.9, 0.999),\n"
            "                         weight decay 0.001, 20 warmup steps then constant, clip 1.0,\n"
            "                         100 steps (flags given after it override it)\n"
@@ -100,7 +102,11 @@ static void help(void) {
         "                       directory made by `qstar prepare` (mapped, its own held-out split)\n"
         "  --field NAME         JSONL field holding the text (text)\n"
         "  --val-frac F         fraction of documents held out for evaluation (0.05)\n"
-        "  --out DIR            run directory: DIR/ckpt (checkpoint), DIR/log.jsonl\n"
+        "  --out DIR            run directory: DIR/ckpt (checkpoint), DIR/log.jsonl; a non-empty\n"
+        "                       DIR is refused unless --force or --resume DIR; DIR/qstar.lock keeps\n"
+        "                       a second run off it while this one runs\n"
+        "  --force              start a fresh run in a non-empty DIR (its checkpoint is replaced\n"
+        "                       whole at the first save, its log restarted)\n"
         "  --resume DIR         continue the run in DIR (or checkpoint DIR) exactly where it\n"
         "                       stopped; its settings are reused unless given again\n"
         "\n"
@@ -346,12 +352,14 @@ static void print_plan(FILE *f, size_t numel, int N, const dist_flags *df, const
             numel, 4.0 * (double)numel / 1e6, bytes / 1e6, bytes * 8.0 / (gbit * 1e9) * 1e3, gbit);
 }
 
+static qs_out_lock out_lock;
+
 static int run(int argc, char **argv) {
     opt o[F_COUNT];
     memcpy(o, opts_template, sizeof o);
     qs_qstar_opts qo;
     qs_qstar_opts_default(&qo);
-    int preset_paper = 0, n_talk_given = 0;
+    int preset_paper = 0, n_talk_given = 0, force = 0;
     dist_flags df = {0, 0, 0, 10};
     qs_dist *dist = NULL;
     long show_thoughts = 2;
@@ -366,6 +374,7 @@ static int run(int argc, char **argv) {
         }
     for (int i = 1; i < argc; i++) {
         const int at = i;
+        if (!strcmp(argv[i], "--force")) { force = 1; continue; }
         int r = parse_one(o, argc, argv, &i);
         if (r == 0) r = parse_dist_flag(argc, argv, &i, &df);
         if (r == 0 && g_quietstar) {
@@ -411,6 +420,11 @@ static int run(int argc, char **argv) {
             goto free_strings;
         }
         if (qs_checkpoint_locate(o[F_RESUME].s, ckpt_dir, sizeof ckpt_dir, run_dir, sizeof run_dir) != QS_OK) {
+            rc = cli_fail(CMD);
+            goto free_strings;
+        }
+        // its weights and settings must be the ones its train_state was saved with
+        if (qs_checkpoint_check(ckpt_dir) != QS_OK) {
             rc = cli_fail(CMD);
             goto free_strings;
         }
@@ -494,15 +508,18 @@ static int run(int argc, char **argv) {
     if (realpath(o[F_DATA].s, data_abs)) o[F_DATA].s = data_abs;
     const char *out = o[F_OUT].s;
 
-    // --- refuse to clobber another run's checkpoint
-    char probe[4200], probe_old[4200];
-    snprintf(probe, sizeof probe, "%s/ckpt", out);
-    snprintf(probe_old, sizeof probe_old, "%s/ckpt.old", out); // a run killed mid-save keeps only this
-    if ((is_dir(probe) || is_dir(probe_old)) && !(o[F_RESUME].set && same_dir(out, run_dir))) {
-        fprintf(stderr,
-                "qstar %s: %s already holds a checkpoint; continue it with --resume %s or choose another --out\n",
-                CMD, out, out);
-        rc = 1;
+    // --- refuse to clobber another run (or a model), check that DIR is writable, and lock it:
+    // all before any work. Resuming into the run's own directory is not clobbering.
+    // Under mpirun rank 0 alone checks, creates and locks DIR (it alone writes there).
+    const int same_run = o[F_RESUME].set && is_dir(out) && same_dir(out, run_dir);
+    const int out_created = rank == 0 && !is_dir(out);
+    if (rank == 0 &&
+        (qs_out_check(out, QS_OUT_RUN_DIR, force || same_run) != QS_OK ||
+         (o[F_LOG].set && qs_out_check(o[F_LOG].s, QS_OUT_FILE, force || o[F_RESUME].set) != QS_OK) ||
+         qs_mkdir_p(out) != QS_OK || qs_out_lock_acquire(&out_lock, out) != QS_OK)) {
+        rc = cli_fail(CMD);
+        if (out_created) rmdir(out);
+        if (n_ranks > 1) qs_dist_abort(dist, rc); // the other ranks would wait for this one
         goto free_strings;
     }
 
@@ -543,7 +560,7 @@ static int run(int argc, char **argv) {
         cli_print_matmul(mp);
         fprintf(stderr, "optimizer: AdamW betas (%g, %g), eps %g, weight decay %g, grad-norm clip %g%s\n",
                 (double)to.beta1, (double)to.beta2, (double)to.eps, (double)to.weight_decay, (double)to.clip,
-                preset_paper ? " (--preset paper: SPEC section 4)" : "");
+                preset_paper ? " (--preset paper: the released run)" : "");
         if (n_ranks > 1 && !df.plan) print_plan(stderr, mp->layout.numel, df.ranks ? (int)df.ranks : n_ranks, &df, &to);
     }
     if (df.plan) { // on paper only
@@ -614,6 +631,14 @@ done:
     }
     free(aj);
     qs_run_free(&run);
+    if (rank == 0) qs_out_lock_release(&out_lock);
+    if (rc != 0 && out_created) { // nothing of a failed fresh run stays behind
+        char lp[4200], ck[4200];
+        snprintf(lp, sizeof lp, "%s/log.jsonl", out);
+        snprintf(ck, sizeof ck, "%s/ckpt", out);
+        if (!is_dir(ck)) unlink(lp);
+        rmdir(out); // only if nothing else is left
+    }
     if (rc != 0 && n_ranks > 1) qs_dist_abort(dist, rc); // the other ranks would wait for this one
 free_strings:
     qs_dist_free(dist);

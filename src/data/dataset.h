@@ -99,6 +99,9 @@ typedef qs_status (*qs_encode_fn)(void *ctx, const char *text, int *out, int cap
 qs_status qs_dataset_load(qs_dataset *ds, const char *path, const qs_tokenizer *tok,
                           const qs_dataset_opts *opts);
 // Same with any encoder.
+// The same from a buffer (the format from opts, or `name`'s extension).
+qs_status qs_dataset_load_mem(qs_dataset *ds, const void *data, size_t n, const char *name, qs_encode_fn enc,
+                              void *ctx, const qs_dataset_opts *opts);
 qs_status qs_dataset_load_with(qs_dataset *ds, const char *path, qs_encode_fn enc, void *ctx,
                                const qs_dataset_opts *opts);
 // Builds a dataset from documents already in memory (no stripping or

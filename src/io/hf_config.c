@@ -2,6 +2,7 @@
 #include "io/model_io.h"
 
 #include <cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,27 +63,41 @@ static const cJSON *get(const cJSON *root, const char *key) {
     return j && !cJSON_IsNull(j) ? j : NULL; // JSON null == absent
 }
 
+// 1: an integer that fits in int; 0: not an integer; -1: an integer out of range.
 static int as_int(const cJSON *j, int *out) {
-    if (!cJSON_IsNumber(j) || j->valuedouble != floor(j->valuedouble) || fabs(j->valuedouble) > 2147483647.0)
-        return 0;
+    if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble) || j->valuedouble != floor(j->valuedouble)) return 0;
+    if (fabs(j->valuedouble) > 2147483647.0) return -1;
     *out = (int)j->valuedouble;
     return 1;
+}
+
+static qs_status int_error(int r, const cJSON *j, const char *path, const char *key) {
+    if (r < 0) return qs_error(QS_ERR_FORMAT, "%s: field '%s' = %.17g is out of range (at most 2147483647 in magnitude)",
+                               path, key, j->valuedouble);
+    return qs_error(QS_ERR_FORMAT, "%s: field '%s' must be an integer", path, key);
 }
 
 // Integer field; absent (or null) -> keeps *out unless required.
 static qs_status get_int(const cJSON *root, const char *path, const char *key, int required, int *out) {
     const cJSON *j = get(root, key);
     if (!j) return required ? qs_error(QS_ERR_FORMAT, "%s: missing field '%s'", path, key) : QS_OK;
-    if (!as_int(j, out)) return qs_error(QS_ERR_FORMAT, "%s: field '%s' must be an integer", path, key);
+    int r = as_int(j, out);
+    return r == 1 ? QS_OK : int_error(r, j, path, key);
+}
+
+// A number that is finite as a float (what is written back must read back).
+static qs_status float_value(const cJSON *j, const char *path, const char *key, float *out) {
+    if (!cJSON_IsNumber(j)) return qs_error(QS_ERR_FORMAT, "%s: field '%s' must be a number", path, key);
+    if (!isfinite(j->valuedouble) || fabs(j->valuedouble) > FLT_MAX)
+        return qs_error(QS_ERR_FORMAT, "%s: field '%s' = %g is out of range (beyond a 32-bit float)", path, key,
+                        j->valuedouble);
+    *out = (float)j->valuedouble;
     return QS_OK;
 }
 
 static qs_status get_float(const cJSON *root, const char *path, const char *key, float *out) {
     const cJSON *j = get(root, key);
-    if (!j) return QS_OK;
-    if (!cJSON_IsNumber(j)) return qs_error(QS_ERR_FORMAT, "%s: field '%s' must be a number", path, key);
-    *out = (float)j->valuedouble;
-    return QS_OK;
+    return j ? float_value(j, path, key, out) : QS_OK;
 }
 
 static qs_status get_bool(const cJSON *root, const char *path, const char *key, int *out) {
@@ -104,7 +119,9 @@ static qs_status get_token(const cJSON *root, const char *path, const char *key,
         if (!j->child) { *out = -1; return QS_OK; }
         j = j->child;
     }
-    if (!as_int(j, out)) return qs_error(QS_ERR_FORMAT, "%s: field '%s' must be an integer or a list of integers", path, key);
+    int r = as_int(j, out);
+    if (r < 0) return int_error(r, j, path, key);
+    if (!r) return qs_error(QS_ERR_FORMAT, "%s: field '%s' must be an integer or a list of integers", path, key);
     return QS_OK;
 }
 
@@ -154,8 +171,9 @@ static qs_status read_sliding_window(const cJSON *root, const char *path, qs_con
 static qs_status rope_number(const cJSON *rs, const char *path, const char *key, int required, double *out) {
     const cJSON *j = get(rs, key);
     if (!j) return required ? qs_error(QS_ERR_FORMAT, "%s: missing field 'rope_scaling.%s'", path, key) : QS_OK;
-    if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble))
-        return qs_error(QS_ERR_FORMAT, "%s: field 'rope_scaling.%s' must be a number", path, key);
+    if (!cJSON_IsNumber(j)) return qs_error(QS_ERR_FORMAT, "%s: field 'rope_scaling.%s' must be a number", path, key);
+    if (!isfinite(j->valuedouble) || fabs(j->valuedouble) > FLT_MAX)
+        return qs_error(QS_ERR_FORMAT, "%s: field 'rope_scaling.%s' = %g is out of range", path, key, j->valuedouble);
     *out = j->valuedouble;
     return QS_OK;
 }
@@ -230,9 +248,7 @@ static qs_status check_features(const cJSON *root, const char *path, qs_config *
         if (!cJSON_IsObject(j) || (t && (!cJSON_IsString(t) || strcmp(t->valuestring, "default") != 0)))
             return qs_error(QS_ERR_UNSUPPORTED, "%s: rope_parameters other than rope_type \"default\" are not supported", path);
         const cJSON *th = get(j, "rope_theta");
-        if (th && !cJSON_IsNumber(th))
-            return qs_error(QS_ERR_FORMAT, "%s: field 'rope_parameters.rope_theta' must be a number", path);
-        if (th) c->rope_theta = (float)th->valuedouble;
+        if (th) QS_TRY(float_value(th, path, "rope_parameters.rope_theta", &c->rope_theta));
     }
     int b = 0;
     QS_TRY(get_bool(root, path, "mlp_bias", &b));
@@ -378,26 +394,32 @@ static qs_status parse(const cJSON *root, const char *path, qs_config *c, char *
     return qs_config_validate(c, path);
 }
 
-qs_status qs_hf_config_read(qs_config *c, const char *path, char **quietstar_json) {
+qs_status qs_hf_config_parse(qs_config *c, const char *text, size_t n, const char *path, char **quietstar_json) {
     if (quietstar_json) *quietstar_json = NULL;
-    unsigned char *buf;
-    size_t n;
-    QS_TRY(qs_read_file(path, &buf, &n));
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts((const char *)buf, n, &end, 0);
+    cJSON *root = cJSON_ParseWithLengthOpts(text, n, &end, 0);
     qs_status st;
     if (!root) {
-        size_t at = end ? (size_t)(end - (const char *)buf) : 0;
+        size_t at = end && end >= text ? (size_t)(end - text) : 0;
         st = qs_error(QS_ERR_FORMAT, "%s: invalid JSON near byte %zu", path, at);
     } else {
         st = parse(root, path, c, quietstar_json);
     }
     cJSON_Delete(root);
-    free(buf);
     if (st != QS_OK && quietstar_json) {
         free(*quietstar_json);
         *quietstar_json = NULL;
     }
+    return st;
+}
+
+qs_status qs_hf_config_read(qs_config *c, const char *path, char **quietstar_json) {
+    if (quietstar_json) *quietstar_json = NULL;
+    unsigned char *buf;
+    size_t n;
+    QS_TRY(qs_read_file_max(path, QS_CONFIG_FILE_CAP, "config file", &buf, &n));
+    qs_status st = qs_hf_config_parse(c, (const char *)buf, n, path, quietstar_json);
+    free(buf);
     return st;
 }
 
@@ -427,7 +449,8 @@ static cJSON *rope_scaling_json(const qs_config *c) {
 
 static cJSON *token(int id) { return id < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(id); }
 
-static qs_status write_json_file(cJSON *r, const char *path) {
+// Writes the JSON text of r (consumed) to `path`, or returns it in *text_out when not NULL.
+static qs_status write_json_file(cJSON *r, const char *path, char **text_out) {
     char *text = cJSON_Print(r);
     cJSON_Delete(r);
     size_t n = text ? strlen(text) : 0;
@@ -438,7 +461,12 @@ static qs_status write_json_file(cJSON *r, const char *path) {
     }
     memcpy(out, text, n);
     out[n] = '\n';
+    out[n + 1] = 0;
     cJSON_free(text);
+    if (text_out) {
+        *text_out = out;
+        return QS_OK;
+    }
     qs_status st = qs_write_file_atomic(path, out, n + 1);
     free(out);
     return st;
@@ -575,9 +603,17 @@ qs_status qs_hf_config_write_merged(const qs_config *c, const char *path, const 
     if (torch_dtype) cJSON_ReplaceItemInObjectCaseSensitive(r, "torch_dtype", cJSON_CreateString(torch_dtype));
     r = merge_into_original(r, orig_json);
     sync_max_thoughts(r);
-    return write_json_file(r, path);
+    return write_json_file(r, path, NULL);
 }
 
 qs_status qs_hf_config_write(const qs_config *c, const char *path, const char *quietstar_json) {
     return qs_hf_config_write_merged(c, path, quietstar_json, NULL, NULL);
+}
+
+qs_status qs_hf_config_to_text(const qs_config *c, const char *quietstar_json, char **text) {
+    *text = NULL;
+    cJSON *r = NULL;
+    QS_TRY(c->arch == QS_ARCH_GPT2 ? build_gpt2(c, "config.json", quietstar_json, &r)
+                                   : build_llama(c, "config.json", quietstar_json, &r));
+    return write_json_file(r, "config.json", text);
 }

@@ -186,6 +186,7 @@ static qs_status load_weights(qs_model *m, const qs_config *c, const char *dir, 
     }
     if (use_master) qs_st_close(&st), st = st32;
     qs_status s = quietstar_bits(&st, bits);
+    if (s == QS_OK) s = qs_st_check_config(&st, c, *bits != 0); // shapes first: nothing allocated yet
     if (s == QS_OK) s = qs_model_create(m, c, *bits != 0);
     if (s == QS_OK) {
         s = load_tensors(m, &st);

@@ -77,9 +77,20 @@ void qs_rope_permute_rows(float *dst, const float *src, int n_heads, int hd, int
 // with the GGUF magic.
 qs_status qs_gguf_load_model(qs_model *m, const char *path);
 
+// The same from / to memory (`name` names the buffer in messages; the saved
+// bytes are malloc'd).
+qs_status qs_llama2c_parse(qs_model *m, const unsigned char *data, size_t n, const char *name);
+qs_status qs_llama2c_save_mem(const qs_model *m, unsigned char **out, size_t *n);
+
 // config.json read/write (HF field names; unknown architectures and bad
 // values are errors naming the file and field).
 qs_status qs_hf_config_read(qs_config *c, const char *path, char **quietstar_json);
+// The same from memory (`path` names the source in messages; text need not
+// be NUL-terminated), and the JSON text qs_hf_config_write writes (malloc'd,
+// NUL-terminated).
+qs_status qs_hf_config_parse(qs_config *c, const char *text, size_t n, const char *path, char **quietstar_json);
+qs_status qs_hf_config_to_text(const qs_config *c, const char *quietstar_json, char **text);
+#define QS_CONFIG_FILE_CAP ((size_t)16 << 20) // config.json larger than this is refused before reading
 qs_status qs_hf_config_write(const qs_config *c, const char *path, const char *quietstar_json);
 // Same, on top of the original config.json text `orig_json` (may be NULL): its
 // keys stay (in its order), the ones qstar writes replace theirs (except
@@ -95,6 +106,9 @@ qs_status qs_hf_config_write_merged(const qs_config *c, const char *path, const 
 qs_status qs_write_file_atomic(const char *path, const void *data, size_t n);
 // Reads a whole file into a malloc'd buffer.
 qs_status qs_read_file(const char *path, unsigned char **data, size_t *n);
+// The same, refusing (QS_ERR_FORMAT, naming the file, `what` and the limit)
+// a file larger than `max` bytes before reading it.
+qs_status qs_read_file_max(const char *path, size_t max, const char *what, unsigned char **data, size_t *n);
 
 // Streaming atomic write (what qs_write_file_atomic is built on): open writes
 // to path.tmp; commit flushes, fsyncs, renames over `path` and fsyncs the

@@ -323,6 +323,7 @@ qs_status qs_trainer_restore(qs_trainer *t, const char *ckpt_dir) {
     if (n < 0 || (size_t)n >= sizeof path) return qs_error(QS_ERR_ARG, "path too long: %s", ckpt_dir);
     qs_train_state s;
     QS_TRY(qs_train_state_load(path, t->model, &s, &t->opt));
+    QS_TRY(qs_checkpoint_verify(ckpt_dir, &s)); // weights and settings are the ones the state was saved with
     qs_model_touch(t->model);
     t->step = s.step;
     t->data_pos = s.data_pos;

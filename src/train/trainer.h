@@ -120,7 +120,8 @@ qs_status qs_trainer_eval(qs_trainer *t, double *nll, double *nll_think, long *n
 // The state to checkpoint now / restoring one (moments, step, sampler).
 void qs_trainer_state(const qs_trainer *t, qs_train_state *s);
 // Loads ckpt_dir/train_state.safetensors into the trainer (its model must
-// already hold the checkpoint's weights). A training stream of a different
+// already hold the checkpoint's weights); refuses a state whose fingerprint
+// does not match the directory's weights and settings. A training stream of a different
 // length than the checkpoint's is reported as a warning at the next run.
 qs_status qs_trainer_restore(qs_trainer *t, const char *ckpt_dir);
 
