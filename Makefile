@@ -99,7 +99,7 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB)
 # tests that need it skip with a message when it is absent.
 test: all $(TESTBIN)
 	@pkg-config --exists cmocka || { echo "missing cmocka; run: sudo apt-get install -y libcmocka-dev"; exit 1; }
-	@BUILD=$(BUILD) scripts/run-tests.sh $(TESTBIN)
+	@BUILD=$(BUILD) QSTAR_LDLIBS='$(LDLIBS)' scripts/run-tests.sh $(TESTBIN)
 
 demo: all
 	@scripts/demo.sh

@@ -242,7 +242,21 @@ static long read_pid(const char *lock) {
     return pid > 0 && (*end == '\n' || *end == 0) ? pid : 0;
 }
 
-static int alive(long pid) { return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM); }
+// A process that has exited but is not yet reaped (a zombie, state Z in
+// /proc/PID/stat on Linux) holds nothing: it counts as gone.
+static int zombie(long pid) {
+    char p[64], buf[256];
+    snprintf(p, sizeof p, "/proc/%ld/stat", pid);
+    FILE *f = fopen(p, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *r = strrchr(buf, ')'); // "pid (comm) S ..."; comm may hold spaces or ')'
+    return r && r[1] == ' ' && r[2] == 'Z';
+}
+
+static int alive(long pid) { return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM) && !zombie(pid); }
 
 long qs_out_lock_owner(const char *dir) {
     char p[PCAP];

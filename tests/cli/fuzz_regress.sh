@@ -10,7 +10,8 @@ LIB=$here/${BUILD:-build}/libqstar.a
 [ -f "$LIB" ] || { echo "SKIP: $LIB not built"; exit 77; }
 command -v "$PY" >/dev/null 2>&1 || { echo "SKIP: $PY not found (it writes the seed corpora)"; exit 77; }
 flags=$(pkg-config --cflags openblas libcjson libpcre2-8 libutf8proc)
-libs="$(pkg-config --libs openblas libcjson libpcre2-8 libutf8proc) -lm -fopenmp"
+# the library's own link line (make test passes it: MPI and oneDNN when built with them)
+libs=${QSTAR_LDLIBS:-"$(pkg-config --libs openblas libcjson libpcre2-8 libutf8proc) -lm -fopenmp"}
 san=""
 [ "${BUILD:-build}" = build-san ] && san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 "$PY" "$here/tests/fuzz/make_seeds.py" "$tmp/seeds" || fail "make_seeds.py"

@@ -132,6 +132,9 @@ else
   echo "rank 1 killed: mpirun ended after $((SECONDS - t0)) s with exit $rc"
   [ "$rc" -ne 0 ] || bad "mpirun exited 0 after a rank was killed"
   grep -q "rank 1" "$tmp/rk.out" || bad "no message naming rank 1: $(tail -5 "$tmp/rk.out")"
+  # mpirun is gone; rank 0 may still be on its way out (it holds the run's lock until then)
+  lp=$(cat "$tmp/rk/qstar.lock" 2>/dev/null || true)
+  for _ in $(seq 100); do [ -n "$lp" ] && kill -0 "$lp" 2>/dev/null || break; sleep 0.1; done
   expect 0 "resume after the kill" -- "$Q" train --resume "$tmp/rk" --stop-after 1
   [[ "$out" == *"resuming"* ]] || bad "no resume after the kill: $out"
 fi
