@@ -28,6 +28,24 @@ endif
 CFLAGS  := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
            -fopenmp $(OPT) -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -fopenmp $(LDSAN)
+# Open MPI (optional, Debian openmpi-bin libopenmpi-dev): data-parallel training
+# under mpirun (src/train/dist.c). Without it (or with NOMPI=1) qstar is
+# single-process and says what to install when started by mpirun.
+ifneq ($(NOMPI),1)
+ifeq ($(shell pkg-config --exists ompi-c 2>/dev/null && echo yes),yes)
+MPI_PKG := ompi-c
+CFLAGS  += -DQS_HAVE_MPI $(shell pkg-config --cflags ompi-c)
+LDLIBS  += $(shell pkg-config --libs ompi-c)
+endif
+endif
+
+# oneDNN (Debian libdnnl-dev, no pkg-config file): the matmul backend when its
+# header is found; without it every product runs on OpenBLAS. DNNL=0 forces that.
+DNNL    ?= $(shell printf '\043include <oneapi/dnnl/dnnl.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo 1)
+ifeq ($(DNNL),1)
+CFLAGS  += -DQS_HAVE_DNNL
+LDLIBS  += -ldnnl
+endif
 
 SRC     := $(sort $(wildcard src/*/*.c))
 OBJ     := $(SRC:%.c=$(BUILD)/%.o)
@@ -43,7 +61,7 @@ BIN     := $(BUILD)/qstar
 TESTSRC := $(sort $(wildcard tests/test_*.c))
 TESTBIN := $(TESTSRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit clitest demo bench reference install deps clean examples experiment
+.PHONY: all test unit clitest demo bench reference install deps clean examples fuzz fuzz-build experiment
 
 all: $(LIB) $(SO) $(BIN)
 	@ln -sf $(BUILD)/qstar qstar
@@ -81,13 +99,45 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB)
 # tests that need it skip with a message when it is absent.
 test: all $(TESTBIN)
 	@pkg-config --exists cmocka || { echo "missing cmocka; run: sudo apt-get install -y libcmocka-dev"; exit 1; }
-	@BUILD=$(BUILD) scripts/run-tests.sh $(TESTBIN)
+	@BUILD=$(BUILD) QSTAR_LDLIBS='$(LDLIBS)' scripts/run-tests.sh $(TESTBIN)
 
 demo: all
 	@scripts/demo.sh
 
 bench: all
 	@scripts/bench.sh
+
+# libFuzzer harnesses (clang): one per tests/fuzz/fuzz_<name>.c, linked against a
+# library built with -fsanitize=fuzzer-no-link,address,undefined in build-fuzz/.
+# `make fuzz FUZZ_SECONDS=N` builds them, replays tests/fuzz/regress/<name>/
+# (every past finding) and runs each target N seconds (seeds: tests/fuzz/make_seeds.py).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_FLAGS   := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -g -O1 -fno-omit-frame-pointer -fopenmp -Wno-pass-failed \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined -Iinclude -Isrc -Itests/fuzz \
+                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_OBJ     := $(SRC:%.c=build-fuzz/%.o)
+
+build-fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+build-fuzz/libqstar.a: $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) build-fuzz/libqstar.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $< build-fuzz/libqstar.a $(LDLIBS) -o $@
+
+build-fuzz/seed_train_state: tests/fuzz/seed_train_state.c $(wildcard tests/fuzz/*.h) build-fuzz/libqstar.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) $< build-fuzz/libqstar.a $(LDLIBS) -o $@
+
+fuzz-build: $(FUZZ_BIN) build-fuzz/seed_train_state
+
+fuzz: fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_BIN)
 
 # The thinking experiment (experiments/arith): SEED=S (seeds S..S+2), QUICK=1 (tiny, for CI).
 experiment: all
@@ -105,7 +155,7 @@ install: all
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libqstar.so
 	install -m 644 include/qstar.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' qstar.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/qstar.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@DNNL_LIBS@|$(if $(filter 1,$(DNNL)),-ldnnl,)|' -e 's|@MPI_PKG@|$(MPI_PKG)|' qstar.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/qstar.pc
 	install -d $(DESTDIR)$(PREFIX)/lib/python3/dist-packages/qstar
 	install -m 644 python/qstar/*.py $(DESTDIR)$(PREFIX)/lib/python3/dist-packages/qstar/
 
@@ -123,9 +173,10 @@ examples:
 	done
 
 deps:
-	sudo apt-get install -y pkg-config libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev python3-torch python3-numpy gnuplot-nox python3-pytest python3-matplotlib
+	sudo apt-get install -y pkg-config libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev libcmocka-dev libdnnl-dev python3-torch python3-numpy gnuplot-nox python3-pytest python3-matplotlib python3-sentencepiece openmpi-bin libopenmpi-dev clang libclang-rt-14-dev libomp-dev
 
 clean:
-	rm -rf build build-san qstar
+	rm -rf build build-san build-fuzz qstar
 
 -include $(OBJ:.o=.d)
+-include $(wildcard build-fuzz/src/*/*.d)

@@ -88,6 +88,7 @@ static void die(const char *what) {
 
 typedef struct {
     const char *mode, *shape, *load, *model, *out;
+    qs_precision prec; // --precision fp32|bf16
     int B, T, warmup, iters, n_ahead, n_talk, n_passes;
     unsigned long long seed;
 } args_t;
@@ -95,7 +96,8 @@ typedef struct {
 static void usage(void) {
     fprintf(stderr, "usage: bench_qstar save|lm|step|calib [--shape 135m|260k] [--load PATH] [--model DIR]\n"
                     "       [--out DIR] [--B N] [--T N] [--warmup N] [--iters N] [--n-ahead N] [--n-talk N]\n"
-                    "       [--n-passes N] [--seed S]\n");
+                    "       [--n-passes N] [--seed S] [--precision fp32|bf16]\n"
+                    "       (env QSTAR_MATMUL=openblas|onednn picks the GEMM backend)\n");
     exit(2);
 }
 
@@ -119,9 +121,11 @@ static args_t parse(int argc, char **argv) {
         else if (!strcmp(k, "--n-talk")) a.n_talk = atoi(v);
         else if (!strcmp(k, "--n-passes")) a.n_passes = atoi(v);
         else if (!strcmp(k, "--seed")) a.seed = strtoull(v, NULL, 10);
+        else if (!strcmp(k, "--precision")) { if (qs_precision_parse(v, &a.prec) != QS_OK) usage(); }
         else usage();
     }
     if (a.iters < 1 || a.iters > 64 || a.warmup < 0 || a.B < 1 || a.T < 2) usage();
+    if (qs_matmul_set_backend(NULL) != QS_OK) die("QSTAR_MATMUL");
     return a;
 }
 
@@ -162,6 +166,13 @@ static void get_model(qs_model *m, const args_t *a, int with_qs) {
         qs_qstar_opts_default(&o);
         if (qs_qstar_init_tensors(m, &o, -1, present, a->seed + 1) != QS_OK) die("init quietstar tensors");
     }
+    m->precision = a->prec;
+    fprintf(stderr, "  matmul %s, precision %s\n", qs_matmul_backend(), qs_precision_name(m->precision));
+}
+
+// "precision" and "matmul" fields of the JSON lines
+static void print_precision(const qs_model *m) {
+    printf("\"precision\":\"%s\",\"matmul\":\"%s\",", qs_precision_name(m->precision), qs_matmul_backend());
 }
 
 static void random_tokens(int *tok, size_t n, int V, unsigned long long seed) {
@@ -211,6 +222,7 @@ static int mode_lm(const args_t *a) {
     }
     double med = median(t, a->iters);
     printf("{\"mode\":\"lm\",\"impl\":\"qstar\",\"B\":%d,\"T\":%d,\"params\":%zu,", B, T, m.layout.numel);
+    print_precision(&m);
     print_times("times", t, a->iters);
     printf(",");
     print_times("cpu_times", cpu, a->iters);
@@ -256,6 +268,7 @@ static int mode_step(const args_t *a) {
         double t1 = now();
         qs_clip_grad_norm(grads, m.layout.numel, 1.0f);
         qs_adamw_step(&opt, &m.layout, m.params, grads, &hp, hp.lr);
+        qs_model_touch(&m); // bf16: the weights' bf16 copy is refreshed at the next step
         double t2 = now();
         if (it >= a->warmup) cpu[it - a->warmup] = cpu_now() - c0;
         fprintf(stderr, "  qstar step %s %d: %.3f s (think %.3f, talk %.3f, backward %.3f, clip+adamw %.3f)"
@@ -270,6 +283,7 @@ static int mode_step(const args_t *a) {
     printf("{\"mode\":\"step\",\"impl\":\"qstar\",\"B\":%d,\"T\":%d,\"n_ahead\":%d,\"n_talk\":%d,\"n_passes\":%d,"
            "\"params\":%zu,",
            B, T, o.n_ahead, o.n_talk, o.n_passes, m.layout.numel);
+    print_precision(&m);
     print_times("times", tt, a->iters);
     printf(",");
     print_times("cpu_times", cpu, a->iters);
@@ -293,17 +307,28 @@ static int mode_calib(const args_t *a) {
     qs_rng r;
     qs_rng_seed(&r, a->seed);
     for (size_t k = 0; k < (size_t)n * n; k++) A[k] = qs_rng_uniform(&r) - 0.5f, B[k] = qs_rng_uniform(&r) - 0.5f;
-    qs_sgemm(0, 1, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n); // warm-up
+    // --precision bf16: the yardstick is the bf16 GEMM (bf16 inputs, fp32 accumulation)
+    const qs_mm mm = {a->prec, NULL, NULL, 0};
+    qs_gemm(&mm, 0, 1, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n); // warm-up
+    qs_bf16 *A16 = malloc(sizeof(qs_bf16) * n * n), *B16 = malloc(sizeof(qs_bf16) * n * n);
+    if (!A16 || !B16) { fprintf(stderr, "out of memory\n"); return 1; }
+    qs_bf16_from_f32(A16, A, (size_t)n * n);
+    qs_bf16_from_f32(B16, B, (size_t)n * n);
     double t[64];
     for (int it = 0; it < a->iters; it++) {
         double t0 = now();
-        for (int rep = 0; rep < 4; rep++) qs_sgemm(0, 1, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
+        for (int rep = 0; rep < 4; rep++) {
+            if (a->prec == QS_PREC_BF16) qs_gemm_bf16(0, 1, n, n, n, 1.0f, A16, n, B16, n, 0.0f, C, n);
+            else qs_sgemm(0, 1, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
+        }
         t[it] = now() - t0;
     }
+    free(A16), free(B16);
     double best = t[0];
     for (int it = 1; it < a->iters; it++) best = t[it] < best ? t[it] : best;
-    printf("{\"mode\":\"calib\",\"sgemm_gflops_median\":%.3f,\"sgemm_gflops_best\":%.3f}\n",
-           4 * 2.0 * n * n * n / median(t, a->iters) / 1e9, 4 * 2.0 * n * n * n / best / 1e9);
+    printf("{\"mode\":\"calib\",\"precision\":\"%s\",\"matmul\":\"%s\",\"sgemm_gflops_median\":%.3f,\"sgemm_gflops_best\":%.3f}\n",
+           qs_precision_name(a->prec), qs_matmul_backend(), 4 * 2.0 * n * n * n / median(t, a->iters) / 1e9,
+           4 * 2.0 * n * n * n / best / 1e9);
     free(A), free(B), free(C);
     return 0;
 }

@@ -20,16 +20,21 @@ done
 CC=${CC:-cc}
 CFLAGS="-std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -O3 -march=native -g -fopenmp"
 pkgs="openblas libcjson libpcre2-8 libutf8proc"
+dnnl=""  # a library built with oneDNN (QS_HAVE_DNNL) needs it at link time too
+if nm "$build/libqstar.a" 2>/dev/null | grep -q " U dnnl_"; then dnnl="-ldnnl"; fi
+# a library built with MPI (src/train/dist.c) links with it
+[ "${NOMPI:-0}" != 1 ] && pkg-config --exists ompi-c 2>/dev/null && pkgs="$pkgs ompi-c"
 for src in bench/*.c; do
   out="$build/$(basename "${src%.c}")"
   if [ ! -x "$out" ] || [ "$src" -nt "$out" ] || [ "$build/libqstar.a" -nt "$out" ]; then
     echo "bench.sh: building $out"
     # shellcheck disable=SC2046
     $CC $CFLAGS -Iinclude -Isrc $(pkg-config --cflags $pkgs) "$src" "$build/libqstar.a" \
-        $(pkg-config --libs $pkgs) -lm -o "$out"
+        $(pkg-config --libs $pkgs) $dnnl -lm -o "$out"
   fi
 done
 py=${PYTHON:-/usr/bin/python3}
 [ -x "$py" ] || py=python3
 BUILD=$build scripts/bench_tok.sh
+BUILD=$build scripts/bench_mpi.sh || echo "bench.sh: the data-parallel comparison failed (see above)"
 BUILD=$build exec "$py" bench/run_bench.py

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Tokenization throughput on $QSTAR_DATA/tinystories/valid.txt for the four
-# Hugging Face tokenizer.json files (GPT-2, Llama-2, Llama-3, Qwen3): qstar
+# Hugging Face tokenizer.json files (GPT-2, Llama-2, Llama-3, Qwen3) and the
+# Llama-2 SentencePiece tokenizer.model: qstar
 # (`qstar tokenize --time`, encoding only) next to the transformers.js peer
-# (@lenml/tokenizers in build/tokref, installed with npm when missing), in
+# (@lenml/tokenizers in build/tokref, installed with npm when missing; Python
+# SentencePiece for tokenizer.model), in
 # MB/s, with the ratio and whether both give the same number of tokens.
 # Called by scripts/bench.sh; skips (exit 0) with a message when data is absent.
 set -u
@@ -39,3 +41,28 @@ for d in gpt2 llama2 llama3 qwen3; do
   fi
   printf '%-8s %12s %14s %8s %10s%s\n' "$d" "$qm" "$pm" "$ratio" "$qn" "$same"
 done
+# SentencePiece tokenizer.model (Llama-2), next to Python SentencePiece (Debian python3-sentencepiece)
+SPM=$D/tokenizers/llama2/tokenizer.model
+if [ -f "$SPM" ]; then
+  q=$("$QSTAR" tokenize --tokenizer "$SPM" --file "$TXT" --time 2>&1 >/dev/null | sed -n 's/^encode: [0-9]* bytes, \([0-9]*\) tokens, \([0-9.]*\) MB\/s$/\2 \1/p')
+  qm=${q% *}; qn=${q#* }
+  pm="-"; ratio="-"; same=""
+  p=$(/usr/bin/python3 - "$SPM" "$TXT" 2>/dev/null <<'PYEOF'
+import sys, time
+import sentencepiece as spm
+sp = spm.SentencePieceProcessor(model_file=sys.argv[1])
+text = open(sys.argv[2], encoding="utf-8").read()
+t0 = time.time(); ids = sp.encode(text); dt = time.time() - t0
+print(f"{len(text.encode()) / 1e6 / dt:.3f} {len(ids)}")
+PYEOF
+)
+  if [ -n "$p" ]; then
+    pm=${p% *}; pn=${p#* }
+    ratio=$(awk -v a="$qm" -v b="$pm" 'BEGIN { printf "%.1fx", a / b }')
+    [ "$pn" = "$qn" ] && same=" (same)" || same=" (peer: $pn)"
+  else
+    echo "bench_tok.sh: python3-sentencepiece missing; no peer for tokenizer.model"
+  fi
+  printf '%-8s %12s %14s %8s %10s%s\n' "llama2.model" "$qm" "$pm" "$ratio" "$qn" "$same"
+  echo "(llama2.model: peer = Python SentencePiece)"
+fi

@@ -139,6 +139,41 @@ static void test_adamw_no_decay(void **state) {
     qs_layout_free(&L);
 }
 
+// qs_adamw_step_range (data-parallel training, --zero 1): updating the buffer
+// chunk by chunk, with moments holding only each chunk, gives exactly the
+// bytes of one full qs_adamw_step, over three steps, with chunk boundaries
+// inside tensors and inside alignment gaps.
+static void test_adamw_range_equals_full(void **state) {
+    (void)state;
+    qs_layout L;
+    small_layout(&L);
+    const size_t n = L.numel;
+    float *p_full = calloc(n, sizeof(float)), *p_part = calloc(n, sizeof(float)), *g = calloc(n, sizeof(float));
+    assert_non_null(p_full), assert_non_null(p_part), assert_non_null(g);
+    for (size_t i = 0; i < n; i++) p_full[i] = p_part[i] = 0.1f * (float)((int)(i % 7) - 3);
+    const size_t cuts[] = {0, 2, 18, 34, n}; // inside w, b and x
+    const int n_chunks = 4;
+    qs_adamw full, part[4];
+    assert_int_equal(qs_adamw_create(&full, n), QS_OK);
+    for (int c = 0; c < n_chunks; c++) assert_int_equal(qs_adamw_create(&part[c], cuts[c + 1] - cuts[c]), QS_OK);
+    qs_adamw_hparams hp = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
+    for (int step = 1; step <= 3; step++) {
+        fill_grads(&L, g, step);
+        qs_adamw_step(&full, &L, p_full, g, &hp, hp.lr);
+        for (int c = 0; c < n_chunks; c++) qs_adamw_step_range(&part[c], &L, p_part, g, &hp, hp.lr, cuts[c], cuts[c + 1]);
+        assert_memory_equal(p_full, p_part, n * sizeof(float));
+        for (int c = 0; c < n_chunks; c++) {
+            assert_memory_equal(full.m + cuts[c], part[c].m, (cuts[c + 1] - cuts[c]) * sizeof(float));
+            assert_memory_equal(full.v + cuts[c], part[c].v, (cuts[c + 1] - cuts[c]) * sizeof(float));
+            assert_int_equal(part[c].step, full.step);
+        }
+    }
+    qs_adamw_free(&full);
+    for (int c = 0; c < n_chunks; c++) qs_adamw_free(&part[c]);
+    free(p_full), free(p_part), free(g);
+    qs_layout_free(&L);
+}
+
 static void test_clip_grad_norm(void **state) {
     (void)state;
     float g[2] = {3.0f, 4.0f};
@@ -208,6 +243,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_adamw_one_and_three_steps),
         cmocka_unit_test(test_adamw_no_decay),
+        cmocka_unit_test(test_adamw_range_equals_full),
         cmocka_unit_test(test_clip_grad_norm),
         cmocka_unit_test(test_lr_schedule),
     };

@@ -14,6 +14,7 @@
 #include "io/model_io.h"
 #include "io/safetensors.h"
 #include "train/checkpoint.h"
+#include "io/outpath.h"
 #include "train/trainer.h"
 
 static void tiny_config(qs_config *c, int hidden_dim) {
@@ -174,6 +175,59 @@ static void test_checkpoint_swap_and_recovery(void **state) {
     assert_false(file_exists(p));
     assert_int_equal(qs_remove_tree(run), QS_OK);
     assert_false(file_exists(run));
+    free(run);
+    qs_adamw_free(&a);
+    qs_model_free(&m);
+}
+
+// A checkpoint's train_state records the bytes of the weights and settings beside
+// it: a replaced model.safetensors, an edited config.json or train_args.json, or
+// a state without a fingerprint is refused; the untouched checkpoint passes.
+static void test_checkpoint_fingerprint(void **state) {
+    (void)state;
+    qs_model m;
+    make_model(&m, 24, 3);
+    qs_adamw a;
+    assert_int_equal(qs_adamw_create(&a, m.layout.numel), QS_OK);
+    qs_train_state s = {.step = 5, .adam_step = 5, .numel = m.layout.numel, .layout_hash = qs_layout_hash(&m.layout)};
+    char *run = make_tmpdir(), ck[4096], p[4200];
+    assert_int_equal(qs_checkpoint_save(run, &m, NULL, NULL, &s, &a, "{\"x\":1}", ck, sizeof ck), QS_OK);
+    assert_int_equal(qs_checkpoint_check(ck), QS_OK);
+    qs_train_state t;
+    snprintf(p, sizeof p, "%s/%s", ck, QS_TRAIN_STATE_FILE);
+    assert_int_equal(qs_train_state_load(p, &m, &t, &a), QS_OK);
+    assert_true(t.fingerprint != 0);
+    uint64_t h;
+    assert_int_equal(qs_model_dir_fingerprint(ck, &h), QS_OK);
+    assert_true(h == t.fingerprint);
+    assert_int_equal(qs_checkpoint_verify(ck, &t), QS_OK);
+    static const char *const files[3] = {"model.safetensors", "config.json", QS_TRAIN_ARGS_FILE};
+    for (int k = 0; k < 3; k++) {
+        // flip the last byte of one file: refused, naming the checkpoint; flipped back: accepted
+        snprintf(p, sizeof p, "%s/%s", ck, files[k]);
+        FILE *f = fopen(p, "r+b");
+        assert_non_null(f);
+        assert_int_equal(fseek(f, -1, SEEK_END), 0);
+        int c = fgetc(f);
+        assert_int_equal(fseek(f, -1, SEEK_END), 0);
+        fputc(c ^ 1, f);
+        fclose(f);
+        assert_int_equal(qs_checkpoint_check(ck), QS_ERR_FORMAT);
+        assert_non_null(strstr(qstar_last_error(), "mixed-up"));
+        assert_non_null(strstr(qstar_last_error(), ck));
+        f = fopen(p, "r+b");
+        assert_int_equal(fseek(f, -1, SEEK_END), 0);
+        fputc(c, f);
+        fclose(f);
+        assert_int_equal(qs_checkpoint_check(ck), QS_OK);
+    }
+    // a state saved on its own (no fingerprint) cannot vouch for the directory
+    s.fingerprint = 0;
+    snprintf(p, sizeof p, "%s/%s", ck, QS_TRAIN_STATE_FILE);
+    assert_int_equal(qs_train_state_save(p, &s, &a), QS_OK);
+    assert_int_equal(qs_checkpoint_check(ck), QS_ERR_FORMAT);
+    assert_non_null(strstr(qstar_last_error(), "no fingerprint"));
+    assert_int_equal(qs_remove_tree(run), QS_OK);
     free(run);
     qs_adamw_free(&a);
     qs_model_free(&m);
@@ -413,6 +467,7 @@ int main(void) {
         cmocka_unit_test(test_state_round_trip),
         cmocka_unit_test(test_state_refuses_other_model),
         cmocka_unit_test(test_checkpoint_swap_and_recovery),
+        cmocka_unit_test(test_checkpoint_fingerprint),
         cmocka_unit_test(test_lr_schedule_and_learning),
         cmocka_unit_test(test_nonfinite_update_skipped),
         cmocka_unit_test(test_opts_validation),

@@ -88,3 +88,20 @@ int cli_str(int argc, char **argv, int *i, const char *name, const char **out) {
 }
 
 int cli_is_tty(void) { return isatty(2); }
+
+const char *cli_precision_help =
+    "  --precision P          GEMM precision: fp32, or bf16 (bf16 inputs, fp32 accumulation;\n"
+    "                         weights, gradients and optimizer state stay fp32) (fp32)\n";
+
+int cli_precision(const char *cmd, const char *s, qs_precision *p) {
+    if (qs_precision_parse(s ? s : "fp32", p) != QS_OK) return cli_usage_error(cmd, "--precision: %s", qstar_last_error());
+    if (qs_matmul_set_backend(NULL) != QS_OK) {
+        fprintf(stderr, "qstar %s: %s\n", cmd, qstar_last_error());
+        return 2;
+    }
+    return 0;
+}
+
+void cli_print_matmul(const qs_model *m) {
+    fprintf(stderr, "matmul: %s, precision %s\n", qs_matmul_backend(), qs_precision_name(m->precision));
+}

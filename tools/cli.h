@@ -22,6 +22,7 @@ int cmd_train(int argc, char **argv);
 int cmd_viz(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_prepare(int argc, char **argv);
 
 // Quiet-STaR flags (tools/qs_flags.c): same return convention as cli_int.
 struct qs_qstar_opts_s;
@@ -58,5 +59,12 @@ int cli_float(int argc, char **argv, int *i, const char *name, double *out, doub
 int cli_str(int argc, char **argv, int *i, const char *name, const char **out);
 // True when stderr is a terminal (progress lines use \r there).
 int cli_is_tty(void);
+
+// --precision fp32|bf16 (NULL: fp32) into *p, and the matmul backend (env
+// QSTAR_MATMUL=openblas|onednn). Returns 0, or prints the error and returns 2.
+int cli_precision(const char *cmd, const char *s, qs_precision *p);
+// The run header line "matmul: <backend>, precision <fp32|bf16>" (stderr).
+void cli_print_matmul(const qs_model *m);
+extern const char *cli_precision_help;
 
 #endif

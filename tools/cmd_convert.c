@@ -2,6 +2,7 @@
 // into a qstar model directory (config.json, model.safetensors, tokenizer.bin).
 #include "cli.h"
 #include "io/model_io.h"
+#include "io/outpath.h"
 #include "quietstar/evaltask.h"
 #include "quietstar/qstar.h"
 #include "tokenizer/tokenizer.h"
@@ -10,10 +11,13 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: qstar convert --model FILE.bin --tokenizer tok.bin --out DIR\n\n"
             "  --model PATH         llama2.c checkpoint (or a qstar model directory)\n"
-            "  --tokenizer FILE     llama2.c tokenizer, copied to DIR/tokenizer.bin\n"
-            "                       (default: the model directory's own tokenizer.bin)\n"
-            "  --out DIR            output directory (created if needed)\n"
-            "  --add-quietstar      add freshly initialised Quiet-STaR tensors (SPEC section 2:\n"
+            "  --tokenizer FILE     tokenizer.json (+ the tokenizer_config.json beside it), tokenizer.model\n"
+            "                       or llama2.c tokenizer, copied into DIR (default: the model's own)\n"
+            "  --out DIR            output directory (created if needed; an existing non-empty one\n"
+            "                       is refused unless --force)\n"
+            "  --force              replace DIR completely (written beside it, then swapped in)\n"
+            "  --dtype T            weights written as bf16, f16 or f32 (default: the input's)\n"
+            "  --add-quietstar      add freshly initialised Quiet-STaR tensors (docs/algorithm.md:\n"
             "                       start/end = E[first token of \"---\"] / 100, talk head N(0,0.02)\n"
             "                       with a zero output layer) and a config.json \"quietstar\" block;\n"
             "                       tensors the model already has are kept. Quiet-STaR options\n"
@@ -26,8 +30,8 @@ static void usage(FILE *f) {
 
 int cmd_convert(int argc, char **argv) {
     const char *C = "convert";
-    const char *model_path = NULL, *tok_path = NULL, *out_dir = NULL;
-    int add_qs = 0, qs_flags = 0;
+    const char *model_path = NULL, *tok_path = NULL, *out_dir = NULL, *dtype = NULL;
+    int add_qs = 0, qs_flags = 0, force = 0;
     long seed = 1;
     double head_std = 0.0;
     qs_qstar_opts qo;
@@ -42,6 +46,10 @@ int cmd_convert(int argc, char **argv) {
             add_qs = 1;
             continue;
         }
+        if (!strcmp(argv[i], "--force")) {
+            force = 1;
+            continue;
+        }
         if ((r = cli_qstar_flag(argc, argv, &i, &qo))) {
             if (r < 0) return 2;
             qs_flags = 1;
@@ -51,7 +59,8 @@ int cmd_convert(int argc, char **argv) {
             (r = cli_float(argc, argv, &i, "--talk-head-std", &head_std, 0.0, 1e3)) ||
             (r = cli_str(argc, argv, &i, "--model", &model_path)) ||
             (r = cli_str(argc, argv, &i, "--tokenizer", &tok_path)) ||
-            (r = cli_str(argc, argv, &i, "--out", &out_dir))) {
+            (r = cli_str(argc, argv, &i, "--out", &out_dir)) ||
+            (r = cli_str(argc, argv, &i, "--dtype", &dtype))) {
             if (r < 0) return 2;
             continue;
         }
@@ -60,10 +69,14 @@ int cmd_convert(int argc, char **argv) {
     if (!model_path) return cli_usage_error(C, "--model is required");
     if (!out_dir || !*out_dir) return cli_usage_error(C, "--out is required");
     if ((qs_flags || head_std > 0) && !add_qs) return cli_usage_error(C, "Quiet-STaR options need --add-quietstar");
+    if (dtype && qs_save_dtype_parse(dtype) < 0) return cli_usage_error(C, "--dtype expects bf16, f16 or f32, got '%s'", dtype);
 
+    if (qs_out_check(out_dir, QS_OUT_MODEL_DIR, force) != QS_OK) return cli_fail(C);
     qs_model m;
     qs_load_info info;
     if (qs_model_load(&m, model_path, &info) != QS_OK) return cli_fail(C);
+    m.save_master = 0; // the 16-bit weights are the export: no fp32 master copy beside them
+    if (dtype) m.save_dtype = qs_save_dtype_parse(dtype);
     int rc = 0;
     // check that the tokenizer is valid and fits the model before copying it
     qs_tokenizer *tok = NULL;
@@ -91,9 +104,14 @@ int cmd_convert(int argc, char **argv) {
                 qo.n_ahead, qo.n_ahead - 3, init_id, init_id < 0 ? " (mean embedding)" : "");
     }
     qs_tokenizer_free(tok);
-    if (qs_model_save_dir(&m, out_dir, tok_path, qs_json ? qs_json : info.quietstar_json) != QS_OK) {
-        free(qs_json);
+    // written beside DIR, then swapped in whole: an old DIR is replaced completely or not at all
+    char fresh[4300];
+    snprintf(fresh, sizeof fresh, "%.4096s.tmp-convert", out_dir);
+    if (qs_remove_tree(fresh) != QS_OK || qs_model_save_dir(&m, fresh, tok_path, qs_json ? qs_json : info.quietstar_json) != QS_OK ||
+        qs_dir_replace(fresh, out_dir) != QS_OK) {
         rc = cli_fail(C);
+        qs_remove_tree(fresh); // best effort: DIR itself is untouched
+        free(qs_json);
         goto out;
     }
     free(qs_json);

@@ -4,6 +4,7 @@
 // depend on"), so any independent implementation can be checked against it.
 #include "cli.h"
 #include "io/model_io.h"
+#include "io/outpath.h"
 #include "io/safetensors.h"
 #include "quietstar/qstar.h"
 #include "tokenizer/tokenizer.h"
@@ -15,6 +16,7 @@ static void help(void) {
            "OUT (F32): loss, loss_lm, loss_base, policy_loss [1], loss_talk [n_talk], reward and\n"
            "    advantage [B*n_passes, T-1-n_talk], mix_weight [n_talk, B*n_passes, T],\n"
            "    thought_ids (I32), grad.<name> for every trainable tensor.\n\n"
+           "  --force                replace an existing OUT (refused otherwise)\n"
            "  --seed S               seed for sampling thoughts when the batch has none (1)\n"
            "  --thought-init-id N    init token for absent start/end embeddings (default: first\n"
            "                         token of --thought-init via the model's tokenizer, else mean row)\n\n%s",
@@ -43,9 +45,11 @@ int cmd_dump_step(int argc, char **argv) {
     long seed = 1, init_id = -2;
     qs_qstar_opts o;
     qs_qstar_opts_default(&o);
+    int force = 0;
     for (int i = 1; i < argc; i++) {
         int r;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { help(); return 0; }
+        if (!strcmp(argv[i], "--force")) { force = 1; continue; }
         if ((r = cli_str(argc, argv, &i, "--model", &model_path)) ||
             (r = cli_str(argc, argv, &i, "--batch", &batch_path)) ||
             (r = cli_str(argc, argv, &i, "--out", &out_path)) ||
@@ -59,6 +63,7 @@ int cmd_dump_step(int argc, char **argv) {
     }
     if (!model_path || !batch_path || !out_path)
         return cli_usage_error("dump-step", "--model, --batch and --out are required");
+    if (qs_out_check(out_path, QS_OUT_FILE, force) != QS_OK) return cli_fail("dump-step"); // before any work
 
     qs_model m;
     qs_load_info info = {0};
@@ -74,7 +79,7 @@ int cmd_dump_step(int argc, char **argv) {
         if (id == -2) { // from the tokenizer beside the model, else the mean row
             id = -1;
             qs_tokenizer *tok;
-            if (info.tokenizer_path[0] && qs_tokenizer_load(&tok, info.tokenizer_path, m.cfg.vocab_size) == QS_OK) {
+            if (info.tokenizer_path[0] && qs_tokenizer_open(&tok, info.tokenizer_path, m.cfg.vocab_size) == QS_OK) {
                 id = qs_thought_init_id(tok, o.thought_init); // the library's one rule
                 qs_tokenizer_free(tok);
             }

@@ -16,14 +16,17 @@
 #include <omp.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "data/dataset.h"
 #include "io/model_io.h"
+#include "io/outpath.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 #include "train/run.h"
 #include "train/curriculum.h"
+#include "train/dist.h"
 #include "quietstar/qstar.h"
 #include "quietstar/evaltask.h"
 
@@ -39,6 +42,24 @@ static int g_quietstar = 0; // 1 for `qstar train`
 #define DEFAULT_BATCH_MODEL 32
 #define DEFAULT_BATCH_RANDOM 16
 
+#define HELP_MPI                                                                                     \
+    "several processes (MPI, data parallel): mpirun -np N qstar train|finetune ...\n"                 \
+    "  The global batch (--batch x --grad-accum) is the same whatever N; each rank computes\n"         \
+    "  a block of the micro-batches and gradients are summed over ranks in a fixed order\n"          \
+    "  (same N: byte-identical runs; N a power of two <= --grad-accum: the bits of one\n"            \
+    "  process). Rank 0 logs and checkpoints; --resume works with another N. Use\n"                 \
+    "  --grad-accum a multiple of N to keep every rank busy.\n"                                     \
+    "  --zero 1             shard the AdamW moments over the ranks (same results)\n"                \
+    "  --plan               print the run's plan (parameters, all-reduce volume per step,\n"       \
+    "                       communication time) and exit without training\n"                     \
+    "  --ranks N            ranks to plan for (default: this run's)\n"                            \
+    "  --bandwidth G        link bandwidth for the plan, Gbit/s (10)\n"
+
+static void help_mpi_build(void) {
+    printf("  this build: %s\n", qs_dist_built_with_mpi() ? "with MPI (Open MPI)"
+                                                          : "without MPI (install openmpi-bin libopenmpi-dev and rebuild)");
+}
+
 static void help_train(void) {
     printf("usage: qstar train (--model PATH | --config FILE | --resume DIR) --data FILE --out DIR [options]\n"
            "\n"
@@ -48,20 +69,23 @@ static void help_train(void) {
            "small-model defaults: --batch 4 --seq-len 128 --lr 1e-4 --weight-decay 0.001,\n"
            "--policy-beta 1 (measured on stories260K; the paper's 1e6 degrades small models),\n"
            "plus:\n"
-           "  --preset paper         the released run (SPEC section 4): n_ahead 12, n_talk 4,\n"
+           "  --preset paper         the released run (docs/algorithm.md): n_ahead 12, n_talk 4,\n"
            "                         n_passes 2, batch 8, seq-len 256, lr 1e-6, betas (0.9, 0.999),\n"
            "                         weight decay 0.001, 20 warmup steps then constant, clip 1.0,\n"
            "                         100 steps (flags given after it override it)\n"
            "  --show-thoughts N      decoded thoughts printed/logged per step (2)\n"
            "  --curriculum SPEC      thought-length curriculum \"n_ahead:n_talk:lr:steps,...\": one stage\n"
            "                         after the other, each from the previous stage's checkpoint;\n"
-           "                         stage k < last writes DIR/stage<k>, the last one DIR itself\n"
+           "                         stage k writes DIR/stage<k> (the result: DIR/stage<last>/ckpt)\n"
            "                         (replaces --n-ahead/--n-talk/--lr/--steps; no --resume)\n"
+           "%s"
            "\n%s"
            "\nHeld-out evaluation reports base NLL and thought-mixed NLL side by side (eval mode:\n"
            "n_passes 1, n_talk 1). Checkpoints hold the learned meta embeddings and mixing head,\n"
            "which are never re-initialised on load, and a \"quietstar\" block in config.json.\n",
-           cli_qstar_help);
+           cli_precision_help, cli_qstar_help);
+    printf("\n%s", HELP_MPI);
+    help_mpi_build();
 }
 
 static void help(void) {
@@ -75,11 +99,19 @@ static void help(void) {
         "model and data:\n"
         "  --model PATH         model directory or llama2.c .bin to start from\n"
         "  --config FILE        config.json: random init (seeded by --seed) instead\n"
-        "  --tokenizer FILE     llama2.c tokenizer (default: the one in the model directory)\n"
-        "  --data FILE          text (documents separated by blank lines) or JSONL\n"
+        "  --tokenizer FILE     tokenizer.json, tokenizer.model or llama2.c tokenizer (default: the\n"
+        "                       model directory's own); copied into the checkpoints\n"
+        "  --dtype T            checkpoint weights as bf16, f16 or f32 (default: the model's); with\n"
+        "                       16-bit weights the exact fp32 ones go to master_weights.safetensors\n"
+        "  --data FILE          text (documents separated by blank lines) or JSONL, or a\n"
+        "                       directory made by `qstar prepare` (mapped, its own held-out split)\n"
         "  --field NAME         JSONL field holding the text (text)\n"
         "  --val-frac F         fraction of documents held out for evaluation (0.05)\n"
-        "  --out DIR            run directory: DIR/ckpt (checkpoint), DIR/log.jsonl\n"
+        "  --out DIR            run directory: DIR/ckpt (checkpoint), DIR/log.jsonl; a non-empty\n"
+        "                       DIR is refused unless --force or --resume DIR; DIR/qstar.lock keeps\n"
+        "                       a second run off it while this one runs\n"
+        "  --force              start a fresh run in a non-empty DIR (its checkpoint is replaced\n"
+        "                       whole at the first save, its log restarted)\n"
         "  --resume DIR         continue the run in DIR (or checkpoint DIR) exactly where it\n"
         "                       stopped; its settings are reused unless given again\n"
         "\n"
@@ -98,6 +130,8 @@ static void help(void) {
         "  --seed S             random init and data sampling seed (1337)\n"
         "  --threads N          threads (default: all cores); resume with the same count\n"
         "                       for bit-identical results\n"
+        "  --precision P        GEMM precision: fp32, or bf16 (bf16 inputs, fp32 accumulation;\n"
+        "                       weights, gradients and optimizer state stay fp32) (fp32)\n"
         "\n"
         "evaluation, logging, checkpoints:\n"
         "  --eval-every N       held-out NLL every N steps, 0 = start and end only (100)\n"
@@ -108,8 +142,10 @@ static void help(void) {
         "  --print-every N      progress line every N steps when stderr is not a terminal (10)\n"
         "\n"
         "Ctrl-C finishes the current step, saves a checkpoint and exits 0; continue with\n"
-        "`qstar finetune --resume DIR`.\n",
-        DEFAULT_BATCH_MODEL, DEFAULT_BATCH_RANDOM, DEFAULT_LR_MODEL, DEFAULT_LR_RANDOM);
+        "`qstar finetune --resume DIR`.\n"
+        "\n%s",
+        DEFAULT_BATCH_MODEL, DEFAULT_BATCH_RANDOM, DEFAULT_LR_MODEL, DEFAULT_LR_RANDOM, HELP_MPI);
+    help_mpi_build();
 }
 
 // ---------------------------------------------------------------------------
@@ -130,7 +166,7 @@ typedef struct {
 } opt;
 
 enum {
-    F_MODEL, F_CONFIG, F_DATA, F_OUT, F_TOKENIZER, F_FIELD, F_LOG, F_RESUME,
+    F_MODEL, F_CONFIG, F_DATA, F_OUT, F_TOKENIZER, F_FIELD, F_LOG, F_RESUME, F_DTYPE, F_PRECISION,
     F_STEPS, F_BATCH, F_SEQ, F_ACCUM, F_WARMUP, F_EVAL_EVERY, F_EVAL_BATCHES, F_SAVE_EVERY, F_SEED,
     F_THREADS, F_STOP_AFTER, F_PRINT_EVERY,
     F_LR, F_MIN_LR, F_WD, F_BETA1, F_BETA2, F_EPS, F_CLIP, F_VAL_FRAC,
@@ -147,6 +183,8 @@ static opt opts_template[F_COUNT] = {
     [F_FIELD] = {"--field", O_STR, 0, 0, 1, 0, 0, 0, 0},
     [F_LOG] = {"--log", O_STR, 0, 0, 0, 0, 0, 0, 0},
     [F_RESUME] = {"--resume", O_STR, 0, 0, 0, 0, 0, 0, 0},
+    [F_DTYPE] = {"--dtype", O_STR, 0, 0, 1, 0, 0, 0, 0},
+    [F_PRECISION] = {"--precision", O_STR, 0, 0, 1, 0, 0, 0, 0},
     [F_STEPS] = {"--steps", O_INT, 1, BIG, 1, 0, 0, 0, 0},
     [F_BATCH] = {"--batch", O_INT, 1, 1 << 20, 1, 0, 0, 0, 0},
     [F_SEQ] = {"--seq-len", O_INT, 2, 1 << 24, 1, 0, 0, 0, 0},
@@ -288,12 +326,47 @@ static void print_note(void *ud, const char *msg) {
     fprintf(stderr, "%s\n", msg);
 }
 
+// --- data parallel (mpirun) flags and the plan
+typedef struct {
+    long zero, ranks;
+    int plan;
+    double gbit;
+} dist_flags;
+
+static int parse_dist_flag(int argc, char **argv, int *i, dist_flags *f) {
+    int r;
+    if (!strcmp(argv[*i], "--plan")) {
+        f->plan = 1;
+        return 1;
+    }
+    if ((r = cli_int(argc, argv, i, "--zero", &f->zero, 0, 1)) != 0) return r;
+    if ((r = cli_int(argc, argv, i, "--ranks", &f->ranks, 1, 1 << 20)) != 0) return r;
+    return cli_float(argc, argv, i, "--bandwidth", &f->gbit, 1e-3, 1e6);
+}
+
+// Communication per optimizer step: the fixed-order reduction sends and receives
+// 2 x 4 bytes x params x (N-1)/N per rank (reduce-scatter + all-gather, dist.h).
+static void print_plan(FILE *f, size_t numel, int N, const dist_flags *df, const qs_train_opts *to) {
+    const double bytes = qs_dist_step_bytes(numel, N), gbit = df->gbit > 0 ? df->gbit : 10;
+    const int per_rank = (to->grad_accum + N - 1) / N;
+    fprintf(f, "data parallel: %d rank%s; micro-batches per step %d (at most %d per rank)%s%s\n", N, N == 1 ? "" : "s",
+            to->grad_accum, per_rank, to->grad_accum % N ? "; --grad-accum not a multiple of the ranks: some idle" : "",
+            df->zero ? "; --zero 1: AdamW moments sharded" : "");
+    fprintf(f, "all-reduce per step: %zu fp32 gradients = %.1f MB; each rank sends and receives %.1f MB "
+               "(reduce-scatter + all-gather), about %.1f ms at %g Gbit/s\n",
+            numel, 4.0 * (double)numel / 1e6, bytes / 1e6, bytes * 8.0 / (gbit * 1e9) * 1e3, gbit);
+}
+
+static qs_out_lock out_lock;
+
 static int run(int argc, char **argv) {
     opt o[F_COUNT];
     memcpy(o, opts_template, sizeof o);
     qs_qstar_opts qo;
     qs_qstar_opts_default(&qo);
-    int preset_paper = 0, n_talk_given = 0;
+    int preset_paper = 0, n_talk_given = 0, force = 0;
+    dist_flags df = {0, 0, 0, 10};
+    qs_dist *dist = NULL;
     long show_thoughts = 2;
     // argv positions of the Quiet-STaR flags: applied again over the checkpoint's settings
     int *qs_flag_at = calloc((size_t)argc + 1, sizeof(int)), n_qs_flags = 0;
@@ -306,7 +379,9 @@ static int run(int argc, char **argv) {
         }
     for (int i = 1; i < argc; i++) {
         const int at = i;
+        if (!strcmp(argv[i], "--force")) { force = 1; continue; }
         int r = parse_one(o, argc, argv, &i);
+        if (r == 0) r = parse_dist_flag(argc, argv, &i, &df);
         if (r == 0 && g_quietstar) {
             const char *ps = NULL;
             if ((r = cli_str(argc, argv, &i, "--preset", &ps)) > 0) {
@@ -353,6 +428,11 @@ static int run(int argc, char **argv) {
             rc = cli_fail(CMD);
             goto free_strings;
         }
+        // its weights and settings must be the ones its train_state was saved with
+        if (qs_checkpoint_check(ckpt_dir) != QS_OK) {
+            rc = cli_fail(CMD);
+            goto free_strings;
+        }
         char args_path[4200];
         snprintf(args_path, sizeof args_path, "%s/%s", ckpt_dir, QS_TRAIN_ARGS_FILE);
         struct stat sb;
@@ -368,6 +448,10 @@ static int run(int argc, char **argv) {
         }
     }
     if (!o[F_DATA].set) { rc = cli_usage_error(CMD, "--data FILE is required"); goto free_strings; }
+    if (o[F_DTYPE].set && qs_save_dtype_parse(o[F_DTYPE].s) < 0) {
+        rc = cli_usage_error(CMD, "--dtype expects bf16, f16 or f32, got '%s'", o[F_DTYPE].s);
+        goto free_strings;
+    }
     if (!o[F_OUT].set) { rc = cli_usage_error(CMD, "--out DIR is required"); goto free_strings; }
     // --- numeric settings and their defaults
     qs_train_opts to = qs_train_opts_default();
@@ -400,10 +484,21 @@ static int run(int argc, char **argv) {
                              to.seq_len, qo.n_talk);
         goto free_strings;
     }
+    qs_precision prec;
+    if ((rc = cli_precision(CMD, o[F_PRECISION].set ? o[F_PRECISION].s : NULL, &prec)) != 0) goto free_strings;
+    o[F_PRECISION].s = qs_precision_name(prec), o[F_PRECISION].set = 1; // stored: --resume keeps it
     uint64_t seed = o[F_SEED].set ? (uint64_t)o[F_SEED].i : 1337;
+    if (!df.plan && qs_dist_init(&dist, (int)df.zero) != QS_OK) { rc = cli_fail(CMD); goto free_strings; }
+    const int rank = qs_dist_rank(dist), n_ranks = qs_dist_size(dist);
+    if (df.zero && n_ranks == 1 && !df.plan) fprintf(stderr, "qstar %s: --zero 1 in one process: nothing to shard\n", CMD);
     if (o[F_THREADS].set) {
         omp_set_num_threads((int)o[F_THREADS].i);
         openblas_set_num_threads((int)o[F_THREADS].i);
+    } else if (n_ranks > 1) { // the cores are shared by the ranks of this machine
+        const char *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+        const int local = ls && atoi(ls) > 0 ? atoi(ls) : n_ranks, th = QS_MAX(1, omp_get_num_procs() / local);
+        omp_set_num_threads(th);
+        openblas_set_num_threads(th);
     }
     // record the effective values, so that --resume continues with the same ones
     o[F_STEPS].i = to.steps; o[F_BATCH].i = to.batch; o[F_SEQ].i = to.seq_len; o[F_ACCUM].i = to.grad_accum;
@@ -418,15 +513,18 @@ static int run(int argc, char **argv) {
     if (realpath(o[F_DATA].s, data_abs)) o[F_DATA].s = data_abs;
     const char *out = o[F_OUT].s;
 
-    // --- refuse to clobber another run's checkpoint
-    char probe[4200], probe_old[4200];
-    snprintf(probe, sizeof probe, "%s/ckpt", out);
-    snprintf(probe_old, sizeof probe_old, "%s/ckpt.old", out); // a run killed mid-save keeps only this
-    if ((is_dir(probe) || is_dir(probe_old)) && !(o[F_RESUME].set && same_dir(out, run_dir))) {
-        fprintf(stderr,
-                "qstar %s: %s already holds a checkpoint; continue it with --resume %s or choose another --out\n",
-                CMD, out, out);
-        rc = 1;
+    // --- refuse to clobber another run (or a model), check that DIR is writable, and lock it:
+    // all before any work. Resuming into the run's own directory is not clobbering.
+    // Under mpirun rank 0 alone checks, creates and locks DIR (it alone writes there).
+    const int same_run = o[F_RESUME].set && is_dir(out) && same_dir(out, run_dir);
+    const int out_created = rank == 0 && !is_dir(out);
+    if (rank == 0 &&
+        (qs_out_check(out, QS_OUT_RUN_DIR, force || same_run) != QS_OK ||
+         (o[F_LOG].set && qs_out_check(o[F_LOG].s, QS_OUT_FILE, force || o[F_RESUME].set) != QS_OK) ||
+         qs_mkdir_p(out) != QS_OK || qs_out_lock_acquire(&out_lock, out) != QS_OK)) {
+        rc = cli_fail(CMD);
+        if (out_created) rmdir(out);
+        if (n_ranks > 1) qs_dist_abort(dist, rc); // the other ranks would wait for this one
         goto free_strings;
     }
 
@@ -443,38 +541,51 @@ static int run(int argc, char **argv) {
                         .config_path = o[F_CONFIG].set ? o[F_CONFIG].s : NULL,
                         .resume_ckpt = o[F_RESUME].set ? ckpt_dir : NULL,
                         .tokenizer_path = o[F_TOKENIZER].s, .data_path = o[F_DATA].s,
+                        .dtype = o[F_DTYPE].set ? o[F_DTYPE].s : NULL,
                         .field = o[F_FIELD].set ? o[F_FIELD].s : NULL, .val_frac = val_frac, .seed = seed,
                         .n_threads = o[F_THREADS].set ? (int)o[F_THREADS].i : 0, .to = to, .seq_given = seq_given,
                         .quietstar = g_quietstar, .preset_paper = preset_paper, .apply_qs = apply_qs_flags,
-                        .apply_ud = &qf, .note = print_note};
+                        .apply_ud = &qf, .note = rank == 0 ? print_note : NULL, .dist = dist};
     if (qs_run_setup(&run, &spec) != QS_OK) {
         if (run.usage_error) rc = cli_usage_error(CMD, "%s", qstar_last_error());
         else cli_fail(CMD);
         goto done;
     }
     to = run.tr.o;
+    run.m.precision = prec; // a runtime option: the bf16 weight copy is made on first use
     o[F_SEQ].i = to.seq_len;
     qs_qstar_opts qo_run = run.qo;
     const char *tok_path = run.tok_path;
     char *qs_json = run.qs_json;
     qs_tokenizer *tok = run.tok;
-    fprintf(stderr, "model: %zu parameters; %ld steps x %d x %d x %d tokens, lr %g -> %g, warmup %ld, %d threads\n",
-            mp->layout.numel, to.steps, to.batch, to.seq_len, to.grad_accum, (double)to.lr, (double)to.min_lr,
-            to.warmup, omp_get_max_threads());
-    fprintf(stderr, "optimizer: AdamW betas (%g, %g), eps %g, weight decay %g, grad-norm clip %g%s\n",
-            (double)to.beta1, (double)to.beta2, (double)to.eps, (double)to.weight_decay, (double)to.clip,
-            preset_paper ? " (--preset paper: SPEC section 4)" : "");
+    if (rank == 0) {
+        fprintf(stderr, "model: %zu parameters; %ld steps x %d x %d x %d tokens, lr %g -> %g, warmup %ld, %d threads\n",
+                mp->layout.numel, to.steps, to.batch, to.seq_len, to.grad_accum, (double)to.lr, (double)to.min_lr,
+                to.warmup, omp_get_max_threads());
+        cli_print_matmul(mp);
+        fprintf(stderr, "optimizer: AdamW betas (%g, %g), eps %g, weight decay %g, grad-norm clip %g%s\n",
+                (double)to.beta1, (double)to.beta2, (double)to.eps, (double)to.weight_decay, (double)to.clip,
+                preset_paper ? " (--preset paper: the released run)" : "");
+        if (n_ranks > 1 && !df.plan) print_plan(stderr, mp->layout.numel, df.ranks ? (int)df.ranks : n_ranks, &df, &to);
+    }
+    if (df.plan) { // on paper only
+        print_plan(stdout, mp->layout.numel, df.ranks ? (int)df.ranks : n_ranks, &df, &to);
+        rc = 0;
+        goto done;
+    }
 
-    // --- log
+    // --- log (rank 0 alone)
     if (qs_mkdir_p(out) != QS_OK) { cli_fail(CMD); goto done; }
     char log_default[4200];
     snprintf(log_default, sizeof log_default, "%s/log.jsonl", out);
     const char *log_path = o[F_LOG].set ? o[F_LOG].s : log_default;
-    if (o[F_RESUME].set && train_log_trim(CMD, log_path, trp->step) != 0) goto done;
-    logf = fopen(log_path, o[F_RESUME].set ? "a" : "w");
-    if (!logf) {
-        fprintf(stderr, "qstar %s: %s: cannot open the log for writing: %s\n", CMD, log_path, strerror(errno));
-        goto done;
+    if (rank == 0) {
+        if (o[F_RESUME].set && train_log_trim(CMD, log_path, trp->step) != 0) goto done;
+        logf = fopen(log_path, o[F_RESUME].set ? "a" : "w");
+        if (!logf) {
+            fprintf(stderr, "qstar %s: %s: cannot open the log for writing: %s\n", CMD, log_path, strerror(errno));
+            goto done;
+        }
     }
     aj = args_json(o);
     if (!aj) { fprintf(stderr, "qstar %s: out of memory\n", CMD); goto done; }
@@ -484,18 +595,27 @@ static int run(int argc, char **argv) {
                    .print_every = o[F_PRINT_EVERY].set ? o[F_PRINT_EVERY].i : 10,
                    .tok = tok, .show_thoughts = (int)show_thoughts, .n_passes = qo_run.n_passes};
     qs_train_run_opts ro = {.out_dir = out, .tokenizer_path = tok_path, .quietstar_json = qs_json,
-                            .args_json = aj, .cb = train_log_event, .cb_ctx = &pr, .stop = &g_stop};
+                            .args_json = aj, .cb = rank == 0 ? train_log_event : NULL, .cb_ctx = &pr,
+                            .stop = &g_stop};
     struct sigaction sa, old_sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESETHAND; // a second Ctrl-C kills the process
     sigaction(SIGINT, &sa, &old_sa);
+    struct sigaction old_term; // mpirun turns Ctrl-C into SIGTERM for the ranks
+    if (n_ranks > 1) sigaction(SIGTERM, &sa, &old_term);
     qs_train_summary sum;
     qs_status st = qs_trainer_run(trp, &ro, &sum);
     sigaction(SIGINT, &old_sa, NULL);
+    if (n_ranks > 1) sigaction(SIGTERM, &old_term, NULL);
     train_log_end_line(&pr);
-    if (st != QS_OK) { cli_fail(CMD); goto done; }
+    if (st != QS_OK) {
+        if (n_ranks > 1) fprintf(stderr, "qstar %s: rank %d of %d: ", CMD, rank, n_ranks);
+        cli_fail(CMD);
+        goto done;
+    }
+    if (rank != 0) { rc = 0; goto done; }
 
     // --- summary
     if (isfinite(sum.nll_first)) printf("initial held-out NLL: %.4f (step %ld)\n", sum.nll_first, sum.step_first);
@@ -516,7 +636,17 @@ done:
     }
     free(aj);
     qs_run_free(&run);
+    if (rank == 0) qs_out_lock_release(&out_lock);
+    if (rc != 0 && out_created) { // nothing of a failed fresh run stays behind
+        char lp[4200], ck[4200];
+        snprintf(lp, sizeof lp, "%s/log.jsonl", out);
+        snprintf(ck, sizeof ck, "%s/ckpt", out);
+        if (!is_dir(ck)) unlink(lp);
+        rmdir(out); // only if nothing else is left
+    }
+    if (rc != 0 && n_ranks > 1) qs_dist_abort(dist, rc); // the other ranks would wait for this one
 free_strings:
+    qs_dist_free(dist);
     for (int k = 0; k < n_strings; k++) free(strings[k]);
     free(qs_flag_at);
     return rc;
@@ -557,8 +687,7 @@ static int run_curriculum(int argc, char **argv, const char *spec) {
                 !strcmp(argv[i], "--out")) { i++; continue; }
             av[n++] = argv[i];
         }
-        if (k == cu.n - 1) snprintf(dir, sizeof dir, "%s", out);
-        else snprintf(dir, sizeof dir, "%s/stage%d", out, k + 1);
+        snprintf(dir, sizeof dir, "%s/stage%d", out, k + 1);
         snprintf(na, sizeof na, "%d", cu.s[k].n_ahead), snprintf(nt, sizeof nt, "%d", cu.s[k].n_talk);
         snprintf(lr, sizeof lr, "%.9g", (double)cu.s[k].lr), snprintf(st, sizeof st, "%ld", cu.s[k].steps);
         const char *extra[] = {k ? "--model" : model ? "--model" : "--config", k ? prev : model ? model : config,

@@ -23,7 +23,8 @@ static void usage(FILE *f) {
             "                       (default 256; 0 or more than the model's max_seq_len = max_seq_len)\n"
             "  --temperature X      0 = greedy (default 1.0)\n"
             "  --top-p P            nucleus sampling in (0,1); 0 or 1 = off (default 0.9)\n"
-            "  --seed S             sampler seed (default: time-based)\n\n"
+            "  --seed S             sampler seed (default: time-based)\n"
+            "  --precision P        GEMM precision: fp32 or bf16 (bf16 inputs, fp32 accumulation) (fp32)\n\n"
             "Thinking (Quiet-STaR checkpoints: config.json \"quietstar\" + start/end/talk-head tensors):\n"
             "  --think              a thought before every generated token (the default for such\n"
             "                       checkpoints; an error for a model without Quiet-STaR tensors)\n"
@@ -112,7 +113,7 @@ static int print_think(void *ud, int token, const char *piece, const int *though
 
 int cmd_generate(int argc, char **argv) {
     const char *C = "generate";
-    const char *model_path = NULL, *tok_path = NULL, *prompt = "";
+    const char *model_path = NULL, *tok_path = NULL, *prompt = "", *precision = NULL;
     long steps = 256, seed = -1, n_ahead = 0;
     double temperature = 1.0, top_p = 0.9, tau_sample = 0.0;
     int think = -1, show = 0, compare = 0, greedy_thoughts = 0, when_given = 0;
@@ -137,6 +138,7 @@ int cmd_generate(int argc, char **argv) {
         if ((r = cli_str(argc, argv, &i, "--model", &model_path)) ||
             (r = cli_str(argc, argv, &i, "--tokenizer", &tok_path)) ||
             (r = cli_str(argc, argv, &i, "--prompt", &prompt)) ||
+            (r = cli_str(argc, argv, &i, "--precision", &precision)) ||
             (r = cli_int(argc, argv, &i, "--max-tokens", &steps, 0, 1L << 30)) ||
             (r = cli_float(argc, argv, &i, "--temperature", &temperature, 0.0, 1e6)) ||
             (r = cli_float(argc, argv, &i, "--top-p", &top_p, 0.0, 1.0)) ||
@@ -149,12 +151,15 @@ int cmd_generate(int argc, char **argv) {
         return cli_usage_error(C, "unknown option '%s'", argv[i]);
     }
     if (!model_path) return cli_usage_error(C, "--model is required");
+    qs_precision prec;
+    if (cli_precision(C, precision, &prec)) return 2;
     if (think == 0 && (show || compare || n_ahead || tau_sample > 0 || greedy_thoughts || when_given))
         return cli_usage_error(C, "--show-thoughts, --compare, --n-ahead, --tau-sample, --greedy-thoughts, --think-when and --random-thoughts need thinking (drop --no-think)");
 
     qs_model m;
     qs_load_info info;
     if (qs_model_load(&m, model_path, &info) != QS_OK) return cli_fail(C);
+    m.precision = prec;
     int rc = 0;
     qs_tokenizer *tok = NULL;
     int *ids = NULL;
@@ -194,6 +199,9 @@ int cmd_generate(int argc, char **argv) {
     use_stream = strcmp(qs_tokenizer_kind_name(tok), "llama2c") != 0;
     qs_tok_stream_init(&out_stream, tok);
     out_stream.prev = ids[n_ids - 1];
+    // the generation loop prints the tokens after position 0 (run.c: BOS there); with a
+    // tokenizer that has no BOS (Qwen) position 0 is the prompt's first token: print it
+    if (ids[0] != qs_tokenizer_bos(tok)) put_token(ids[0], qs_tokenizer_piece(tok, ids[0], ids[0]));
     qs_gen_opts o = qs_gen_opts_default();
     o.steps = (int)steps;
     o.temperature = (float)temperature;
@@ -270,6 +278,7 @@ int cmd_generate(int argc, char **argv) {
         }
     }
 out:
+    if (rc == 0) cli_print_matmul(&m); // after the run's own lines (errors stay one line)
     free(ids);
     qs_tokenizer_free(tok);
     qs_load_info_free(&info);

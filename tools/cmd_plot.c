@@ -6,6 +6,7 @@
 // keys are fine: each chart shows the series that exist. The data files and
 // the gnuplot script are left in DIR (re-run with `gnuplot plot.gp` there).
 #include "cli.h"
+#include "io/outpath.h"
 #include "io/model_io.h"
 
 #include <cJSON.h>
@@ -98,16 +99,6 @@ static void cleanup(const char *dir, int created) {
 }
 
 // A directory with anything in it (other than . and ..): 1, empty or absent: 0.
-static int non_empty_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    struct dirent *e;
-    int any = 0;
-    while (!any && (e = readdir(d))) any = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-    closedir(d);
-    return any;
-}
-
 static int plot_into(const char *C, FILE *in, const char *log_path, const char *dir);
 
 int cmd_plot(int argc, char **argv) {
@@ -134,10 +125,7 @@ int cmd_plot(int argc, char **argv) {
     }
     if (!log_path) return cli_usage_error(C, "a log file (LOG.jsonl) is required");
     if (!dir || !*dir) return cli_usage_error(C, "--out DIR is required");
-    if (!force && non_empty_dir(dir)) {
-        fprintf(stderr, "qstar %s: %s exists and is not empty; pass --force to replace its charts\n", C, dir);
-        return 1;
-    }
+    if (qs_out_check(dir, QS_OUT_DIR, force) != QS_OK) return cli_fail(C); // non-empty, or not writable
     FILE *in = fopen(log_path, "r");
     if (!in) {
         fprintf(stderr, "qstar %s: cannot open %s: %s\n", C, log_path, strerror(errno));

@@ -9,6 +9,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+
+#include "tokenizer/tok_sources.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -20,7 +23,9 @@ static void usage(FILE *f) {
             "  --decode           the input is token ids; print their text\n"
             "  --jsonl            batch mode: every input line is a JSON string (with --decode: a line of ids);\n"
             "                     prints one line of ids (with --decode: one JSON string) per input line\n"
-            "  --time             print the encoding throughput to stderr (\"encode: B bytes, N tokens, X MB/s\")\n");
+            "  --time             print the encoding throughput to stderr (\"encode: B bytes, N tokens, X MB/s\")\n"
+            "  --export DIR       (a .gguf) write its tokenizer into DIR as a Hugging Face directory has it\n"
+            "                     (tokenizer.model or tokenizer.json, and tokenizer_config.json), then stop\n");
 }
 
 static char *read_input(const char *C, const char *path) {
@@ -159,7 +164,7 @@ static int batch(const char *C, const qs_tokenizer *tok, const char *in, int spe
 
 int cmd_tokenize(int argc, char **argv) {
     const char *C = "tokenize";
-    const char *tok_path = NULL, *text = NULL, *file = NULL;
+    const char *tok_path = NULL, *text = NULL, *file = NULL, *export_dir = NULL;
     int special = 0, decode = 0, jsonl = 0, timed = 0;
     for (int i = 1; i < argc; i++) {
         int r;
@@ -169,13 +174,20 @@ int cmd_tokenize(int argc, char **argv) {
         if (!strcmp(argv[i], "--jsonl")) { jsonl = 1; continue; }
         if (!strcmp(argv[i], "--time")) { timed = 1; continue; }
         if ((r = cli_str(argc, argv, &i, "--tokenizer", &tok_path)) || (r = cli_str(argc, argv, &i, "--text", &text)) ||
-            (r = cli_str(argc, argv, &i, "--file", &file))) {
+            (r = cli_str(argc, argv, &i, "--file", &file)) || (r = cli_str(argc, argv, &i, "--export", &export_dir))) {
             if (r < 0) return 2;
             continue;
         }
         return cli_usage_error(C, "unknown argument '%s'", argv[i]);
     }
     if (!tok_path) return cli_usage_error(C, "--tokenizer FILE_OR_DIR is required");
+    if (export_dir) {
+        if (mkdir(export_dir, 0755) != 0 && errno != EEXIST) {
+            fprintf(stderr, "qstar %s: cannot create %s: %s\n", C, export_dir, strerror(errno));
+            return 1;
+        }
+        return qs_tokenizer_export_gguf(tok_path, export_dir) == QS_OK ? 0 : cli_fail(C);
+    }
     if (!text == !file) return cli_usage_error(C, "give exactly one of --text TEXT and --file FILE");
     char *buf = NULL;
     if (file && !(text = buf = read_input(C, file))) return 1;

@@ -3,6 +3,7 @@
 // Figure 1), with the thought and mixing weight on hover/click.
 #include "cli.h"
 #include "io/model_io.h"
+#include "io/outpath.h"
 #include "quietstar/evaltask.h"
 #include "quietstar/viz.h"
 #include "tokenizer/tokenizer.h"
@@ -15,7 +16,9 @@ static void usage(FILE *f) {
             "  --model CKPT         Quiet-STaR checkpoint (model directory with a \"quietstar\" config)\n"
             "  --tokenizer FILE     llama2.c tokenizer (default: the checkpoint's tokenizer.bin)\n"
             "  --text FILE          UTF-8 text to show (BOS is prepended)\n"
-            "  --out FILE           the HTML page to write (self-contained: no network access)\n"
+            "  --out FILE           the HTML page to write (self-contained: no network access); a\n"
+            "                       model, checkpoint or log file there is refused unless --force\n"
+            "  --force              replace such a file\n"
             "  --max-tokens N       use the first N tokens (default and maximum: max_seq_len)\n"
             "  --n-ahead N          thought length incl. start/end (default: the checkpoint's)\n"
             "  --tau-sample X       thought sampling temperature (default: the checkpoint's)\n"
@@ -30,7 +33,7 @@ int cmd_viz(int argc, char **argv) {
     const char *model_path = NULL, *tok_path = NULL, *text_path = NULL, *out_path = NULL;
     long max_tokens = 0, seed = 1234, n_ahead = 0;
     double tau_sample = 0;
-    int greedy = 0;
+    int greedy = 0, force = 0;
     for (int i = 1; i < argc; i++) {
         int r;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -38,6 +41,7 @@ int cmd_viz(int argc, char **argv) {
             return 0;
         }
         if (!strcmp(argv[i], "--greedy-thoughts")) { greedy = 1; continue; }
+        if (!strcmp(argv[i], "--force")) { force = 1; continue; }
         if ((r = cli_str(argc, argv, &i, "--model", &model_path)) ||
             (r = cli_str(argc, argv, &i, "--tokenizer", &tok_path)) ||
             (r = cli_str(argc, argv, &i, "--text", &text_path)) ||
@@ -54,6 +58,7 @@ int cmd_viz(int argc, char **argv) {
     if (!model_path) return cli_usage_error(C, "--model is required");
     if (!text_path) return cli_usage_error(C, "--text is required");
     if (!out_path || !*out_path) return cli_usage_error(C, "--out is required");
+    if (qs_out_check(out_path, QS_OUT_FILE, force) != QS_OK) return cli_fail(C); // before any work
 
     qs_model m;
     qs_load_info info;
@@ -145,8 +150,8 @@ int cmd_viz(int argc, char **argv) {
     tmp[0] = 0;
     double sb = 0, sk = 0;
     for (size_t k = 0; k < rec.n; k++) sb += rec.t[k].nll_base, sk += rec.t[k].nll_think;
-    fprintf(stderr, "qstar %s: wrote %s (%zu tokens, NLL %.4f without thought, %.4f after, %.1f s)\n", C, out_path,
-            rec.n, sb / rec.n, sk / rec.n, qs_now() - t0);
+    fprintf(stderr, "qstar %s: wrote %s (%zu tokens, NLL %.4f without thought, %.4f after, gain %+.4f, %.1f s)\n", C,
+            out_path, rec.n, sb / rec.n, sk / rec.n, (sb - sk) / rec.n, qs_now() - t0);
 out:
     if (f) fclose(f);
     if (tmp[0]) remove(tmp);

@@ -57,7 +57,7 @@ int cli_qstar_flag(int argc, char **argv, int *i, void *opts) {
 }
 
 const char *cli_qstar_help =
-    "Quiet-STaR options (SPEC defaults):\n"
+    "Quiet-STaR options (defaults: the released code's, see docs/algorithm.md):\n"
     "  --n-ahead N            thought length incl. start/end, n_thought = N-3 sampled tokens (12)\n"
     "  --n-talk K             true tokens predicted after each thought (4)\n"
     "  --n-passes P           thoughts sampled per position (2)\n"

@@ -18,6 +18,7 @@ static const struct {
     {"plot", cmd_plot, "PNG charts (gnuplot) of a Quiet-STaR training log"},
     {"tokenize", cmd_tokenize, "text -> token ids (or ids -> text with --decode) with any supported tokenizer"},
     {"convert", cmd_convert, "convert a llama2.c model + tokenizer into a qstar model directory"},
+    {"prepare", cmd_prepare, "tokenize corpora once into a token directory that train/finetune map (bigger than memory)"},
 };
 
 static void usage(FILE *f) {

@@ -172,8 +172,9 @@ void train_log_event(void *ctx, const qs_train_event *ev) {
         }
         train_log_end_line(p);
         if (ev->val_tokens > 0 && p->quietstar)
-            fprintf(stderr, "step %ld/%ld: held-out NLL base %.4f | with thoughts %.4f (%+.4f) (%ld tokens)\n",
-                    ev->step, ev->total, ev->val_nll, ev->val_nll_think, ev->val_nll_think - ev->val_nll,
+            // one sign convention everywhere: gain = base - think, positive = the thoughts help
+            fprintf(stderr, "step %ld/%ld: held-out NLL base %.4f | with thoughts %.4f (gain %+.4f) (%ld tokens)\n",
+                    ev->step, ev->total, ev->val_nll, ev->val_nll_think, ev->val_nll - ev->val_nll_think,
                     ev->val_tokens);
         else if (ev->val_tokens > 0)
             fprintf(stderr, "step %ld/%ld: held-out NLL %.4f (%ld tokens)\n", ev->step, ev->total, ev->val_nll,

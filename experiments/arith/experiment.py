@@ -258,7 +258,8 @@ def one_seed(R, cfg, seed, root, quick):
                "--thought-init", cfg["thought_init"]] + (["--thought-init-end", cfg["thought_init_end"]] if cfg["thought_init_end"] else []) + [
                "--seed", seed, "--threads", R.threads])
         open(os.path.join(cur, "done"), "w").close()
-    variants["curriculum"] = (cur, None)
+    # the result of a curriculum is its last stage
+    variants["curriculum"] = (os.path.join(cur, "stage%d" % len(cfg["curriculum"].split(","))), None)
     for name, (rd, _) in variants.items():
         evaluate(R, cfg, d, os.path.join(rd, "ckpt"), os.path.join(sd, "eval", name), probs, True)
     # thoughts of the main run at answer positions are in eval/main/think.tokens.jsonl

@@ -97,8 +97,8 @@ QSTAR_API void qstar_model_free(qstar_model *q) {
 
 QSTAR_API qs_status qstar_model_save(const qstar_model *q, const char *dir) {
     if (!q || !dir || !dir[0]) return qs_error(QS_ERR_ARG, "qstar_model_save: NULL model or directory");
-    // the tokenizer file is copied when it is a llama2.c one (the format of the directory's tokenizer.bin)
-    const char *tp = q->tok && !strcmp(qs_tokenizer_kind_name(q->tok), "llama2c") ? q->tok_path : NULL;
+    // the directory keeps the tokenizer the model came with (qs_model_save_dir copies or exports it)
+    const char *tp = q->tok && q->tok_path[0] ? q->tok_path : NULL;
     return qs_model_save_dir(q->m, dir, tp, q->qs_json);
 }
 

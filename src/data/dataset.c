@@ -16,6 +16,8 @@
 // or they hold this many bytes.
 #define PEND_DOCS 4096
 #define PEND_BYTES ((size_t)16 << 20)
+#define QS_DATA_LINE_CAP ((size_t)16 << 20) // one line of a text/JSONL file
+#define QS_DATA_DOC_CAP ((size_t)64 << 20) // one document of a text file
 
 qs_dataset_opts qs_dataset_opts_default(void) {
     qs_dataset_opts o = {.format = QS_DATA_AUTO, .field = NULL, .val_frac = 0.05, .seed = 1337, .n_threads = 0};
@@ -83,11 +85,17 @@ typedef struct {
     pend_doc *pend;
     size_t n_pend, pend_cap, pend_bytes;
     size_t n_docs_seen;
+    qs_doc_sink sink;  // streaming (qs_dataset_stream): documents go here instead of `all`
+    void *sink_ud;
 } builder;
 
 static void stream_free(qs_token_stream *s) {
-    free(s->tokens);
-    free(s->doc_start);
+    if (s->unmap) { // a mapped token file (data/shards.h)
+        s->unmap(s);
+    } else {
+        free(s->tokens);
+        free(s->doc_start);
+    }
     memset(s, 0, sizeof *s);
 }
 
@@ -109,6 +117,7 @@ static qs_status doc_context(const builder *b, qs_status st, const pend_doc *d) 
 }
 
 static qs_status append_tokens(builder *b, const int *t, size_t n) {
+    if (b->sink) return b->sink(b->sink_ud, t, n);
     qs_token_stream *s = &b->all;
     if (s->n_tokens + n > b->tok_cap) {
         size_t cap = b->tok_cap ? b->tok_cap : 1 << 16;
@@ -219,6 +228,36 @@ static qs_status add_doc(builder *b, const char *text, size_t len, long line, in
 // ---------------------------------------------------------------------------
 // Readers
 
+// One line (with its '\n') into *line, like getline, but a line longer than
+// QS_DATA_LINE_CAP stops the read (-2) before more memory is taken: the file
+// is read in bounded pieces and never held whole. -1 at the end of the file.
+static ssize_t read_line(FILE *f, char **line, size_t *cap) {
+    size_t n = 0;
+    int c;
+    while ((c = getc_unlocked(f)) != EOF) {
+        if (n >= QS_DATA_LINE_CAP) return -2;
+        if (n + 2 > *cap) {
+            size_t nc = *cap ? *cap * 2 : 256;
+            char *p = realloc(*line, nc);
+            if (!p) return -3;
+            *line = p;
+            *cap = nc;
+        }
+        (*line)[n++] = (char)c;
+        if (c == '\n') break;
+    }
+    if (n == 0 && c == EOF) return -1;
+    (*line)[n] = 0;
+    return (ssize_t)n;
+}
+
+static qs_status line_error(const builder *b, long line_no, ssize_t got) {
+    if (got == -2)
+        return qs_error(QS_ERR_FORMAT, "%s:%ld: line longer than %d MiB (not a text/JSONL dataset?)", b->path, line_no,
+                        (int)(QS_DATA_LINE_CAP >> 20));
+    return qs_error(QS_ERR_NOMEM, "%s:%ld: out of memory reading a line", b->path, line_no);
+}
+
 // Strips the line ending and checks for NUL bytes and invalid UTF-8.
 static qs_status check_line(const builder *b, long line_no, char *line, size_t *len) {
     size_t n = *len;
@@ -249,7 +288,7 @@ static qs_status read_text(builder *b, FILE *f) {
     long line_no = 0, first = 0;
     ssize_t got;
     qs_status st = QS_OK;
-    while ((got = getline(&line, &lcap, f)) >= 0) {
+    while ((got = read_line(f, &line, &lcap)) >= 0) {
         size_t n = (size_t)got;
         line_no++;
         if ((st = check_line(b, line_no, line, &n)) != QS_OK) goto done;
@@ -257,6 +296,11 @@ static qs_status read_text(builder *b, FILE *f) {
             if (dlen && (st = add_doc(b, doc, dlen, first, 1)) != QS_OK) goto done;
             dlen = 0;
             continue;
+        }
+        if (dlen + n + 2 > QS_DATA_DOC_CAP) {
+            st = qs_error(QS_ERR_FORMAT, "%s:%ld: document starting at line %ld is longer than %d MiB (separate "
+                          "documents with blank lines)", b->path, line_no, first, (int)(QS_DATA_DOC_CAP >> 20));
+            goto done;
         }
         if (dlen + n + 2 > dcap) {
             size_t cap = dcap ? dcap : 4096;
@@ -274,6 +318,10 @@ static qs_status read_text(builder *b, FILE *f) {
         else doc[dlen++] = '\n';
         memcpy(doc + dlen, line, n);
         dlen += n;
+    }
+    if (got < -1) {
+        st = line_error(b, line_no + 1, got);
+        goto done;
     }
     if (ferror(f)) {
         st = qs_error(QS_ERR_IO, "%s: read error after line %ld: %s", b->path, line_no, strerror(errno));
@@ -312,7 +360,7 @@ static qs_status read_jsonl(builder *b, FILE *f, const char *field) {
     long line_no = 0;
     ssize_t got;
     qs_status st = QS_OK;
-    while ((got = getline(&line, &lcap, f)) >= 0) {
+    while ((got = read_line(f, &line, &lcap)) >= 0) {
         size_t n = (size_t)got;
         line_no++;
         if ((st = check_line(b, line_no, line, &n)) != QS_OK) goto done;
@@ -355,7 +403,8 @@ static qs_status read_jsonl(builder *b, FILE *f, const char *field) {
         cJSON_Delete(obj);
         if (st != QS_OK) goto done;
     }
-    if (ferror(f)) st = qs_error(QS_ERR_IO, "%s: read error after line %ld: %s", b->path, line_no, strerror(errno));
+    if (got < -1) st = line_error(b, line_no + 1, got);
+    else if (ferror(f)) st = qs_error(QS_ERR_IO, "%s: read error after line %ld: %s", b->path, line_no, strerror(errno));
 done:
     free(line);
     return st;
@@ -415,6 +464,25 @@ static qs_status finish(qs_dataset *ds, builder *b, const qs_dataset_opts *o) {
     return QS_OK;
 }
 
+static qs_status load_stream(qs_dataset *ds, FILE *f, const char *path, int jsonl, const char *field,
+                             qs_encode_fn enc, void *ctx, const qs_dataset_opts *o) {
+    builder b = {.path = path, .enc = enc, .ctx = ctx, .n_threads = o->n_threads};
+    qs_status st = jsonl ? read_jsonl(&b, f, field) : read_text(&b, f);
+    if (st == QS_OK) st = finish(ds, &b, o);
+    builder_free(&b);
+    if (st != QS_OK) qs_dataset_free(ds);
+    return st;
+}
+
+// An empty buffer (fmemopen refuses size 0): the same as an empty file.
+static qs_status finish_empty(qs_dataset *ds, const char *path, const qs_dataset_opts *o) {
+    builder b = {.path = path};
+    qs_status st = finish(ds, &b, o);
+    builder_free(&b);
+    if (st != QS_OK) qs_dataset_free(ds);
+    return st;
+}
+
 static int has_ext(const char *path, const char *ext) {
     size_t n = strlen(path), e = strlen(ext);
     return n > e && strcasecmp(path + n - e, ext) == 0;
@@ -433,12 +501,46 @@ qs_status qs_dataset_load_with(qs_dataset *ds, const char *path, qs_encode_fn en
                  (has_ext(path, ".jsonl") || has_ext(path, ".json") || has_ext(path, ".ndjson")));
     FILE *f = fopen(path, "rb");
     if (!f) return qs_error(QS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    builder b = {.path = path, .enc = enc, .ctx = ctx, .n_threads = o.n_threads};
+    qs_status st = load_stream(ds, f, path, jsonl, field, enc, ctx, &o);
+    fclose(f);
+    return st;
+}
+
+qs_status qs_dataset_load_mem(qs_dataset *ds, const void *data, size_t n, const char *name, qs_encode_fn enc,
+                              void *ctx, const qs_dataset_opts *opts) {
+    if (!ds) return qs_error(QS_ERR_ARG, "dataset: NULL output");
+    memset(ds, 0, sizeof *ds);
+    if (!name || !enc || (!data && n)) return qs_error(QS_ERR_ARG, "dataset: NULL name, data or encoder");
+    qs_dataset_opts o = opts ? *opts : qs_dataset_opts_default();
+    QS_TRY(check_opts(&o));
+    const char *field = o.field && *o.field ? o.field : "text";
+    int jsonl = o.format == QS_DATA_JSONL ||
+                (o.format == QS_DATA_AUTO &&
+                 (has_ext(name, ".jsonl") || has_ext(name, ".json") || has_ext(name, ".ndjson")));
+    if (n == 0) return finish_empty(ds, name, &o);
+    FILE *f = fmemopen((void *)data, n, "rb");
+    if (!f) return qs_error(QS_ERR_NOMEM, "%s: cannot read from memory: %s", name, strerror(errno));
+    qs_status st = load_stream(ds, f, name, jsonl, field, enc, ctx, &o);
+    fclose(f);
+    return st;
+}
+
+qs_status qs_dataset_stream(const char *path, qs_encode_fn enc, void *ctx, const qs_dataset_opts *opts,
+                            qs_doc_sink sink, void *sink_ud) {
+    if (!path || !enc || !sink) return qs_error(QS_ERR_ARG, "dataset: NULL path, encoder or sink");
+    qs_dataset_opts o = opts ? *opts : qs_dataset_opts_default();
+    QS_TRY(check_opts(&o));
+    const char *field = o.field && *o.field ? o.field : "text";
+    int jsonl = o.format == QS_DATA_JSONL ||
+                (o.format == QS_DATA_AUTO &&
+                 (has_ext(path, ".jsonl") || has_ext(path, ".json") || has_ext(path, ".ndjson")));
+    FILE *f = fopen(path, "rb");
+    if (!f) return qs_error(QS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    builder b = {.path = path, .enc = enc, .ctx = ctx, .n_threads = o.n_threads, .sink = sink, .sink_ud = sink_ud};
     qs_status st = jsonl ? read_jsonl(&b, f, field) : read_text(&b, f);
     fclose(f);
-    if (st == QS_OK) st = finish(ds, &b, &o);
+    if (st == QS_OK) st = flush(&b);
     builder_free(&b);
-    if (st != QS_OK) qs_dataset_free(ds);
     return st;
 }
 
@@ -503,7 +605,11 @@ size_t qs_stream_doc_len(const qs_token_stream *s, size_t d) {
 
 // Row = stream[off .. off+len) then padding up to T.
 static void fill_row(const qs_token_stream *s, size_t off, size_t len, int T, int *tok, int *mask) {
-    if (len) memcpy(tok, s->tokens + off, len * sizeof *tok);
+    if (s->tokens16) { // a mapped uint16 token file
+        for (size_t i = 0; i < len; i++) tok[i] = s->tokens16[off + i];
+    } else if (len) {
+        memcpy(tok, s->tokens + off, len * sizeof *tok);
+    }
     for (size_t i = len; i < (size_t)T; i++) tok[i] = 0;
     if (mask)
         for (size_t i = 0; i < (size_t)T; i++) mask[i] = i < len;
@@ -517,7 +623,7 @@ qs_status qs_stream_sample(const qs_token_stream *s, qs_rng *rng, int B, int T, 
     for (int b = 0; b < B; b++) {
         size_t off = (size_t)qs_rng_below(rng, span);
         size_t len = QS_MIN((size_t)T, n - off);
-        fill_row(s, off, len, T, tokens + (size_t)b * T, mask ? mask + (size_t)b * T : NULL);
+        if (tokens) fill_row(s, off, len, T, tokens + (size_t)b * T, mask ? mask + (size_t)b * T : NULL);
         if (starts) starts[b] = off;
     }
     return QS_OK;
@@ -559,7 +665,7 @@ qs_status qs_stream_sample_docs(const qs_token_stream *s, qs_rng *rng, int B, in
     if (s->n_docs == 0) return qs_error(QS_ERR_ARG, "cannot sample documents from an empty split");
     for (int b = 0; b < B; b++) {
         size_t d = (size_t)qs_rng_below(rng, s->n_docs);
-        qs_stream_doc_window(s, d, T, tokens + (size_t)b * T, mask ? mask + (size_t)b * T : NULL);
+        if (tokens) qs_stream_doc_window(s, d, T, tokens + (size_t)b * T, mask ? mask + (size_t)b * T : NULL);
         if (docs) docs[b] = d;
     }
     return QS_OK;

@@ -42,12 +42,24 @@
 #include "tokenizer/tokenizer.h"
 
 // One split: the concatenated tokens and where each document starts.
-typedef struct {
+typedef struct qs_token_stream {
     int *tokens;        // n_tokens ids; document d is tokens[doc_start[d] .. doc_start[d+1])
     size_t n_tokens;
     size_t *doc_start;  // n_docs ascending offsets, doc_start[0] == 0; tokens[doc_start[d]] is BOS
     size_t n_docs;
+    // A split read from a token directory (data/shards.h) by mmap: the ids are
+    // tokens16 (uint16 files; tokens is NULL then) or tokens (uint32 files),
+    // and unmap releases the mapping (qs_dataset_free calls it).
+    const uint16_t *tokens16;
+    void (*unmap)(struct qs_token_stream *s);
+    void *map[2];
+    size_t map_len[2];
 } qs_token_stream;
+
+// Id of token i of a split (either storage).
+static inline int qs_stream_token(const qs_token_stream *s, size_t i) {
+    return s->tokens16 ? (int)s->tokens16[i] : s->tokens[i];
+}
 
 typedef struct {
     qs_token_stream train;
@@ -87,6 +99,9 @@ typedef qs_status (*qs_encode_fn)(void *ctx, const char *text, int *out, int cap
 qs_status qs_dataset_load(qs_dataset *ds, const char *path, const qs_tokenizer *tok,
                           const qs_dataset_opts *opts);
 // Same with any encoder.
+// The same from a buffer (the format from opts, or `name`'s extension).
+qs_status qs_dataset_load_mem(qs_dataset *ds, const void *data, size_t n, const char *name, qs_encode_fn enc,
+                              void *ctx, const qs_dataset_opts *opts);
 qs_status qs_dataset_load_with(qs_dataset *ds, const char *path, qs_encode_fn enc, void *ctx,
                                const qs_dataset_opts *opts);
 // Builds a dataset from documents already in memory (no stripping or
@@ -95,6 +110,14 @@ qs_status qs_dataset_load_with(qs_dataset *ds, const char *path, qs_encode_fn en
 qs_status qs_dataset_from_docs(qs_dataset *ds, const char *const *docs, size_t n_docs, qs_encode_fn enc,
                                void *ctx, const qs_dataset_opts *opts);
 void qs_dataset_free(qs_dataset *ds);
+
+// Streaming: reads `path` exactly as qs_dataset_load_with does (same
+// documents, same encoding, in order) but hands each encoded document to
+// `sink` instead of keeping it, so memory stays bounded (one encoding batch)
+// whatever the file size. No split, no RNG (qs_shards_prepare does those).
+typedef qs_status (*qs_doc_sink)(void *ud, const int *ids, size_t n);
+qs_status qs_dataset_stream(const char *path, qs_encode_fn enc, void *ctx, const qs_dataset_opts *opts,
+                            qs_doc_sink sink, void *sink_ud);
 
 // Total documents / tokens over both splits.
 size_t qs_dataset_n_docs(const qs_dataset *ds);
@@ -106,7 +129,9 @@ size_t qs_stream_doc_len(const qs_token_stream *s, size_t d);
 // (a) Random windows: for each row b a start offset uniform over
 // [0, n_tokens - T] and tokens[b,:] = stream[start .. start+T). If the
 // stream is shorter than T the single window is right-padded. `mask` may be
-// NULL. `starts` (may be NULL) receives the B offsets. Errors on an empty
+// NULL; `tokens` may be NULL: the same draws without reading the data (a
+// data-parallel rank skipping rows another rank computes). `starts` (may be
+// NULL) receives the B offsets. Errors on an empty
 // stream or B, T < 1.
 qs_status qs_stream_sample(const qs_token_stream *s, qs_rng *rng, int B, int T, int *tokens, int *mask,
                            size_t *starts);
@@ -124,7 +149,7 @@ qs_status qs_stream_eval_batch(const qs_token_stream *s, size_t first, int B, in
 // (min(doc length, T)), or 0 if d is out of range (the row is all padding).
 int qs_stream_doc_window(const qs_token_stream *s, size_t d, int T, int *tokens, int *mask);
 // B documents drawn uniformly (with replacement) with `rng`; `docs` (may be
-// NULL) receives their indices. Errors on a stream without documents.
+// NULL) receives their indices; `tokens` NULL: only the draws (as above). Errors on a stream without documents.
 qs_status qs_stream_sample_docs(const qs_token_stream *s, qs_rng *rng, int B, int T, int *tokens,
                                 int *mask, size_t *docs);
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,10 @@
 #include <unistd.h>
 
 qs_status qs_read_file(const char *path, unsigned char **data, size_t *n) {
+    return qs_read_file_max(path, SIZE_MAX - 1, "file", data, n);
+}
+
+qs_status qs_read_file_max(const char *path, size_t max, const char *what, unsigned char **data, size_t *n) {
     *data = NULL;
     *n = 0;
     FILE *f = fopen(path, "rb");
@@ -18,6 +23,11 @@ qs_status qs_read_file(const char *path, unsigned char **data, size_t *n) {
     if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
         fclose(f);
         return qs_error(QS_ERR_IO, "%s: not a readable regular file", path);
+    }
+    if ((uint64_t)sb.st_size > (uint64_t)max) {
+        fclose(f);
+        return qs_error(QS_ERR_FORMAT, "%s: %llu bytes, larger than the %zu MiB limit for a %s", path,
+                        (unsigned long long)sb.st_size, max >> 20, what);
     }
     size_t len = (size_t)sb.st_size;
     unsigned char *buf = qs_malloc(len + 1, path);

@@ -2,6 +2,7 @@
 #include "io/model_io.h"
 
 #include <cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,14 +39,17 @@ static const char *const HARMLESS[] = {
     "task_specific_params", "problem_type", "num_labels"};
 
 // Keys of the released Quiet-STaR checkpoint (ezelikman/quietstar-8-ahead,
-// its configuration_mistral.py): accepted and kept on save (see
-// qs_model_save's original config). They select head variants; the layout
-// qstar computes (start/end embeddings, concatenated complex talk head with
-// weighted mixing, lm_head as think head) is the one that checkpoint uses.
+// its configuration_mistral.py): accepted and kept on save. The booleans
+// select head variants; qstar computes the one the released run used
+// (quiet-star-train.py: concatenated [base; thought] input, complex (3-layer)
+// weighted talk head, lm_head as the shallow think head, talk heads merged),
+// so they must hold those values (read_released). max_thoughts is
+// n_ahead + n_ahead_talk + 1 in the authors' scripts.
 static const char *const RELEASED_QS[] = {
     "max_thoughts", "merged_talk_heads", "merged_lm_and_talk_heads", "merged_lm_and_think_heads",
     "use_concat_talk_head", "use_shallow_think", "use_shallow_talk", "use_complex_think_head",
     "use_complex_talk_head", "use_weighted_talk_head"};
+static const int RELEASED_QS_VALUE[] = {-1, 1, 0, 1, 1, 1, 0, 0, 1, 1};
 
 static int in_list(const char *k, const char *const *list, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -59,27 +63,41 @@ static const cJSON *get(const cJSON *root, const char *key) {
     return j && !cJSON_IsNull(j) ? j : NULL; // JSON null == absent
 }
 
+// 1: an integer that fits in int; 0: not an integer; -1: an integer out of range.
 static int as_int(const cJSON *j, int *out) {
-    if (!cJSON_IsNumber(j) || j->valuedouble != floor(j->valuedouble) || fabs(j->valuedouble) > 2147483647.0)
-        return 0;
+    if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble) || j->valuedouble != floor(j->valuedouble)) return 0;
+    if (fabs(j->valuedouble) > 2147483647.0) return -1;
     *out = (int)j->valuedouble;
     return 1;
+}
+
+static qs_status int_error(int r, const cJSON *j, const char *path, const char *key) {
+    if (r < 0) return qs_error(QS_ERR_FORMAT, "%s: field '%s' = %.17g is out of range (at most 2147483647 in magnitude)",
+                               path, key, j->valuedouble);
+    return qs_error(QS_ERR_FORMAT, "%s: field '%s' must be an integer", path, key);
 }
 
 // Integer field; absent (or null) -> keeps *out unless required.
 static qs_status get_int(const cJSON *root, const char *path, const char *key, int required, int *out) {
     const cJSON *j = get(root, key);
     if (!j) return required ? qs_error(QS_ERR_FORMAT, "%s: missing field '%s'", path, key) : QS_OK;
-    if (!as_int(j, out)) return qs_error(QS_ERR_FORMAT, "%s: field '%s' must be an integer", path, key);
+    int r = as_int(j, out);
+    return r == 1 ? QS_OK : int_error(r, j, path, key);
+}
+
+// A number that is finite as a float (what is written back must read back).
+static qs_status float_value(const cJSON *j, const char *path, const char *key, float *out) {
+    if (!cJSON_IsNumber(j)) return qs_error(QS_ERR_FORMAT, "%s: field '%s' must be a number", path, key);
+    if (!isfinite(j->valuedouble) || fabs(j->valuedouble) > FLT_MAX)
+        return qs_error(QS_ERR_FORMAT, "%s: field '%s' = %g is out of range (beyond a 32-bit float)", path, key,
+                        j->valuedouble);
+    *out = (float)j->valuedouble;
     return QS_OK;
 }
 
 static qs_status get_float(const cJSON *root, const char *path, const char *key, float *out) {
     const cJSON *j = get(root, key);
-    if (!j) return QS_OK;
-    if (!cJSON_IsNumber(j)) return qs_error(QS_ERR_FORMAT, "%s: field '%s' must be a number", path, key);
-    *out = (float)j->valuedouble;
-    return QS_OK;
+    return j ? float_value(j, path, key, out) : QS_OK;
 }
 
 static qs_status get_bool(const cJSON *root, const char *path, const char *key, int *out) {
@@ -101,7 +119,9 @@ static qs_status get_token(const cJSON *root, const char *path, const char *key,
         if (!j->child) { *out = -1; return QS_OK; }
         j = j->child;
     }
-    if (!as_int(j, out)) return qs_error(QS_ERR_FORMAT, "%s: field '%s' must be an integer or a list of integers", path, key);
+    int r = as_int(j, out);
+    if (r < 0) return int_error(r, j, path, key);
+    if (!r) return qs_error(QS_ERR_FORMAT, "%s: field '%s' must be an integer or a list of integers", path, key);
     return QS_OK;
 }
 
@@ -151,8 +171,9 @@ static qs_status read_sliding_window(const cJSON *root, const char *path, qs_con
 static qs_status rope_number(const cJSON *rs, const char *path, const char *key, int required, double *out) {
     const cJSON *j = get(rs, key);
     if (!j) return required ? qs_error(QS_ERR_FORMAT, "%s: missing field 'rope_scaling.%s'", path, key) : QS_OK;
-    if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble))
-        return qs_error(QS_ERR_FORMAT, "%s: field 'rope_scaling.%s' must be a number", path, key);
+    if (!cJSON_IsNumber(j)) return qs_error(QS_ERR_FORMAT, "%s: field 'rope_scaling.%s' must be a number", path, key);
+    if (!isfinite(j->valuedouble) || fabs(j->valuedouble) > FLT_MAX)
+        return qs_error(QS_ERR_FORMAT, "%s: field 'rope_scaling.%s' = %g is out of range", path, key, j->valuedouble);
     *out = j->valuedouble;
     return QS_OK;
 }
@@ -188,6 +209,32 @@ static qs_status read_rope_scaling(const cJSON *root, const char *path, qs_confi
     return QS_OK;
 }
 
+// The released Quiet-STaR keys: head variants other than the released one
+// are errors; without a "quietstar" block, max_thoughts gives the thought
+// length as n_ahead = max_thoughts - 1 - n_talk with qstar's default n_talk 4
+// (the released run's n_ahead_talk), written as a quietstar block.
+static qs_status read_released(const cJSON *root, const char *path, char **qs_json) {
+    for (size_t i = 1; i < sizeof RELEASED_QS / sizeof *RELEASED_QS; i++) {
+        int b = RELEASED_QS_VALUE[i];
+        QS_TRY(get_bool(root, path, RELEASED_QS[i], &b));
+        if (b != RELEASED_QS_VALUE[i])
+            return qs_error(QS_ERR_UNSUPPORTED, "%s: %s %s is not supported (the released Quiet-STaR head is %s)", path,
+                            RELEASED_QS[i], b ? "true" : "false", RELEASED_QS_VALUE[i] ? "true" : "false");
+    }
+    int mt = 0;
+    QS_TRY(get_int(root, path, "max_thoughts", 0, &mt));
+    if (!get(root, "max_thoughts")) return QS_OK;
+    if (mt < 3 + 1 + 1 || mt > 1 << 16)
+        return qs_error(QS_ERR_FORMAT, "%s: field 'max_thoughts' must be an integer in [5, 65536] (n_ahead + n_talk + 1)",
+                        path);
+    if (!qs_json || get(root, "quietstar")) return QS_OK;
+    const int n_talk = mt - 1 - 3 >= 4 ? 4 : mt - 1 - 3;
+    char buf[96];
+    snprintf(buf, sizeof buf, "{\"n_ahead\":%d,\"n_talk\":%d}", mt - 1 - n_talk, n_talk);
+    *qs_json = strdup(buf);
+    return *qs_json ? QS_OK : qs_error(QS_ERR_NOMEM, "%s: out of memory", path);
+}
+
 // Keys that must hold a particular value for the model to be one we compute.
 static qs_status check_features(const cJSON *root, const char *path, qs_config *c) {
     const cJSON *j;
@@ -201,9 +248,7 @@ static qs_status check_features(const cJSON *root, const char *path, qs_config *
         if (!cJSON_IsObject(j) || (t && (!cJSON_IsString(t) || strcmp(t->valuestring, "default") != 0)))
             return qs_error(QS_ERR_UNSUPPORTED, "%s: rope_parameters other than rope_type \"default\" are not supported", path);
         const cJSON *th = get(j, "rope_theta");
-        if (th && !cJSON_IsNumber(th))
-            return qs_error(QS_ERR_FORMAT, "%s: field 'rope_parameters.rope_theta' must be a number", path);
-        if (th) c->rope_theta = (float)th->valuedouble;
+        if (th) QS_TRY(float_value(th, path, "rope_parameters.rope_theta", &c->rope_theta));
     }
     int b = 0;
     QS_TRY(get_bool(root, path, "mlp_bias", &b));
@@ -345,29 +390,36 @@ static qs_status parse(const cJSON *root, const char *path, qs_config *c, char *
             if (!*qs_json) return qs_error(QS_ERR_NOMEM, "%s: out of memory", path);
         }
     }
+    QS_TRY(read_released(root, path, qs_json));
     return qs_config_validate(c, path);
+}
+
+qs_status qs_hf_config_parse(qs_config *c, const char *text, size_t n, const char *path, char **quietstar_json) {
+    if (quietstar_json) *quietstar_json = NULL;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, n, &end, 0);
+    qs_status st;
+    if (!root) {
+        size_t at = end && end >= text ? (size_t)(end - text) : 0;
+        st = qs_error(QS_ERR_FORMAT, "%s: invalid JSON near byte %zu", path, at);
+    } else {
+        st = parse(root, path, c, quietstar_json);
+    }
+    cJSON_Delete(root);
+    if (st != QS_OK && quietstar_json) {
+        free(*quietstar_json);
+        *quietstar_json = NULL;
+    }
+    return st;
 }
 
 qs_status qs_hf_config_read(qs_config *c, const char *path, char **quietstar_json) {
     if (quietstar_json) *quietstar_json = NULL;
     unsigned char *buf;
     size_t n;
-    QS_TRY(qs_read_file(path, &buf, &n));
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts((const char *)buf, n, &end, 0);
-    qs_status st;
-    if (!root) {
-        size_t at = end ? (size_t)(end - (const char *)buf) : 0;
-        st = qs_error(QS_ERR_FORMAT, "%s: invalid JSON near byte %zu", path, at);
-    } else {
-        st = parse(root, path, c, quietstar_json);
-    }
-    cJSON_Delete(root);
+    QS_TRY(qs_read_file_max(path, QS_CONFIG_FILE_CAP, "config file", &buf, &n));
+    qs_status st = qs_hf_config_parse(c, (const char *)buf, n, path, quietstar_json);
     free(buf);
-    if (st != QS_OK && quietstar_json) {
-        free(*quietstar_json);
-        *quietstar_json = NULL;
-    }
     return st;
 }
 
@@ -397,7 +449,8 @@ static cJSON *rope_scaling_json(const qs_config *c) {
 
 static cJSON *token(int id) { return id < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(id); }
 
-static qs_status write_json_file(cJSON *r, const char *path) {
+// Writes the JSON text of r (consumed) to `path`, or returns it in *text_out when not NULL.
+static qs_status write_json_file(cJSON *r, const char *path, char **text_out) {
     char *text = cJSON_Print(r);
     cJSON_Delete(r);
     size_t n = text ? strlen(text) : 0;
@@ -408,23 +461,35 @@ static qs_status write_json_file(cJSON *r, const char *path) {
     }
     memcpy(out, text, n);
     out[n] = '\n';
+    out[n + 1] = 0;
     cJSON_free(text);
+    if (text_out) {
+        *text_out = out;
+        return QS_OK;
+    }
     qs_status st = qs_write_file_atomic(path, out, n + 1);
     free(out);
     return st;
 }
 
+// The quietstar block as a JSON object (NULL text: *out NULL).
+static qs_status quietstar_object(const char *quietstar_json, const char *path, cJSON **out) {
+    *out = NULL;
+    if (!quietstar_json) return QS_OK;
+    cJSON *qs = cJSON_Parse(quietstar_json);
+    if (!cJSON_IsObject(qs)) {
+        cJSON_Delete(qs);
+        return qs_error(QS_ERR_ARG, "%s: the quietstar settings are not a JSON object", path);
+    }
+    *out = qs;
+    return QS_OK;
+}
+
 // GPT2Config keys (what transformers writes), so the directory loads in HF.
-static qs_status write_gpt2(const qs_config *c, const char *path, const char *quietstar_json) {
+static qs_status build_gpt2(const qs_config *c, const char *path, const char *quietstar_json, cJSON **out) {
     QS_TRY(qs_config_validate(c, path));
     cJSON *qs = NULL;
-    if (quietstar_json) {
-        qs = cJSON_Parse(quietstar_json);
-        if (!cJSON_IsObject(qs)) {
-            cJSON_Delete(qs);
-            return qs_error(QS_ERR_ARG, "%s: the quietstar settings are not a JSON object", path);
-        }
-    }
+    QS_TRY(quietstar_object(quietstar_json, path, &qs));
     cJSON *r = cJSON_CreateObject();
     const char *arch[1] = {"GPT2LMHeadModel"};
     cJSON_AddItemToObject(r, "architectures", cJSON_CreateStringArray(arch, 1));
@@ -451,24 +516,18 @@ static qs_status write_gpt2(const qs_config *c, const char *path, const char *qu
     cJSON_AddBoolToObject(r, "use_cache", 1);
     cJSON_AddStringToObject(r, "torch_dtype", "float32");
     if (qs) cJSON_AddItemToObject(r, "quietstar", qs);
-    return write_json_file(r, path);
+    *out = r;
+    return QS_OK;
 }
 
-qs_status qs_hf_config_write(const qs_config *c, const char *path, const char *quietstar_json) {
-    if (c->arch == QS_ARCH_GPT2) return write_gpt2(c, path, quietstar_json);
+static qs_status build_llama(const qs_config *c, const char *path, const char *quietstar_json, cJSON **out) {
     QS_TRY(qs_config_validate(c, path));
     if ((int)c->arch < 0 || (int)c->arch > 2) return qs_error(QS_ERR_ARG, "%s: unknown architecture %d", path, c->arch);
     if (c->qkv_bias != (c->arch == QS_ARCH_QWEN2))
         return qs_error(QS_ERR_UNSUPPORTED, "%s: %s %s q/k/v biases", path, ARCH[c->arch].arch,
                         c->qkv_bias ? "cannot have" : "requires");
     cJSON *qs = NULL;
-    if (quietstar_json) {
-        qs = cJSON_Parse(quietstar_json);
-        if (!cJSON_IsObject(qs)) {
-            cJSON_Delete(qs);
-            return qs_error(QS_ERR_ARG, "%s: the quietstar settings are not a JSON object", path);
-        }
-    }
+    QS_TRY(quietstar_object(quietstar_json, path, &qs));
     cJSON *r = cJSON_CreateObject();
     const char *arch[1] = {ARCH[c->arch].arch};
     cJSON_AddItemToObject(r, "architectures", cJSON_CreateStringArray(arch, 1));
@@ -502,18 +561,59 @@ qs_status qs_hf_config_write(const qs_config *c, const char *path, const char *q
     cJSON_AddBoolToObject(r, "use_cache", 1);
     cJSON_AddStringToObject(r, "torch_dtype", "float32");
     if (qs) cJSON_AddItemToObject(r, "quietstar", qs);
-    char *text = cJSON_Print(r);
-    cJSON_Delete(r);
-    size_t n = text ? strlen(text) : 0;
-    char *out = text ? malloc(n + 2) : NULL;
-    if (!out) {
-        cJSON_free(text);
-        return qs_error(QS_ERR_NOMEM, "%s: out of memory", path);
+    *out = r;
+    return QS_OK;
+}
+
+// The original config's keys with ours replacing theirs (in its order), ours
+// that it lacks appended. Takes ownership of `ours`; returns the tree to write.
+static cJSON *merge_into_original(cJSON *ours, const char *orig_json) {
+    cJSON *o = orig_json ? cJSON_Parse(orig_json) : NULL;
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return ours;
     }
-    memcpy(out, text, n);
-    out[n] = '\n';
-    cJSON_free(text);
-    qs_status st = qs_write_file_atomic(path, out, n + 1);
-    free(out);
-    return st;
+    // qstar never changes these; the original spelling (rope "type", eos id lists) stays
+    static const char *const KEEP[] = {"rope_scaling", "bos_token_id", "eos_token_id"};
+    while (ours->child) {
+        cJSON *item = cJSON_DetachItemViaPointer(ours, ours->child);
+        const cJSON *theirs = cJSON_GetObjectItemCaseSensitive(o, item->string);
+        if (!theirs) cJSON_AddItemToObject(o, item->string, item); // (copies the key)
+        else if (IN(item->string, KEEP)) cJSON_Delete(item);
+        else cJSON_ReplaceItemViaPointer(o, (cJSON *)theirs, item); // keeps item's key
+    }
+    cJSON_Delete(ours);
+    return o;
+}
+
+// max_thoughts (released Quiet-STaR config) = n_ahead + n_talk + 1 of the quietstar block.
+static void sync_max_thoughts(cJSON *r) {
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(r, "quietstar");
+    cJSON *mt = cJSON_GetObjectItemCaseSensitive(r, "max_thoughts");
+    const cJSON *na = q ? cJSON_GetObjectItemCaseSensitive(q, "n_ahead") : NULL;
+    const cJSON *nt = q ? cJSON_GetObjectItemCaseSensitive(q, "n_talk") : NULL;
+    if (cJSON_IsNumber(mt) && cJSON_IsNumber(na) && cJSON_IsNumber(nt))
+        cJSON_SetNumberValue(mt, na->valuedouble + nt->valuedouble + 1);
+}
+
+qs_status qs_hf_config_write_merged(const qs_config *c, const char *path, const char *quietstar_json,
+                                    const char *orig_json, const char *torch_dtype) {
+    cJSON *r = NULL;
+    QS_TRY(c->arch == QS_ARCH_GPT2 ? build_gpt2(c, path, quietstar_json, &r) : build_llama(c, path, quietstar_json, &r));
+    if (torch_dtype) cJSON_ReplaceItemInObjectCaseSensitive(r, "torch_dtype", cJSON_CreateString(torch_dtype));
+    r = merge_into_original(r, orig_json);
+    sync_max_thoughts(r);
+    return write_json_file(r, path, NULL);
+}
+
+qs_status qs_hf_config_write(const qs_config *c, const char *path, const char *quietstar_json) {
+    return qs_hf_config_write_merged(c, path, quietstar_json, NULL, NULL);
+}
+
+qs_status qs_hf_config_to_text(const qs_config *c, const char *quietstar_json, char **text) {
+    *text = NULL;
+    cJSON *r = NULL;
+    QS_TRY(c->arch == QS_ARCH_GPT2 ? build_gpt2(c, "config.json", quietstar_json, &r)
+                                   : build_llama(c, "config.json", quietstar_json, &r));
+    return write_json_file(r, "config.json", text);
 }

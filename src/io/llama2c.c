@@ -86,18 +86,13 @@ static qs_status load_weights(qs_model *m, FILE *f, const char *path) {
     return st;
 }
 
-qs_status qs_llama2c_load(qs_model *m, const char *path) {
-    memset(m, 0, sizeof *m);
-    FILE *f = fopen(path, "rb");
-    if (!f) return qs_error(QS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
+// Header, size check against it, weights: from `f` holding `size` bytes.
+static qs_status load_from(qs_model *m, FILE *f, uint64_t size, const char *path) {
     int32_t h[7];
     qs_status st = QS_OK;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode))
-        st = qs_error(QS_ERR_IO, "%s: not a regular file", path);
-    else if (fread(h, sizeof h, 1, f) != 1)
-        st = qs_error(QS_ERR_FORMAT, "%s: file is %lld bytes, too short for the 28-byte llama2.c header", path,
-                      (long long)sb.st_size);
+    if (fread(h, sizeof h, 1, f) != 1)
+        st = qs_error(QS_ERR_FORMAT, "%s: file is %llu bytes, too short for the 28-byte llama2.c header", path,
+                      (unsigned long long)size);
     qs_config c = {0};
     if (st == QS_OK) {
         c = (qs_config){.arch = QS_ARCH_LLAMA, .dim = h[0], .hidden_dim = h[1], .n_layers = h[2],
@@ -107,17 +102,39 @@ qs_status qs_llama2c_load(qs_model *m, const char *path) {
         c.head_dim = c.n_heads > 0 ? c.dim / c.n_heads : 0;
         st = qs_config_validate(&c, path);
     }
-    if (st == QS_OK && (uint64_t)sb.st_size != expected_size(&c))
+    if (st == QS_OK && size != expected_size(&c))
         st = qs_error(QS_ERR_FORMAT,
-                      "%s: file is %lld bytes but its header (dim %d, hidden %d, layers %d, heads %d, kv heads %d, "
+                      "%s: file is %llu bytes but its header (dim %d, hidden %d, layers %d, heads %d, kv heads %d, "
                       "vocab %d, seq_len %d) implies %llu bytes",
-                      path, (long long)sb.st_size, h[0], h[1], h[2], h[3], h[4], h[5], h[6],
+                      path, (unsigned long long)size, h[0], h[1], h[2], h[3], h[4], h[5], h[6],
                       (unsigned long long)expected_size(&c));
     if (st == QS_OK) st = qs_model_create(m, &c, 0);
     if (st == QS_OK) {
         st = load_weights(m, f, path);
         if (st != QS_OK) qs_model_free(m);
     }
+    return st;
+}
+
+qs_status qs_llama2c_load(qs_model *m, const char *path) {
+    memset(m, 0, sizeof *m);
+    FILE *f = fopen(path, "rb");
+    if (!f) return qs_error(QS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    qs_status st;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) st = qs_error(QS_ERR_IO, "%s: not a regular file", path);
+    else st = load_from(m, f, (uint64_t)sb.st_size, path);
+    fclose(f);
+    return st;
+}
+
+qs_status qs_llama2c_parse(qs_model *m, const unsigned char *data, size_t n, const char *name) {
+    memset(m, 0, sizeof *m);
+    if (n < 28)
+        return qs_error(QS_ERR_FORMAT, "%s: file is %zu bytes, too short for the 28-byte llama2.c header", name, n);
+    FILE *f = fmemopen((void *)data, n, "rb");
+    if (!f) return qs_error(QS_ERR_NOMEM, "%s: cannot read from memory: %s", name, strerror(errno));
+    qs_status st = load_from(m, f, n, name);
     fclose(f);
     return st;
 }
@@ -173,14 +190,18 @@ static qs_status write_weights(qs_afile *f, const qs_model *m) {
     return st;
 }
 
-qs_status qs_llama2c_save(const qs_model *m, const char *path) {
+static qs_status check_saveable(const qs_model *m, const char *path) {
     const qs_config *c = &m->cfg;
     if (c->qkv_bias) return qs_error(QS_ERR_UNSUPPORTED, "%s: llama2.c checkpoints cannot hold q/k/v biases", path);
     if (c->rope_theta != 10000.0f || c->norm_eps != 1e-5f)
         return qs_error(QS_ERR_UNSUPPORTED,
                         "%s: llama2.c checkpoints assume rope_theta 10000 and rms_norm_eps 1e-5 (model has %g, %g)",
                         path, (double)c->rope_theta, (double)c->norm_eps);
-    QS_TRY(qs_config_validate(c, path));
+    return qs_config_validate(c, path);
+}
+
+qs_status qs_llama2c_save(const qs_model *m, const char *path) {
+    QS_TRY(check_saveable(m, path));
     qs_afile f;
     QS_TRY(qs_afile_open(&f, path));
     qs_status st = write_weights(&f, m);
@@ -189,4 +210,25 @@ qs_status qs_llama2c_save(const qs_model *m, const char *path) {
         return st;
     }
     return qs_afile_commit(&f);
+}
+
+qs_status qs_llama2c_save_mem(const qs_model *m, unsigned char **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    QS_TRY(check_saveable(m, "llama2.c checkpoint"));
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *ms = open_memstream(&buf, &len);
+    if (!ms) return qs_error(QS_ERR_NOMEM, "out of memory writing a llama2.c checkpoint");
+    static char name[] = "llama2.c checkpoint (memory)";
+    qs_afile f = {.fp = ms, .path = name, .tmp = name}; // qs_afile_write only writes to fp
+    qs_status st = write_weights(&f, m);
+    if (fclose(ms) != 0 && st == QS_OK) st = qs_error(QS_ERR_NOMEM, "out of memory writing a llama2.c checkpoint");
+    if (st != QS_OK) {
+        free(buf);
+        return st;
+    }
+    *out = (unsigned char *)buf;
+    *n = len;
+    return QS_OK;
 }

@@ -1,6 +1,7 @@
 // safetensors.c: validating reader (mmap) and atomic writer of .safetensors.
 #include "io/safetensors.h"
 #include "io/model_io.h"
+#include "model/params.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -83,7 +84,10 @@ static qs_status parse_entry(qs_st_tensor *t, const cJSON *e, const char *path, 
         BAD(QS_ERR_FORMAT, "data_offsets [%llu,%llu] exceed data section of %zu bytes", path, nm,
             (unsigned long long)b, (unsigned long long)en, data_len);
     size_t es = DT[d].size;
-    if (t->numel > SIZE_MAX / es || en - b != t->numel * es)
+    if (t->numel > SIZE_MAX / es) // never print a wrapped byte count
+        BAD(QS_ERR_FORMAT, "shape holds %zu %s elements, more bytes than the address space", path, nm, t->numel,
+            DT[d].name);
+    if (en - b != t->numel * es)
         BAD(QS_ERR_FORMAT, "data_offsets [%llu,%llu] hold %llu bytes but %zu %s elements need %zu", path,
             nm, (unsigned long long)b, (unsigned long long)en, (unsigned long long)(en - b), t->numel,
             DT[d].name, t->numel * es);
@@ -161,6 +165,8 @@ done:
     return s;
 }
 
+static qs_status parse_file(qs_safetensors *st);
+
 qs_status qs_st_open(qs_safetensors *st, const char *path) {
     memset(st, 0, sizeof *st);
     st->path = strdup(path);
@@ -188,6 +194,31 @@ qs_status qs_st_open(qs_safetensors *st, const char *path) {
     }
     st->file = map;
     st->file_len = len;
+    qs_status s = parse_file(st);
+    if (s != QS_OK) qs_st_close(st);
+    return s;
+}
+
+qs_status qs_st_parse(qs_safetensors *st, const unsigned char *data, size_t len, const char *name) {
+    memset(st, 0, sizeof *st);
+    st->path = strdup(name ? name : "safetensors");
+    if (!st->path) return qs_error(QS_ERR_NOMEM, "out of memory");
+    if (len < 8) {
+        qs_st_close(st);
+        return qs_error(QS_ERR_FORMAT, "%s: %zu bytes, too short for a safetensors header", name, len);
+    }
+    st->file = (unsigned char *)data;
+    st->file_len = len;
+    st->borrowed = 1;
+    qs_status s = parse_file(st);
+    if (s != QS_OK) qs_st_close(st);
+    return s;
+}
+
+// Header length, header and data section of st->file (file_len >= 8).
+static qs_status parse_file(qs_safetensors *st) {
+    const char *path = st->path;
+    size_t len = st->file_len;
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = n << 8 | st->file[i];
     qs_status s = QS_OK;
@@ -204,7 +235,6 @@ qs_status qs_st_open(qs_safetensors *st, const char *path) {
         st->data_len = len - 8 - (size_t)n;
         s = parse_header(st, (const char *)st->file + 8, (size_t)n);
     }
-    if (s != QS_OK) qs_st_close(st);
     return s;
 }
 
@@ -212,7 +242,7 @@ void qs_st_close(qs_safetensors *st) {
     for (int i = 0; i < st->n; i++) free(st->t[i].name);
     free(st->t);
     free(st->path);
-    if (st->file) munmap(st->file, st->file_len);
+    if (st->file && !st->borrowed) munmap(st->file, st->file_len);
     memset(st, 0, sizeof *st);
 }
 
@@ -280,6 +310,37 @@ qs_status qs_st_read_i32(const qs_safetensors *st, const qs_st_tensor *t, int32_
     return QS_OK;
 }
 
+// ---- shapes against a config ----
+
+static void shape_text(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && k < n; i++) k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? "," : "", (long long)shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+qs_status qs_st_check_config(const qs_safetensors *st, const qs_config *c, int with_quietstar) {
+    qs_layout L;
+    memset(&L, 0, sizeof L);
+    QS_TRY(qs_layout_build(&L, c, with_quietstar)); // names and shapes only: nothing of the model's size
+    qs_status s = QS_OK;
+    for (int i = 0; i < st->n && s == QS_OK; i++) {
+        const qs_st_tensor *t = &st->t[i];
+        int k = qs_layout_find_hf(&L, c, t->name);
+        if (k < 0) continue; // unknown / ignored names: the loader decides
+        const qs_tensor_info *w = &L.t[k];
+        int same = t->ndim == w->ndim;
+        for (int d = 0; d < w->ndim && same; d++) same = t->shape[d] == w->shape[d];
+        if (!same) {
+            char a[160], b[160];
+            shape_text(a, sizeof a, t->ndim, t->shape);
+            shape_text(b, sizeof b, w->ndim, w->shape);
+            s = qs_error(QS_ERR_FORMAT, "%s: tensor '%s' has shape %s but the config implies %s", st->path, t->name, a, b);
+        }
+    }
+    qs_layout_free(&L);
+    return s;
+}
+
 // ---- writer ----
 
 qs_status qs_st_writer_add(qs_st_writer *w, const char *name, qs_dtype dtype, int ndim, const int64_t *shape,
@@ -325,7 +386,8 @@ static void json_string(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-qs_status qs_st_writer_write(qs_st_writer *w, const char *path) {
+// The 8-byte length and JSON header (padded to 8 bytes) of the file w describes.
+static qs_status build_header(const qs_st_writer *w, const char *path, char **hdr_out, size_t *hlen_out) {
     char *hdr = NULL;
     size_t hlen = 0, off = 0;
     FILE *m = open_memstream(&hdr, &hlen);
@@ -347,6 +409,42 @@ qs_status qs_st_writer_write(qs_st_writer *w, const char *path) {
         free(hdr);
         return qs_error(QS_ERR_NOMEM, "%s: out of memory building the header", path);
     }
+    *hdr_out = hdr;
+    *hlen_out = hlen;
+    return QS_OK;
+}
+
+qs_status qs_st_writer_to_mem(const qs_st_writer *w, unsigned char **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    char *hdr;
+    size_t hlen;
+    QS_TRY(build_header(w, "safetensors", &hdr, &hlen));
+    size_t total = 8 + hlen;
+    for (int i = 0; i < w->n; i++) total += wbytes(&w->t[i]);
+    unsigned char *b = malloc(total ? total : 1);
+    if (!b) {
+        free(hdr);
+        return qs_error(QS_ERR_NOMEM, "out of memory for a %zu-byte safetensors file", total);
+    }
+    for (int i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
+    memcpy(b + 8, hdr, hlen);
+    size_t off = 8 + hlen;
+    for (int i = 0; i < w->n; i++) {
+        size_t k = wbytes(&w->t[i]);
+        if (k) memcpy(b + off, w->t[i].data, k);
+        off += k;
+    }
+    free(hdr);
+    *out = b;
+    *n = total;
+    return QS_OK;
+}
+
+qs_status qs_st_writer_write(qs_st_writer *w, const char *path) {
+    char *hdr;
+    size_t hlen;
+    QS_TRY(build_header(w, path, &hdr, &hlen));
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
     qs_afile f;

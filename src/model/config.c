@@ -1,6 +1,8 @@
 // config.c: validation and defaults for qs_config.
 #include "model/config.h"
 
+#include <math.h>
+
 qs_status qs_config_validate(const qs_config *c, const char *src) {
     const char *s = src ? src : "config";
 #define CHECK(cond, ...) do { if (!(cond)) return qs_error(QS_ERR_FORMAT, __VA_ARGS__); } while (0)
@@ -16,7 +18,7 @@ qs_status qs_config_validate(const qs_config *c, const char *src) {
     CHECK(c->head_dim <= 512, "%s: head_dim %d above the supported maximum of 512", s, c->head_dim);
     CHECK(c->vocab_size > 0 && c->vocab_size <= 1 << 24, "%s: vocab_size %d out of range", s, c->vocab_size);
     CHECK(c->max_seq_len > 0 && c->max_seq_len <= 1 << 22, "%s: max_position_embeddings %d out of range", s, c->max_seq_len);
-    CHECK(c->rope_theta > 0, "%s: rope_theta %g must be positive", s, (double)c->rope_theta);
+    CHECK(c->rope_theta > 0 && isfinite(c->rope_theta), "%s: rope_theta %g out of range (positive, finite)", s, (double)c->rope_theta);
     CHECK(c->norm_eps > 0 && c->norm_eps < 1, "%s: rms_norm_eps %g out of range", s, (double)c->norm_eps);
     CHECK(c->bos_id >= -1 && c->bos_id < c->vocab_size, "%s: bos_token_id %d out of range", s, c->bos_id);
     CHECK(c->eos_id >= -1 && c->eos_id < c->vocab_size, "%s: eos_token_id %d out of range", s, c->eos_id);
@@ -25,7 +27,7 @@ qs_status qs_config_validate(const qs_config *c, const char *src) {
     if (c->rope_scaling != QS_ROPE_DEFAULT)
         CHECK(c->rope_factor >= 1.0f && c->rope_factor <= 1e6f, "%s: rope_scaling.factor %g must be in [1, 1e6]", s, (double)c->rope_factor);
     if (c->rope_scaling == QS_ROPE_LLAMA3) {
-        CHECK(c->rope_low_freq_factor > 0 && c->rope_high_freq_factor > c->rope_low_freq_factor,
+        CHECK(c->rope_low_freq_factor > 0 && isfinite(c->rope_high_freq_factor) && c->rope_high_freq_factor > c->rope_low_freq_factor,
               "%s: rope_scaling needs 0 < low_freq_factor (%g) < high_freq_factor (%g)", s,
               (double)c->rope_low_freq_factor, (double)c->rope_high_freq_factor);
         CHECK(c->rope_orig_max_pos > 0, "%s: rope_scaling.original_max_position_embeddings %d must be positive", s, c->rope_orig_max_pos);

@@ -40,7 +40,9 @@ static qs_status plain_feed(void *ctx, int token, int pos) {
 static qs_status plain_next(void *ctx, float *logits, const int **thought, int *n_thought, float *mix_w) {
     plain_src *p = ctx;
     *thought = NULL, *n_thought = 0, *mix_w = 0.0f;
-    matmul_forward(logits, p->h, p->m->w.lm_head, NULL, 1, p->m->cfg.dim, p->m->cfg.vocab_size);
+    qs_mm mm; // the model's GEMM precision
+    QS_TRY(qs_model_mm(p->m, &mm));
+    matmul_forward_mm(&mm, logits, p->h, p->m->w.lm_head, NULL, 1, p->m->cfg.dim, p->m->cfg.vocab_size);
     return QS_OK;
 }
 

@@ -30,8 +30,8 @@ static void scatter_kv(qs_workspace *ws, const qs_layer_acts *a, float *kc, floa
         }
 }
 
-static void gpt2_layer_forward(const qs_model *m, qs_workspace *ws, qs_layer_acts *a, int l, const float *x_in,
-                               float *x_out, int d0, int nd, int i0, int ni) {
+static void gpt2_layer_forward(const qs_model *m, const qs_mm *mm, qs_workspace *ws, qs_layer_acts *a, int l,
+                               const float *x_in, float *x_out, int d0, int nd, int i0, int ni) {
     const qs_config *c = &m->cfg;
     const qs_layer_ptrs *w = &m->w.layer[l];
     const int H = c->dim, F = c->hidden_dim, N = nd * ws->R * ni;
@@ -39,28 +39,29 @@ static void gpt2_layer_forward(const qs_model *m, qs_workspace *ws, qs_layer_act
 
     // x2 = x + c_proj(attn(q, k, v)), [q|k|v] = c_attn(ln_1(x))
     layernorm_forward(a->xn, a->mean1, a->rstd1, x_in, w->attn_norm, w->ln1_b, N, H, c->norm_eps);
-    conv1d_forward(a->q, a->xn, w->c_attn_w, 3 * H, w->c_attn_b, N, H, H);
-    conv1d_forward(a->k, a->xn, w->c_attn_w + H, 3 * H, w->c_attn_b + H, N, H, H);
-    conv1d_forward(a->v, a->xn, w->c_attn_w + 2 * H, 3 * H, w->c_attn_b + 2 * H, N, H, H);
+    conv1d_forward_mm(mm, a->q, a->xn, w->c_attn_w, 3 * H, w->c_attn_b, N, H, H);
+    conv1d_forward_mm(mm, a->k, a->xn, w->c_attn_w + H, 3 * H, w->c_attn_b + H, N, H, H);
+    conv1d_forward_mm(mm, a->v, a->xn, w->c_attn_w + 2 * H, 3 * H, w->c_attn_b + 2 * H, N, H, H);
     scatter_kv(ws, a, kc, vc, H, d0, nd, i0, ni);
     attn_shape s = {ws->R, ws->T, c->n_heads, c->n_kv_heads, c->head_dim, ws->mask, 0}; // GPT-2: no sliding window
     attention_forward(a->att, a->lse, a->q, kc, vc, &s, d0, nd, i0, ni);
     memcpy(a->x2, x_in, (size_t)N * H * sizeof(float));
-    qs_sgemm(0, 0, N, H, H, 1.0f, a->att, H, w->c_proj_w, H, 1.0f, a->x2, H); // x2 += att W
+    qs_gemm(mm, 0, 0, N, H, H, 1.0f, a->att, H, w->c_proj_w, H, 1.0f, a->x2, H); // x2 += att W
     posembed_forward(a->x2, NULL, w->c_proj_b, N, H);                     // + bias (pos NULL: row 0)
 
     // out = x2 + mlp.c_proj(gelu(c_fc(ln_2(x2))))
     layernorm_forward(a->xn2, a->mean2, a->rstd2, a->x2, w->mlp_norm, w->ln2_b, N, H, c->norm_eps);
-    conv1d_forward(a->gate, a->xn2, w->fc_w, F, w->fc_b, N, H, F);
+    conv1d_forward_mm(mm, a->gate, a->xn2, w->fc_w, F, w->fc_b, N, H, F);
     gelu_forward(a->act, a->gate, (size_t)N * F);
     if (x_out) {
         memcpy(x_out, a->x2, (size_t)N * H * sizeof(float));
-        qs_sgemm(0, 0, N, H, F, 1.0f, a->act, F, w->mproj_w, H, 1.0f, x_out, H);
+        qs_gemm(mm, 0, 0, N, H, F, 1.0f, a->act, F, w->mproj_w, H, 1.0f, x_out, H);
         posembed_forward(x_out, NULL, w->mproj_b, N, H);
     }
 }
 
-static void gpt2_layer_backward(const qs_model *m, qs_workspace *ws, const qs_ptrs *g, int l, float *dx) {
+static void gpt2_layer_backward(const qs_model *m, const qs_mm *mm, qs_workspace *ws, const qs_ptrs *g, int l,
+                                float *dx) {
     const qs_config *c = &m->cfg;
     const qs_layer_ptrs *w = &m->w.layer[l];
     qs_layer_ptrs *gw = &g->layer[l];
@@ -74,29 +75,29 @@ static void gpt2_layer_backward(const qs_model *m, qs_workspace *ws, const qs_pt
         layernorm_forward(a->xn2, a->mean2, a->rstd2, a->x2, w->mlp_norm, w->ln2_b, N, H, c->norm_eps);
         gelu_forward(a->act, a->gate, (size_t)N * F);
     } else {
-        gpt2_layer_forward(m, ws, a, l, x_in, NULL, 0, D, 0, ws->T);
+        gpt2_layer_forward(m, mm, ws, a, l, x_in, NULL, 0, D, 0, ws->T);
     }
     // MLP
     memset(gs->dact, 0, (size_t)N * F * sizeof(float));
-    conv1d_backward(gs->dact, gw->mproj_w, gw->mproj_b, dx, a->act, w->mproj_w, H, N, F, H);
+    conv1d_backward_mm(mm, gs->dact, gw->mproj_w, gw->mproj_b, dx, a->act, w->mproj_w, H, N, F, H);
     memset(gs->dgate, 0, (size_t)N * F * sizeof(float));
     gelu_backward(gs->dgate, gs->dact, a->gate, (size_t)N * F);
     memset(gs->dxn, 0, (size_t)N * H * sizeof(float));
-    conv1d_backward(gs->dxn, gw->fc_w, gw->fc_b, gs->dgate, a->xn2, w->fc_w, F, N, H, F);
+    conv1d_backward_mm(mm, gs->dxn, gw->fc_w, gw->fc_b, gs->dgate, a->xn2, w->fc_w, F, N, H, F);
     layernorm_backward(dx, gw->mlp_norm, gw->ln2_b, gs->dxn, a->x2, w->mlp_norm, a->mean2, a->rstd2, N, H);
     // attention
     memset(gs->datt, 0, (size_t)N * H * sizeof(float));
-    conv1d_backward(gs->datt, gw->c_proj_w, gw->c_proj_b, dx, a->att, w->c_proj_w, H, N, H, H);
+    conv1d_backward_mm(mm, gs->datt, gw->c_proj_w, gw->c_proj_b, dx, a->att, w->c_proj_w, H, N, H, H);
     memset(gs->dq, 0, (size_t)N * H * sizeof(float));
     memset(gs->dk, 0, (size_t)N * H * sizeof(float));
     memset(gs->dv, 0, (size_t)N * H * sizeof(float));
     attn_shape s = {ws->R, ws->T, c->n_heads, c->n_kv_heads, c->head_dim, ws->mask, 0};
     attention_backward(gs->dq, gs->dk, gs->dv, gs->datt, a->q, kc, vc, a->att, a->lse, &s, 0, D, 0, ws->T);
     memset(gs->dxn, 0, (size_t)N * H * sizeof(float));
-    conv1d_backward(gs->dxn, gw->c_attn_w, gw->c_attn_b, gs->dq, a->xn, w->c_attn_w, 3 * H, N, H, H);
-    conv1d_backward(gs->dxn, gw->c_attn_w + H, gw->c_attn_b + H, gs->dk, a->xn, w->c_attn_w + H, 3 * H, N, H, H);
-    conv1d_backward(gs->dxn, gw->c_attn_w + 2 * H, gw->c_attn_b + 2 * H, gs->dv, a->xn, w->c_attn_w + 2 * H,
-                    3 * H, N, H, H);
+    conv1d_backward_mm(mm, gs->dxn, gw->c_attn_w, gw->c_attn_b, gs->dq, a->xn, w->c_attn_w, 3 * H, N, H, H);
+    conv1d_backward_mm(mm, gs->dxn, gw->c_attn_w + H, gw->c_attn_b + H, gs->dk, a->xn, w->c_attn_w + H, 3 * H, N, H, H);
+    conv1d_backward_mm(mm, gs->dxn, gw->c_attn_w + 2 * H, gw->c_attn_b + 2 * H, gs->dv, a->xn,
+                       w->c_attn_w + 2 * H, 3 * H, N, H, H);
     layernorm_backward(dx, gw->attn_norm, gw->ln1_b, gs->dxn, x_in, w->attn_norm, a->mean1, a->rstd1, N, H);
 }
 
@@ -104,8 +105,8 @@ static void gpt2_layer_backward(const qs_model *m, qs_workspace *ws, const qs_pt
 // Forward of layer l on a block of N tokens ordered (pass dd, row r, pos ii)
 // for passes d0..d0+nd-1 and positions i0..i0+ni-1. Keys/values go into the
 // cache; the activations stay in ws->a for a following backward.
-static void layer_forward(const qs_model *m, qs_workspace *ws, qs_layer_acts *a, int l, const float *x_in,
-                          float *x_out, const int *pos, int d0, int nd, int i0, int ni) {
+static void layer_forward(const qs_model *m, const qs_mm *mm, qs_workspace *ws, qs_layer_acts *a, int l,
+                          const float *x_in, float *x_out, const int *pos, int d0, int nd, int i0, int ni) {
     const qs_config *c = &m->cfg;
     const qs_layer_ptrs *w = &m->w.layer[l];
     const int H = c->dim, F = c->hidden_dim, R = ws->R, T = ws->T;
@@ -113,15 +114,14 @@ static void layer_forward(const qs_model *m, qs_workspace *ws, qs_layer_acts *a,
     const int N = nd * R * ni;
     float *kc = ws->kc + (size_t)l * ws->kv_layer, *vc = ws->vc + (size_t)l * ws->kv_layer;
     if (c->arch == QS_ARCH_GPT2) {
-        gpt2_layer_forward(m, ws, a, l, x_in, x_out, d0, nd, i0, ni);
+        gpt2_layer_forward(m, mm, ws, a, l, x_in, x_out, d0, nd, i0, ni);
         return;
     }
 
     // attention block: x2 = x + Wo . attn(rope(Wq xn), rope(Wk xn), Wv xn), xn = rmsnorm(x)
     rmsnorm_forward(a->xn, a->rstd1, x_in, w->attn_norm, N, H, c->norm_eps);
-    matmul_forward(a->q, a->xn, w->wq, w->bq, N, H, qd);
-    matmul_forward(a->k, a->xn, w->wk, w->bk, N, H, kvd);
-    matmul_forward(a->v, a->xn, w->wv, w->bv, N, H, kvd);
+    const qs_linear qkv[3] = {{a->q, w->wq, w->bq, qd}, {a->k, w->wk, w->bk, kvd}, {a->v, w->wv, w->bv, kvd}};
+    matmul_forward_shared_mm(mm, a->xn, N, H, 3, qkv);
     rope_forward(a->q, pos, ws->cos_t, ws->sin_t, N, c->n_heads, c->head_dim);
     rope_forward(a->k, pos, ws->cos_t, ws->sin_t, N, c->n_kv_heads, c->head_dim);
     // scatter k, v (block order) into the cache [D,R,T,kvd]
@@ -136,16 +136,16 @@ static void layer_forward(const qs_model *m, qs_workspace *ws, qs_layer_acts *a,
     attn_shape s = {R, T, c->n_heads, c->n_kv_heads, c->head_dim, ws->mask, c->sliding_window};
     attention_forward(a->att, a->lse, a->q, kc, vc, &s, d0, nd, i0, ni);
     memcpy(a->x2, x_in, (size_t)N * H * sizeof(float));
-    qs_sgemm(0, 1, N, H, qd, 1.0f, a->att, qd, w->wo, qd, 1.0f, a->x2, H); // x2 += att Wo^T
+    qs_gemm(mm, 0, 1, N, H, qd, 1.0f, a->att, qd, w->wo, qd, 1.0f, a->x2, H); // x2 += att Wo^T
 
     // MLP block: out = x2 + Wdown (silu(Wgate xn2) * Wup xn2), xn2 = rmsnorm(x2)
     rmsnorm_forward(a->xn2, a->rstd2, a->x2, w->mlp_norm, N, H, c->norm_eps);
-    matmul_forward(a->gate, a->xn2, w->w_gate, NULL, N, H, F);
-    matmul_forward(a->up, a->xn2, w->w_up, NULL, N, H, F);
+    const qs_linear gate_up[2] = {{a->gate, w->w_gate, NULL, F}, {a->up, w->w_up, NULL, F}};
+    matmul_forward_shared_mm(mm, a->xn2, N, H, 2, gate_up);
     swiglu_forward(a->act, a->gate, a->up, (size_t)N * F);
     if (x_out) {
         memcpy(x_out, a->x2, (size_t)N * H * sizeof(float));
-        qs_sgemm(0, 1, N, H, F, 1.0f, a->act, F, w->w_down, F, 1.0f, x_out, H);
+        qs_gemm(mm, 0, 1, N, H, F, 1.0f, a->act, F, w->w_down, F, 1.0f, x_out, H);
     }
 }
 
@@ -185,6 +185,8 @@ qs_status qs_forward_block(const qs_model *m, qs_workspace *ws, const float *x0,
                         (i0 + ni - 1) + (d0 + nd - 1), c->max_seq_len);
     const size_t N = (size_t)nd * R * ni;
     if (N > ws->n_max) return qs_error(QS_ERR_ARG, "block of %zu tokens exceeds workspace (%zu)", N, ws->n_max);
+    qs_mm mm;
+    QS_TRY(qs_model_mm(m, &mm));
     // Saving layer inputs (for backward) needs whole rows: ni == T.
     const int save = ws->xs && ni == T;
     const size_t off = (size_t)d0 * R * T * H;
@@ -200,7 +202,7 @@ qs_status qs_forward_block(const qs_model *m, qs_workspace *ws, const float *x0,
         float *x_out = save ? ws->xs + (size_t)(l + 1) * ws->xs_layer + off : (l % 2 ? ws->tmp_a : ws->tmp_b);
         if (save && l == 0 && x != ws->xs + off) memcpy(ws->xs + off, x0, N * H * sizeof(float));
         qs_layer_acts a = save ? acts_at(ws, l, (size_t)d0 * R * T) : ws->a;
-        layer_forward(m, ws, &a, l, x, x_out, ws->pos, d0, nd, i0, ni);
+        layer_forward(m, &mm, ws, &a, l, x, x_out, ws->pos, d0, nd, i0, ni);
         x = x_out;
     }
     if (h_out && c->arch == QS_ARCH_GPT2)
@@ -213,7 +215,8 @@ qs_status qs_forward_block(const qs_model *m, qs_workspace *ws, const float *x0,
 // ---------------------------------------------------------------------------
 // Backward of layer l over all D passes (N = D*R*T tokens). dx holds the
 // gradient w.r.t. the layer output on entry and w.r.t. its input on return.
-static void layer_backward(const qs_model *m, qs_workspace *ws, const qs_ptrs *g, int l, float *dx) {
+static void layer_backward(const qs_model *m, const qs_mm *mm, qs_workspace *ws, const qs_ptrs *g, int l,
+                           float *dx) {
     const qs_config *c = &m->cfg;
     const qs_layer_ptrs *w = &m->w.layer[l];
     qs_layer_ptrs *gw = &g->layer[l];
@@ -221,7 +224,7 @@ static void layer_backward(const qs_model *m, qs_workspace *ws, const qs_ptrs *g
     const int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     const int N = D * R * T;
     if (c->arch == QS_ARCH_GPT2) {
-        gpt2_layer_backward(m, ws, g, l, dx);
+        gpt2_layer_backward(m, mm, ws, g, l, dx);
         return;
     }
     const int kept = l < ws->n_stored;
@@ -239,23 +242,23 @@ static void layer_backward(const qs_model *m, qs_workspace *ws, const qs_ptrs *g
         rmsnorm_forward(a->xn2, NULL, a->x2, w->mlp_norm, N, H, c->norm_eps);
         swiglu_forward(a->act, a->gate, a->up, (size_t)N * F);
     } else {
-        layer_forward(m, ws, a, l, x_in, NULL, ws->pos, 0, D, 0, T);
+        layer_forward(m, mm, ws, a, l, x_in, NULL, ws->pos, 0, D, 0, T);
     }
 
     // MLP: out = x2 + act Wd^T  =>  dx2 = dx (residual) + rmsnorm2'(...)
     memset(gs->dact, 0, (size_t)N * F * sizeof(float));
-    matmul_backward(gs->dact, gw->w_down, NULL, dx, a->act, w->w_down, N, F, H);
+    matmul_backward_mm(mm, gs->dact, gw->w_down, NULL, dx, a->act, w->w_down, N, F, H);
     memset(gs->dgate, 0, (size_t)N * F * sizeof(float));
     memset(gs->dup, 0, (size_t)N * F * sizeof(float));
     swiglu_backward(gs->dgate, gs->dup, gs->dact, a->gate, a->up, (size_t)N * F);
     memset(gs->dxn, 0, (size_t)N * H * sizeof(float));
-    matmul_backward(gs->dxn, gw->w_gate, NULL, gs->dgate, a->xn2, w->w_gate, N, H, F);
-    matmul_backward(gs->dxn, gw->w_up, NULL, gs->dup, a->xn2, w->w_up, N, H, F);
+    matmul_backward_mm(mm, gs->dxn, gw->w_gate, NULL, gs->dgate, a->xn2, w->w_gate, N, H, F);
+    matmul_backward_mm(mm, gs->dxn, gw->w_up, NULL, gs->dup, a->xn2, w->w_up, N, H, F);
     rmsnorm_backward(dx, gw->mlp_norm, gs->dxn, a->x2, w->mlp_norm, a->rstd2, N, H); // dx is now dx2
 
     // attention: x2 = x + att Wo^T
     memset(gs->datt, 0, (size_t)N * qd * sizeof(float));
-    matmul_backward(gs->datt, gw->wo, NULL, dx, a->att, w->wo, N, qd, H);
+    matmul_backward_mm(mm, gs->datt, gw->wo, NULL, dx, a->att, w->wo, N, qd, H);
     memset(gs->dq, 0, (size_t)N * qd * sizeof(float));
     memset(gs->dk, 0, (size_t)N * kvd * sizeof(float));
     memset(gs->dv, 0, (size_t)N * kvd * sizeof(float));
@@ -265,9 +268,9 @@ static void layer_backward(const qs_model *m, qs_workspace *ws, const qs_ptrs *g
     rope_backward(gs->dq, ws->pos, ws->cos_t, ws->sin_t, N, c->n_heads, c->head_dim);
     rope_backward(gs->dk, ws->pos, ws->cos_t, ws->sin_t, N, c->n_kv_heads, c->head_dim);
     memset(gs->dxn, 0, (size_t)N * H * sizeof(float));
-    matmul_backward(gs->dxn, gw->wq, gw->bq, gs->dq, a->xn, w->wq, N, H, qd);
-    matmul_backward(gs->dxn, gw->wk, gw->bk, gs->dk, a->xn, w->wk, N, H, kvd);
-    matmul_backward(gs->dxn, gw->wv, gw->bv, gs->dv, a->xn, w->wv, N, H, kvd);
+    matmul_backward_mm(mm, gs->dxn, gw->wq, gw->bq, gs->dq, a->xn, w->wq, N, H, qd);
+    matmul_backward_mm(mm, gs->dxn, gw->wk, gw->bk, gs->dk, a->xn, w->wk, N, H, kvd);
+    matmul_backward_mm(mm, gs->dxn, gw->wv, gw->bv, gs->dv, a->xn, w->wv, N, H, kvd);
     rmsnorm_backward(dx, gw->attn_norm, gs->dxn, x_in, w->attn_norm, a->rstd1, N, H); // dx is now dx_in
 }
 
@@ -276,6 +279,8 @@ qs_status qs_backward_all(const qs_model *m, qs_workspace *ws, const float *dh, 
     const int H = c->dim;
     const size_t N = (size_t)ws->D * ws->R * ws->T;
     if (!ws->xs) return qs_error(QS_ERR_ARG, "workspace was created for inference; backward needs training mode");
+    qs_mm mm;
+    QS_TRY(qs_model_mm(m, &mm));
     qs_ptrs g;
     QS_TRY(qs_ptrs_bind(&g, c, &m->layout, grads));
     // final norm: h = rmsnorm(x_L)
@@ -290,7 +295,7 @@ qs_status qs_backward_all(const qs_model *m, qs_workspace *ws, const float *dh, 
         rmsnorm_forward(ws->tmp_a, ws->a.rstd1, xL, m->w.final_norm, (int)N, H, c->norm_eps);
         rmsnorm_backward(dx0, g.final_norm, dh, xL, m->w.final_norm, ws->a.rstd1, (int)N, H);
     }
-    for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(m, ws, &g, l, dx0);
+    for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(m, &mm, ws, &g, l, dx0);
     if (c->arch == QS_ARCH_GPT2) { // wpe: the layer-0 input gradient at each token's position
         block_positions(ws->pos, ws->R, 0, ws->D, 0, ws->T);
         embedding_backward(g.wpe, dx0, ws->pos, (int)N, H);
@@ -342,6 +347,8 @@ qs_status qs_lm_step(const qs_model *m, qs_workspace *ws, const int *tokens, con
     if (grads && ws->D != 1)
         return qs_error(QS_ERR_ARG, "qs_lm_step needs a workspace with one pass (has %d)", ws->D);
     QS_TRY(lm_forward(m, ws, tokens, mask, B, T));
+    qs_mm mm;
+    QS_TRY(qs_model_mm(m, &mm));
     int nt = lm_targets(ws->targets, tokens, mask, B, T);
     if (n_targets) *n_targets = nt;
     qs_ptrs g = {0};
@@ -355,14 +362,14 @@ qs_status qs_lm_step(const qs_model *m, qs_workspace *ws, const int *tokens, con
         int n = QS_MIN(ws->chunk, N - n0);
         float *z = ws->logits;
         const float *h = ws->h + (size_t)n0 * H;
-        matmul_forward(z, h, m->w.lm_head, NULL, n, H, V);
+        matmul_forward_mm(&mm, z, h, m->w.lm_head, NULL, n, H, V);
         if (logits) memcpy(logits + (size_t)n0 * V, z, (size_t)n * V * sizeof(float));
         crossentropy_forward(ws->losses, z, ws->targets + n0, n, V);
         for (int k = 0; k < n; k++) total += ws->losses[k];
         if (grads && nt > 0) {
             for (int k = 0; k < n; k++) ws->losses[k] = grad_scale / nt;
             crossentropy_backward(z, z, ws->targets + n0, ws->losses, n, V);
-            matmul_backward(ws->dh + (size_t)n0 * H, g.lm_head, NULL, z, h, m->w.lm_head, n, H, V);
+            matmul_backward_mm(&mm, ws->dh + (size_t)n0 * H, g.lm_head, NULL, z, h, m->w.lm_head, n, H, V);
         }
     }
     if (loss) *loss = nt > 0 ? (float)(total / nt) : 0.0f;
@@ -379,11 +386,13 @@ qs_status qs_lm_token_nll(const qs_model *m, qs_workspace *ws, const int *tokens
                           float *nll, double *nll_sum, long *n_tokens) {
     const int H = m->cfg.dim, V = m->cfg.vocab_size, N = B * T;
     QS_TRY(lm_forward(m, ws, tokens, mask, B, T));
+    qs_mm mm;
+    QS_TRY(qs_model_mm(m, &mm));
     int nt = lm_targets(ws->targets, tokens, mask, B, T);
     double total = 0.0;
     for (int n0 = 0; n0 < N; n0 += ws->chunk) {
         int n = QS_MIN(ws->chunk, N - n0);
-        matmul_forward(ws->logits, ws->h + (size_t)n0 * H, m->w.lm_head, NULL, n, H, V);
+        matmul_forward_mm(&mm, ws->logits, ws->h + (size_t)n0 * H, m->w.lm_head, NULL, n, H, V);
         crossentropy_forward(ws->losses, ws->logits, ws->targets + n0, n, V);
         for (int k = 0; k < n; k++) total += ws->losses[k];
         if (nll)

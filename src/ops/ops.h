@@ -6,11 +6,65 @@
 #define QS_OPS_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include "core/qs.h"
 
 // ---- matmul.c -------------------------------------------------------------
-// C[M,N] = alpha * op(A) @ op(B) + beta * C, row-major (cblas_sgemm).
+// C[M,N] = alpha * op(A) @ op(B) + beta * C, row-major (cblas_sgemm contract;
+// beta = 0 never reads C). Runs on the matmul backend: oneDNN matmul
+// primitives (matmul_dnnl.c, cached per shape) when built with oneDNN, else
+// OpenBLAS; env QSTAR_MATMUL=openblas|onednn chooses at run time.
 void qs_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
+
+// bf16 (bfloat16, the top 16 bits of an fp32, rounded to nearest even).
+typedef uint16_t qs_bf16;
+static inline qs_bf16 qs_bf16_round(float f) {
+    union { float f; uint32_t u; } v = {f};
+    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (qs_bf16)((v.u >> 16) | 0x40); // NaN stays NaN
+    return (qs_bf16)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
+}
+static inline float qs_bf16_widen(qs_bf16 h) {
+    union { uint32_t u; float f; } v = {(uint32_t)h << 16};
+    return v.f;
+}
+void qs_bf16_from_f32(qs_bf16 *dst, const float *src, size_t n);
+
+// Precision of the large GEMMs (a runtime option of the model, see model.h).
+typedef enum { QS_PREC_FP32 = 0, QS_PREC_BF16 = 1 } qs_precision;
+const char *qs_precision_name(qs_precision p); // "fp32" | "bf16"
+qs_status qs_precision_parse(const char *s, qs_precision *p);
+
+// How qs_gemm runs: precision, and for bf16 the bf16 copy (params16, same
+// layout) of a parameter buffer params[0..numel): an operand that lies inside
+// params is read from the copy; any other operand (an activation) is rounded
+// to bf16 inside the call. NULL = fp32.
+typedef struct {
+    qs_precision prec;
+    const float *params;
+    const qs_bf16 *params16;
+    size_t numel;
+} qs_mm;
+
+// qs_sgemm with mm's precision: in bf16, op(A) and op(B) are bf16, products
+// are accumulated in fp32 and C stays fp32.
+void qs_gemm(const qs_mm *mm, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc);
+// The same on bf16 operands.
+void qs_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const qs_bf16 *A, int lda,
+                  const qs_bf16 *B, int ldb, float beta, float *C, int ldc);
+
+// The matmul backend in use: "onednn" or "openblas".
+const char *qs_matmul_backend(void);
+// Chooses the backend: "openblas", "onednn" (or "dnnl"); NULL or "" = the
+// default (env QSTAR_MATMUL, else oneDNN when built with it). Not while GEMMs run.
+qs_status qs_matmul_set_backend(const char *name);
+// oneDNN primitives created so far (each cached (shape, transposes, strides,
+// dtype, alpha, beta, threads) is created once); 0 without oneDNN.
+size_t qs_matmul_primitives(void);
+// Frees the primitive cache and the calling thread's scratch (also at exit).
+// Not while GEMMs run.
+void qs_matmul_release(void);
 // out[N,OC] = inp[N,C] @ weight[OC,C]^T (+ bias[OC]); bias may be NULL.
 void matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C,
                     int OC);
@@ -18,6 +72,19 @@ void matmul_forward(float *out, const float *inp, const float *weight, const flo
 // dbias[OC] += column sums of dout. Any of dinp/dweight/dbias may be NULL.
 void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                      const float *weight, int N, int C, int OC);
+// The same with mm's precision (NULL: fp32).
+void matmul_forward_mm(const qs_mm *mm, float *out, const float *inp, const float *weight, const float *bias,
+                       int N, int C, int OC);
+void matmul_backward_mm(const qs_mm *mm, float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, int N, int C, int OC);
+// n linear layers on the same input: lin[k].out[N,OC] = inp[N,C] @ weight^T
+// (+ bias), as n matmul_forward_mm calls; in bf16 inp is rounded once for all.
+typedef struct {
+    float *out;
+    const float *weight, *bias; // bias may be NULL
+    int OC;
+} qs_linear;
+void matmul_forward_shared_mm(const qs_mm *mm, const float *inp, int N, int C, int n, const qs_linear *lin);
 
 // ---- rmsnorm.c ------------------------------------------------------------
 // out[N,C] = x * rstd * w with rstd[n] = 1/sqrt(mean(x[n]^2) + eps) (saved).
@@ -119,6 +186,11 @@ void conv1d_forward(float *out, const float *inp, const float *weight, int ldw, 
 // sums of dout. Any of dinp/dweight/dbias may be NULL.
 void conv1d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                      const float *weight, int ldw, int N, int C, int OC);
+// The same with mm's precision (NULL: fp32).
+void conv1d_forward_mm(const qs_mm *mm, float *out, const float *inp, const float *weight, int ldw,
+                       const float *bias, int N, int C, int OC);
+void conv1d_backward_mm(const qs_mm *mm, float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, int ldw, int N, int C, int OC);
 // x[N,C] += wpe[pos[n]] (learned positions; the backward is embedding_backward
 // of the same gradient with pos as the ids). pos NULL: adds row 0 to every
 // token (a bias).

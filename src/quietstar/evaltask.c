@@ -14,6 +14,11 @@
 #include <string.h>
 
 const char *qs_task_name(qs_task t) { return t == QS_TASK_GSM8K ? "gsm8k" : "csqa"; }
+const char *qs_task_metric_name(qs_task t) {
+    (void)t;
+    return "paper score";
+}
+double qs_task_chance(int n_valid, int n_ans) { return n_valid > 0 && n_ans >= 0 ? pow(1.0 / n_valid, n_ans) : 0.0; }
 const char *qs_task_chars(qs_task t) { return t == QS_TASK_GSM8K ? "0123456789\n" : "ABCDE\n"; }
 
 // ---------------------------------------------------------------------------

@@ -27,6 +27,14 @@
 typedef enum { QS_TASK_GSM8K = 0, QS_TASK_CSQA = 1 } qs_task;
 
 const char *qs_task_name(qs_task t);
+// What the paper reports (the mean restricted probability product above) is
+// not an accuracy: it is printed as "paper score" beside its uniform-chance
+// value, the probability of the first answer token (CSQA: the letter) alone,
+// and exact match.
+const char *qs_task_metric_name(qs_task t);
+// The score of a uniform guess over n_valid tokens at n_ans answer tokens:
+// (1/n_valid)^n_ans.
+double qs_task_chance(int n_valid, int n_ans);
 // The characters whose tokens are valid answers: "0123456789\n" or "ABCDE\n".
 const char *qs_task_chars(qs_task t);
 

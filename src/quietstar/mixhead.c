@@ -10,18 +10,18 @@ static void relu_inplace(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-void mixhead_forward(const qs_ptrs *p, int H, int N, const float *hb, const float *ht, int sigmoid,
-                     qs_mix_acts *a, float *hm) {
+void mixhead_forward_mm(const qs_mm *mm, const qs_ptrs *p, int H, int N, const float *hb, const float *ht,
+                        int sigmoid, qs_mix_acts *a, float *hm) {
 #pragma omp parallel for
     for (int n = 0; n < N; n++) {
         memcpy(a->cat + (size_t)n * 2 * H, hb + (size_t)n * H, H * sizeof(float));
         memcpy(a->cat + (size_t)n * 2 * H + H, ht + (size_t)n * H, H * sizeof(float));
     }
-    matmul_forward(a->a1, a->cat, p->head_w1, p->head_b1, N, 2 * H, H); // (N,2H) -> (N,H)
+    matmul_forward_mm(mm, a->a1, a->cat, p->head_w1, p->head_b1, N, 2 * H, H); // (N,2H) -> (N,H)
     relu_inplace(a->a1, (size_t)N * H);
-    matmul_forward(a->a2, a->a1, p->head_w2, p->head_b2, N, H, H);
+    matmul_forward_mm(mm, a->a2, a->a1, p->head_w2, p->head_b2, N, H, H);
     relu_inplace(a->a2, (size_t)N * H);
-    matmul_forward(a->w, a->a2, p->head_w3, NULL, N, H, 1); // (N,H) -> (N,1)
+    matmul_forward_mm(mm, a->w, a->a2, p->head_w3, NULL, N, H, 1); // (N,H) -> (N,1)
 #pragma omp parallel for
     for (int n = 0; n < N; n++) {
         float w = sigmoid ? 1.0f / (1.0f + expf(-a->w[n])) : a->w[n];
@@ -32,8 +32,8 @@ void mixhead_forward(const qs_ptrs *p, int H, int N, const float *hb, const floa
     }
 }
 
-void mixhead_backward(const qs_ptrs *p, const qs_ptrs *g, int H, int N, const float *hb, const float *ht,
-                      const float *dhm, int sigmoid, qs_mix_acts *a, float *dhb, float *dht) {
+void mixhead_backward_mm(const qs_mm *mm, const qs_ptrs *p, const qs_ptrs *g, int H, int N, const float *hb,
+                         const float *ht, const float *dhm, int sigmoid, qs_mix_acts *a, float *dhb, float *dht) {
     // hm = (1-w) hb + w ht: dhb += (1-w) dhm, dht += w dhm, dw = dhm . (ht - hb)
     // dw is then taken back through the sigmoid (if any); stored in a->w's place
     // would lose w, so dw goes to the first column of a->da temporarily.
@@ -52,14 +52,14 @@ void mixhead_backward(const qs_ptrs *p, const qs_ptrs *g, int H, int N, const fl
     // w = a2 . W3: dW3 += dw^T a2, da2 = dw * W3, through relu (a2 > 0)
     float *da2 = a->da;
     memset(da2, 0, (size_t)N * H * sizeof(float));
-    matmul_backward(da2, g->head_w3, NULL, dw, a->a2, p->head_w3, N, H, 1);
+    matmul_backward_mm(mm, da2, g->head_w3, NULL, dw, a->a2, p->head_w3, N, H, 1);
 #pragma omp parallel for
     for (size_t i = 0; i < (size_t)N * H; i++)
         if (a->a2[i] <= 0.0f) da2[i] = 0.0f;
     // a2 = relu(a1 W2^T + b2)
     float *da1 = a->dcat; // reuse: [N,H] fits in [N,2H]
     memset(da1, 0, (size_t)N * H * sizeof(float));
-    matmul_backward(da1, g->head_w2, g->head_b2, da2, a->a1, p->head_w2, N, H, H);
+    matmul_backward_mm(mm, da1, g->head_w2, g->head_b2, da2, a->a1, p->head_w2, N, H, H);
 #pragma omp parallel for
     for (size_t i = 0; i < (size_t)N * H; i++)
         if (a->a1[i] <= 0.0f) da1[i] = 0.0f;
@@ -67,11 +67,21 @@ void mixhead_backward(const qs_ptrs *p, const qs_ptrs *g, int H, int N, const fl
     // into a second pass: first copy da1 to a->da ([N,H]) then fill dcat.
     memcpy(a->da, da1, (size_t)N * H * sizeof(float));
     memset(a->dcat, 0, (size_t)N * 2 * H * sizeof(float));
-    matmul_backward(a->dcat, g->head_w1, g->head_b1, a->da, a->cat, p->head_w1, N, 2 * H, H);
+    matmul_backward_mm(mm, a->dcat, g->head_w1, g->head_b1, a->da, a->cat, p->head_w1, N, 2 * H, H);
 #pragma omp parallel for
     for (int n = 0; n < N; n++)
         for (int c = 0; c < H; c++) {
             dhb[(size_t)n * H + c] += a->dcat[(size_t)n * 2 * H + c];
             dht[(size_t)n * H + c] += a->dcat[(size_t)n * 2 * H + H + c];
         }
+}
+
+void mixhead_forward(const qs_ptrs *p, int H, int N, const float *hb, const float *ht, int sigmoid,
+                     qs_mix_acts *a, float *hm) {
+    mixhead_forward_mm(NULL, p, H, N, hb, ht, sigmoid, a, hm);
+}
+
+void mixhead_backward(const qs_ptrs *p, const qs_ptrs *g, int H, int N, const float *hb, const float *ht,
+                      const float *dhm, int sigmoid, qs_mix_acts *a, float *dhb, float *dht) {
+    mixhead_backward_mm(NULL, p, g, H, N, hb, ht, dhm, sigmoid, a, dhb, dht);
 }

@@ -6,6 +6,7 @@
 #define QS_QUIETSTAR_MIXHEAD_H
 
 #include "model/params.h"
+#include "ops/ops.h"
 
 typedef struct {
     float *cat;      // [N,2H] head input [hb ; ht]
@@ -20,5 +21,10 @@ void mixhead_forward(const qs_ptrs *p, int H, int N, const float *hb, const floa
 // dhm [N,H] -> dhb, dht [N,H] (accumulated) and head parameter grads g (accumulated).
 void mixhead_backward(const qs_ptrs *p, const qs_ptrs *g, int H, int N, const float *hb, const float *ht,
                       const float *dhm, int sigmoid, qs_mix_acts *a, float *dhb, float *dht);
+// The same with mm's GEMM precision (NULL: fp32).
+void mixhead_forward_mm(const qs_mm *mm, const qs_ptrs *p, int H, int N, const float *hb, const float *ht,
+                        int sigmoid, qs_mix_acts *a, float *hm);
+void mixhead_backward_mm(const qs_mm *mm, const qs_ptrs *p, const qs_ptrs *g, int H, int N, const float *hb,
+                         const float *ht, const float *dhm, int sigmoid, qs_mix_acts *a, float *dhb, float *dht);
 
 #endif

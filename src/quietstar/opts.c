@@ -3,6 +3,7 @@
 #include "quietstar/qstar.h"
 
 #include <cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -83,6 +84,7 @@ qs_status qs_qstar_init_tensors(qs_model *m, const qs_qstar_opts *o, int init_id
         memset(w->head_b2, 0, H * sizeof(float));
         memset(w->head_w3, 0, H * sizeof(float));
     }
+    qs_model_touch(m);
     return QS_OK;
 }
 
@@ -140,12 +142,13 @@ qs_status qs_qstar_opts_from_json(const char *json, qs_qstar_opts *o) {
         return qs_error(QS_ERR_FORMAT, "config.json quietstar: not a JSON object");
     }
     qs_status st = QS_OK;
+    // is_int 2: a flag (true/false or 0/1), written back as a JSON boolean
     static const struct { const char *key; int is_int; size_t off; } num[] = {
         {"n_ahead", 1, offsetof(qs_qstar_opts, n_ahead)},
         {"n_talk", 1, offsetof(qs_qstar_opts, n_talk)},
         {"n_passes", 1, offsetof(qs_qstar_opts, n_passes)},
-        {"clamp_negative_rewards", 1, offsetof(qs_qstar_opts, clamp_negative_rewards)},
-        {"greedy_thoughts", 1, offsetof(qs_qstar_opts, greedy_thoughts)},
+        {"clamp_negative_rewards", 2, offsetof(qs_qstar_opts, clamp_negative_rewards)},
+        {"greedy_thoughts", 2, offsetof(qs_qstar_opts, greedy_thoughts)},
         {"base_loss_weight", 0, offsetof(qs_qstar_opts, base_loss_weight)},
         {"policy_beta", 0, offsetof(qs_qstar_opts, policy_beta)},
         {"tau_sample", 0, offsetof(qs_qstar_opts, tau_sample)},
@@ -161,8 +164,17 @@ qs_status qs_qstar_opts_from_json(const char *json, qs_qstar_opts *o) {
         else if (cJSON_IsBool(v)) x = cJSON_IsTrue(v) ? 1 : 0;
         else { st = qs_error(QS_ERR_FORMAT, "quietstar.%s must be a number", num[k].key); break; }
         if (!isfinite(x)) { st = qs_error(QS_ERR_FORMAT, "quietstar.%s is not finite", num[k].key); break; }
+        if (num[k].is_int == 2 && x != 0 && x != 1) {
+            st = qs_error(QS_ERR_FORMAT, "quietstar.%s must be true or false", num[k].key);
+            break;
+        }
+        if (!num[k].is_int && fabs(x) > FLT_MAX) { // would be written back as inf
+            st = qs_error(QS_ERR_FORMAT, "quietstar.%s = %g is out of range", num[k].key, x);
+            break;
+        }
         if (num[k].is_int) {
-            if (x != floor(x) || fabs(x) > 1e9) { st = qs_error(QS_ERR_FORMAT, "quietstar.%s must be an integer", num[k].key); break; }
+            if (x != floor(x)) { st = qs_error(QS_ERR_FORMAT, "quietstar.%s must be an integer", num[k].key); break; }
+            if (fabs(x) > 1e9) { st = qs_error(QS_ERR_FORMAT, "quietstar.%s = %g is out of range", num[k].key, x); break; }
             *(int *)((char *)o + num[k].off) = (int)x;
         } else {
             *(float *)((char *)o + num[k].off) = (float)x;

@@ -146,15 +146,17 @@ static void rewards(qs_qstar *q, double *rsum, double *asum) {
 static void head_ce(const qs_model *m, qs_workspace *ws, const float *h, const int *tgt, int N, float *nll,
                     float *dh, float *dlm, float scale) {
     const int H = m->cfg.dim, V = m->cfg.vocab_size;
+    qs_mm mm;
+    qs_model_mm(m, &mm); // failing, mm still works (bf16 weights cast per call)
     for (int n0 = 0; n0 < N; n0 += ws->chunk) {
         int n = QS_MIN(ws->chunk, N - n0);
         float *z = ws->logits;
-        matmul_forward(z, h + (size_t)n0 * H, m->w.lm_head, NULL, n, H, V);
+        matmul_forward_mm(&mm, z, h + (size_t)n0 * H, m->w.lm_head, NULL, n, H, V);
         crossentropy_forward(nll + n0, z, tgt + n0, n, V);
         if (!dh) continue;
         for (int k = 0; k < n; k++) ws->losses[k] = scale;
         crossentropy_backward(z, z, tgt + n0, ws->losses, n, V);
-        matmul_backward(dh + (size_t)n0 * H, dlm, NULL, z, h + (size_t)n0 * H, m->w.lm_head, n, H, V);
+        matmul_backward_mm(&mm, dh + (size_t)n0 * H, dlm, NULL, z, h + (size_t)n0 * H, m->w.lm_head, n, H, V);
     }
 }
 
@@ -165,10 +167,12 @@ static void head_ce(const qs_model *m, qs_workspace *ws, const float *h, const i
 static void sample_tokens(const qs_model *m, qs_workspace *ws, const qs_qstar_opts *o, const float *h, int N,
                           int *out, qs_rng *rng) {
     const int H = m->cfg.dim, V = m->cfg.vocab_size;
+    qs_mm mm;
+    qs_model_mm(m, &mm); // failing, mm still works (bf16 weights cast per call)
     for (int n0 = 0; n0 < N; n0 += ws->chunk) {
         int n = QS_MIN(ws->chunk, N - n0);
         float *z = ws->logits, *coin = ws->losses; // losses: [chunk] scratch
-        matmul_forward(z, h + (size_t)n0 * H, m->w.lm_head, NULL, n, H, V);
+        matmul_forward_mm(&mm, z, h + (size_t)n0 * H, m->w.lm_head, NULL, n, H, V);
         for (int k = 0; k < n; k++) coin[k] = qs_rng_uniform(rng);
 #pragma omp parallel for schedule(static)
         for (int k = 0; k < n; k++)
@@ -199,10 +203,12 @@ static double policy_pass(const qs_model *m, qs_qstar *q, const float *h, const 
     for (int k = 0; k < nrows; k++) memcpy(hg + (size_t)k * H, h + (size_t)rows[k] * H, H * sizeof(float));
     if (dh) memset(dhg, 0, (size_t)nrows * H * sizeof(float));
     double total = 0.0;
+    qs_mm mm;
+    qs_model_mm(m, &mm); // failing, mm still works (bf16 weights cast per call)
     for (int n0 = 0; n0 < nrows; n0 += ws->chunk) {
         int n = QS_MIN(ws->chunk, nrows - n0);
         float *z = ws->logits;
-        matmul_forward(z, hg + (size_t)n0 * H, m->w.lm_head, NULL, n, H, V);
+        matmul_forward_mm(&mm, z, hg + (size_t)n0 * H, m->w.lm_head, NULL, n, H, V);
         float *part = ws->losses; // per-row terms, summed in row order (deterministic)
 #pragma omp parallel for schedule(static)
         for (int k = 0; k < n; k++) {
@@ -224,7 +230,7 @@ static double policy_pass(const qs_model *m, qs_qstar *q, const float *h, const 
             zr[t] -= g;
         }
         for (int k = 0; k < n; k++) total += part[k];
-        if (dh) matmul_backward(dhg + (size_t)n0 * H, dlm, NULL, z, hg + (size_t)n0 * H, m->w.lm_head, n, H, V);
+        if (dh) matmul_backward_mm(&mm, dhg + (size_t)n0 * H, dlm, NULL, z, hg + (size_t)n0 * H, m->w.lm_head, n, H, V);
     }
     if (dh)
         for (int k = 0; k < nrows; k++) {
@@ -323,6 +329,8 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
     }
 
     const double t1 = qs_now();
+    qs_mm mm; // the GEMM precision of the mixing head
+    QS_TRY(qs_model_mm(m, &mm));
 
     // ---- talk and learn: losses and their gradients w.r.t. the hidden states
     qs_ptrs g = {0};
@@ -348,7 +356,7 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
         for (int r = 0; r < R; r++)
             for (int i = 0; i < T; i++)
                 memcpy(q->hb + ((size_t)r * T + i) * H, h0 + ((size_t)r * T + (i + k) % T) * H, H * sizeof(float));
-        mixhead_forward(&m->w, H, (int)RT, q->hb, ht, q->o.mixing == QS_MIX_SIGMOID, &q->ma, q->hm);
+        mixhead_forward_mm(&mm, &m->w, H, (int)RT, q->hb, ht, q->o.mixing == QS_MIX_SIGMOID, &q->ma, q->hm);
         talk_targets(q, k, q->tgt);
         // reported mixing weights: 0 where the position predicts nothing
         for (size_t n = 0; n < RT; n++) q->mix[(size_t)k * RT + n] = q->tgt[n] >= 0 ? q->ma.w[n] : 0.0f;
@@ -364,7 +372,7 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
             if (q->tgt[n] >= 0) mix_s += q->ma.w[n], mix_s2 += (double)q->ma.w[n] * q->ma.w[n], mix_n++;
         if (grads) {
             memset(q->dhb, 0, slab * sizeof(float));
-            mixhead_backward(&m->w, &g, H, (int)RT, q->hb, ht, q->dhm, q->o.mixing == QS_MIX_SIGMOID, &q->ma,
+            mixhead_backward_mm(&mm, &m->w, &g, H, (int)RT, q->hb, ht, q->dhm, q->o.mixing == QS_MIX_SIGMOID, &q->ma,
                              q->dhb, ws->dh + (size_t)d * slab);
             for (int r = 0; r < R; r++)
                 for (int i = 0; i < T; i++) {

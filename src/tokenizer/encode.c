@@ -98,6 +98,7 @@ typedef struct {
     merge_cand *heap;
     int n;
     char *buf; // concatenation buffer, 2 * longest + 1 bytes
+    int *rev;  // SentencePiece: per UNUSED piece, the (left, right) ids of the last pair queued to form it
 } merge_queue;
 
 // True if a should be merged before b: higher score, then leftmost (node
@@ -130,6 +131,10 @@ static merge_cand heap_pop(merge_queue *q) {
     return top;
 }
 
+static int sp_mergeable(const qs_tokenizer *t, int id) {
+    return t->sp_class[id] == QS_SPC_NORMAL || t->sp_class[id] == QS_SPC_UNUSED;
+}
+
 // Queues the merge of nodes l and r if their concatenation is in the vocabulary.
 // Like run.c, a pair only qualifies if its score beats -1e10.
 static void consider_pair(const qs_tokenizer *t, merge_queue *q, const int *tok, int l, int r) {
@@ -139,24 +144,84 @@ static void consider_pair(const qs_tokenizer *t, merge_queue *q, const int *tok,
     memcpy(q->buf + la, t->pieces[b], (size_t)lb);
     int id = qs_tok_lookup(t, q->buf, la + lb);
     if (id < 0 || !(t->scores[id] > (float)-1e10)) return;
+    // SentencePiece: control/unknown/byte/user-defined pieces never merge
+    if (t->sp_class && (!sp_mergeable(t, a) || !sp_mergeable(t, b) || !sp_mergeable(t, id))) return;
     heap_push(q, (merge_cand){.score = t->scores[id], .left = l, .right = r, .lid = a, .rid = b, .merged = id});
+    if (q->rev && t->sp_class[id] == QS_SPC_UNUSED) {
+        int k = t->sp_unused_slot[id];
+        q->rev[2 * k] = a;
+        q->rev[2 * k + 1] = b;
+    }
+}
+
+// Buffers of merge_run, kept across the words of one text.
+typedef struct {
+    int *next, *prev;
+    merge_cand *heap;
+    char *buf;
+    int *rev, *stack; // UNUSED pieces (tokenizers that have some)
+    int cap;
+} merge_ws;
+
+static void merge_ws_free(merge_ws *w) {
+    free(w->next); free(w->prev); free(w->heap); free(w->buf); free(w->rev); free(w->stack);
+    *w = (merge_ws){0};
+}
+
+// Room for n tokens: n-1 initial pairs plus at most 2 new pairs per merge.
+static qs_status merge_ws_reserve(merge_ws *w, const qs_tokenizer *t, int n) {
+    if (n <= w->cap && w->buf) return QS_OK;
+    int cap = QS_MAX(n, w->cap * 2);
+    merge_ws_free(w);
+    w->next = qs_malloc((size_t)cap * sizeof(int), "encode links");
+    w->prev = qs_malloc((size_t)cap * sizeof(int), "encode links");
+    w->heap = qs_malloc((size_t)3 * (size_t)cap * sizeof(merge_cand), "encode merge heap");
+    w->buf = qs_malloc((size_t)t->longest * 2 + 1, "encode buffer");
+    if (t->n_sp_unused) {
+        w->rev = qs_malloc((size_t)t->n_sp_unused * 2 * sizeof(int), "encode resegmentation");
+        w->stack = qs_malloc(((size_t)cap + 2) * sizeof(int), "encode resegmentation");
+    }
+    if (!w->next || !w->prev || !w->heap || !w->buf || (t->n_sp_unused && (!w->rev || !w->stack))) {
+        merge_ws_free(w);
+        return QS_ERR_NOMEM;
+    }
+    w->cap = cap;
+    return QS_OK;
+}
+
+// SentencePiece's resegmentation: every UNUSED piece among tok[0..m) is
+// replaced by the pair last queued to form it, recursively. The pieces of
+// each pair spell the piece, so the result has at most n (the number of
+// initial symbols) tokens. Returns the new count.
+static int resegment(const qs_tokenizer *t, int *tok, int m, int n, merge_ws *w) {
+    int *src = w->prev, *stack = w->stack, o = 0;
+    memcpy(src, tok, (size_t)m * sizeof *tok);
+    for (int i = 0; i < m; i++) {
+        int sp = 0;
+        stack[sp++] = src[i];
+        while (sp > 0) {
+            int x = stack[--sp], k = t->sp_unused_slot[x];
+            // the bounds only guard against the impossible (a pair that does not spell its piece)
+            if (k >= 0 && w->rev[2 * k] >= 0 && sp + 2 <= n + 1 && o + sp + 2 <= n) {
+                stack[sp++] = w->rev[2 * k + 1];
+                stack[sp++] = w->rev[2 * k];
+            } else {
+                tok[o++] = x;
+            }
+        }
+    }
+    return o;
 }
 
 // Merges tok[0..*n) in place. A merged-away node gets id -1; `next`/`prev`
 // link the live nodes.
-static qs_status merge_all(const qs_tokenizer *t, int *tok, int *n_io) {
+static qs_status merge_run(const qs_tokenizer *t, int *tok, int *n_io, merge_ws *w) {
     int n = *n_io;
     if (n < 2) return QS_OK;
-    int *next = qs_malloc((size_t)n * sizeof(int), "encode links");
-    int *prev = qs_malloc((size_t)n * sizeof(int), "encode links");
-    // n-1 initial pairs plus at most 2 new pairs for each of the n-1 merges
-    merge_queue q = {.heap = qs_malloc((size_t)3 * (size_t)n * sizeof(merge_cand), "encode merge heap"),
-                     .n = 0,
-                     .buf = qs_malloc((size_t)t->longest * 2 + 1, "encode buffer")};
-    if (!next || !prev || !q.heap || !q.buf) {
-        free(next); free(prev); free(q.heap); free(q.buf);
-        return QS_ERR_NOMEM;
-    }
+    QS_TRY(merge_ws_reserve(w, t, n));
+    int *next = w->next, *prev = w->prev;
+    merge_queue q = {.heap = w->heap, .n = 0, .buf = w->buf, .rev = w->rev};
+    for (int k = 0; w->rev && k < 2 * t->n_sp_unused; k++) w->rev[k] = -1;
     for (int i = 0; i < n; i++) {
         prev[i] = i - 1;
         next[i] = i + 1 < n ? i + 1 : -1;
@@ -178,9 +243,15 @@ static qs_status merge_all(const qs_tokenizer *t, int *tok, int *n_io) {
     int m = 0;
     for (int i = 0; i < n; i++)
         if (tok[i] >= 0) tok[m++] = tok[i];
-    *n_io = m;
-    free(next); free(prev); free(q.heap); free(q.buf);
+    *n_io = w->rev ? resegment(t, tok, m, n, w) : m;
     return QS_OK;
+}
+
+static qs_status merge_all(const qs_tokenizer *t, int *tok, int *n_io) {
+    merge_ws w = {0};
+    qs_status st = merge_run(t, tok, n_io, &w);
+    merge_ws_free(&w);
+    return st;
 }
 
 // ----------------------------------------------------------------------------
@@ -195,12 +266,91 @@ qs_status qs_tok_utf8_check(const char *text, size_t len) {
     return QS_OK;
 }
 
+// ----------------------------------------------------------------------------
+// SentencePiece mode (tokenizer.model, GGUF `llama`)
+
+// Initial symbols of the normalized text s[0..n): user-defined pieces whole,
+// else one normal piece per character, else its <0xXX> bytes, else unk (a
+// run of unknown characters gives one unk, as SentencePiece does).
+static qs_status sp_symbols(const qs_tokenizer *t, const char *s, size_t n, int *out, int *count) {
+    int last_unk = 0;
+    for (size_t off = 0; off < n;) {
+        int id = t->n_sp_user ? qs_tok_sp_user_match(t, s + off, n - off) : -1;
+        if (id >= 0) {
+            out[(*count)++] = id;
+            off += (size_t)t->lens[id];
+            last_unk = 0;
+            continue;
+        }
+        int l = qs_tok_utf8_len((const unsigned char *)s, n, off);
+        if (l == 0) return QS_ERR_FORMAT;
+        id = qs_tok_lookup(t, s + off, l);
+        int all = 1;
+        for (int k = 0; k < l; k++) all = all && t->byte_id[(unsigned char)s[off + k]] >= 0;
+        if (id >= 0 && (!t->sp_class || sp_mergeable(t, id))) {
+            out[(*count)++] = id;
+            last_unk = 0;
+        } else if (all) {
+            for (int k = 0; k < l; k++) out[(*count)++] = t->byte_id[(unsigned char)s[off + k]];
+            last_unk = 0;
+        } else if (t->unk_id >= 0) {
+            if (!last_unk) out[(*count)++] = t->unk_id;
+            last_unk = 1;
+        } else {
+            return qs_error(QS_ERR_UNSUPPORTED, "encode: \"%.*s\" has no token, no <0xXX> byte fallback and no unk token",
+                            l, s + off);
+        }
+        off += (size_t)l;
+    }
+    return QS_OK;
+}
+
+static qs_status encode_sp(const qs_tokenizer *t, const char *text, size_t len, int bos, int eos, int *out,
+                           int cap, int *n_out) {
+    char *norm = NULL;
+    size_t n = 0;
+    QS_TRY(qs_tok_sp_normalize(t, text, len, &norm, &n));
+    const char *s = norm;
+    // at most one token per byte of the normalized text
+    size_t need = (bos != 0) + n + (eos != 0);
+    if (cap < 0 || (size_t)cap < need) {
+        free(norm);
+        return qs_error(QS_ERR_ARG, "encode: room for %d tokens, but the normalized text may need %zu", cap, need);
+    }
+    int count = 0;
+    if (bos) out[count++] = t->bos_id;
+    // Words are merged one at a time when no piece can span the start of a
+    // space run (t->sp_split): the merges of one never touch another, so the
+    // result is that of the global merge order, with a small cache-friendly heap.
+    qs_status st = QS_OK;
+    merge_ws ws = {0};
+    for (size_t start = 0, k = 1; st == QS_OK && start < n; k++) {
+        if (k < n && !(t->sp_split && s[k] == ' ' && s[k - 1] != ' ')) continue;
+        int c0 = count;
+        st = sp_symbols(t, s + start, k - start, out, &count);
+        int m = count - c0;
+        if (st == QS_OK) st = merge_run(t, out + c0, &m, &ws);
+        count = c0 + m;
+        start = k;
+    }
+    merge_ws_free(&ws);
+    free(norm);
+    if (st != QS_OK) return st;
+    if (eos) out[count++] = t->eos_id;
+    *n_out = count;
+    return QS_OK;
+}
+
 qs_status qs_tok_encode_spm(const qs_tokenizer *t, const char *text, int bos, int eos, int *out, int cap,
                             int *n_out) {
     *n_out = 0;
     size_t len = strlen(text);
     if (t->bos_id < 0) bos = 0;
     if (t->eos_id < 0) eos = 0;
+    if (t->sp_mode) {
+        QS_TRY(qs_tok_utf8_check(text, len));
+        return encode_sp(t, text, len, bos, eos, out, cap, n_out);
+    }
     // at most: BOS, dummy prefix, one token per byte, EOS
     size_t need = (bos != 0) + (len > 0) + len + (eos != 0);
     if (cap < 0 || (size_t)cap < need)
@@ -253,7 +403,17 @@ qs_status qs_tokenizer_encode_alloc(const qs_tokenizer *t, const char *text, int
     }
     size_t len = strlen(text);
     if (len > 0x7ffffff0) return qs_error(QS_ERR_ARG, "encode: text of %zu bytes is too long", len);
-    int cap = (int)len + 3;
+    size_t room = len + 3;
+    if (t->sp_charsmap) { // charsmap rules may lengthen the text: normalize once to size the output
+        char *norm = NULL;
+        size_t n = 0;
+        QS_TRY(qs_tok_utf8_check(text, len));
+        QS_TRY(qs_tok_sp_normalize(t, text, len, &norm, &n));
+        free(norm);
+        if (n > 0x7ffffff0) return qs_error(QS_ERR_ARG, "encode: normalized text of %zu bytes is too long", n);
+        room = QS_MAX(room, n + 3);
+    }
+    int cap = (int)room;
     int *ids = qs_malloc((size_t)cap * sizeof *ids, "encoded tokens");
     if (!ids) return QS_ERR_NOMEM;
     qs_status st = qs_tok_encode_spm(t, text, bos, eos, ids, cap, n_out);

@@ -81,7 +81,8 @@ static void build_bytemap(qs_bpe *b) {
 static qs_status compile_regex(qs_bpe *b, const char *rx, int literal, const char *nm, pcre2_code **out) {
     int err = 0;
     PCRE2_SIZE off = 0;
-    uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK | (literal ? PCRE2_LITERAL : 0);
+    // the pattern comes from the file: PCRE2 checks its UTF-8 (invalid bytes crashed the compiler; found by fuzzing)
+    uint32_t opts = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)rx, PCRE2_ZERO_TERMINATED, opts, &err, &off, NULL);
     if (!re) {
         PCRE2_UCHAR msg[160];

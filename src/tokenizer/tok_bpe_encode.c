@@ -415,6 +415,11 @@ static qs_status encode_segment(enc_ctx *c, const char *s, size_t n, int first, 
     c->ar.n = 0;
     if (!bput(&c->ar, s, n) || !bput(&c->tmp, "", 0)) return NOMEM();
     if (!normalize(c->b, &c->ar, &c->tmp)) return NOMEM();
+    // the regexes match with PCRE2_NO_UTF_CHECK: the text was checked, but the normalizers' strings come
+    // from the file (an invalid Prepend string made the JIT read out of bounds; found by fuzzing)
+    if (qs_tok_utf8_check(c->ar.p, c->ar.n) != QS_OK)
+        return qs_error(QS_ERR_FORMAT, "tokenizer: the normalized text is not valid UTF-8 (a normalizer of the "
+                        "tokenizer inserts invalid UTF-8)");
     c->w.n = 0;
     if (!wpush(&c->w, 0, c->ar.n)) return NOMEM();
     QS_TRY(pre_tokenize(c, first));

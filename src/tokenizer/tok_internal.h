@@ -7,6 +7,9 @@
 //   tok_json.c   tokenizer.json (+ tokenizer_config.json) -> qs_tok_spec
 //   tok_bpe.c    BPE encoding (byte-level and SentencePiece-style)
 //   tok_stream.c streaming UTF-8-safe decoding
+//   tok_spm_model.c / tok_spm_write.c  SentencePiece tokenizer.model in / out
+//   tok_spm_norm.c SentencePiece normalizer (precompiled charsmap, whitespace)
+//   tok_gguf.c   GGUF tokenizer.ggml.* -> qs_tok_spec; tok_export.c writes it out
 #ifndef QS_TOK_INTERNAL_H
 #define QS_TOK_INTERNAL_H
 
@@ -51,11 +54,41 @@ struct qs_tokenizer {
     qs_tok_index *dec_sorted; // tokens sorted by decoded text (for find)
     int strip_after_bos;      // decoder drops one leading space of the first piece
     qs_bpe *bpe;
+    // SentencePiece semantics for score-based tokenizers built from a spec
+    // (tokenizer.model, GGUF `llama`); llama2.c files keep run.c's exact ones.
+    int sp_mode;              // U+2581 in text = space; unknown char -> bytes, else unk (fused)
+    int sp_remove_ws;         // normalizer remove_extra_whitespaces
+    unsigned char *sp_class;  // per token: QS_SPC_* (NULL: all normal)
+    int *sp_user;             // ids of the user-defined pieces, longest first
+    int n_sp_user;
+    int *sp_unused_slot;      // per token: index among the UNUSED pieces, or -1 (NULL if none)
+    int n_sp_unused;
+    int sp_split;             // no mergeable piece has a space after a non-space (see encode.c)
+    unsigned char *sp_charsmap; // normalizer precompiled_charsmap (validated copy), may be NULL
+    size_t sp_charsmap_len;
+    int *hash;                // open-addressing piece -> id table (hash_mask + 1 slots, -1 empty), may be NULL
+    unsigned hash_mask;
 };
+
+// sp_class values: how a piece takes part in SentencePiece encoding.
+// UNUSED pieces are merged into like normal ones, then split back into the
+// pair that formed them (SentencePiece's resegmentation).
+enum { QS_SPC_NORMAL = 0, QS_SPC_NOMERGE = 1, QS_SPC_USER = 2, QS_SPC_UNUSED = 3 };
 
 // Id of the piece with exactly these `len` bytes (lowest id if the vocabulary
 // has duplicates), or -1.
 int qs_tok_lookup(const qs_tokenizer *t, const char *str, int len);
+// SentencePiece normalization (tok_spm_norm.c) of valid UTF-8 s[0..len):
+// charsmap rules, remove_extra_whitespaces, dummy prefix; spaces and U+2581
+// both come out as ' '. *out is malloc'ed and NUL-terminated.
+qs_status qs_tok_sp_normalize(const qs_tokenizer *t, const char *s, size_t len, char **out, size_t *n_out);
+// Id of the longest user-defined piece at s[0..n), or -1.
+int qs_tok_sp_user_match(const qs_tokenizer *t, const char *s, size_t n);
+// Validates a precompiled_charsmap blob (error names `name` and the field).
+qs_status qs_tok_charsmap_check(const unsigned char *cm, size_t n, const char *name);
+// Builds t->hash over t->pieces (lowest id wins for duplicates), so lookups
+// are O(1) instead of a binary search. QS_ERR_NOMEM leaves t->hash NULL.
+qs_status qs_tok_hash_build(qs_tokenizer *t);
 // Sorts an index of (str, len, id) and looks up in one (same order as lookup).
 void qs_tok_index_sort(qs_tok_index *idx, int n);
 int qs_tok_index_find(const qs_tok_index *idx, int n, const char *str, int len);

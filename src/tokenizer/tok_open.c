@@ -5,6 +5,7 @@
 #include "tokenizer/tok_sources.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,11 @@ qs_status qs_tok_read_file(const char *path, const char *what, unsigned char **o
     *size = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return qs_error(QS_ERR_IO, "%s: cannot open %s: %s", path, what, strerror(errno));
+    struct stat sb; // a regular file larger than the cap is refused before reading any of it
+    if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size > (uint64_t)QS_TOK_FILE_CAP) {
+        fclose(f);
+        return qs_error(QS_ERR_FORMAT, "%s: %s is larger than %zu MiB", path, what, QS_TOK_FILE_CAP >> 20);
+    }
     size_t cap = 1 << 16, n = 0;
     unsigned char *buf = malloc(cap + 1);
     while (buf) {

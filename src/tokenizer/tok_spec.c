@@ -134,6 +134,76 @@ static qs_status copy_vocab(qs_tokenizer *t, const qs_tok_spec *s) {
     return QS_OK;
 }
 
+// Longest first, then by id: the first match at a position is the longest.
+static int cmp_user_len(const void *a, const void *b) {
+    const qs_tok_index *x = a, *y = b;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+
+// Whether encoding may cut the text before each space that follows a
+// non-space: true when no piece that merging can produce or start from has a
+// space after a non-space (SentencePiece vocabularies: spaces only lead a
+// piece), " " itself is a normal piece (so no unk run crosses a cut), and no
+// user-defined piece holds a space.
+static void sp_split_check(qs_tokenizer *t) {
+    int sp = qs_tok_lookup(t, " ", 1);
+    // (UNUSED pieces: their resegmentation depends on the global merge order)
+    t->sp_split = sp >= 0 && t->sp_class[sp] == QS_SPC_NORMAL && t->n_sp_unused == 0;
+    for (int i = 0; t->sp_split && i < t->vocab_size; i++) {
+        if (t->sp_class[i] == QS_SPC_NOMERGE) continue;
+        const char *p = t->pieces[i];
+        int k = 0;
+        while (k < t->lens[i] && p[k] == ' ') k++;
+        if (k < t->lens[i] && memchr(p + k, ' ', (size_t)(t->lens[i] - k))) t->sp_split = 0;
+    }
+}
+
+// SentencePiece classes of the pieces of an SPM_SCORES spec (see tok_spec.h).
+static qs_status sp_classes(qs_tokenizer *t, const qs_tok_spec *s) {
+    QS_TRY(qs_tok_hash_build(t));
+    t->sp_mode = 1;
+    t->sp_remove_ws = s->remove_extra_whitespaces;
+    if (s->precompiled_charsmap_len > 0) {
+        QS_TRY(qs_tok_charsmap_check(s->precompiled_charsmap, s->precompiled_charsmap_len, spec_name(s)));
+        t->sp_charsmap = qs_malloc(s->precompiled_charsmap_len, "tokenizer charsmap");
+        if (!t->sp_charsmap) return QS_ERR_NOMEM;
+        memcpy(t->sp_charsmap, s->precompiled_charsmap, s->precompiled_charsmap_len);
+        t->sp_charsmap_len = s->precompiled_charsmap_len;
+    }
+    t->sp_class = qs_calloc((size_t)t->vocab_size, 1, "tokenizer piece classes");
+    if (!t->sp_class) return QS_ERR_NOMEM;
+    int n_user = 0;
+    for (int i = 0; i < t->vocab_size; i++) {
+        int ty = s->types ? s->types[i] : QS_TOKT_NORMAL;
+        // typed vocabularies (tokenizer.model, GGUF) write spaces as U+2581: a piece
+        // with a real space can never match there (llama2.c-style specs use ' ')
+        if (s->types && memchr(s->pieces[i], ' ', (size_t)piece_len(s, i))) t->sp_class[i] = QS_SPC_NOMERGE;
+        else if (ty == QS_TOKT_USER_DEFINED && t->lens[i] > 0) t->sp_class[i] = QS_SPC_USER, n_user++;
+        else if (ty == QS_TOKT_UNUSED) t->sp_class[i] = QS_SPC_UNUSED, t->n_sp_unused++;
+        else if (ty == QS_TOKT_CONTROL || ty == QS_TOKT_UNKNOWN || ty == QS_TOKT_BYTE)
+            t->sp_class[i] = QS_SPC_NOMERGE;
+    }
+    if (t->n_sp_unused) {
+        t->sp_unused_slot = qs_malloc((size_t)t->vocab_size * sizeof(int), "tokenizer unused pieces");
+        if (!t->sp_unused_slot) return QS_ERR_NOMEM;
+        for (int i = 0, k = 0; i < t->vocab_size; i++)
+            t->sp_unused_slot[i] = t->sp_class[i] == QS_SPC_UNUSED ? k++ : -1;
+    }
+    sp_split_check(t);
+    if (n_user == 0) return QS_OK;
+    qs_tok_index *idx = qs_malloc((size_t)n_user * sizeof *idx, "tokenizer user-defined pieces");
+    t->sp_user = qs_malloc((size_t)n_user * sizeof *t->sp_user, "tokenizer user-defined pieces");
+    if (!idx || !t->sp_user) { free(idx); return QS_ERR_NOMEM; }
+    for (int i = 0; i < t->vocab_size; i++)
+        if (t->sp_class[i] == QS_SPC_USER) idx[t->n_sp_user++] = (qs_tok_index){.str = t->pieces[i], .len = t->lens[i], .id = i};
+    qsort(idx, (size_t)n_user, sizeof *idx, cmp_user_len);
+    for (int k = 0; k < n_user; k++) t->sp_user[k] = idx[k].id;
+    free(idx);
+    return QS_OK;
+}
+
 qs_status qs_tokenizer_from_spec(qs_tokenizer **out, const qs_tok_spec *s) {
     if (!out || !s) return qs_error(QS_ERR_ARG, "qs_tokenizer_from_spec: NULL argument");
     *out = NULL;
@@ -153,6 +223,7 @@ qs_status qs_tokenizer_from_spec(qs_tokenizer **out, const qs_tok_spec *s) {
     if (st == QS_OK && s->kind == QS_TOK_SPM_SCORES) {
         t->max_token_length = QS_MAX(t->longest, 1);
         t->strip_after_bos = s->add_prefix_space;
+        st = sp_classes(t, s);
     } else if (st == QS_OK) {
         st = qs_tok_bpe_build(t, s);
     }

@@ -146,6 +146,17 @@ typedef struct qs_tok_spec {
     qs_tok_op norm[QS_TOK_MAX_OPS];
     qs_tok_op pre[QS_TOK_MAX_OPS];
     qs_tok_op dec[QS_TOK_MAX_OPS];
+
+    // SPM_SCORES: SentencePiece normalizer remove_extra_whitespaces (strip
+    // leading/trailing spaces, collapse runs of spaces). For SPM_SCORES specs,
+    // types CONTROL/UNKNOWN/BYTE are never produced by merging, UNUSED pieces
+    // are split back after merging and USER_DEFINED pieces are matched whole
+    // in the text first (SentencePiece).
+    int remove_extra_whitespaces;
+    // SPM_SCORES: SentencePiece normalizer_spec.precompiled_charsmap (NULL/0: identity)
+    const unsigned char *precompiled_charsmap;
+    size_t precompiled_charsmap_len;
+    const char *normalizer_name; // informational (written to tokenizer.model), may be NULL
 } qs_tok_spec;
 
 // Sets every field to "absent": ids -1, pointers NULL, counts and flags 0.

@@ -216,6 +216,11 @@ void qs_tokenizer_free(qs_tokenizer *t) {
     free(t->dec_len);
     free(t->dec_arena);
     free(t->dec_sorted);
+    free(t->sp_class);
+    free(t->sp_user);
+    free(t->sp_unused_slot);
+    free(t->hash);
+    free(t->sp_charsmap);
     qs_tok_bpe_free(t->bpe);
     free(t);
 }
@@ -295,8 +300,39 @@ int qs_tok_index_find(const qs_tok_index *idx, int n, const char *str, int len) 
     return -1;
 }
 
+static unsigned piece_hash(const char *s, int len) {
+    unsigned h = 2166136261u; // FNV-1a
+    for (int i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+qs_status qs_tok_hash_build(qs_tokenizer *t) {
+    unsigned cap = 1024;
+    while (cap < 2u * (unsigned)t->vocab_size && cap < (1u << 30)) cap *= 2;
+    int *h = qs_malloc((size_t)cap * sizeof *h, "tokenizer hash");
+    if (!h) return QS_ERR_NOMEM;
+    for (unsigned k = 0; k < cap; k++) h[k] = -1;
+    for (int i = 0; i < t->vocab_size; i++) {
+        unsigned k = piece_hash(t->pieces[i], t->lens[i]) & (cap - 1);
+        int dup = 0;
+        for (; h[k] >= 0; k = (k + 1) & (cap - 1))
+            if (t->lens[h[k]] == t->lens[i] && !memcmp(t->pieces[h[k]], t->pieces[i], (size_t)t->lens[i])) { dup = 1; break; }
+        if (!dup) h[k] = i;
+    }
+    free(t->hash);
+    free(t->sp_charsmap);
+    t->hash = h;
+    t->hash_mask = cap - 1;
+    return QS_OK;
+}
+
 int qs_tok_lookup(const qs_tokenizer *t, const char *str, int len) {
-    return qs_tok_index_find(t->sorted, t->vocab_size, str, len);
+    if (!t->hash) return qs_tok_index_find(t->sorted, t->vocab_size, str, len);
+    for (unsigned k = piece_hash(str, len) & t->hash_mask; t->hash[k] >= 0; k = (k + 1) & t->hash_mask) {
+        int id = t->hash[k];
+        if (t->lens[id] == len && !memcmp(t->pieces[id], str, (size_t)len)) return id;
+    }
+    return -1;
 }
 
 int qs_tokenizer_find(const qs_tokenizer *t, const char *piece) {
@@ -343,7 +379,8 @@ const char *qs_tokenizer_piece(const qs_tokenizer *t, int prev, int token) {
     }
     const char *piece = t->pieces[token];
     // after BOS, sentencepiece strips the leading space (llama2.c PR #89)
-    if (prev == t->bos_id && t->strip_after_bos && piece[0] == ' ') piece++;
+    // (SentencePiece models: also at the start of a decode)
+    if ((prev == t->bos_id || (prev < 0 && t->sp_mode)) && t->strip_after_bos && piece[0] == ' ') piece++;
     // byte-fallback tokens like "<0x0A>" stand for the raw byte
     int b = byte_token_value(piece);
     if (b >= 0) piece = t->byte_pieces + b * 2;

@@ -32,6 +32,10 @@ qs_status qs_tokenizer_parse_json(qs_tokenizer **out, const char *json, size_t n
 // Parses a llama2.c tokenizer held in memory; see qs_tokenizer_load.
 qs_status qs_tokenizer_parse_llama2c(qs_tokenizer **out, const unsigned char *buf, size_t n, int vocab_size,
                                      const char *name);
+// Parses a SentencePiece tokenizer.model (protobuf ModelProto) held in
+// memory: BPE models (Llama-2, Mistral; identity or precompiled-charsmap
+// normalizers such as nmt_nfkc); others are QS_ERR_UNSUPPORTED naming the field. Every varint and length is checked.
+qs_status qs_tokenizer_parse_model_proto(qs_tokenizer **out, const unsigned char *buf, size_t n, const char *name);
 
 // Loads a llama2.c tokenizer file. `vocab_size` is the model's vocabulary size
 // (the file has no count of its own); pass 0 to read pieces until end of file.

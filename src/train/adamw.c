@@ -103,3 +103,37 @@ float qs_lr_schedule(long step, float lr, float min_lr, long warmup, long total)
     double c = 0.5 * (1.0 + cos(M_PI * p));
     return (float)((double)min_lr + ((double)lr - (double)min_lr) * c);
 }
+
+void qs_adamw_step_range(qs_adamw *o, const qs_layout *L, float *params, const float *grads,
+                         const qs_adamw_hparams *hp, float lr, size_t lo, size_t hi) {
+    const long t = o->step + 1;
+    const float b1 = hp->beta1, b2 = hp->beta2, eps = hp->eps;
+    const double bc1 = 1.0 - pow((double)b1, (double)t);
+    const double bc2 = 1.0 - pow((double)b2, (double)t);
+    const float step_size = (float)((double)lr / bc1);
+    const float inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
+    const float ob1 = 1.0f - b1, ob2 = 1.0f - b2;
+    if (hi > lo + o->numel) hi = lo + o->numel; // defensive: moments cover [lo, lo + numel)
+    for (int k = 0; k < L->n; k++) {
+        const qs_tensor_info *ti = &L->t[k];
+        size_t a = ti->offset, b = ti->offset + ti->numel;
+        if (a < lo) a = lo;
+        if (b > hi) b = hi;
+        if (a >= b) continue;
+        const float decay = ti->no_decay ? 1.0f : 1.0f - lr * hp->weight_decay;
+        float *p = params + a, *mk = o->m + (a - lo), *vk = o->v + (a - lo);
+        const float *g = grads + a;
+        const long nn = (long)(b - a);
+#pragma omp parallel for schedule(static) if (nn >= QS_ADAMW_PAR_MIN)
+        for (long i = 0; i < nn; i++) {
+            float gi = g[i];
+            float mi = b1 * mk[i] + ob1 * gi;
+            float vi = b2 * vk[i] + ob2 * gi * gi;
+            mk[i] = mi;
+            vk[i] = vi;
+            float denom = sqrtf(vi) * inv_sqrt_bc2 + eps;
+            p[i] = p[i] * decay - step_size * mi / denom;
+        }
+    }
+    o->step = t;
+}

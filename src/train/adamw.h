@@ -23,6 +23,12 @@ void qs_adamw_free(qs_adamw *o);
 // p -= lr * (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps).
 void qs_adamw_step(qs_adamw *o, const qs_layout *L, float *params, const float *grads,
                    const qs_adamw_hparams *hp, float lr);
+// The same update restricted to the elements [lo, hi) of the flat buffers
+// (data-parallel training, dist.h): params and grads are the full buffers,
+// the moments hold only that range (o->numel == hi - lo, element i at i - lo).
+// Element for element it computes exactly what qs_adamw_step does.
+void qs_adamw_step_range(qs_adamw *o, const qs_layout *L, float *params, const float *grads,
+                         const qs_adamw_hparams *hp, float lr, size_t lo, size_t hi);
 
 // Global L2 norm of grads[0..n); if max_norm > 0 and norm > max_norm, scales
 // grads by max_norm/(norm+1e-6) (torch clip_grad_norm_). Returns the norm

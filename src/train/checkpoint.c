@@ -15,6 +15,7 @@
 #endif
 
 #include "io/model_io.h"
+#include "io/outpath.h"
 #include "io/safetensors.h"
 
 #define PATH_CAP 4096
@@ -57,16 +58,17 @@ qs_status qs_train_state_save(const char *path, const qs_train_state *s, const q
     if (opt->numel != s->numel)
         return qs_error(QS_ERR_ARG, "%s: optimizer holds %zu moments but the state says %zu parameters", path,
                         opt->numel, s->numel);
-    int64_t vals[7] = {(int64_t)s->adam_step, (int64_t)s->step,         (int64_t)s->rng,
+    int64_t vals[8] = {(int64_t)s->adam_step, (int64_t)s->step,         (int64_t)s->rng,
                        (int64_t)s->data_pos,  (int64_t)s->data_tokens, (int64_t)s->numel,
-                       (int64_t)s->layout_hash};
-    static const char *names[7] = {"adam.step",         "train.step",  "train.rng",        "train.data_pos",
-                                   "train.data_tokens", "model.numel", "model.layout_hash"};
+                       (int64_t)s->layout_hash, (int64_t)s->fingerprint};
+    static const char *names[8] = {"adam.step",         "train.step",  "train.rng",         "train.data_pos",
+                                   "train.data_tokens", "model.numel", "model.layout_hash", "model.fingerprint"};
+    const int n_vals = s->fingerprint ? 8 : 7; // 0: no fingerprint (a state file on its own)
     qs_st_writer w = {0};
     int64_t shape_n[1] = {(int64_t)s->numel}, shape_1[1] = {1};
     qs_status st = qs_st_writer_add(&w, "adam.m", QS_DT_F32, 1, shape_n, opt->m);
     if (st == QS_OK) st = qs_st_writer_add(&w, "adam.v", QS_DT_F32, 1, shape_n, opt->v);
-    for (int i = 0; i < 7 && st == QS_OK; i++) st = qs_st_writer_add(&w, names[i], QS_DT_I64, 1, shape_1, &vals[i]);
+    for (int i = 0; i < n_vals && st == QS_OK; i++) st = qs_st_writer_add(&w, names[i], QS_DT_I64, 1, shape_1, &vals[i]);
     if (st == QS_OK) st = qs_st_writer_write(&w, path);
     qs_st_writer_free(&w);
     return st;
@@ -95,18 +97,40 @@ static qs_status read_moment(const qs_safetensors *f, const char *path, const ch
     return qs_st_read_f32(f, t, out);
 }
 
+static qs_status state_from(qs_safetensors *fp, const char *path, const qs_model *m, qs_train_state *s,
+                            qs_adamw *opt);
+
 qs_status qs_train_state_load(const char *path, const qs_model *m, qs_train_state *s, qs_adamw *opt) {
     const size_t numel = m->layout.numel;
     if (opt->numel != numel || !opt->m || !opt->v)
         return qs_error(QS_ERR_ARG, "%s: optimizer must be created for the model's %zu parameters", path, numel);
     qs_safetensors f;
     QS_TRY(qs_st_open(&f, path));
+    return state_from(&f, path, m, s, opt);
+}
+
+qs_status qs_train_state_parse(const unsigned char *data, size_t n, const char *name, const qs_model *m,
+                               qs_train_state *s, qs_adamw *opt) {
+    const size_t numel = m->layout.numel;
+    if (opt->numel != numel || !opt->m || !opt->v)
+        return qs_error(QS_ERR_ARG, "%s: optimizer must be created for the model's %zu parameters", name, numel);
+    qs_safetensors f;
+    QS_TRY(qs_st_parse(&f, data, n, name));
+    return state_from(&f, name, m, s, opt);
+}
+
+// Reads and checks the state in the opened file `*fp` (closed here).
+static qs_status state_from(qs_safetensors *fp, const char *path, const qs_model *m, qs_train_state *s,
+                            qs_adamw *opt) {
+    const size_t numel = m->layout.numel;
+    qs_safetensors f = *fp;
     qs_train_state t = {0};
     uint64_t v[7];
     static const char *names[7] = {"model.numel", "model.layout_hash", "adam.step",        "train.step",
                                    "train.rng",   "train.data_pos",    "train.data_tokens"};
     qs_status st = QS_OK;
     for (int i = 0; i < 7 && st == QS_OK; i++) st = read_i64(&f, path, names[i], &v[i]);
+    if (st == QS_OK && qs_st_find(&f, "model.fingerprint")) st = read_i64(&f, path, "model.fingerprint", &t.fingerprint);
     if (st == QS_OK && v[0] != (uint64_t)numel)
         st = qs_error(QS_ERR_FORMAT,
                       "%s: training state is for a model with %llu parameters, but this model has %zu "
@@ -184,32 +208,6 @@ static void fsync_path(const char *dir) {
     }
 }
 
-qs_status qs_remove_tree(const char *path) {
-    struct stat sb;
-    if (lstat(path, &sb) != 0) {
-        if (errno == ENOENT) return QS_OK;
-        return qs_error(QS_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-    }
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(path);
-        if (!d) return qs_error(QS_ERR_IO, "%s: cannot open directory: %s", path, strerror(errno));
-        struct dirent *e;
-        qs_status st = QS_OK;
-        char child[PATH_CAP];
-        while (st == QS_OK && (e = readdir(d)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            st = join(child, sizeof child, path, e->d_name);
-            if (st == QS_OK) st = qs_remove_tree(child);
-        }
-        closedir(d);
-        if (st != QS_OK) return st;
-        if (rmdir(path) != 0) return qs_error(QS_ERR_IO, "%s: cannot remove directory: %s", path, strerror(errno));
-        return QS_OK;
-    }
-    if (unlink(path) != 0) return qs_error(QS_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
-    return QS_OK;
-}
-
 // Atomically exchanges two existing paths (Linux renameat2 RENAME_EXCHANGE).
 // -1 where the system or the file system cannot; the caller falls back to two renames.
 static int exchange_paths(const char *a, const char *b) {
@@ -243,12 +241,15 @@ qs_status qs_checkpoint_save(const char *run_dir, const qs_model *m, const char 
         return qs_error(QS_ERR_IO, "%s: cannot rename to %s: %s", old, ck, strerror(errno));
     QS_TRY(qs_remove_tree(tmp));
     qs_status st = qs_model_save_dir(m, tmp, tokenizer_path, quietstar_json);
-    if (st == QS_OK) st = join(p, sizeof p, tmp, QS_TRAIN_STATE_FILE);
-    if (st == QS_OK) st = qs_train_state_save(p, s, opt);
     if (st == QS_OK && args_json) {
         st = join(p, sizeof p, tmp, QS_TRAIN_ARGS_FILE);
         if (st == QS_OK) st = qs_write_file_atomic(p, args_json, strlen(args_json));
     }
+    // the state records what it belongs to: the bytes of the weights and settings just written
+    qs_train_state s2 = *s;
+    if (st == QS_OK) st = qs_model_dir_fingerprint(tmp, &s2.fingerprint);
+    if (st == QS_OK) st = join(p, sizeof p, tmp, QS_TRAIN_STATE_FILE);
+    if (st == QS_OK) st = qs_train_state_save(p, &s2, opt);
     if (st != QS_OK) {
         qs_error_prefix(st, "%s: checkpoint not saved (previous one kept)", run_dir);
         qs_remove_tree(tmp); // best effort; keeps the error message of the failure
@@ -278,6 +279,33 @@ qs_status qs_checkpoint_save(const char *run_dir, const qs_model *m, const char 
     fsync_path(run_dir);
     if (ckpt_dir && cap) snprintf(ckpt_dir, cap, "%s", ck);
     return qs_remove_tree(old);
+}
+
+qs_status qs_checkpoint_verify(const char *ckpt_dir, const qs_train_state *s) {
+    if (!s->fingerprint)
+        return qs_error(QS_ERR_FORMAT,
+                        "%s: %s has no fingerprint of the weights and settings it belongs to (not saved by "
+                        "qs_checkpoint_save, or by an older qstar); refusing to resume from it",
+                        ckpt_dir, QS_TRAIN_STATE_FILE);
+    uint64_t h;
+    QS_TRY(qs_model_dir_fingerprint(ckpt_dir, &h));
+    if (h != s->fingerprint)
+        return qs_error(QS_ERR_FORMAT,
+                        "%s: the weights or settings (config.json, model.safetensors, train_args.json) are not the "
+                        "ones %s was saved with (replaced or edited since); refusing to resume from a mixed-up "
+                        "checkpoint", ckpt_dir, QS_TRAIN_STATE_FILE);
+    return QS_OK;
+}
+
+qs_status qs_checkpoint_check(const char *ckpt_dir) {
+    char p[PATH_CAP];
+    QS_TRY(join(p, sizeof p, ckpt_dir, QS_TRAIN_STATE_FILE));
+    qs_safetensors f;
+    QS_TRY(qs_st_open(&f, p));
+    qs_train_state s = {0};
+    qs_status st = qs_st_find(&f, "model.fingerprint") ? read_i64(&f, p, "model.fingerprint", &s.fingerprint) : QS_OK;
+    qs_st_close(&f);
+    return st == QS_OK ? qs_checkpoint_verify(ckpt_dir, &s) : st;
 }
 
 static qs_status copy_out(char *out, size_t cap, const char *s) {

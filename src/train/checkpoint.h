@@ -11,6 +11,8 @@
 //       train.data_tokens    I64 [1]       tokens in the training stream (sanity check)
 //       model.numel          I64 [1]       parameter count the state belongs to
 //       model.layout_hash    I64 [1]       hash of tensor names / shapes / offsets
+//       model.fingerprint    I64 [1]       hash of the bytes of config.json, model.safetensors
+//                                          and train_args.json beside it (qs_model_dir_fingerprint)
 //   train_args.json          (optional) the caller's run settings, opaque here
 //
 // Saving never damages the previous checkpoint: everything is written into
@@ -41,6 +43,7 @@ typedef struct {
     uint64_t data_tokens;  // tokens in the training stream
     size_t numel;          // model parameter count
     uint64_t layout_hash;  // qs_layout_hash of the model
+    uint64_t fingerprint;  // qs_model_dir_fingerprint of the checkpoint it was saved in (0 = none)
 } qs_train_state;
 
 // FNV-1a hash of every tensor's name, shape and offset, and the total numel.
@@ -54,6 +57,9 @@ qs_status qs_train_state_save(const char *path, const qs_train_state *s, const q
 // tensor or has a wrong dtype/shape. `opt` must have been created with the
 // model's numel; its moments and step are overwritten. `s` receives the rest.
 qs_status qs_train_state_load(const char *path, const qs_model *m, qs_train_state *s, qs_adamw *opt);
+// The same from a buffer (`name` names it in messages).
+qs_status qs_train_state_parse(const unsigned char *data, size_t n, const char *name, const qs_model *m,
+                               qs_train_state *s, qs_adamw *opt);
 
 // Saves a checkpoint of `m` (+ tokenizer copy, + quietstar_json, + state and
 // moments, + args_json when non-NULL) as run_dir/ckpt, atomically as above.
@@ -61,6 +67,14 @@ qs_status qs_train_state_load(const char *path, const qs_model *m, qs_train_stat
 qs_status qs_checkpoint_save(const char *run_dir, const qs_model *m, const char *tokenizer_path,
                              const char *quietstar_json, const qs_train_state *s, const qs_adamw *opt,
                              const char *args_json, char *ckpt_dir, size_t cap);
+
+// Checks that the weights and settings in ckpt_dir are the ones the state
+// `s` (read from it) was saved with: refuses (QS_ERR_FORMAT, naming the
+// directory) a state without a fingerprint or one that does not match.
+qs_status qs_checkpoint_verify(const char *ckpt_dir, const qs_train_state *s);
+// The same check reading the fingerprint from ckpt_dir's state file (before
+// anything is loaded).
+qs_status qs_checkpoint_check(const char *ckpt_dir);
 
 // Finds the checkpoint for `path`, which is either a checkpoint directory
 // (holding train_state.safetensors) or a run directory (holding ckpt, or only

@@ -3,6 +3,7 @@
 // public API (qstar_trainer_create) call it.
 #include "train/run.h"
 #include "quietstar/evaltask.h"
+#include "data/shards.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -39,6 +40,12 @@ static qs_status load_model(qs_run *r, const qs_run_spec *s) {
         QS_TRY(qs_hf_config_read(&c, s->config_path, &r->qs_json));
         if (qs_model_create(&r->m, &c, 0) != QS_OK) return qs_error_prefix(QS_ERR_ARG, "%s", s->config_path);
         qs_model_init_random(&r->m, s->seed);
+        unsigned char *ct = NULL; // checkpoints keep the config's keys (qs_model.src_config)
+        size_t ctn = 0;
+        if (qs_read_file(s->config_path, &ct, &ctn) == QS_OK && (r->m.src_config = realloc(ct, ctn + 1)))
+            r->m.src_config[ctn] = 0;
+        else
+            free(ct);
     } else {
         const char *src = s->resume_ckpt ? s->resume_ckpt : s->model_path;
         if (!src) return qs_error(QS_ERR_ARG, "no model: give a model path, a config.json or a run to resume");
@@ -52,6 +59,15 @@ static qs_status load_model(qs_run *r, const qs_run_spec *s) {
         return qs_error(QS_ERR_ARG, "no tokenizer: give --tokenizer FILE (none found beside the model)");
     }
     snprintf(r->tok_path, sizeof r->tok_path, "%s", tp);
+    if (s->dtype) {
+        int dt = qs_save_dtype_parse(s->dtype);
+        if (dt < 0) {
+            r->usage_error = 1;
+            return qs_error(QS_ERR_ARG, "--dtype expects bf16, f16 or f32, got '%s'", s->dtype);
+        }
+        r->m.save_dtype = dt;
+    }
+    r->m.save_master = r->m.save_dtype != 0; // 16-bit checkpoint weights: keep exact fp32 ones for --resume
     return QS_OK;
 }
 
@@ -108,7 +124,7 @@ static qs_status setup(qs_run *r, const qs_run_spec *s) {
         return qs_error(QS_ERR_ARG, "--seq-len %d exceeds the model's max_position_embeddings %d", to.seq_len,
                         r->m.cfg.max_seq_len);
     }
-    QS_TRY(qs_tokenizer_load(&r->tok, r->tok_path, r->m.cfg.vocab_size));
+    QS_TRY(qs_tokenizer_open(&r->tok, r->tok_path, r->m.cfg.vocab_size));
     if (s->quietstar) QS_TRY(setup_quietstar(r, s, &to));
     qs_dataset_opts dopt = qs_dataset_opts_default();
     dopt.field = s->field;
@@ -116,7 +132,10 @@ static qs_status setup(qs_run *r, const qs_run_spec *s) {
     dopt.seed = s->seed;
     dopt.n_threads = s->n_threads;
     const double t_load = qs_now();
-    QS_TRY(qs_dataset_load(&r->ds, s->data_path, r->tok, &dopt));
+    if (qs_shards_is_dir(s->data_path)) // a `qstar prepare` directory: mapped, split fixed at prepare
+        QS_TRY(qs_shards_load(&r->ds, s->data_path, s->seed));
+    else
+        QS_TRY(qs_dataset_load(&r->ds, s->data_path, r->tok, &dopt));
     note(s, "data: %s: %zu documents, %zu training / %zu held-out tokens (%.1f s)", s->data_path,
          qs_dataset_n_docs(&r->ds), r->ds.train.n_tokens, r->ds.val.n_tokens, qs_now() - t_load);
     QS_TRY(qs_trainer_init(&r->tr, &r->m, &r->ds, &to));
@@ -125,6 +144,7 @@ static qs_status setup(qs_run *r, const qs_run_spec *s) {
         QS_TRY(qs_trainer_restore(&r->tr, s->resume_ckpt));
         note(s, "resuming %s at step %ld of %ld", s->resume_ckpt, r->tr.step, to.steps);
     }
+    QS_TRY(qs_trainer_set_dist(&r->tr, s->dist)); // after the restore: --zero 1 keeps a chunk of the moments
     return QS_OK;
 }
 

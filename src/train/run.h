@@ -26,6 +26,7 @@ typedef struct {
     int seq_given;              // 0: seq_len is a default and is cut to the model's max positions
     int quietstar;              // Quiet-STaR training
     int preset_paper;           // --preset paper: the released run's thought settings
+    const char *dtype;          // checkpoint weights: "bf16", "f16" or "f32" (NULL: the model's own)
     // Applies the caller's explicit Quiet-STaR settings over the checkpoint's
     // (called last); returns 1 if it set policy_beta. May be NULL.
     int (*apply_qs)(void *ud, qs_qstar_opts *qo);
@@ -33,6 +34,7 @@ typedef struct {
     // One-line notes for the user ("quietstar: initialised start end ...").
     void (*note)(void *ud, const char *msg);
     void *note_ud;
+    struct qs_dist *dist;       // data-parallel run over MPI ranks (train/dist.h); NULL: one process
 } qs_run_spec;
 
 typedef struct {

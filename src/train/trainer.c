@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "model/workspace.h"
+#include "train/dist.h"
 
 qs_train_opts qs_train_opts_default(void) {
     qs_train_opts o = {
@@ -36,7 +37,8 @@ qs_status qs_train_opts_validate(const qs_train_opts *o) {
     if (o->steps < 1) return qs_error(QS_ERR_ARG, "steps must be at least 1 (got %ld)", o->steps);
     if (o->batch < 1) return qs_error(QS_ERR_ARG, "batch must be at least 1 (got %d)", o->batch);
     if (o->seq_len < 2) return qs_error(QS_ERR_ARG, "seq_len must be at least 2 (got %d)", o->seq_len);
-    if (o->grad_accum < 1) return qs_error(QS_ERR_ARG, "grad_accum must be at least 1 (got %d)", o->grad_accum);
+    if (o->grad_accum < 1 || o->grad_accum > (1 << 20))
+        return qs_error(QS_ERR_ARG, "grad_accum must be in 1..%d (got %d)", 1 << 20, o->grad_accum);
     if (!(isfinite(o->lr) && o->lr > 0)) return qs_error(QS_ERR_ARG, "lr must be positive (got %g)", (double)o->lr);
     if (!finite_nonneg(o->min_lr)) return qs_error(QS_ERR_ARG, "min_lr must be >= 0 (got %g)", (double)o->min_lr);
     if (o->warmup < 0) return qs_error(QS_ERR_ARG, "warmup must be >= 0 (got %ld)", o->warmup);
@@ -58,12 +60,13 @@ static int is_quietstar_tensor(const char *name) {
 }
 
 static qs_status check_ids(const qs_token_stream *s, int vocab, const char *which) {
+    if (s->unmap) return QS_OK; // a mapped token directory: each batch is checked (check_batch), not the whole file
     for (size_t i = 0; i < s->n_tokens; i++)
-        if (s->tokens[i] < 0 || s->tokens[i] >= vocab)
+        if (qs_stream_token(s, i) < 0 || qs_stream_token(s, i) >= vocab)
             return qs_error(QS_ERR_ARG,
                             "%s data holds token id %d but the model's vocabulary has %d entries "
                             "(tokenizer does not match the model?)",
-                            which, s->tokens[i], vocab);
+                            which, qs_stream_token(s, i), vocab);
     return QS_OK;
 }
 
@@ -82,6 +85,7 @@ static qs_status ema_init(qs_trainer *t) {
 static qs_status ema_ref(qs_trainer *t) {
     if (!t->ema_ready) {
         memcpy(t->ema.params, t->model->params, t->model->layout.numel * sizeof(float));
+        qs_model_touch(&t->ema);
         t->ema_ready = 1;
     }
     QS_TRY(qs_lm_token_nll(&t->ema, t->ws_ref, t->tokens, t->mask, t->o.batch, t->o.seq_len, t->ref_nll, NULL, NULL));
@@ -95,6 +99,7 @@ static void ema_update(qs_trainer *t) {
     const float *p = t->model->params;
 #pragma omp parallel for schedule(static)
     for (long k = 0; k < n; k++) e[k] = d * e[k] + (1.0f - d) * p[k];
+    qs_model_touch(&t->ema);
 }
 
 qs_status qs_trainer_init(qs_trainer *t, qs_model *m, qs_dataset *ds, const qs_train_opts *o) {
@@ -127,6 +132,10 @@ qs_status qs_trainer_init(qs_trainer *t, qs_model *m, qs_dataset *ds, const qs_t
         t->tokens = qs_malloc(BT * sizeof(int), "training batch");
         t->mask = qs_malloc(BT * sizeof(int), "training batch mask");
         if (!t->grads || !t->tokens || !t->mask) st = QS_ERR_NOMEM;
+        // the balanced sum of the micro-batch gradients needs one buffer per level below the top
+        for (int d = 0; st == QS_OK && (1 << d) < o->grad_accum && d < QS_GRAD_TREE_MAX; d++)
+            if (!(t->gtree[d] = qs_calloc(numel ? numel : 1, sizeof(float), "micro-batch gradients")))
+                st = QS_ERR_NOMEM;
     }
     if (o->quietstar) {
         qs_qstar_opts eo = o->qs; // eval mode (SPEC 5): one pass, one talk token, no policy loss
@@ -149,6 +158,7 @@ void qs_trainer_free(qs_trainer *t) {
     if (!t) return;
     qs_adamw_free(&t->opt);
     free(t->grads);
+    for (int d = 0; d < QS_GRAD_TREE_MAX; d++) free(t->gtree[d]);
     free(t->tokens);
     free(t->mask);
     qs_workspace_free(t->ws);
@@ -161,31 +171,95 @@ void qs_trainer_free(qs_trainer *t) {
     memset(t, 0, sizeof *t);
 }
 
+void qs_grads_add(float *dst, const float *src, size_t n) {
+    const long nn = (long)n;
+#pragma omp parallel for schedule(static) if (nn >= 32768)
+    for (long i = 0; i < nn; i++) dst[i] += src[i];
+}
+
+// Draws micro-batch k's rows into t->tokens / t->mask (fill = 0: only the
+// sampler's draws, for rows another rank computes): Quiet-STaR windows start
+// at a document's BOS (right-padded), LM windows anywhere.
+static qs_status draw_micro(qs_trainer *t, int fill) {
+    const qs_train_opts *o = &t->o;
+    int *tok = fill ? t->tokens : NULL;
+    t->data_pos += (uint64_t)o->batch;
+    if (t->qstep)
+        return qs_stream_sample_docs(&t->data->train, &t->data->rng, o->batch, o->seq_len, tok, t->mask, NULL);
+    return qs_stream_sample(&t->data->train, &t->data->rng, o->batch, o->seq_len, tok, t->mask, NULL);
+}
+
+// The gradient of the drawn micro-batch k, scaled by 1/K, into g (zeroed);
+// Quiet-STaR thoughts come from a stream fixed by (seed, step, k).
+static qs_status compute_micro(qs_trainer *t, int k, float *g, double *loss_sum) {
+    const qs_train_opts *o = &t->o;
+    const int K = o->grad_accum;
+    float loss = 0;
+    if (t->qstep) {
+        qs_rng trng;
+        qs_rng_seed(&trng, o->seed ^ ((uint64_t)t->step * 0x9E3779B97F4A7C15ull + (uint64_t)k));
+        if (t->ws_ref) QS_TRY(ema_ref(t));
+        QS_TRY(qs_qstar_step(t->qstep, t->model, t->tokens, t->mask, NULL, &trng, g, 1.0f / (float)K, &t->qout));
+        loss = t->qout.loss;
+    } else {
+        QS_TRY(qs_lm_step(t->model, t->ws, t->tokens, t->mask, o->batch, o->seq_len, &loss, NULL, g,
+                          1.0f / (float)K, NULL));
+    }
+    *loss_sum += loss;
+    return QS_OK;
+}
+
+// Micro-batches [lo, hi) (drawn in order as the recursion reaches them) summed
+// into dst (zeroed) as a balanced tree: left half into dst, right half into
+// the scratch buffer of this depth, then one addition.
+// The ids of the batch in t->tokens (a mapped corpus is not scanned up front).
+static qs_status check_batch(const qs_trainer *t, const char *which) {
+    const size_t n = (size_t)t->o.batch * (size_t)t->o.seq_len;
+    const int vocab = t->model->cfg.vocab_size;
+    for (size_t i = 0; i < n; i++)
+        if (t->tokens[i] < 0 || t->tokens[i] >= vocab)
+            return qs_error(QS_ERR_ARG,
+                            "%s data holds token id %d but the model's vocabulary has %d entries "
+                            "(prepared with another tokenizer?)",
+                            which, t->tokens[i], vocab);
+    return QS_OK;
+}
+
+static qs_status grad_tree(qs_trainer *t, int lo, int hi, float *dst, int depth, double *loss_sum) {
+    if (hi - lo == 1) {
+        QS_TRY(draw_micro(t, 1));
+        if (t->data->train.unmap) QS_TRY(check_batch(t, "training"));
+        return compute_micro(t, lo, dst, loss_sum);
+    }
+    const int mid = lo + (hi - lo) / 2;
+    const size_t numel = t->model->layout.numel;
+    QS_TRY(grad_tree(t, lo, mid, dst, depth + 1, loss_sum));
+    float *tmp = t->gtree[depth];
+    memset(tmp, 0, numel * sizeof(float));
+    QS_TRY(grad_tree(t, mid, hi, tmp, depth + 1, loss_sum));
+    qs_grads_add(dst, tmp, numel);
+    return QS_OK;
+}
+
+qs_status qs_trainer_grad_sum(qs_trainer *t, int lo, int hi, double *loss_sum) {
+    const int K = t->o.grad_accum;
+    if (lo < 0 || hi > K || lo > hi) return qs_error(QS_ERR_ARG, "micro-batches [%d, %d) of %d", lo, hi, K);
+    memset(t->grads, 0, t->model->layout.numel * sizeof(float));
+    *loss_sum = 0;
+    for (int k = 0; k < lo; k++) QS_TRY(draw_micro(t, 0)); // others' rows: the same draws, no data read
+    if (lo < hi) QS_TRY(grad_tree(t, lo, hi, t->grads, 0, loss_sum));
+    for (int k = hi; k < K; k++) QS_TRY(draw_micro(t, 0));
+    return QS_OK;
+}
+
 qs_status qs_trainer_step(qs_trainer *t, qs_train_event *ev) {
+    if (t->dist) return qs_trainer_step_dist(t, ev); // data parallel over MPI ranks
     const qs_train_opts *o = &t->o;
     qs_model *m = t->model;
     const size_t numel = m->layout.numel;
-    const int B = o->batch, T = o->seq_len, K = o->grad_accum;
-    memset(t->grads, 0, numel * sizeof(float));
+    const int K = o->grad_accum;
     double loss_sum = 0;
-    for (int k = 0; k < K; k++) {
-        float loss = 0;
-        if (t->qstep) {
-            // Quiet-STaR: windows that start at a document's BOS, right-padded;
-            // thoughts drawn from a stream fixed by (seed, step, micro-batch)
-            QS_TRY(qs_stream_sample_docs(&t->data->train, &t->data->rng, B, T, t->tokens, t->mask, NULL));
-            qs_rng trng;
-            qs_rng_seed(&trng, o->seed ^ ((uint64_t)t->step * 0x9E3779B97F4A7C15ull + (uint64_t)k));
-            if (t->ws_ref) QS_TRY(ema_ref(t));
-            QS_TRY(qs_qstar_step(t->qstep, m, t->tokens, t->mask, NULL, &trng, t->grads, 1.0f / (float)K, &t->qout));
-            loss = t->qout.loss;
-        } else {
-            QS_TRY(qs_stream_sample(&t->data->train, &t->data->rng, B, T, t->tokens, t->mask, NULL));
-            QS_TRY(qs_lm_step(m, t->ws, t->tokens, t->mask, B, T, &loss, NULL, t->grads, 1.0f / (float)K, NULL));
-        }
-        t->data_pos += (uint64_t)B;
-        loss_sum += loss;
-    }
+    QS_TRY(qs_trainer_grad_sum(t, 0, K, &loss_sum));
     const float loss = (float)(loss_sum / K);
     const float norm = qs_clip_grad_norm(t->grads, numel, o->clip);
     const float lr = qs_lr_schedule(t->step, o->lr, o->min_lr, o->warmup, o->steps);
@@ -194,6 +268,7 @@ qs_status qs_trainer_step(qs_trainer *t, qs_train_event *ev) {
         qs_adamw_hparams hp = {.lr = lr, .beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps,
                                .weight_decay = o->weight_decay};
         qs_adamw_step(&t->opt, &t->opt_layout, m->params, t->grads, &hp, lr);
+        qs_model_touch(m); // the bf16 copy of the weights follows the update
         if (t->ws_ref && t->ema_ready) ema_update(t);
     }
     t->step++;
@@ -240,8 +315,12 @@ qs_status qs_trainer_eval(qs_trainer *t, double *nll, double *nll_think, long *n
     double sum = 0, sum_think = 0;
     long count = 0;
     for (size_t first = 0; first < limit; first += (size_t)B) {
+        // data parallel: batch j is evaluated by rank j mod N, the sums are added below
+        if (t->dist && (int)((first / (size_t)B) % (size_t)qs_dist_size(t->dist)) != qs_dist_rank(t->dist))
+            continue;
         int rows = 0;
         QS_TRY(qs_stream_eval_batch(val, first, B, T, t->tokens, t->mask, &rows));
+        if (val->unmap) QS_TRY(check_batch(t, "held-out"));
         for (size_t b = limit - first; b < (size_t)B; b++) // windows past the limit are padding
             memset(t->mask + b * (size_t)T, 0, (size_t)T * sizeof(int));
         double s = 0;
@@ -253,6 +332,11 @@ qs_status qs_trainer_eval(qs_trainer *t, double *nll, double *nll_think, long *n
         }
         sum += s;
         count += n;
+    }
+    if (t->dist) {
+        double v[3] = {sum, sum_think, (double)count};
+        QS_TRY(qs_dist_sum_doubles(t->dist, v, 3));
+        sum = v[0], sum_think = v[1], count = (long)v[2];
     }
     *nll = count > 0 ? sum / (double)count : NAN;
     if (nll_think) *nll_think = count > 0 && t->qeval ? sum_think / (double)count : NAN;
@@ -277,6 +361,8 @@ qs_status qs_trainer_restore(qs_trainer *t, const char *ckpt_dir) {
     if (n < 0 || (size_t)n >= sizeof path) return qs_error(QS_ERR_ARG, "path too long: %s", ckpt_dir);
     qs_train_state s;
     QS_TRY(qs_train_state_load(path, t->model, &s, &t->opt));
+    QS_TRY(qs_checkpoint_verify(ckpt_dir, &s)); // weights and settings are the ones the state was saved with
+    qs_model_touch(t->model);
     t->step = s.step;
     t->data_pos = s.data_pos;
     t->data->rng.s = s.rng;
@@ -323,8 +409,17 @@ static qs_status do_save(qs_trainer *t, const qs_train_run_opts *ro, double t0, 
                         t->step);
     qs_train_state s;
     qs_trainer_state(t, &s);
-    QS_TRY(qs_checkpoint_save(ro->out_dir, t->model, ro->tokenizer_path, ro->quietstar_json, &s, &t->opt,
-                              ro->args_json, sum->ckpt_dir, sizeof sum->ckpt_dir));
+    qs_adamw full; // data parallel: rank 0 alone writes, with the moments of every rank (--zero 1)
+    const qs_adamw *opt = &t->opt;
+    QS_TRY(qs_trainer_dist_moments(t, &full, &opt));
+    if (qs_dist_rank(t->dist) != 0) {
+        t->saved_step = t->step;
+        return QS_OK;
+    }
+    qs_status st = qs_checkpoint_save(ro->out_dir, t->model, ro->tokenizer_path, ro->quietstar_json, &s, opt,
+                                      ro->args_json, sum->ckpt_dir, sizeof sum->ckpt_dir);
+    qs_adamw_free(&full);
+    QS_TRY(st);
     t->saved_step = t->step;
     qs_train_event ev = {.kind = QS_TEV_SAVE, .step = t->step, .total = t->o.steps,
                          .elapsed = qs_now() - t0, .message = sum->ckpt_dir};
@@ -384,7 +479,9 @@ qs_status qs_trainer_run(qs_trainer *t, const qs_train_run_opts *ro, qs_train_su
             emit(ro, &w);
         }
         emit(ro, &ev);
-        const int stopping = (ro && ro->stop && *ro->stop) || (o->stop_after > 0 && t->step >= o->stop_after);
+        int stop_req = ro && ro->stop && *ro->stop;
+        if (t->dist) stop_req = qs_dist_any(t->dist, stop_req); // every rank stops at the same step
+        const int stopping = stop_req || (o->stop_after > 0 && t->step >= o->stop_after);
         if (t->step >= o->steps || stopping) {
             sum->interrupted = t->step < o->steps;
             break;

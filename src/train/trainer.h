@@ -6,7 +6,10 @@
 // One optimizer step: zero the gradients; for each of grad_accum micro-batches
 // draw `batch` random windows of `seq_len` tokens from the training stream
 // (ds->rng) and accumulate the gradient of the mean next-token loss scaled by
-// 1/grad_accum; clip the global norm; lr = qs_lr_schedule(step, lr, min_lr,
+// 1/grad_accum, summed as a balanced binary tree over the micro-batches
+// (halves split at the midpoint; so data-parallel ranks holding whole
+// subtrees reproduce the same sums, dist.h; ceil(log2 grad_accum) extra
+// gradient buffers); clip the global norm; lr = qs_lr_schedule(step, lr, min_lr,
 // warmup, steps); AdamW update. If the loss or the gradient norm is not
 // finite the update is skipped (a QS_TEV_WARN event) and no checkpoint is
 // written at that step. Results are bit-for-bit reproducible for the same
@@ -76,6 +79,8 @@ typedef struct {
 
 typedef void (*qs_train_cb)(void *ctx, const qs_train_event *ev);
 
+#define QS_GRAD_TREE_MAX 21 // grad_accum <= 2^20 (the CLI's limit)
+
 typedef struct {
     qs_model *model;     // borrowed; updated in place
     qs_dataset *data;    // borrowed; data->rng is the sampler state
@@ -93,6 +98,8 @@ typedef struct {
     uint64_t data_pos;   // training windows drawn
     long saved_step;     // step of the last checkpoint written or loaded (-1: none)
     char warning[512];   // pending warning (from restore), reported by qs_trainer_run
+    struct qs_dist *dist; // data-parallel over MPI ranks (dist.h); NULL: one process
+    float *gtree[QS_GRAD_TREE_MAX]; // ceil(log2 grad_accum) buffers of layout.numel: the micro-batch sum's levels
     // Quiet-STaR with the EMA reward baseline (o.qs.reward_baseline == QS_BASELINE_EMA):
     // an exponential moving average of the weights, used without thoughts to score
     // each batch (qs_qstar_set_ref_nll). Initialised from the weights at the first
@@ -122,7 +129,8 @@ qs_status qs_trainer_eval(qs_trainer *t, double *nll, double *nll_think, long *n
 // The state to checkpoint now / restoring one (moments, step, sampler).
 void qs_trainer_state(const qs_trainer *t, qs_train_state *s);
 // Loads ckpt_dir/train_state.safetensors into the trainer (its model must
-// already hold the checkpoint's weights). A training stream of a different
+// already hold the checkpoint's weights); refuses a state whose fingerprint
+// does not match the directory's weights and settings. A training stream of a different
 // length than the checkpoint's is reported as a warning at the next run.
 qs_status qs_trainer_restore(qs_trainer *t, const char *ckpt_dir);
 
@@ -150,5 +158,23 @@ typedef struct {
 // steps and at the end; checkpoints every save_every steps and at the end (or
 // when stopped). Returns QS_OK also when stopped early (summary->interrupted).
 qs_status qs_trainer_run(qs_trainer *t, const qs_train_run_opts *ro, qs_train_summary *sum);
+
+// dst[i] += src[i] (how gradients of micro-batches are added).
+void qs_grads_add(float *dst, const float *src, size_t n);
+// Zeroes t->grads, draws the step's grad_accum micro-batches in order and
+// leaves in t->grads the balanced-tree sum (see qs_trainer_step) of the
+// gradients of those in [lo, hi); *loss_sum = the sum of their losses.
+qs_status qs_trainer_grad_sum(qs_trainer *t, int lo, int hi, double *loss_sum);
+
+// --- data parallel (dist.h, dist_step.c) ---
+// Makes t one rank of a data-parallel run (d may be NULL: nothing to do).
+// Call after qs_trainer_init and any qs_trainer_restore; with --zero 1 the
+// AdamW moments are cut to this rank's chunk. The trainer borrows d.
+qs_status qs_trainer_set_dist(qs_trainer *t, struct qs_dist *d);
+// qs_trainer_step over the ranks (qs_trainer_step calls it when t->dist is set).
+qs_status qs_trainer_step_dist(qs_trainer *t, qs_train_event *ev);
+// The full AdamW state for a checkpoint: *opt points at t->opt, or with
+// --zero 1 at *tmp (gathered on rank 0; free it with qs_adamw_free).
+qs_status qs_trainer_dist_moments(qs_trainer *t, qs_adamw *tmp, const qs_adamw **opt);
 
 #endif

@@ -52,8 +52,10 @@ fi
 for f in config.json model.safetensors tokenizer.bin; do
   cmp -s "$D/$f" "$tmp/again/$f" || fail "re-converted $f differs"
 done
-# converting onto itself keeps it intact
-"$QSTAR" convert --model "$D" --out "$D" 2>/dev/null || fail "convert dir onto itself"
+# converting onto itself: refused without --force; with it, it keeps it intact
+"$QSTAR" convert --model "$D" --out "$D" 2>"$tmp/err" && fail "convert onto itself without --force"
+grep -q "$D: already holds a model directory; pass --force" "$tmp/err" || fail "convert onto itself: $(cat "$tmp/err")"
+"$QSTAR" convert --model "$D" --out "$D" --force 2>/dev/null || fail "convert dir onto itself"
 cmp -s "$tmp/again/model.safetensors" "$D/model.safetensors" || fail "convert onto itself changed the weights"
 cmp -s "$TOK" "$D/tokenizer.bin" || fail "convert onto itself changed tokenizer.bin"
 

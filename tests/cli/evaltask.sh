@@ -26,8 +26,10 @@ for task in gsm8k csqa; do
     if ! "$QSTAR" eval --task "$task" --model "$CK" $th --limit 5 --seed 3 --out "$tmp/$task$th.json" >"$tmp/out" 2>"$tmp/err"; then
       fail "eval --task $task $th"; cat "$tmp/err"; continue
     fi
-    grep -q "^accuracy (mean restricted probability): 0\.[0-9]*$" "$tmp/out" || { fail "$task $th: no accuracy line"; cat "$tmp/out"; }
-    grep -q "^exact match: [01]\.[0-9]*$" "$tmp/out" || fail "$task $th: no exact match line"
+    grep -q "^paper score (mean product of the restricted answer-token probabilities, the paper's metric): 0\.[0-9]* (uniform chance 0\.[0-9]*)$" "$tmp/out" || { fail "$task $th: no paper score line"; cat "$tmp/out"; }
+    grep -q "^\(letter-only\|first-digit\) probability (restricted, first answer token alone): 0\.[0-9]* (uniform chance 0\.[0-9]*)$" "$tmp/out" || fail "$task $th: no letter-only line"
+    grep -q "^exact match (restricted argmax right at every answer token): [01]\.[0-9]*$" "$tmp/out" || fail "$task $th: no exact match line"
+    grep -q "accuracy" "$tmp/out" && fail "$task $th: the paper score is still called accuracy"
   done
   # the default data path is $QSTAR_DATA/...
   "$QSTAR" eval --task "$task" --model "$CK" --limit 7 --seed 3 --out "$tmp/$task-7.json" >/dev/null 2>&1 ||
@@ -54,6 +56,12 @@ for task in ("gsm8k", "csqa"):
         s = [e["score"] for e in j["examples"]]
         check(all(0 <= x <= 1 for x in s), f"{task}{th}: scores out of [0,1]")
         check(abs(sum(s) / 5 - j["accuracy"]) < 1e-9, f"{task}{th}: accuracy is not the mean score")
+        check(j["paper_score"] == j["accuracy"], f"{task}{th}: paper_score")
+        # uniform chance: (1/n_valid)^n_answer_tokens averaged; the valid set holds at least the 6 or 11 characters
+        nv = 6 if task == "csqa" else 11
+        check(0 < j["first_token_chance"] <= 1 / nv, f"{task}{th}: first_token_chance {j['first_token_chance']}")
+        want = sum(j["first_token_chance"] ** len(e["token_probs"]) for e in j["examples"]) / 5
+        check(abs(j["paper_score_chance"] - want) < 1e-12, f"{task}{th}: paper_score_chance {j['paper_score_chance']} != {want}")
         check(abs(sum(e["exact"] for e in j["examples"]) / 5 - j["exact_match"]) < 1e-9, f"{task}{th}: exact_match")
         for e in j["examples"]:
             p = 1.0
@@ -86,9 +94,15 @@ if [ -f "$QSTAR_DATA/tinystories/valid.txt" ]; then
   head -n 40 "$QSTAR_DATA/tinystories/valid.txt" >"$tmp/v.txt"
   if "$QSTAR" eval --task nll --model "$CK" --data "$tmp/v.txt" --seq-len 128 --tokens-out "$tmp/tok.jsonl" \
        --out "$tmp/nll.json" >"$tmp/out" 2>"$tmp/err"; then
+    grep -q "^NLL (nats) *base *think *gain$" "$tmp/out" || fail "nll table header: $(cat "$tmp/out")"
     for row in "all tokens" "hardest 20%" "hardest 10%"; do
       grep -q "^$row  *[0-9.]*  *[0-9.]*  *[-+][0-9.]*$" "$tmp/out" || { fail "nll table lacks '$row'"; cat "$tmp/out"; }
+      # one sign convention: gain = base - think (positive = the thoughts help)
+      awk -v r="$row" 'index($0, r) == 1 { n = split($0, f, " +"); d = f[n-2] - f[n-1] - f[n]; exit !(d < 1e-4 && d > -1e-4) }' \
+        "$tmp/out" || fail "'$row': gain is not base - think: $(grep "^$row" "$tmp/out")"
     done
+    "$PY" -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(abs(j['gain']-(j['nll_base']-j['nll_think']))>1e-12)" \
+      "$tmp/nll.json" 2>/dev/null || fail "JSON gain is not nll_base - nll_think"
     n=$(sed -n 's/^tokens: \([0-9]*\) .*/\1/p' "$tmp/out")
     [ -n "$n" ] && [ "$(wc -l <"$tmp/tok.jsonl")" -eq "$n" ] || fail "--tokens-out has not one line per token ($n)"
     head -n 1 "$tmp/tok.jsonl" | grep -q '"nll_think":.*"thought":\[' || fail "--tokens-out lacks thoughts"

@@ -80,9 +80,9 @@ grep -q "^thought gain: .*noise" "$tmp/e_always" || fail "eval does not say whet
 # curriculum: stage 2 starts where stage 1 ended, each with its own n_ahead
 C=$out/seed1/runs/curriculum
 grep -q '"n_ahead":[[:space:]]*5' "$C/stage1/ckpt/config.json" || fail "curriculum stage 1 is not n_ahead 5"
-grep -q '"n_ahead":[[:space:]]*8' "$C/ckpt/config.json" || fail "curriculum last stage is not n_ahead 8"
+grep -q '"n_ahead":[[:space:]]*8' "$C/stage2/ckpt/config.json" || fail "curriculum last stage is not n_ahead 8"
 last1=$(grep '"type":"eval"' "$C/stage1/log.jsonl" | tail -1 | sed 's/.*"val_nll":\([^,]*\),.*/\1/')
-first2=$(grep '"type":"eval"' "$C/log.jsonl" | head -1 | sed 's/.*"val_nll":\([^,]*\),.*/\1/')
+first2=$(grep '"type":"eval"' "$C/stage2/log.jsonl" | head -1 | sed 's/.*"val_nll":\([^,]*\),.*/\1/')
 [ -n "$last1" ] && [ "$last1" = "$first2" ] || fail "curriculum stage 2 did not start from stage 1 ($last1 vs $first2)"
 grep -q '"thought_init_end":[[:space:]]*")"' "$CK/config.json" || fail "main run's checkpoint lacks thought_init_end"
 grep -q '"reward_baseline":[[:space:]]*"ema"' "$out/seed1/runs/ema/ckpt/config.json" || fail "EMA run's checkpoint lacks reward_baseline ema"

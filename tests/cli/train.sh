@@ -88,8 +88,12 @@ EOF
 tiny=(--data "$tmp/stories.txt" --batch 2 --seq-len 32 --eval-batches 2 --threads 2)
 expect 0 "short run" -- "$Q" train "${m[@]}" "${tiny[@]}" --n-ahead 6 --n-talk 2 --steps 6 --eval-every 3 --print-every 2 --out "$tmp/r1"
 [[ "$out" == *"n_ahead 6 (n_thought 3), n_talk 2, n_passes 2"* ]] || bad "settings line: $out"
+[[ "$out" == *", beta 1 (small-model default),"* ]] || bad "the run header should say beta 1 (small-model default): $out"
 [[ "$out" == *"step 6/6 | loss_lm"*"| base"*"talk"*"| reward"*"| mix"*"tok/s"* ]] || bad "progress line: $out"
-grep -q "^step 6/6: held-out NLL base [0-9.]* | with thoughts [0-9.]*" <<< "$out" || bad "eval line: $out"
+grep -q "^step 6/6: held-out NLL base [0-9.]* | with thoughts [0-9.]* (gain [-+][0-9.]*)" <<< "$out" || bad "eval line: $out"
+# one sign convention: gain = base - think
+sed -n 's/^step 6\/6: held-out NLL base \([0-9.]*\) | with thoughts \([0-9.]*\) (gain \([-+][0-9.]*\)).*/\1 \2 \3/p' <<< "$out" |
+  awk '{ d = $1 - $2 - $3; exit !(NF == 3 && d < 2e-4 && d > -2e-4) }' || bad "eval line gain is not base - think: $out"
 [[ "$out" == *"steps: 6 of 6 (6 in this run, 0 skipped)"* ]] || bad "summary: $out"
 check_log "$tmp/r1/log.jsonl" 6 2 || bad "log of the short run"
 grep -q '"quietstar"' "$tmp/r1/ckpt/config.json" || bad "checkpoint config.json has no quietstar block"
@@ -161,6 +165,7 @@ expect 0 "checkpoint + --n-talk 1" -- "$Q" train --model "$tmp/a/ckpt" "${frozen
 expect 0 "--preset paper" -- "$Q" train "${m[@]}" --data "$tmp/stories.txt" --preset paper --batch 1 --seq-len 16 \
   --eval-batches 1 --threads 2 --stop-after 1 --out "$tmp/p"
 [[ "$out" == *"n_ahead 12 (n_thought 9), n_talk 4, n_passes 2"* ]] || bad "preset quietstar settings: $out"
+[[ "$out" == *", beta 1e+06 (--preset paper),"* ]] || bad "the run header should say beta 1e6 from --preset paper: $out"
 [[ "$out" == *"100 steps x 1 x 16 x 1 tokens, lr 1e-06 -> 1e-06, warmup 20"* ]] || bad "preset schedule: $out"
 [[ "$out" == *"betas (0.9, 0.999), eps 1e-08, weight decay 0.001, grad-norm clip 1 (--preset paper"* ]] \
   || bad "preset optimizer: $out"

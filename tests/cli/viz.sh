@@ -35,6 +35,21 @@ if command -v gnuplot >/dev/null 2>&1; then
   else
     fail "plot of a full log"; cat "$tmp/err"
   fi
+  # short logs (1, 5, 39, 40 steps; an eval at the end): every chart drawn, with every point
+  for n in 1 5 39 40; do
+    awk -v n=$n 'BEGIN { for (s = 1; s <= n; s++) {
+      printf "{\"step\": %d, \"loss\": %.4f, \"loss_base\": %.4f, \"loss_talk\": [%.4f], \"reward_mean\": %.4f, \"mix_mean\": %.4f, \"mix_std\": 0.1, \"tok_per_s\": %.1f}\n", s, 3 - s / 50, 3 - s / 40, 3 - s / 45, s / 1000, s / 100, 1000 + s
+      if (s == n) printf "{\"type\": \"eval\", \"step\": %d, \"val_nll_base\": 2.5, \"val_nll_think\": 2.4}\n", s } }' >"$tmp/log$n.jsonl"
+    if "$QSTAR" plot "$tmp/log$n.jsonl" --out "$tmp/short$n" >"$tmp/out" 2>"$tmp/err"; then
+      for f in nll reward mix speed loss; do is_png "$tmp/short$n/$f.png"; done
+      [ "$(grep -cv '^#' "$tmp/short$n/loss_base.dat")" -eq "$n" ] || fail "plot of $n steps: loss_base.dat lacks points"
+      # (one point: gnuplot widens the empty ranges itself and says so; nothing else may appear)
+      grep -v "^Warning: empty [xy]2\? range" "$tmp/short$n/gnuplot.log" | grep -q . &&
+        { fail "plot of $n steps: gnuplot complained"; cat "$tmp/short$n/gnuplot.log"; }
+    else
+      fail "plot of a $n-step log"; cat "$tmp/err"
+    fi
+  done
   # missing keys: only what exists is drawn
   printf '{"step": 1, "loss_base": 3.0, "tok_per_s": 100}\n\n{"step": 2, "loss_base": 2.5, "tok_per_s": 120}\nnot json\n{"step": 3, "loss_base": 2.2}\n' >"$tmp/part.jsonl"
   if "$QSTAR" plot "$tmp/part.jsonl" --out "$tmp/part" >"$tmp/out" 2>"$tmp/err"; then
@@ -51,6 +66,7 @@ else
 fi
 printf '{"step": 1, "foo": 2}\n{"bar": 1}\n' >"$tmp/none.jsonl"
 expect_rc 1 "no records with any known key" "$QSTAR" plot "$tmp/none.jsonl" --out "$tmp/none"
+[ -e "$tmp/none" ] && fail "a failed plot left its output directory"
 
 # --- viz ------------------------------------------------------------------------------
 "$QSTAR" viz --help >"$tmp/out" 2>&1 && grep -q "usage: qstar viz" "$tmp/out" || fail "viz --help"
@@ -86,6 +102,10 @@ EOF
   n=$(grep -o '<span class="t"' "$P" | wc -l)
   [ "$n" -gt 15 ] || fail "only $n token spans"
   grep -q "wrote $P (" "$tmp/err" || fail "viz summary line"
+  # one sign convention: gain = NLL without thought - NLL after (positive = helped), as in the page
+  sed -n 's/.*NLL \([0-9.]*\) without thought, \([0-9.]*\) after, gain \([-+][0-9.]*\),.*/\1 \2 \3/p' "$tmp/err" |
+    awk '{ d = $1 - $2 - $3; exit !(NF == 3 && d < 2e-4 && d > -2e-4) }' || fail "viz gain is not base - think: $(cat "$tmp/err")"
+  grep -q "helped by',f(r\[0\]-r\[1\])" "$P" || fail "the page's 'helped by' is not base - think"
 else
   fail "viz"; cat "$tmp/err"
 fi

@@ -17,7 +17,17 @@ Families (the shapes are tiny; the vocabularies are the real ones):
              (151936 > 151669, as real Qwen checkpoints); Qwen3 tokenizer.json
     gpt2     GPT2LMHeadModel (LayerNorm, GELU, learned positions, Conv1D weights
              stored [in, out], biases, tied head); GPT-2 tokenizer.json
+    released the released Quiet-STaR checkpoint layout (ezelikman/quietstar-8-ahead):
+             MistralForCausalLM, sliding_window 4096, vocabulary extended to 32002
+             (Llama-2 tokenizer.json + added special tokens <|endthought|> = 32000,
+             <|startthought|> = 32001, also in tokenizer_config.json), the config
+             keys of the authors' configuration_mistral.py (max_thoughts = n_ahead +
+             n_ahead_talk + 1 = 13, the head-variant booleans as quiet-star-train.py
+             sets them), no "quietstar" block, weights stored as BF16 (row 1 of
+             start/end_embedding holds a log-std as in the release; unused)
 Every model carries the Quiet-STaR tensors under the released names.
+`--only fake-gpt2` (or the default list) also writes DIR/fake-gpt2/{batch.safetensors,
+args.txt} for the shared $QSTAR_DATA/models/fake-gpt2 (its model is used in place).
 """
 import argparse
 import json
@@ -37,7 +47,10 @@ FAMILIES = {
                     window=6),
     "qwen2": dict(tok="qwen3", V=151936, H=16, I=24, L=2, nh=2, nkv=1, tied=True, seed=13),
     "gpt2": dict(tok="gpt2", V=50257, H=16, I=64, L=2, nh=2, nkv=2, tied=True, seed=14),
+    "released": dict(tok="llama2", V=32002, H=16, I=24, L=2, nh=4, nkv=2, tied=False, seed=15,
+                     window=4096),
 }
+META = {"<|endthought|>": 32000, "<|startthought|>": 32001}  # the released vocabulary's order
 B, T, N_AHEAD, N_TALK, P = 2, 12, 5, 2, 2
 
 
@@ -80,7 +93,7 @@ def llama_like(name, c, rs, bos, eos):
     if not c["tied"]:
         t["lm_head.weight"] = rnd(rs, V, H, std=2.0 / np.sqrt(H))
     arch = {"llama3": ("LlamaForCausalLM", "llama"), "mistral": ("MistralForCausalLM", "mistral"),
-            "qwen2": ("Qwen2ForCausalLM", "qwen2")}[name]
+            "released": ("MistralForCausalLM", "mistral"), "qwen2": ("Qwen2ForCausalLM", "qwen2")}[name]
     cfg = {
         "architectures": [arch[0]], "model_type": arch[1], "hidden_act": "silu",
         "hidden_size": H, "intermediate_size": I, "num_hidden_layers": L,
@@ -95,9 +108,15 @@ def llama_like(name, c, rs, bos, eos):
         cfg["rope_scaling"] = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                "high_freq_factor": 4.0,
                                "original_max_position_embeddings": 64}
-    elif name == "mistral":
+    elif name in ("mistral", "released"):
         cfg["rope_theta"] = 10000.0
         cfg["sliding_window"] = c["window"]
+        if name == "released":  # configuration_mistral.py keys, values of quiet-star-train.py
+            cfg.update(max_thoughts=8 + 4 + 1, merged_talk_heads=True, merged_lm_and_talk_heads=False,
+                       merged_lm_and_think_heads=True, use_concat_talk_head=True, use_shallow_think=True,
+                       use_shallow_talk=False, use_complex_think_head=False, use_complex_talk_head=True,
+                       use_weighted_talk_head=True, torch_dtype="bfloat16", pad_token_id=None,
+                       transformers_version="4.37.0.dev0")
     else:
         cfg["rope_theta"] = 1000000.0
         cfg["use_sliding_window"] = False
@@ -156,7 +175,86 @@ def special_ids(tok_dir):
     return tid("bos_token"), tid("eos_token")
 
 
+def meta_dominates(t, c):
+    """Makes <|endthought|> / <|startthought|> the most likely tokens everywhere, so
+    that any sampling step that fails to ban them picks them: hidden dimension 0 is
+    a constant 4 in every input embedding (token rows, start, end) and no layer
+    writes to it (o_proj and down_proj row 0 zero), so it stays positive after the
+    final norm; the two meta rows of lm_head are 8 * e_0 (logit ~ 30 against ~5
+    for ordinary tokens); the talk head's output layer is small so the mixed hidden
+    state keeps dimension 0 positive."""
+    t["model.embed_tokens.weight"][:, 0] = 4.0
+    for l in range(c["L"]):
+        t[f"model.layers.{l}.self_attn.o_proj.weight"][0, :] = 0.0
+        t[f"model.layers.{l}.mlp.down_proj.weight"][0, :] = 0.0
+    t["model.norm.weight"][0] = 1.0
+    for nm in ("start_embedding", "end_embedding"):
+        t[nm][0, 0] = 4.0 / 100.0  # used as 100 * row 0
+    for i in META.values():
+        t["lm_head.weight"][i, :] = 0.0
+        t["lm_head.weight"][i, 0] = 8.0
+    t["talk_head.0.4.weight"] *= 0.05
+
+
+def to_bf16(a):
+    """float32 -> bfloat16 bit patterns (uint16, round to nearest even), as torch does."""
+    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+    return u.astype(np.uint16)
+
+
+def save_bf16(path, tensors):
+    """Every tensor stored as BF16 (st.py writes numpy dtypes only)."""
+    header, blobs, off = {}, [], 0
+    for name, a in tensors.items():
+        data = to_bf16(a).astype("<u2").tobytes()
+        header[name] = {"dtype": "BF16", "shape": list(np.shape(a)), "data_offsets": [off, off + len(data)]}
+        blobs.append(data)
+        off += len(data)
+    hj = json.dumps(header, separators=(",", ":")).encode()
+    hj += b" " * ((8 - len(hj) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(len(hj).to_bytes(8, "little"))
+        f.write(hj)
+        for d in blobs:
+            f.write(d)
+
+
+def released_tokenizer(src, d):
+    """Llama-2 tokenizer.json + the two meta tokens, as the released checkpoint has them."""
+    with open(os.path.join(src, "tokenizer.json"), encoding="utf-8") as f:
+        tj = json.load(f)
+    with open(os.path.join(src, "tokenizer_config.json"), encoding="utf-8") as f:
+        tc = json.load(f)
+    for content, i in sorted(META.items(), key=lambda kv: kv[1]):
+        tok = {"id": i, "content": content, "single_word": False, "lstrip": False, "rstrip": False,
+               "normalized": False, "special": True}
+        tj["added_tokens"].append(tok)
+        tc["added_tokens_decoder"][str(i)] = {k: v for k, v in tok.items() if k != "id"}
+    tc["additional_special_tokens"] = ["<|startthought|>", "<|endthought|>"]
+    with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(tj, f, ensure_ascii=False)
+    with open(os.path.join(d, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump(tc, f, ensure_ascii=False, indent=2)
+    with open(os.path.join(d, "special_tokens_map.json"), "w", encoding="utf-8") as f:
+        json.dump({"additional_special_tokens": tc["additional_special_tokens"], "bos_token": "<s>",
+                   "eos_token": "</s>", "unk_token": "<unk>"}, f, indent=2)
+
+
+def write_batch(rs, out, name):
+    n_tok = 32000  # ids of ordinary (non-special) tokens in every one of these vocabularies
+    os.makedirs(os.path.join(out, name), exist_ok=True)
+    ids = rs.randint(300, n_tok, size=(B, T)).astype(np.int64)
+    batch = {"input_ids": ids, "thought_ids": rs.randint(300, n_tok, size=(B * P, N_AHEAD - 3, T)).astype(np.int64)}
+    st.save(os.path.join(out, name, "batch.safetensors"), batch)
+    with open(os.path.join(out, name, "args.txt"), "w") as f:
+        f.write(f"--n-ahead {N_AHEAD} --n-talk {N_TALK} --n-passes {P} --policy-beta 1\n")
+
+
 def make(name, data, out):
+    if name == "fake-gpt2":  # the shared model is used in place: only a batch
+        write_batch(np.random.RandomState(16), out, name)
+        return
     c = FAMILIES[name]
     rs = np.random.RandomState(c["seed"])
     src = os.path.join(data, "tokenizers", "hf-json", c["tok"])
@@ -165,19 +263,19 @@ def make(name, data, out):
     os.makedirs(d, exist_ok=True)
     cfg, t = gpt2(c, rs, bos, eos) if name == "gpt2" else llama_like(name, c, rs, bos, eos)
     t.update(quietstar_tensors(rs, c["H"]))
+    if name == "released":
+        meta_dominates(t, c)
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
         f.write("\n")
-    st.save(os.path.join(d, "model.safetensors"), t)
-    for fn in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(os.path.join(src, fn), os.path.join(d, fn))
-    n_tok = 50000  # ids of ordinary (non-special) tokens in every one of these vocabularies
-    ids = rs.randint(300, n_tok, size=(B, T)).astype(np.int64)
-    batch = {"input_ids": ids,
-             "thought_ids": rs.randint(300, n_tok, size=(B * P, N_AHEAD - 3, T)).astype(np.int64)}
-    st.save(os.path.join(out, name, "batch.safetensors"), batch)
-    with open(os.path.join(out, name, "args.txt"), "w") as f:
-        f.write(f"--n-ahead {N_AHEAD} --n-talk {N_TALK} --n-passes {P} --policy-beta 1\n")
+    if name == "released":
+        save_bf16(os.path.join(d, "model.safetensors"), t)
+        released_tokenizer(src, d)
+    else:
+        st.save(os.path.join(d, "model.safetensors"), t)
+        for fn in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(os.path.join(src, fn), os.path.join(d, fn))
+    write_batch(rs, out, name)
 
 
 def main():
@@ -188,7 +286,7 @@ def main():
     a = ap.parse_args()
     if not a.data or not os.path.isdir(os.path.join(a.data, "tokenizers", "hf-json")):
         sys.exit("make_family_models.py: need --data (or QSTAR_DATA) with tokenizers/hf-json/")
-    for name in (a.only.split(",") if a.only else FAMILIES):
+    for name in (a.only.split(",") if a.only else list(FAMILIES) + ["fake-gpt2"]):
         make(name, a.data, a.out)
         print(name)
 

@@ -58,11 +58,26 @@ def parse_args(argv=None, prog=None):
     return a
 
 
+def is_gpt2(cfg):
+    return cfg.get("model_type") == "gpt2" or "GPT2LMHeadModel" in (cfg.get("architectures") or [])
+
+
+def embed_name(cfg):
+    return "transformer.wte.weight" if is_gpt2(cfg) else "model.embed_tokens.weight"
+
+
 def load_model(model_dir, args):
-    """Returns (cfg dict, params dict name -> float64 leaf tensor requiring grad, tied)."""
+    """Returns (cfg dict, params dict name -> float64 leaf tensor requiring grad, tied).
+    A GPT2LMHeadModel config gets the Llama key names too (hidden_size = n_embd, ...;
+    tensors named transformer.* as HF writes them)."""
     with open(os.path.join(model_dir, "config.json")) as f:
         cfg = json.load(f)
     raw = st.load(os.path.join(model_dir, "model.safetensors"))
+    if is_gpt2(cfg):
+        cfg.update(model_type="gpt2", hidden_size=cfg["n_embd"], num_attention_heads=cfg["n_head"],
+                   num_key_value_heads=cfg["n_head"], num_hidden_layers=cfg["n_layer"],
+                   tie_word_embeddings=cfg.get("tie_word_embeddings", True))
+        cfg.setdefault("layer_norm_epsilon", 1e-5)
     H = cfg["hidden_size"]
     cfg.setdefault("num_key_value_heads", cfg["num_attention_heads"])
     cfg.setdefault("rope_theta", 10000.0)
@@ -77,7 +92,7 @@ def load_model(model_dir, args):
         if not np.issubdtype(arr.dtype, np.floating):
             continue
         params[name] = torch.tensor(arr, dtype=DT)
-    E = params["model.embed_tokens.weight"]
+    E = params[embed_name(cfg)]
     # Absent Quiet-STaR tensors: SPEC init.  start/end = E[id("---")] / scale; with no
     # tokenizer here, --thought-init-id picks the row, default the mean embedding row
     # (SPEC's own fallback).  Row 1 (unused by qstar; the released code stored a log-std

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch reference for one Quiet-STaR training step (Llama family).
+"""PyTorch reference for one Quiet-STaR training step (Llama family; GPT-2 too).
 
 A port, written for qstar, of the algorithm in the authors' release
 (github.com/ezelikman/quiet-star, modeling_mistral.py, MistralForCausalLM.forward with
@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qs_common as qc  # noqa: E402
+from llama_ref import scaled_inv_freq  # noqa: E402  (HF rope_scaling: linear, llama3)
 
 DT = qc.DT
 NEG = torch.finfo(DT).min  # HF fills masked logits with finfo(dtype).min
@@ -63,9 +64,9 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
-def rope_tables(hd, theta, n):
+def rope_tables(hd, theta, n, rope=None):
     # HF computes inv_freq in fp32; here in fp64 (the reference is fp64 throughout).
-    inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=DT) / hd))
+    inv_freq = scaled_inv_freq(1.0 / (theta ** (torch.arange(0, hd, 2, dtype=DT) / hd)), rope)
     t = torch.arange(n, dtype=DT)
     freqs = torch.outer(t, inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
@@ -95,13 +96,18 @@ class Llama:
     def lm_head(self, h):
         return h @ self.lm_head_w.t()
 
+    def proj(self, x, name):
+        """Linear layer; Qwen2's q/k/v have biases (present in the file)."""
+        y = x @ self.p[name + ".weight"].t()
+        return y + self.p[name + ".bias"] if name + ".bias" in self.p else y
+
     def forward(self, inputs_embeds, attention_mask, position_ids, past):
         """inputs_embeds [R,T,H]; attention_mask additive [R,1,T,Tk]; position_ids [1,T];
         past: None or list over layers of (k, v) [R,nkv,Tpast,hd] (post-RoPE, as HF's
         DynamicCache).  Returns (final-normed hidden [R,T,H], new past)."""
         p = self.p
         R, T, H = inputs_embeds.shape
-        cos, sin = rope_tables(self.hd, self.theta, int(position_ids.max()) + 1)
+        cos, sin = rope_tables(self.hd, self.theta, int(position_ids.max()) + 1, self.cfg.get("rope_scaling"))
         W = self.cfg.get("sliding_window") if self.cfg.get("model_type") == "mistral" else None
         if W:
             # Mistral sliding window on position ids: the keys are T per pass so
@@ -116,9 +122,9 @@ class Llama:
         for l in range(self.L):
             pre = f"model.layers.{l}."
             x = rms_norm(h, p[pre + "input_layernorm.weight"], self.eps)
-            q = (x @ p[pre + "self_attn.q_proj.weight"].t()).view(R, T, self.nh, self.hd).transpose(1, 2)
-            k = (x @ p[pre + "self_attn.k_proj.weight"].t()).view(R, T, self.nkv, self.hd).transpose(1, 2)
-            v = (x @ p[pre + "self_attn.v_proj.weight"].t()).view(R, T, self.nkv, self.hd).transpose(1, 2)
+            q = self.proj(x, pre + "self_attn.q_proj").view(R, T, self.nh, self.hd).transpose(1, 2)
+            k = self.proj(x, pre + "self_attn.k_proj").view(R, T, self.nkv, self.hd).transpose(1, 2)
+            v = self.proj(x, pre + "self_attn.v_proj").view(R, T, self.nkv, self.hd).transpose(1, 2)
             q = q * cos + rotate_half(q) * sin
             k = k * cos + rotate_half(k) * sin
             if past is not None:  # DynamicCache.update: concatenate along the key axis
@@ -137,6 +143,51 @@ class Llama:
             u = x @ p[pre + "mlp.up_proj.weight"].t()
             h = h + (F.silu(g) * u) @ p[pre + "mlp.down_proj.weight"].t()
         return rms_norm(h, p["model.norm.weight"], self.eps), new_past
+
+
+class GPT2:
+    """HF GPT2LMHeadModel (eval mode) behind Llama's interface, for Quiet-STaR on
+    GPT-2 (not part of the release, which is Mistral-only): learned positions wpe
+    added to inputs_embeds at position_ids (continued through the thought passes as
+    RoPE positions are), LayerNorm, fused Conv1D c_attn (weight [in, out]: q | k | v),
+    gelu_new MLP, biases, the same additive mask and concatenated KV cache."""
+
+    def __init__(self, cfg, p, tied):
+        self.cfg, self.p = cfg, p
+        self.H = cfg["hidden_size"]
+        self.nh = cfg["num_attention_heads"]
+        self.hd = self.H // self.nh
+        self.L = cfg["num_hidden_layers"]
+        self.eps = cfg["layer_norm_epsilon"]
+        self.embed = p["transformer.wte.weight"]
+        self.lm_head_w = self.embed if tied else p["lm_head.weight"]
+
+    def lm_head(self, h):
+        return h @ self.lm_head_w.t()
+
+    def forward(self, inputs_embeds, attention_mask, position_ids, past):
+        p = self.p
+        R, T, H = inputs_embeds.shape
+        ln = lambda x, n: F.layer_norm(x, (H,), p[n + ".weight"], p[n + ".bias"], self.eps)  # noqa: E731
+        conv = lambda x, n: torch.addmm(p[n + ".bias"], x.reshape(-1, x.shape[-1]), p[n + ".weight"]).view(  # noqa: E731
+            *x.shape[:-1], -1)
+        h = inputs_embeds + p["transformer.wpe.weight"][position_ids]
+        new_past = []
+        for l in range(self.L):
+            pre = f"transformer.h.{l}."
+            q, k, v = conv(ln(h, pre + "ln_1"), pre + "attn.c_attn").split(H, dim=2)
+            q, k, v = (t.view(R, T, self.nh, self.hd).transpose(1, 2) for t in (q, k, v))
+            if past is not None:
+                k = torch.cat([past[l][0], k], dim=-2)
+                v = torch.cat([past[l][1], v], dim=-2)
+            new_past.append((k, v))
+            att = torch.softmax(q @ k.transpose(2, 3) / math.sqrt(self.hd) + attention_mask, dim=-1)
+            o = (att @ v).transpose(1, 2).reshape(R, T, H)
+            h = h + conv(o, pre + "attn.c_proj")
+            a = conv(ln(h, pre + "ln_2"), pre + "mlp.c_fc")
+            a = 0.5 * a * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (a + 0.044715 * torch.pow(a, 3.0))))
+            h = h + conv(a, pre + "mlp.c_proj")
+        return ln(h, "transformer.ln_f"), new_past
 
 
 def prepare_4d_causal_attention_mask(m):
@@ -160,7 +211,7 @@ def talk_head(p, x):
 # --------------------------------------------------------------------------- the step
 
 def quietstar_step(cfg, p, tied, input_ids, m, thought_ids, a):
-    model = Llama(cfg, p, tied)
+    model = GPT2(cfg, p, tied) if qc.is_gpt2(cfg) else Llama(cfg, p, tied)
     n_ahead, n_ahead_talk, n_passes = a.n_ahead, a.n_talk, a.n_passes
     original_loss_weight = a.base_loss_weight
     V = model.embed.shape[0]
@@ -373,7 +424,7 @@ def quietstar_step(cfg, p, tied, input_ids, m, thought_ids, a):
 def main(argv=None):
     a = qc.parse_args(argv, prog="quietstar_ref.py")
     cfg, params, tied = qc.load_model(a.model, a)
-    V = params["model.embed_tokens.weight"].shape[0]
+    V = params[qc.embed_name(cfg)].shape[0]
     ids, m, th = qc.load_batch(a.batch, a, V)
     res = quietstar_step(cfg, params, tied, ids, m, th, a)
     qc.write_out(a.out, res, params)

@@ -15,6 +15,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qs_common as qc  # noqa: E402
+from llama_ref import scaled_inv_freq  # noqa: E402  (HF rope_scaling: linear, llama3)
 
 DT = qc.DT
 
@@ -23,13 +24,14 @@ def rmsnorm(x, w, eps):
     return x / torch.sqrt((x * x).mean(-1, keepdim=True) + eps) * w
 
 
-def rope(x, pos, theta):
-    """HF rotate-half RoPE: dims j and j+hd/2 form a pair rotated by pos*theta^(-2j/hd).
+def rope(x, pos, theta, scaling=None):
+    """HF rotate-half RoPE: dims j and j+hd/2 form a pair rotated by pos*theta^(-2j/hd)
+    (inverse frequencies rescaled as HF's rope_scaling says).
     x [..., n_heads, hd]; pos: integer tensor broadcastable to x[..., 0, 0]."""
     hd = x.shape[-1]
     half = hd // 2
     j = torch.arange(half, dtype=DT)
-    ang = pos.to(DT)[..., None, None] * theta ** (-2.0 * j / hd)  # [..., 1, half]
+    ang = pos.to(DT)[..., None, None] * scaled_inv_freq(theta ** (-2.0 * j / hd), scaling)  # [..., 1, half]
     c, s = torch.cos(ang), torch.sin(ang)
     a, b = x[..., :half], x[..., half:]
     return torch.cat([a * c - b * s, b * c + a * s], dim=-1)
@@ -46,6 +48,7 @@ class Model:
         self.eps = cfg["rms_norm_eps"]
         self.theta = float(cfg["rope_theta"])
         self.window = cfg.get("sliding_window") if cfg.get("model_type") == "mistral" else None
+        self.scaling = cfg.get("rope_scaling")
         self.E = p["model.embed_tokens.weight"]
         self.W_out = self.E if tied else p["lm_head.weight"]
 
@@ -66,11 +69,14 @@ class Model:
         for l in range(self.L):
             pre = f"model.layers.{l}."
             x = rmsnorm(h, p[pre + "input_layernorm.weight"], self.eps)
-            Q = (x @ p[pre + "self_attn.q_proj.weight"].t()).view(R, T, self.nh, self.hd)
-            K = (x @ p[pre + "self_attn.k_proj.weight"].t()).view(R, T, self.nkv, self.hd)
-            Vv = (x @ p[pre + "self_attn.v_proj.weight"].t()).view(R, T, self.nkv, self.hd)
-            Q = rope(Q, pos[None, :], self.theta)
-            K = rope(K, pos[None, :], self.theta)
+            def lin(name):  # q/k/v biases: Qwen2
+                y = x @ p[pre + name + ".weight"].t()
+                return y + p[pre + name + ".bias"] if pre + name + ".bias" in p else y
+            Q = lin("self_attn.q_proj").view(R, T, self.nh, self.hd)
+            K = lin("self_attn.k_proj").view(R, T, self.nkv, self.hd)
+            Vv = lin("self_attn.v_proj").view(R, T, self.nkv, self.hd)
+            Q = rope(Q, pos[None, :], self.theta, self.scaling)
+            K = rope(K, pos[None, :], self.theta, self.scaling)
             cache[l].append((K, Vv))
             rows = []
             for r in range(R):
@@ -104,10 +110,62 @@ class Model:
         return rmsnorm(h, p["model.norm.weight"], self.eps)
 
 
+class GPT2Model:
+    """GPT2LMHeadModel (HF, eval mode) with the same interface as Model: the input of
+    (d, r, i) is X + wpe[i + d] (the position ids continue through the thought as for
+    RoPE models), LayerNorm, fused Conv1D c_attn [H, 3H] (q | k | v), gelu_new MLP,
+    biases everywhere, final ln_f; the same visible keys as Model (no window)."""
+
+    def __init__(self, cfg, p, tied):
+        self.p = p
+        self.H = cfg["hidden_size"]
+        self.nh = cfg["num_attention_heads"]
+        self.hd = self.H // self.nh
+        self.L = cfg["num_hidden_layers"]
+        self.eps = cfg["layer_norm_epsilon"]
+        self.E = p["transformer.wte.weight"]
+        self.W_out = self.E if tied else p["lm_head.weight"]
+
+    def logits(self, h):
+        return h @ self.W_out.t()
+
+    def ln(self, x, name):
+        mu = x.mean(-1, keepdim=True)
+        var = ((x - mu) ** 2).mean(-1, keepdim=True)
+        return (x - mu) / torch.sqrt(var + self.eps) * self.p[name + ".weight"] + self.p[name + ".bias"]
+
+    def conv1d(self, x, name):  # Conv1D: weight stored [in, out]
+        return x @ self.p[name + ".weight"] + self.p[name + ".bias"]
+
+    def run_pass(self, d, X, m, cache):
+        p, H, nh, hd = self.p, self.H, self.nh, self.hd
+        R, T, _ = X.shape
+        h = X + p["transformer.wpe.weight"][torch.arange(T) + d][None]
+        for l in range(self.L):
+            pre = f"transformer.h.{l}."
+            qkv = self.conv1d(self.ln(h, pre + "ln_1"), pre + "attn.c_attn")
+            Q, K, Vv = (qkv[..., k * H:(k + 1) * H].reshape(R, T, nh, hd) for k in range(3))
+            cache[l].append((K, Vv))
+            att = torch.zeros(R, T, H, dtype=X.dtype)
+            for r in range(R):
+                for i in range(T):
+                    js = [j for j in range(i + 1) if m[r, j]]
+                    ks = torch.stack([cache[l][0][0][r, j] for j in js] + [cache[l][e][0][r, i] for e in range(1, d + 1)])
+                    vs = torch.stack([cache[l][0][1][r, j] for j in js] + [cache[l][e][1][r, i] for e in range(1, d + 1)])
+                    outs = [torch.softmax(ks[:, hh] @ Q[r, i, hh] / math.sqrt(hd), dim=0) @ vs[:, hh] for hh in range(nh)]
+                    att[r, i] = torch.cat(outs)
+            h = h + self.conv1d(att, pre + "attn.c_proj")
+            a = self.conv1d(self.ln(h, pre + "ln_2"), pre + "mlp.c_fc")
+            a = 0.5 * a * (1 + torch.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a ** 3)))
+            h = h + self.conv1d(a, pre + "mlp.c_proj")
+        return self.ln(h, "transformer.ln_f")
+
+
 def mix_head(p, hb, hd_, sigmoid):
     z = torch.cat([hb, hd_], dim=-1)
-    z = torch.clamp(z @ p["talk_head.0.0.weight"].t() + p["talk_head.0.0.bias"], min=0)
-    z = torch.clamp(z @ p["talk_head.0.2.weight"].t() + p["talk_head.0.2.bias"], min=0)
+    # nn.ReLU (torch.relu: gradient 0 at exactly 0; clamp(min=0) would pass it there)
+    z = torch.relu(z @ p["talk_head.0.0.weight"].t() + p["talk_head.0.0.bias"])
+    z = torch.relu(z @ p["talk_head.0.2.weight"].t() + p["talk_head.0.2.bias"])
     w = (z @ p["talk_head.0.4.weight"].t())[..., 0]
     return torch.sigmoid(w) if sigmoid else w
 
@@ -117,7 +175,7 @@ def nll(logits, target):
 
 
 def step(cfg, p, tied, ids_b, m_b, t, a):
-    M = Model(cfg, p, tied)
+    M = GPT2Model(cfg, p, tied) if qc.is_gpt2(cfg) else Model(cfg, p, tied)
     P, n_ahead, n_talk = a.n_passes, a.n_ahead, a.n_talk
     n_thought = n_ahead - 3
     D = n_ahead + n_talk - 1
@@ -206,7 +264,7 @@ def step(cfg, p, tied, ids_b, m_b, t, a):
 def main(argv=None):
     a = qc.parse_args(argv, prog="quietstar_spec.py")
     cfg, params, tied = qc.load_model(a.model, a)
-    V = params["model.embed_tokens.weight"].shape[0]
+    V = params[qc.embed_name(cfg)].shape[0]
     ids, m, th = qc.load_batch(a.batch, a, V)
     res = step(cfg, params, tied, ids, m, th, a)
     qc.write_out(a.out, res, params)
