@@ -140,6 +140,7 @@ static void make_stream(qs_token_stream *s, int *buf, size_t *starts, int n, int
     qs_rng_seed(&r, 5);
     for (int k = 0; k < n; k++) buf[k] = k % 20 == 0 ? 1 : 3 + (int)(qs_rng_uniform(&r) * (V - 3));
     for (int d = 0; d < n / 20; d++) starts[d] = (size_t)d * 20;
+    memset(s, 0, sizeof *s);
     s->tokens = buf, s->n_tokens = (size_t)n, s->doc_start = starts, s->n_docs = (size_t)n / 20;
 }
 
