@@ -61,7 +61,7 @@ BIN     := $(BUILD)/qstar
 TESTSRC := $(sort $(wildcard tests/test_*.c))
 TESTBIN := $(TESTSRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit clitest demo bench reference install deps clean examples fuzz fuzz-build
+.PHONY: all test unit clitest demo bench reference install deps clean examples fuzz fuzz-build experiment
 
 all: $(LIB) $(SO) $(BIN)
 	@ln -sf $(BUILD)/qstar qstar
@@ -138,6 +138,10 @@ fuzz-build: $(FUZZ_BIN) build-fuzz/seed_train_state
 
 fuzz: fuzz-build
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_BIN)
+
+# The thinking experiment (experiments/arith): SEED=S (seeds S..S+2), QUICK=1 (tiny, for CI).
+experiment: all
+	@SEED=$(SEED) QUICK=$(QUICK) experiments/arith/run.sh
 
 # Regenerate the PyTorch reference fixtures under tests/fixtures/.
 reference:

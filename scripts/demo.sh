@@ -99,6 +99,9 @@ echo
 echo "---- before training ----"; cat "$out/eval_before.txt"
 echo "---- after $steps steps ----"; cat "$out/eval_after.txt"
 echo
+echo "the thought gain after training, with its 95% interval (over held-out windows):"
+grep '^thought gain' "$out/eval_after.txt" | sed 's/^/  /'
+echo
 echo "outputs:"
 echo "  checkpoint        $ck"
 echo "  training log      $out/run/log.jsonl"

@@ -49,14 +49,19 @@ static void usage(FILE *f) {
             "  --n-ahead N          thought length incl. start/end (default: the checkpoint's)\n"
             "  --tau-sample X       thought sampling temperature (default: the checkpoint's)\n"
             "  --greedy-thoughts    argmax thought tokens\n"
+            "%s"
             "  --limit N            only the first N examples (gsm8k/csqa)\n"
             "  --seed S             thought sampling seed (default 1234)\n"
             "  --out FILE.json      results as JSON (task, n, accuracy, exact_match, think, n_ahead,\n"
             "                       per-example scores)\n"
             "  --tokens-out FILE    (nll) one JSON line per scored token: id, text, base and think\n"
-            "                       NLL, mixing weight, thought tokens and text\n"
+            "                       NLL, base entropy, whether it thought, mixing weight, thought\n"
+            "                       tokens and text\n"
             "  --force              replace an --out / --tokens-out file that holds a model,\n"
-            "                       checkpoint or log (refused otherwise; checked before any work)\n");
+            "                       checkpoint or log (refused otherwise; checked before any work)\n"
+            "With thoughts, --task nll also prints the thought gain (base - think NLL) with its\n"
+            "95%% interval (t-interval over windows of each window's mean per-token gain) and\n"
+            "says whether it is within noise (the interval contains 0).\n", cli_think_when_help);
 }
 
 // The held-out split of a `qstar prepare` directory (mapped), ids checked
@@ -279,9 +284,16 @@ static int eval_task(int argc, char **argv) {
                *tokens_out = NULL, *field = NULL, *precision = NULL;
     long limit = 0, seed = 1234, n_ahead = 0, T = 0, B = 0, limit_tokens = 0;
     double tau_sample = 0;
-    int think = -1, greedy = 0, force = 0;
+    int think = -1, greedy = 0, force = 0, when_given = 0;
+    qs_think_ctl ctl = qs_think_ctl_default();
     for (int i = 1; i < argc; i++) {
         int r;
+        if (!strcmp(argv[i], "--random-thoughts")) { ctl.random_thoughts = 1; when_given = 1; continue; }
+        if ((r = cli_think_when(argc, argv, &i, &ctl.min_entropy))) {
+            if (r < 0) return 2;
+            when_given = 1;
+            continue;
+        }
         if (!strcmp(argv[i], "--think")) { think = 1; continue; }
         if (!strcmp(argv[i], "--force")) { force = 1; continue; }
         if (!strcmp(argv[i], "--no-think")) { think = 0; continue; }
@@ -319,6 +331,8 @@ static int eval_task(int argc, char **argv) {
     if (!is_nll && (tokens_out || T || B || limit_tokens || field))
         return cli_usage_error(C, "--tokens-out, --seq-len, --batch, --limit-tokens and --field are for --task nll");
     if (is_nll && limit) return cli_usage_error(C, "--limit is for gsm8k/csqa (use --limit-tokens with nll)");
+    if (!is_nll && when_given) return cli_usage_error(C, "--think-when and --random-thoughts are for --task nll");
+    if (think == 0 && when_given) return cli_usage_error(C, "--think-when and --random-thoughts contradict --no-think");
     if (think == 0 && (n_ahead || tau_sample > 0 || greedy))
         return cli_usage_error(C, "thought options (--n-ahead, --tau-sample, --greedy-thoughts) contradict --no-think");
     // outputs are checked before any work: a bad --out must not cost the whole evaluation
@@ -397,8 +411,13 @@ static int eval_task(int argc, char **argv) {
         qs_rng rng;
         qs_rng_seed(&rng, (uint64_t)seed);
         qs_nll_summary sum;
-        qs_status st = qs_nll_eval(&m, &s, think ? &qo : NULL, think, (int)B, (int)T, &rng, &rec, progress_tty,
-                                   (void *)&t0, &sum);
+        if (!think && when_given) {
+            fprintf(stderr, "qstar %s: %s has no Quiet-STaR tensors: --think-when/--random-thoughts need a Quiet-STaR checkpoint\n", C, model_path);
+            rc = 1;
+            goto out;
+        }
+        qs_status st = qs_nll_eval_ctl(&m, &s, think ? &qo : NULL, think, &ctl, (int)B, (int)T, &rng, &rec,
+                                       progress_tty, (void *)&t0, &sum);
         if (tty) fprintf(stderr, "\n");
         if (st != QS_OK) {
             rc = cli_fail(C);
@@ -423,6 +442,16 @@ static int eval_task(int argc, char **argv) {
                 printf("%-14s %10.4f %10s %10s\n", names[k], rows[k][0], "-", "-");
         }
         if (think) printf("mean mixing weight: %.4f\n", sum.mix_mean);
+        if (think && when_given)
+            printf("thinking: %s%s, thoughts at %.1f%% of tokens\n", ctl.random_thoughts ? "random thought tokens" : "sampled thoughts",
+                   ctl.min_entropy > -INFINITY ? " where base entropy > threshold" : "", 100.0 * sum.think_frac);
+        if (think) {
+            printf("thought gain (base - think): %+.4f nats/token, 95%% interval [%+.4f, %+.4f] over %ld windows\n",
+                   sum.gain, sum.gain - sum.gain_ci95, sum.gain + sum.gain_ci95, sum.gain_windows);
+            if (!isfinite(sum.gain_ci95)) printf("thought gain: too few windows for an interval\n");
+            else if (fabs(sum.gain) <= sum.gain_ci95) printf("thought gain: within noise (the 95%% interval contains 0)\n");
+            else printf("thought gain: %s beyond noise (the 95%% interval excludes 0)\n", sum.gain > 0 ? "positive," : "negative,");
+        }
         cJSON_AddNumberToObject(root, "n", (double)sum.n_tokens);
         cJSON_AddNumberToObject(root, "seq_len", (double)T);
         cJSON_AddNumberToObject(root, "nll_base", sum.nll_base);
@@ -434,6 +463,12 @@ static int eval_task(int argc, char **argv) {
             cJSON_AddNumberToObject(root, "hard10_nll_think", sum.hard10_think);
             cJSON_AddNumberToObject(root, "mix_mean", sum.mix_mean);
             cJSON_AddNumberToObject(root, "gain", sum.nll_base - sum.nll_think); // base - think: > 0 = thoughts help
+            cJSON_AddNumberToObject(root, "gain_window_mean", sum.gain);
+            cJSON_AddNumberToObject(root, "gain_ci95", isfinite(sum.gain_ci95) ? sum.gain_ci95 : -1);
+            cJSON_AddNumberToObject(root, "gain_windows", (double)sum.gain_windows);
+            cJSON_AddNumberToObject(root, "think_frac", sum.think_frac);
+            cJSON_AddBoolToObject(root, "random_thoughts", ctl.random_thoughts);
+            if (ctl.min_entropy > -INFINITY) cJSON_AddNumberToObject(root, "think_when_entropy", ctl.min_entropy);
         }
         if (tokens_out) {
             qs_afile af;
@@ -451,7 +486,9 @@ static int eval_task(int argc, char **argv) {
                 cJSON_AddNumberToObject(o, "id", t->token);
                 add_text(o, "text", qs_tokenizer_piece(tok, t->prev, t->token));
                 cJSON_AddNumberToObject(o, "nll_base", t->nll_base);
+                cJSON_AddNumberToObject(o, "entropy", t->entropy);
                 if (think) {
+                    cJSON_AddBoolToObject(o, "thought_on", t->thought_on);
                     cJSON_AddNumberToObject(o, "nll_think", t->nll_think);
                     cJSON_AddNumberToObject(o, "mix", t->mix_w);
                     const int *th = rec.thoughts + t->thought;

@@ -25,6 +25,7 @@
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 #include "train/run.h"
+#include "train/curriculum.h"
 #include "train/dist.h"
 #include "quietstar/qstar.h"
 #include "quietstar/evaltask.h"
@@ -73,6 +74,10 @@ static void help_train(void) {
            "                         weight decay 0.001, 20 warmup steps then constant, clip 1.0,\n"
            "                         100 steps (flags given after it override it)\n"
            "  --show-thoughts N      decoded thoughts printed/logged per step (2)\n"
+           "  --curriculum SPEC      thought-length curriculum \"n_ahead:n_talk:lr:steps,...\": one stage\n"
+           "                         after the other, each from the previous stage's checkpoint;\n"
+           "                         stage k writes DIR/stage<k> (the result: DIR/stage<last>/ckpt)\n"
+           "                         (replaces --n-ahead/--n-talk/--lr/--steps; no --resume)\n"
            "%s"
            "\n%s"
            "\nHeld-out evaluation reports base NLL and thought-mixed NLL side by side (eval mode:\n"
@@ -652,7 +657,60 @@ int cmd_finetune(int argc, char **argv) {
     return run(argc, argv);
 }
 
+// --curriculum: the stages run one after the other through run(), each with
+// the command line minus --curriculum/--model/--config/--out, plus the
+// stage's --n-ahead/--n-talk/--lr/--steps, --model = the previous stage's
+// checkpoint (the first: the given --model or --config) and its own --out.
+static int run_curriculum(int argc, char **argv, const char *spec) {
+    qs_curriculum cu;
+    if (qs_curriculum_parse(spec, strlen(spec), &cu) != QS_OK) return cli_usage_error(CMD, "%s", qstar_last_error());
+    const char *model = NULL, *config = NULL, *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        static const char *const clash[] = {"--resume", "--n-ahead", "--n-talk", "--lr", "--steps", "--stop-after"};
+        for (size_t k = 0; k < sizeof clash / sizeof clash[0]; k++)
+            if (!strcmp(argv[i], clash[k])) return cli_usage_error(CMD, "--curriculum sets the stages; drop %s", clash[k]);
+        if (i + 1 < argc && !strcmp(argv[i], "--model")) model = argv[i + 1];
+        if (i + 1 < argc && !strcmp(argv[i], "--config")) config = argv[i + 1];
+        if (i + 1 < argc && !strcmp(argv[i], "--out")) out = argv[i + 1];
+    }
+    if (!out) return cli_usage_error(CMD, "--out DIR is required");
+    if (!model == !config) return cli_usage_error(CMD, "give exactly one of --model PATH or --config FILE");
+    char **av = calloc((size_t)argc + 16, sizeof *av);
+    char prev[4400] = "", dir[4200], na[32], nt[32], lr[32], st[32];
+    if (!av) { fprintf(stderr, "qstar %s: out of memory\n", CMD); return 1; }
+    int rc = 0;
+    for (int k = 0; k < cu.n && rc == 0; k++) {
+        int n = 0;
+        av[n++] = argv[0];
+        for (int i = 1; i < argc; i++) {
+            if (!strcmp(argv[i], "--curriculum") || !strcmp(argv[i], "--model") || !strcmp(argv[i], "--config") ||
+                !strcmp(argv[i], "--out")) { i++; continue; }
+            av[n++] = argv[i];
+        }
+        snprintf(dir, sizeof dir, "%s/stage%d", out, k + 1);
+        snprintf(na, sizeof na, "%d", cu.s[k].n_ahead), snprintf(nt, sizeof nt, "%d", cu.s[k].n_talk);
+        snprintf(lr, sizeof lr, "%.9g", (double)cu.s[k].lr), snprintf(st, sizeof st, "%ld", cu.s[k].steps);
+        const char *extra[] = {k ? "--model" : model ? "--model" : "--config", k ? prev : model ? model : config,
+                               "--out", dir, "--n-ahead", na, "--n-talk", nt, "--lr", lr, "--steps", st};
+        for (size_t e = 0; e < sizeof extra / sizeof extra[0]; e++) av[n++] = (char *)extra[e];
+        av[n] = NULL;
+        fprintf(stderr, "curriculum stage %d/%d: n_ahead %d, n_talk %d, lr %g, %ld steps -> %s\n", k + 1, cu.n,
+                cu.s[k].n_ahead, cu.s[k].n_talk, (double)cu.s[k].lr, cu.s[k].steps, dir);
+        rc = run(n, av);
+        snprintf(prev, sizeof prev, "%s/ckpt", dir);
+        if (rc == 0 && g_stop) { fprintf(stderr, "qstar %s: curriculum interrupted after stage %d\n", CMD, k + 1); rc = 1; }
+    }
+    free(av);
+    return rc;
+}
+
 int cmd_train(int argc, char **argv) {
     CMD = "train", g_quietstar = 1;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return run(argc, argv);
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--curriculum")) return run_curriculum(argc, argv, argv[i + 1]);
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--curriculum")) return cli_usage_error(CMD, "--curriculum needs a value");
     return run(argc, argv);
 }

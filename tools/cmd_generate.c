@@ -34,10 +34,12 @@ static void usage(FILE *f) {
             "  --greedy-thoughts    argmax thought tokens\n"
             "  --show-thoughts      print each thought before the token it produced: dimmed on a\n"
             "                       terminal, as [thought text] otherwise\n"
+            "%s"
             "  --compare            also time runs without thoughts of the same length and print\n"
             "                       \"thought overhead: X.XXx time per token (ideal n_ahead = N)\"\n"
             "                       (process CPU time per token, then the wall-clock ratio)\n\n"
-            "Prints the text to stdout and \"achieved tok/s: X\" to stderr.\n");
+            "Prints the text to stdout and \"achieved tok/s: X\" to stderr (with --think-when also\n"
+            "\"thoughts: K of N tokens\").\n", cli_think_when_help);
 }
 
 // Prints a piece, skipping single unprintable bytes (run.c's safe_printf).
@@ -114,7 +116,8 @@ int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *tok_path = NULL, *prompt = "", *precision = NULL;
     long steps = 256, seed = -1, n_ahead = 0;
     double temperature = 1.0, top_p = 0.9, tau_sample = 0.0;
-    int think = -1, show = 0, compare = 0, greedy_thoughts = 0;
+    int think = -1, show = 0, compare = 0, greedy_thoughts = 0, when_given = 0;
+    qs_think_ctl ctl = qs_think_ctl_default();
     for (int i = 1; i < argc; i++) {
         int r;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -126,6 +129,12 @@ int cmd_generate(int argc, char **argv) {
         if (!strcmp(argv[i], "--show-thoughts")) { show = 1; continue; }
         if (!strcmp(argv[i], "--compare")) { compare = 1; continue; }
         if (!strcmp(argv[i], "--greedy-thoughts")) { greedy_thoughts = 1; continue; }
+        if (!strcmp(argv[i], "--random-thoughts")) { ctl.random_thoughts = 1; when_given = 1; continue; }
+        if ((r = cli_think_when(argc, argv, &i, &ctl.min_entropy))) {
+            if (r < 0) return 2;
+            when_given = 1;
+            continue;
+        }
         if ((r = cli_str(argc, argv, &i, "--model", &model_path)) ||
             (r = cli_str(argc, argv, &i, "--tokenizer", &tok_path)) ||
             (r = cli_str(argc, argv, &i, "--prompt", &prompt)) ||
@@ -144,8 +153,8 @@ int cmd_generate(int argc, char **argv) {
     if (!model_path) return cli_usage_error(C, "--model is required");
     qs_precision prec;
     if (cli_precision(C, precision, &prec)) return 2;
-    if (think == 0 && (show || compare || n_ahead || tau_sample > 0 || greedy_thoughts))
-        return cli_usage_error(C, "--show-thoughts, --compare, --n-ahead, --tau-sample and --greedy-thoughts need thinking (drop --no-think)");
+    if (think == 0 && (show || compare || n_ahead || tau_sample > 0 || greedy_thoughts || when_given))
+        return cli_usage_error(C, "--show-thoughts, --compare, --n-ahead, --tau-sample, --greedy-thoughts, --think-when and --random-thoughts need thinking (drop --no-think)");
 
     qs_model m;
     qs_load_info info;
@@ -163,7 +172,7 @@ int cmd_generate(int argc, char **argv) {
         goto out;
     }
     if (think < 0) think = has_qs;
-    if (!think && (show || compare || n_ahead || tau_sample > 0 || greedy_thoughts)) {
+    if (!think && (show || compare || n_ahead || tau_sample > 0 || greedy_thoughts || when_given)) {
         fprintf(stderr, "qstar %s: %s has no Quiet-STaR tensors: thought options need a Quiet-STaR checkpoint\n", C,
                 model_path);
         rc = 1;
@@ -219,7 +228,7 @@ int cmd_generate(int argc, char **argv) {
     if ((rc = cli_thought_opts(C, info.quietstar_json, tok, n_ahead, tau_sample, greedy_thoughts, &qo)) != 0) goto out;
     think_ctx ctx = {.tok = tok, .show = show, .tty = isatty(1), .prev = ids[n_ids - 1]};
     const double c0 = cpu_seconds();
-    qs_status st = qs_generate_think(&m, tok, ids, n_ids, &o, &qo, think, print_think, &ctx, &stats);
+    qs_status st = qs_generate_think_ctl(&m, tok, ids, n_ids, &o, &qo, think, &ctl, print_think, &ctx, &stats);
     const double cpu_think = cpu_seconds() - c0;
     printf("\n");
     fflush(stdout);
@@ -230,6 +239,8 @@ int cmd_generate(int argc, char **argv) {
     if (stats.n_positions > 1)
         fprintf(stderr, "achieved tok/s: %f (%s, %d tokens)\n", stats.tok_per_s,
                 think ? "thinking" : "no thoughts", stats.n_positions - 1);
+    if (think && when_given)
+        fprintf(stderr, "thoughts: %d of %d generated tokens\n", stats.n_thoughts, stats.n_generated);
     if (think && compare && stats.n_positions > 1 && stats.seconds > 0) {
         // The same number of positions without thoughts (BOS, the stop
         // token, is banned so that the run cannot end early), repeated until

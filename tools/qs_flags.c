@@ -3,6 +3,8 @@
 #include "quietstar/qstar.h"
 #include "quietstar/evaltask.h"
 
+#include <math.h>
+
 int cli_qstar_flag(int argc, char **argv, int *i, void *opts) {
     qs_qstar_opts *o = opts;
     long v;
@@ -19,6 +21,7 @@ int cli_qstar_flag(int argc, char **argv, int *i, void *opts) {
     FLT("--tau-sample", tau_sample, 1e-6, 1e6);
     FLT("--tau-rl", tau_rl, 1e-6, 1e6);
     FLT("--embedding-scale", embedding_scale, 1e-6, 1e6);
+    FLT("--ema-decay", ema_decay, 0, 0.999999);
 #undef INT
 #undef FLT
     if (!strcmp(argv[*i], "--no-clamp")) { o->clamp_negative_rewards = 0; return 1; }
@@ -29,6 +32,19 @@ int cli_qstar_flag(int argc, char **argv, int *i, void *opts) {
         if (!strcmp(s, "linear")) o->mixing = QS_MIX_LINEAR;
         else if (!strcmp(s, "sigmoid")) o->mixing = QS_MIX_SIGMOID;
         else { fprintf(stderr, "qstar %s: --mixing expects linear or sigmoid, got '%s'\n", argv[0], s); return -1; }
+        return 1;
+    }
+    if ((r = cli_str(argc, argv, i, "--reward-baseline", &s))) {
+        if (r < 0) return r;
+        if (!strcmp(s, "mean")) o->reward_baseline = QS_BASELINE_MEAN;
+        else if (!strcmp(s, "ema")) o->reward_baseline = QS_BASELINE_EMA;
+        else { fprintf(stderr, "qstar %s: --reward-baseline expects mean or ema, got '%s'\n", argv[0], s); return -1; }
+        return 1;
+    }
+    if ((r = cli_str(argc, argv, i, "--thought-init-end", &s))) {
+        if (r < 0) return r;
+        if (strlen(s) >= sizeof o->thought_init_end) { fprintf(stderr, "qstar %s: --thought-init-end too long\n", argv[0]); return -1; }
+        snprintf(o->thought_init_end, sizeof o->thought_init_end, "%s", s);
         return 1;
     }
     if ((r = cli_str(argc, argv, i, "--thought-init", &s))) {
@@ -52,8 +68,15 @@ const char *cli_qstar_help =
     "  --no-clamp             keep negative advantages (default: clamp at 0)\n"
     "  --embedding-scale S    start/end embedding = S * parameter (100)\n"
     "  --thought-init STR     start/end init from E[first token of STR] / S (\"---\")\n"
+    "  --thought-init-end STR  end init from STR instead (train only; default: as the start)\n"
     "  --mixing linear|sigmoid  mixing weight unbounded (released) or sigmoid (linear)\n"
-    "  --greedy-thoughts      argmax thoughts instead of sampling\n";
+    "  --greedy-thoughts      argmax thoughts instead of sampling\n"
+    "  --reward-baseline mean|ema  reward baseline: mean = the released one (reward minus its\n"
+    "                         mean over the n_passes thoughts); ema = RLP-style: reward = talk\n"
+    "                         log-likelihood minus that of an EMA copy of the model without\n"
+    "                         thoughts (works with --n-passes 1) (mean)\n"
+    "  --ema-decay D          EMA copy = D * EMA + (1-D) * weights after each update; it starts\n"
+    "                         from the weights when a run (or --resume) starts (0.99)\n";
 
 int cli_thought_opts(const char *cmd, const char *qs_json, const qs_tokenizer *tok, long n_ahead, double tau_sample,
                      int greedy, qs_qstar_opts *qo) {
@@ -62,3 +85,25 @@ int cli_thought_opts(const char *cmd, const char *qs_json, const qs_tokenizer *t
         return cli_fail(cmd);
     return 0;
 }
+
+int cli_think_when(int argc, char **argv, int *i, float *min_entropy) {
+    const char *s;
+    int r = cli_str(argc, argv, i, "--think-when", &s);
+    if (r <= 0) return r;
+    if (!strcmp(s, "always")) { *min_entropy = -INFINITY; return 1; }
+    char *e = NULL;
+    double x = strncmp(s, "entropy>", 8) ? NAN : strtod(s + 8, &e);
+    if (!isfinite(x) || !e || e == s + 8 || *e) {
+        fprintf(stderr, "qstar %s: --think-when expects entropy>X (X in nats) or always, got '%s'\n", argv[0], s);
+        return -1;
+    }
+    *min_entropy = (float)x;
+    return 1;
+}
+
+const char *cli_think_when_help =
+    "  --think-when entropy>X  base pass first; think only at positions whose base prediction\n"
+    "                       entropy (nats) exceeds X, elsewhere use the base prediction\n"
+    "                       (always: at every position, the default)\n"
+    "  --random-thoughts    thought tokens drawn uniformly from the vocabulary instead of\n"
+    "                       from the model (content control: same start/end, length, head)\n";

@@ -75,7 +75,7 @@ static qs_status gen_loop(const qs_model *m, const qs_tokenizer *tok, const int 
                           int stop, const qs_gen_source *src, qs_sampler *smp, float *logits, qs_gen_token_fn cb,
                           void *ud, qs_gen_stats *out) {
     (void)m;
-    int token = prompt[0], pos = 0, stopped = 0, n_gen = 0;
+    int token = prompt[0], pos = 0, stopped = 0, n_gen = 0, n_thoughts = 0;
     double start = 0.0;
     while (pos < steps) {
         QS_TRY(src->feed(src->ctx, token, pos));
@@ -87,6 +87,7 @@ static qs_status gen_loop(const qs_model *m, const qs_tokenizer *tok, const int 
             next = prompt[pos + 1];
         } else {
             QS_TRY(src->next(src->ctx, logits, &thought, &n_thought, &w));
+            n_thoughts += thought != NULL;
             next = qs_sampler_sample(smp, logits);
         }
         pos++;
@@ -100,6 +101,7 @@ static qs_status gen_loop(const qs_model *m, const qs_tokenizer *tok, const int 
     if (out) {
         out->n_positions = pos;
         out->n_generated = n_gen;
+        out->n_thoughts = n_thoughts;
         out->stopped = stopped;
         out->seconds = start > 0.0 ? qs_now() - start : 0.0;
         out->tok_per_s = pos > 1 && out->seconds > 0.0 ? (pos - 1) / out->seconds : 0.0;

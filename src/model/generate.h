@@ -27,6 +27,7 @@ typedef struct {
     int stopped;        // 0 steps reached, 1 stop token, 2 callback asked to stop
     double seconds;     // wall time after the first position (run.c's timer)
     double tok_per_s;   // (n_positions - 1) / seconds, as run.c reports; 0 if unmeasurable
+    int n_thoughts;     // sampled tokens whose logits came with a thought (source's next() gave one)
 } qs_gen_stats;
 
 // Called for each emitted token with its text (qs_tokenizer_piece(tok, prev,

@@ -450,6 +450,41 @@ static int cmp_desc(const void *a, const void *b) {
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+// The thought gain (base - think NLL) with a 95% interval: per window, the
+// mean difference of its tokens; t-interval over the windows (tokens of one
+// window are not independent, windows nearly are).
+static void gain_ci(const qs_nll_tokens *rec, qs_nll_summary *sum) {
+    double S = 0, S2 = 0, d = 0;
+    long nw = 0, nt = 0;
+    for (size_t k = 0; k <= rec->n; k++) {
+        if (k == rec->n || (k > 0 && rec->t[k].window != rec->t[k - 1].window)) {
+            if (nt > 0) {
+                double x = d / nt;
+                S += x, S2 += x * x, nw++;
+            }
+            d = 0, nt = 0;
+            if (k == rec->n) break;
+        }
+        d += (double)rec->t[k].nll_base - rec->t[k].nll_think, nt++;
+    }
+    sum->gain_windows = nw;
+    sum->gain = nw ? S / nw : NAN;
+    sum->gain_ci95 = NAN;
+    if (nw >= 2) {
+        double var = (S2 - S * S / nw) / (nw - 1);
+        sum->gain_ci95 = qs_t95(nw - 1) * sqrt(var > 0 ? var / nw : 0);
+    }
+}
+
+double qs_t95(long df) {
+    static const double t[30] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                                 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+                                 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+    if (df < 1) return NAN;
+    if (df <= 30) return t[df - 1];
+    return 1.960 + 2.4 / (double)df; // within 0.003 of the exact quantile for df > 30
+}
+
 typedef struct { float base, think; } pairf;
 static int cmp_pair_desc(const void *a, const void *b) { return cmp_desc(&((const pairf *)a)->base, &((const pairf *)b)->base); }
 
@@ -463,14 +498,18 @@ void qs_nll_summarize(const qs_nll_tokens *rec, int think, qs_nll_summary *sum) 
         return;
     }
     pairf *p = malloc(rec->n * sizeof *p);
-    double sb = 0, st = 0, sm = 0;
+    double sb = 0, st = 0, sm = 0, son = 0;
     for (size_t k = 0; k < rec->n; k++) {
-        sb += rec->t[k].nll_base, st += rec->t[k].nll_think, sm += rec->t[k].mix_w;
+        sb += rec->t[k].nll_base, st += rec->t[k].nll_think, sm += rec->t[k].mix_w, son += rec->t[k].thought_on;
         if (p) p[k].base = rec->t[k].nll_base, p[k].think = rec->t[k].nll_think;
     }
     sum->nll_base = sb / rec->n;
     sum->mix_mean = sm / rec->n;
-    if (think) sum->nll_think = st / rec->n;
+    sum->think_frac = think ? son / rec->n : 0.0;
+    if (think) {
+        sum->nll_think = st / rec->n;
+        gain_ci(rec, sum);
+    }
     if (!p) return;
     qsort(p, rec->n, sizeof *p, cmp_pair_desc);
     const double frac[2] = {0.10, 0.20};
@@ -486,81 +525,96 @@ void qs_nll_summarize(const qs_nll_tokens *rec, int think, qs_nll_summary *sum) 
     free(p);
 }
 
+// Base pass of `rows` windows: per-position NLL of the next token (0 where
+// none) and entropy of the base prediction, nll/ent [rows*T].
+static qs_status base_pass(const qs_model *m, qs_workspace *ws, float *xin, float *logits, int *tgt, const int *tokens,
+                           const int *mask, int B, int rows, int T, float *nll, float *ent) {
+    const int H = m->cfg.dim, V = m->cfg.vocab_size;
+    ws->mask = mask;
+    for (int r = 0; r < B * T; r++) memcpy(xin + (size_t)r * H, m->w.embed + (size_t)tokens[r] * H, H * sizeof(float));
+    QS_TRY(qs_forward_block(m, ws, xin, 0, 1, 0, T, ws->h));
+    for (int r = 0; r < rows; r++) {
+        for (int i = 0; i < T; i++) tgt[i] = i + 1 < T && mask[r * T + i + 1] ? tokens[r * T + i + 1] : -1;
+        matmul_forward(logits, ws->h + (size_t)r * T * H, m->w.lm_head, NULL, T, H, V);
+        for (int i = 0; i < T; i++) ent[(size_t)r * T + i] = (float)qs_logits_entropy(logits + (size_t)i * V, V);
+        crossentropy_forward(nll + (size_t)r * T, logits, tgt, T, V);
+    }
+    return QS_OK;
+}
+
 qs_status qs_nll_eval(const qs_model *m, const qs_token_stream *s, const qs_qstar_opts *o, int think, int B, int T,
                       qs_rng *rng, qs_nll_tokens *rec_out, qs_progress_fn progress, void *ud, qs_nll_summary *sum) {
+    return qs_nll_eval_ctl(m, s, o, think, NULL, B, T, rng, rec_out, progress, ud, sum);
+}
+
+qs_status qs_nll_eval_ctl(const qs_model *m, const qs_token_stream *s, const qs_qstar_opts *o, int think,
+                          const qs_think_ctl *ctl_in, int B, int T, qs_rng *rng, qs_nll_tokens *rec_out,
+                          qs_progress_fn progress, void *ud, qs_nll_summary *sum) {
     think = think && o;
+    const qs_think_ctl ctl = ctl_in ? *ctl_in : qs_think_ctl_default();
     if (B < 1 || T < 2) return qs_error(QS_ERR_ARG, "batch %dx%d too small", B, T);
     if (T > m->cfg.max_seq_len) return qs_error(QS_ERR_ARG, "window %d exceeds the model's max_seq_len %d", T, m->cfg.max_seq_len);
     qs_nll_tokens local = {0}, *rec = rec_out ? rec_out : &local;
     qs_qstar_opts eo;
     if (think) {
         eo = *o; // SPEC section 5: evaluation mode
-        eo.n_passes = 1, eo.n_talk = 1;
+        eo.n_passes = 1, eo.n_talk = 1, eo.reward_baseline = QS_BASELINE_MEAN;
         if (T < eo.n_talk + 2) return qs_error(QS_ERR_ARG, "window %d too short for thoughts (needs 3)", T);
     }
-    const int nT = think ? eo.n_ahead - 3 : 0;
+    const int nT = think ? eo.n_ahead - 3 : 0, V = m->cfg.vocab_size;
     if (rec->n == 0) rec->n_thought = nT;
     else if (rec->n_thought != nT) return qs_error(QS_ERR_ARG, "per-token records hold thoughts of another length");
-    const size_t base_n = rec->n;
+    const size_t base_n = rec->n, BT = (size_t)B * T;
     qs_qstar *q = NULL;
     qs_workspace *ws = NULL;
-    int *tokens = malloc((size_t)B * T * sizeof(int)), *mask = malloc((size_t)B * T * sizeof(int));
-    float *logits = NULL, *nll = NULL, *xin = NULL;
+    int *tokens = malloc(BT * sizeof(int)), *mask = malloc(BT * sizeof(int)), *forced = NULL;
+    float *logits = NULL, *nll = NULL, *ent = NULL, *xin = NULL;
     int *tgt = NULL;
     qs_status st = QS_OK;
     if (!tokens || !mask) st = qs_error(QS_ERR_NOMEM, "out of memory for a %dx%d batch", B, T);
+    if (st == QS_OK && think) st = qs_qstar_create(&q, m, &eo, B, T);
+    if (st == QS_OK && think && ctl.random_thoughts && nT > 0 &&
+        !(forced = qs_malloc(BT * nT * sizeof(int), "random thoughts")))
+        st = QS_ERR_NOMEM;
+    if (st == QS_OK) st = qs_workspace_create_ex(&ws, &m->cfg, B, T, 1, 0);
     if (st == QS_OK) {
-        if (think) {
-            st = qs_qstar_create(&q, m, &eo, B, T);
-        } else {
-            st = qs_workspace_create_ex(&ws, &m->cfg, B, T, 1, 0);
-            if (st == QS_OK) {
-                logits = qs_malloc((size_t)T * m->cfg.vocab_size * sizeof(float), "logits");
-                nll = qs_malloc((size_t)T * sizeof(float), "nll");
-                tgt = qs_malloc((size_t)T * sizeof(int), "targets");
-                xin = qs_malloc((size_t)B * T * m->cfg.dim * sizeof(float), "input embeddings");
-                if (!logits || !nll || !tgt || !xin) st = QS_ERR_NOMEM;
-            }
-        }
+        logits = qs_malloc((size_t)T * V * sizeof(float), "logits");
+        nll = qs_malloc(BT * sizeof(float), "nll");
+        ent = qs_malloc(BT * sizeof(float), "entropy");
+        tgt = qs_malloc((size_t)T * sizeof(int), "targets");
+        xin = qs_malloc(BT * m->cfg.dim * sizeof(float), "input embeddings");
+        if (!logits || !nll || !ent || !tgt || !xin) st = QS_ERR_NOMEM;
     }
     const size_t nw = qs_stream_n_windows(s, T);
     for (size_t w0 = 0; st == QS_OK && w0 < nw; w0 += (size_t)B) {
         int rows = 0;
         if ((st = qs_stream_eval_batch(s, w0, B, T, tokens, mask, &rows)) != QS_OK) break;
+        if ((st = base_pass(m, ws, xin, logits, tgt, tokens, mask, B, rows, T, nll, ent)) != QS_OK) break;
         qs_qstar_out out;
         if (think) {
-            if ((st = qs_qstar_step(q, m, tokens, mask, NULL, rng, NULL, 0.0f, &out)) != QS_OK) break;
-        } else {
-            ws->mask = mask;
-            const int H = m->cfg.dim, V = m->cfg.vocab_size;
-            for (int r = 0; r < B * T; r++) memcpy(xin + (size_t)r * H, m->w.embed + (size_t)tokens[r] * H, H * sizeof(float));
-            st = qs_forward_block(m, ws, xin, 0, 1, 0, T, ws->h);
-            if (st != QS_OK) break;
-            for (int r = 0; r < rows; r++) {
-                for (int i = 0; i < T; i++)
-                    tgt[i] = i + 1 < T && mask[r * T + i + 1] ? tokens[r * T + i + 1] : -1;
-                matmul_forward(logits, ws->h + (size_t)r * T * H, m->w.lm_head, NULL, T, H, V);
-                crossentropy_forward(nll, logits, tgt, T, V);
-                for (int i = 0; i + 1 < T && st == QS_OK; i++) {
-                    if (tgt[i] < 0) continue;
-                    qs_nll_token t = {.token = tgt[i], .prev = tokens[r * T + i], .window = (long)(w0 + r),
-                                      .pos = i + 1, .nll_base = nll[i], .nll_think = NAN, .mix_w = 0.0f};
-                    st = rec_push(rec, &t, NULL);
-                }
-            }
+            if (forced)
+                for (size_t k = 0; k < BT * nT; k++)
+                    forced[k] = qs_random_thought_token(V, eo.banned, eo.n_banned, qs_rng_uniform(rng));
+            if ((st = qs_qstar_step(q, m, tokens, mask, forced, forced ? NULL : rng, NULL, 0.0f, &out)) != QS_OK) break;
         }
-        if (think) {
-            for (int r = 0; r < rows && st == QS_OK; r++)
-                for (int i = 0; i + 1 < T && st == QS_OK; i++) {
-                    if (!mask[r * T + i + 1]) continue;
-                    const size_t k = (size_t)r * T + i;
-                    int th[256];
+        for (int r = 0; r < rows && st == QS_OK; r++)
+            for (int i = 0; i + 1 < T && st == QS_OK; i++) {
+                if (!mask[r * T + i + 1]) continue;
+                const size_t k = (size_t)r * T + i;
+                qs_nll_token t = {.token = tokens[k + 1], .prev = tokens[k], .window = (long)(w0 + r), .pos = i + 1,
+                                  .nll_base = nll[k], .nll_think = NAN, .mix_w = 0.0f, .entropy = ent[k]};
+                int th[256];
+                if (think) {
+                    // thinking where the base entropy exceeds the threshold; elsewhere the base prediction
+                    const int on = ent[k] > ctl.min_entropy;
                     for (int u = 0; u < nT; u++) th[u] = out.thoughts[((size_t)r * nT + u) * T + i];
-                    qs_nll_token t = {.token = tokens[k + 1], .prev = tokens[k], .window = (long)(w0 + r), .pos = i + 1,
-                                      .nll_base = out.nll_base[k], .nll_think = out.nll_talk[k], .mix_w = out.mix_weight[k]};
-                    st = rec_push(rec, &t, th);
+                    t.nll_base = out.nll_base[k];
+                    t.nll_think = on ? out.nll_talk[k] : out.nll_base[k];
+                    t.mix_w = on ? out.mix_weight[k] : 0.0f;
+                    t.thought_on = on;
                 }
-        }
+                st = rec_push(rec, &t, think ? th : NULL);
+            }
         if (st == QS_OK && progress && progress(ud, QS_MIN(w0 + (size_t)B, nw), nw))
             st = qs_error(QS_ERR_INTERRUPTED, "evaluation interrupted");
     }
@@ -571,7 +625,7 @@ qs_status qs_nll_eval(const qs_model *m, const qs_token_stream *s, const qs_qsta
     }
     qs_qstar_free(q);
     qs_workspace_free(ws);
-    free(tokens), free(mask), free(logits), free(nll), free(tgt), free(xin);
+    free(tokens), free(mask), free(forced), free(logits), free(nll), free(ent), free(tgt), free(xin);
     qs_nll_tokens_free(&local);
     return st;
 }

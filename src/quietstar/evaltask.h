@@ -21,6 +21,7 @@
 #include "data/dataset.h"
 #include "model/model.h"
 #include "quietstar/qstar.h"
+#include "quietstar/think.h"
 #include "tokenizer/tokenizer.h"
 
 typedef enum { QS_TASK_GSM8K = 0, QS_TASK_CSQA = 1 } qs_task;
@@ -136,6 +137,8 @@ typedef struct {
     float nll_think; // after the thought at pos-1 (NAN without thoughts)
     float mix_w;     // mixing weight of that thought (0 without)
     size_t thought;  // offset of its n_thought tokens in qs_nll_tokens.thoughts
+    float entropy;   // entropy (nats) of the base prediction at pos-1
+    int thought_on;  // 1: nll_think is after a thought; 0: no thought here (nll_think = nll_base or NAN)
 } qs_nll_token;
 
 typedef struct {
@@ -154,7 +157,13 @@ typedef struct {
     double hard10_base, hard10_think; // means over the 10% of tokens with the highest base NLL
     double hard20_base, hard20_think; // ... 20%
     double mix_mean;
+    double think_frac;                // fraction of tokens predicted after a thought
+    double gain, gain_ci95;           // base - think NLL: mean over windows of each window's mean, 95% half-width
+    long gain_windows;                // windows it averages over (interval NAN with fewer than 2)
 } qs_nll_summary;
+
+// Two-sided 95% quantile of Student's t with df degrees of freedom.
+double qs_t95(long df);
 
 // Called after each batch with windows done / total; nonzero stops (QS_ERR_INTERRUPTED).
 typedef int (*qs_progress_fn)(void *ud, size_t done, size_t total);
@@ -166,6 +175,14 @@ typedef int (*qs_progress_fn)(void *ud, size_t done, size_t total);
 // token is appended to `rec` (may be NULL).
 qs_status qs_nll_eval(const qs_model *m, const qs_token_stream *s, const qs_qstar_opts *o, int think, int B, int T,
                       qs_rng *rng, qs_nll_tokens *rec, qs_progress_fn progress, void *ud, qs_nll_summary *sum);
+// The same with a thinking policy (think.h; NULL = always, sampled thoughts):
+// the base pass runs first and gives each token's base entropy; tokens whose
+// entropy is not above ctl->min_entropy take the base NLL as their think NLL
+// (mixing weight 0, thought_on 0); ctl->random_thoughts forces uniformly
+// random thought tokens (drawn from rng) in place of sampled ones.
+qs_status qs_nll_eval_ctl(const qs_model *m, const qs_token_stream *s, const qs_qstar_opts *o, int think,
+                          const qs_think_ctl *ctl, int B, int T, qs_rng *rng, qs_nll_tokens *rec,
+                          qs_progress_fn progress, void *ud, qs_nll_summary *sum);
 // The summary of a list of scored tokens (hardest-token means etc.).
 void qs_nll_summarize(const qs_nll_tokens *rec, int think, qs_nll_summary *sum);
 

@@ -36,5 +36,6 @@ qs_status qs_qstar_opts_for_inference(const char *qs_json, const qs_tokenizer *t
     if (tau_sample > 0) o->tau_sample = tau_sample;
     if (greedy) o->greedy_thoughts = 1;
     o->n_banned = tok ? qs_task_meta_tokens(tok, o->banned) : 0; // meta tokens are never sampled
+    o->reward_baseline = QS_BASELINE_MEAN; // inference computes no rewards that matter
     return qs_qstar_opts_validate(o, 0);
 }

@@ -21,6 +21,8 @@ void qs_qstar_opts_default(qs_qstar_opts *o) {
     o->clamp_negative_rewards = 1;
     o->embedding_scale = 100.0f;
     o->mixing = QS_MIX_LINEAR;
+    o->reward_baseline = QS_BASELINE_MEAN;
+    o->ema_decay = 0.99f;
     snprintf(o->thought_init, sizeof o->thought_init, "---");
 }
 
@@ -39,6 +41,10 @@ qs_status qs_qstar_opts_validate(const qs_qstar_opts *o, int T) {
     if (!(o->embedding_scale > 0) || o->embedding_scale > 1e6f)
         return qs_error(QS_ERR_ARG, "embedding_scale %g must be > 0", (double)o->embedding_scale);
     if (o->mixing != QS_MIX_LINEAR && o->mixing != QS_MIX_SIGMOID) return qs_error(QS_ERR_ARG, "unknown mixing variant %d", o->mixing);
+    if (o->reward_baseline != QS_BASELINE_MEAN && o->reward_baseline != QS_BASELINE_EMA)
+        return qs_error(QS_ERR_ARG, "unknown reward baseline %d", o->reward_baseline);
+    if (!(o->ema_decay >= 0 && o->ema_decay < 1))
+        return qs_error(QS_ERR_ARG, "ema_decay %g out of range [0, 1)", (double)o->ema_decay);
     if (o->n_banned < 0 || o->n_banned > QS_MAX_BANNED) return qs_error(QS_ERR_ARG, "too many banned tokens");
     if (T > 0 && T < o->n_talk + 2)
         return qs_error(QS_ERR_ARG, "sequence length %d too short for n_talk %d (needs at least n_talk + 2)", T, o->n_talk);
@@ -82,6 +88,22 @@ qs_status qs_qstar_init_tensors(qs_model *m, const qs_qstar_opts *o, int init_id
     return QS_OK;
 }
 
+qs_status qs_qstar_init_end(qs_model *m, const qs_qstar_opts *o, int end_id) {
+    if (!m->has_quietstar) return qs_error(QS_ERR_ARG, "model has no Quiet-STaR tensors");
+    const int H = m->cfg.dim, V = m->cfg.vocab_size;
+    if (end_id >= V) return qs_error(QS_ERR_ARG, "end-of-thought init token id %d outside vocabulary %d", end_id, V);
+    float *e = m->w.end_emb;
+    memset(e, 0, 2 * (size_t)H * sizeof(float));
+    for (int c = 0; c < H; c++) {
+        double x = 0;
+        if (end_id >= 0) x = m->w.embed[(size_t)end_id * H + c];
+        else
+            for (int v = 0; v < V; v++) x += m->w.embed[(size_t)v * H + c] / V;
+        e[c] = (float)x / o->embedding_scale;
+    }
+    return QS_OK;
+}
+
 // ---- the "quietstar" block of config.json ----------------------------------
 
 qs_status qs_qstar_opts_to_json(const qs_qstar_opts *o, char **json) {
@@ -101,6 +123,11 @@ qs_status qs_qstar_opts_to_json(const qs_qstar_opts *o, char **json) {
     cJSON_AddStringToObject(r, "mixing", o->mixing == QS_MIX_SIGMOID ? "sigmoid" : "linear");
     cJSON_AddBoolToObject(r, "greedy_thoughts", o->greedy_thoughts != 0);
     cJSON_AddStringToObject(r, "thought_init", o->thought_init);
+    if (o->thought_init_end[0]) cJSON_AddStringToObject(r, "thought_init_end", o->thought_init_end);
+    if (o->reward_baseline == QS_BASELINE_EMA) { // absent = the released mean baseline
+        cJSON_AddStringToObject(r, "reward_baseline", "ema");
+        cJSON_AddNumberToObject(r, "ema_decay", o->ema_decay);
+    }
     *json = cJSON_Print(r);
     cJSON_Delete(r);
     if (!*json) return qs_error(QS_ERR_NOMEM, "out of memory for JSON");
@@ -127,6 +154,7 @@ qs_status qs_qstar_opts_from_json(const char *json, qs_qstar_opts *o) {
         {"tau_sample", 0, offsetof(qs_qstar_opts, tau_sample)},
         {"tau_rl", 0, offsetof(qs_qstar_opts, tau_rl)},
         {"embedding_scale", 0, offsetof(qs_qstar_opts, embedding_scale)},
+        {"ema_decay", 0, offsetof(qs_qstar_opts, ema_decay)},
     };
     for (size_t k = 0; k < sizeof num / sizeof num[0] && st == QS_OK; k++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, num[k].key);
@@ -158,6 +186,12 @@ qs_status qs_qstar_opts_from_json(const char *json, qs_qstar_opts *o) {
         else if (cJSON_IsString(mx) && !strcmp(mx->valuestring, "sigmoid")) o->mixing = QS_MIX_SIGMOID;
         else st = qs_error(QS_ERR_FORMAT, "quietstar.mixing must be \"linear\" or \"sigmoid\"");
     }
+    const cJSON *rb = cJSON_GetObjectItemCaseSensitive(root, "reward_baseline");
+    if (st == QS_OK && rb) {
+        if (cJSON_IsString(rb) && !strcmp(rb->valuestring, "mean")) o->reward_baseline = QS_BASELINE_MEAN;
+        else if (cJSON_IsString(rb) && !strcmp(rb->valuestring, "ema")) o->reward_baseline = QS_BASELINE_EMA;
+        else st = qs_error(QS_ERR_FORMAT, "quietstar.reward_baseline must be \"mean\" or \"ema\"");
+    }
     const cJSON *ti = cJSON_GetObjectItemCaseSensitive(root, "thought_init");
     if (st == QS_OK && ti) {
         if (!cJSON_IsString(ti) || strlen(ti->valuestring) >= sizeof o->thought_init)
@@ -165,6 +199,14 @@ qs_status qs_qstar_opts_from_json(const char *json, qs_qstar_opts *o) {
                           sizeof o->thought_init - 1);
         else
             snprintf(o->thought_init, sizeof o->thought_init, "%s", ti->valuestring);
+    }
+    const cJSON *te = cJSON_GetObjectItemCaseSensitive(root, "thought_init_end");
+    if (st == QS_OK && te) {
+        if (!cJSON_IsString(te) || strlen(te->valuestring) >= sizeof o->thought_init_end)
+            st = qs_error(QS_ERR_FORMAT, "quietstar.thought_init_end must be a string of at most %zu bytes",
+                          sizeof o->thought_init_end - 1);
+        else
+            snprintf(o->thought_init_end, sizeof o->thought_init_end, "%s", te->valuestring);
     }
     cJSON_Delete(root);
     if (st == QS_OK) st = qs_qstar_opts_validate(o, 0);

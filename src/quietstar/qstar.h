@@ -14,6 +14,14 @@
 #define QS_SMALL_POLICY_BETA 1.0f
 
 typedef enum { QS_MIX_LINEAR = 0, QS_MIX_SIGMOID = 1 } qs_mixing;
+// Reward baseline. MEAN (released): R = sum_k nll_0[i+k] - nll_k[i] with the
+// current model's base NLL, advantage = R minus its mean over the n_passes
+// thoughts of the position. EMA (RLP-style): R = sum_k nll_ema[i+k] - nll_k[i]
+// where nll_ema is the NLL of the same true tokens under an exponential moving
+// average of the model without thoughts (given per batch with
+// qs_qstar_set_ref_nll; the trainer keeps the EMA copy), advantage = R (the
+// EMA no-thought likelihood is the baseline; works with n_passes 1).
+typedef enum { QS_BASELINE_MEAN = 0, QS_BASELINE_EMA = 1 } qs_baseline;
 
 typedef struct {
     int n_ahead;              // 12: thought = start + (n_ahead-3) sampled tokens + end
@@ -30,6 +38,10 @@ typedef struct {
     char thought_init[64];    // "---": start/end init from E[id(first token of this)]
     int banned[QS_MAX_BANNED];// vocabulary ids never sampled (meta tokens present in a vocab)
     int n_banned;
+    qs_baseline reward_baseline; // MEAN (released) or EMA (see above)
+    float ema_decay;          // 0.99: EMA copy = decay * EMA + (1-decay) * weights after each update
+    char thought_init_end[64];// "": the end embedding is initialised like the start; else from this text
+                              // by the same rule (qstar train only; see qs_qstar_init_end)
 } qs_qstar_opts;
 
 void qs_qstar_opts_default(qs_qstar_opts *o);
@@ -60,6 +72,9 @@ qs_status qs_qstar_init_tensors(qs_model *m, const qs_qstar_opts *o, int init_id
 // a NULL/empty text, no tokenizer, or a text of whitespace tokens only.
 struct qs_tokenizer;
 int qs_thought_init_id(const struct qs_tokenizer *tok, const char *text);
+// Re-initialises only the end-of-thought embedding: E[end_id] / embedding_scale
+// (the mean embedding row if end_id < 0), for o->thought_init_end.
+qs_status qs_qstar_init_end(qs_model *m, const qs_qstar_opts *o, int end_id);
 
 // The thought settings for thinking at inference (generate, eval, viz, the
 // public API): SPEC defaults < a checkpoint's "quietstar" block (qs_json, may
@@ -96,6 +111,13 @@ size_t qs_qstar_bytes(const qs_qstar *q);
 // Layers whose activations the step keeps from forward to backward (the
 // others are recomputed; budget: env QSTAR_STORE_ACTS_MB, see workspace.h).
 int qs_qstar_layers_kept(const qs_qstar *q);
+
+// The reference (EMA, no-thought) per-token NLL of the next batch, for the
+// EMA reward baseline: nll[b*T+i] = -log p_ema(tokens[b,i+1] | tokens[b,..i])
+// ([B,T]; non-finite entries, i.e. no target, count as 0). Copied; used by
+// every following qs_qstar_step until set again. A step with the EMA baseline
+// and no reference set is an error.
+qs_status qs_qstar_set_ref_nll(qs_qstar *q, const float *nll);
 
 // One step on tokens [B,T] with optional mask [B,T]. Thought tokens are
 // sampled with `rng`, or taken from `forced` [R, n_thought, T] when non-NULL.

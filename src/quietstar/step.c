@@ -31,6 +31,8 @@ struct qs_qstar {
     float *nll0, *nllk;        // [R,T], [n_talk,R,T]
     float *reward, *adv;       // [R,nR]
     float *mix;                // [n_talk,R,T]
+    float *ref_nll;            // [B,T] reference (EMA) no-thought NLL, EMA baseline only
+    int ref_set;
     float *hb, *hm, *dhm, *dhb; // [R*T,H] mixing head inputs/outputs
     qs_mix_acts ma;
     size_t bytes;
@@ -40,7 +42,7 @@ void qs_qstar_free(qs_qstar *q) {
     if (!q) return;
     qs_workspace_free(q->ws);
     void *bufs[] = {q->xtok, q->xmask, q->ptok, q->thoughts, q->tgt, q->nll0, q->nllk, q->reward, q->adv,
-                    q->mix, q->hb, q->hm, q->dhm, q->dhb, q->ma.cat, q->ma.a1, q->ma.a2, q->ma.w,
+                    q->mix, q->ref_nll, q->hb, q->hm, q->dhm, q->dhb, q->ma.cat, q->ma.a1, q->ma.a2, q->ma.w,
                     q->ma.da, q->ma.dcat};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(q);
@@ -81,6 +83,7 @@ qs_status qs_qstar_create(qs_qstar **out, const qs_model *m, const qs_qstar_opts
     ALLOC(q->reward, (size_t)q->R * q->nR);
     ALLOC(q->adv, (size_t)q->R * q->nR);
     ALLOC(q->mix, RT * o->n_talk);
+    ALLOC(q->ref_nll, (size_t)B * T);
     ALLOC(q->hb, RT * H);
     ALLOC(q->hm, RT * H);
     ALLOC(q->dhm, RT * H);
@@ -93,6 +96,46 @@ qs_status qs_qstar_create(qs_qstar **out, const qs_model *m, const qs_qstar_opts
     ALLOC(q->ma.dcat, RT * 2 * H);
     *out = q;
     return QS_OK;
+}
+
+qs_status qs_qstar_set_ref_nll(qs_qstar *q, const float *nll) {
+    if (!nll) return qs_error(QS_ERR_ARG, "reference NLL: NULL");
+    for (size_t k = 0; k < (size_t)q->B * q->T; k++) q->ref_nll[k] = isfinite(nll[k]) ? nll[k] : 0.0f;
+    q->ref_set = 1;
+    return QS_OK;
+}
+
+// Raw rewards and advantages (SPEC section 3 and the EMA variant, qstar.h):
+// R[r,i] = sum_k base[i+k] - nll_k[r,i] with base the current model's nll_0
+// (MEAN) or the reference NLL of row b = r/P (EMA); A = R - mean over the
+// passes (MEAN, P > 1) or R (EMA); clamped at 0 if asked. Sums into *rsum, *asum.
+static void rewards(qs_qstar *q, double *rsum, double *asum) {
+    const int T = q->T, R = q->R, P = q->P, nR = q->nR, ntalk = q->o.n_talk;
+    const size_t RT = (size_t)R * T;
+    const int ema = q->o.reward_baseline == QS_BASELINE_EMA;
+    for (int r = 0; r < R; r++) {
+        const float *base = ema ? q->ref_nll + (size_t)(r / P) * T : q->nll0 + (size_t)r * T;
+        for (int i = 0; i < nR; i++) {
+            double s = 0.0;
+            for (int k = 0; k < ntalk; k++) s += base[i + k] - q->nllk[(size_t)k * RT + (size_t)r * T + i];
+            q->reward[(size_t)r * nR + i] = (float)s;
+        }
+    }
+    *rsum = *asum = 0.0;
+    for (int r = 0; r < R; r++)
+        for (int i = 0; i < nR; i++) {
+            float a = q->reward[(size_t)r * nR + i];
+            if (P > 1 && !ema) {
+                int b = r / P;
+                double mu = 0.0;
+                for (int p = 0; p < P; p++) mu += q->reward[(size_t)(b * P + p) * nR + i];
+                a -= (float)(mu / P);
+            }
+            if (q->o.clamp_negative_rewards && a < 0) a = 0;
+            q->adv[(size_t)r * nR + i] = a;
+            *rsum += q->reward[(size_t)r * nR + i];
+            *asum += a;
+        }
 }
 
 // ---------------------------------------------------------------------------
@@ -248,6 +291,8 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
     qs_workspace *ws = q->ws;
     if (!m->has_quietstar) return qs_error(QS_ERR_ARG, "model has no Quiet-STaR tensors");
     if (!forced && !rng && nT > 0) return qs_error(QS_ERR_ARG, "thought sampling needs an RNG or forced thoughts");
+    if (q->o.reward_baseline == QS_BASELINE_EMA && !q->ref_set)
+        return qs_error(QS_ERR_ARG, "the EMA reward baseline needs the reference NLL of the batch (qs_qstar_set_ref_nll)");
 
     // expand rows: r = b*P + p holds row b
     for (int r = 0; r < R; r++)
@@ -337,29 +382,10 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
                 }
         }
     }
-    // rewards: R[r,i] = sum_k nll_0[r,i+k] - nll_k[r,i]; baseline over passes; clamp
+    // rewards, baseline, clamp
     const int nR = q->nR;
-    for (int r = 0; r < R; r++)
-        for (int i = 0; i < nR; i++) {
-            double s = 0.0;
-            for (int k = 0; k < ntalk; k++) s += q->nll0[r * T + i + k] - q->nllk[(size_t)k * RT + r * T + i];
-            q->reward[(size_t)r * nR + i] = (float)s;
-        }
-    double rsum = 0.0, asum = 0.0;
-    for (int r = 0; r < R; r++)
-        for (int i = 0; i < nR; i++) {
-            float a = q->reward[(size_t)r * nR + i];
-            if (P > 1) {
-                int b = r / P;
-                double mu = 0.0;
-                for (int p = 0; p < P; p++) mu += q->reward[(size_t)(b * P + p) * nR + i];
-                a -= (float)(mu / P);
-            }
-            if (q->o.clamp_negative_rewards && a < 0) a = 0;
-            q->adv[(size_t)r * nR + i] = a;
-            rsum += q->reward[(size_t)r * nR + i];
-            asum += a;
-        }
+    double rsum, asum;
+    rewards(q, &rsum, &asum);
     // policy loss over the sampled thought tokens
     double pol = 0.0;
     if (nT > 0 && nR > 0) {

@@ -106,6 +106,7 @@ qs_status qs_thinker_think(qs_thinker *t, qs_rng *rng, float *logits, int *thoug
 typedef struct {
     const qs_model *m;
     const qs_qstar_opts *qo;
+    qs_think_ctl ctl;
     qs_thinker *t;
     qs_rng rng;   // thoughts draw from their own stream
     int *thought; // [n_ahead-3]
@@ -122,8 +123,22 @@ static qs_status think_feed(void *ctx, int token, int pos) { return qs_thinker_f
 
 static qs_status think_next(void *ctx, float *logits, const int **thought, int *n_thought, float *mix_w) {
     think_src *s = ctx;
-    QS_TRY(qs_thinker_think(s->t, &s->rng, logits, s->thought, mix_w));
-    *thought = s->thought, *n_thought = s->qo->n_ahead - 3;
+    const int V = s->m->cfg.vocab_size, nT = s->qo->n_ahead - 3;
+    if (s->ctl.min_entropy > -INFINITY) { // base pass first: think only where it is uncertain
+        qs_thinker_plain_logits(s->t, logits);
+        if (!(qs_logits_entropy(logits, V) > s->ctl.min_entropy)) {
+            *thought = NULL, *n_thought = 0, *mix_w = 0.0f;
+            return QS_OK;
+        }
+    }
+    if (s->ctl.random_thoughts) {
+        for (int u = 0; u < nT; u++)
+            s->thought[u] = qs_random_thought_token(V, s->qo->banned, s->qo->n_banned, qs_rng_uniform(&s->rng));
+        QS_TRY(qs_thinker_think(s->t, NULL, logits, s->thought, mix_w));
+    } else {
+        QS_TRY(qs_thinker_think(s->t, &s->rng, logits, s->thought, mix_w));
+    }
+    *thought = s->thought, *n_thought = nT;
     return QS_OK;
 }
 
@@ -134,9 +149,46 @@ static void think_end(void *ctx) {
     s->t = NULL, s->thought = NULL;
 }
 
+qs_think_ctl qs_think_ctl_default(void) {
+    qs_think_ctl c = {.min_entropy = -INFINITY, .random_thoughts = 0};
+    return c;
+}
+
+double qs_logits_entropy(const float *z, int V) {
+    float mx = -INFINITY;
+    for (int v = 0; v < V; v++) mx = QS_MAX(mx, z[v]);
+    double s = 0.0, sz = 0.0; // H = log(s) - sum(e*(z-mx))/s
+    for (int v = 0; v < V; v++) {
+        double e = exp((double)z[v] - mx);
+        s += e, sz += e * ((double)z[v] - mx);
+    }
+    return log(s) - sz / s;
+}
+
+int qs_random_thought_token(int V, const int *banned, int n_banned, float coin) {
+    int n_ok = V, t;
+    for (int k = 0; k < n_banned; k++) n_ok -= banned[k] >= 0 && banned[k] < V;
+    if (n_ok <= 0) return 0;
+    int j = (int)(coin * (float)n_ok);
+    if (j >= n_ok) j = n_ok - 1;
+    if (j < 0) j = 0;
+    for (t = 0; t < V; t++) { // the j-th allowed id
+        int ban = 0;
+        for (int k = 0; k < n_banned && !ban; k++) ban = banned[k] == t;
+        if (!ban && j-- == 0) break;
+    }
+    return t < V ? t : 0;
+}
+
 qs_status qs_generate_think(const qs_model *m, const qs_tokenizer *tok, const int *prompt, int n_prompt,
                             const qs_gen_opts *opts, const qs_qstar_opts *qo, int think, qs_think_callback cb,
                             void *ud, qs_gen_stats *out) {
+    return qs_generate_think_ctl(m, tok, prompt, n_prompt, opts, qo, think, NULL, cb, ud, out);
+}
+
+qs_status qs_generate_think_ctl(const qs_model *m, const qs_tokenizer *tok, const int *prompt, int n_prompt,
+                                const qs_gen_opts *opts, const qs_qstar_opts *qo, int think, const qs_think_ctl *ctl,
+                                qs_think_callback cb, void *ud, qs_gen_stats *out) {
     qs_gen_opts o = opts ? *opts : qs_gen_opts_default();
     if (out) memset(out, 0, sizeof *out);
     if (think && !qo) return qs_error(QS_ERR_ARG, "generate: thinking needs Quiet-STaR options");
@@ -150,7 +202,7 @@ qs_status qs_generate_think(const qs_model *m, const qs_tokenizer *tok, const in
         memcpy(ban + o.n_banned, qo->banned, (size_t)qo->n_banned * sizeof(int));
         o.banned = ban, o.n_banned += qo->n_banned;
     }
-    think_src ts = {.m = m, .qo = qo};
+    think_src ts = {.m = m, .qo = qo, .ctl = ctl ? *ctl : qs_think_ctl_default()};
     qs_rng_seed(&ts.rng, o.seed ^ 0x7468696e6b000000ull);
     const qs_gen_source src = {&ts, think_begin, think_feed, think_next, think_end};
     qs_status st = qs_generate_from(m, tok, prompt, n_prompt, &o, think ? &src : NULL, cb, ud, out);

@@ -44,4 +44,28 @@ qs_status qs_generate_think(const qs_model *m, const qs_tokenizer *tok, const in
                             const qs_gen_opts *opts, const qs_qstar_opts *qo, int think, qs_think_callback cb,
                             void *ud, qs_gen_stats *out);
 
+// Where and what to think at inference.
+//   min_entropy: think only at positions whose base prediction (softmax of
+//     the plain logits, all V tokens) has an entropy above this many nats;
+//     elsewhere the plain logits are used (no thought, no thought RNG draw).
+//     -INFINITY (the default) = a thought at every position.
+//   random_thoughts: the n_ahead-3 thought tokens are drawn uniformly from
+//     the vocabulary (banned ids excluded) instead of from the model: a
+//     content control (start/end, mixing head and length kept, content not).
+typedef struct {
+    float min_entropy;
+    int random_thoughts;
+} qs_think_ctl;
+
+qs_think_ctl qs_think_ctl_default(void);
+// Entropy in nats of softmax(logits[V]) (computed in double).
+double qs_logits_entropy(const float *logits, int V);
+// A token drawn uniformly from [0,V) minus the banned ids, from `coin` in [0,1).
+int qs_random_thought_token(int V, const int *banned, int n_banned, float coin);
+// qs_generate_think with a thinking policy (ctl NULL = the default: always).
+// out->n_thoughts counts the positions that thought.
+qs_status qs_generate_think_ctl(const qs_model *m, const qs_tokenizer *tok, const int *prompt, int n_prompt,
+                                const qs_gen_opts *opts, const qs_qstar_opts *qo, int think, const qs_think_ctl *ctl,
+                                qs_think_callback cb, void *ud, qs_gen_stats *out);
+
 #endif

@@ -97,6 +97,8 @@ static qs_status setup_quietstar(qs_run *r, const qs_run_spec *s, qs_train_opts 
     if (present != 7) {
         const int init_id = qs_thought_init_id(r->tok, qo->thought_init);
         QS_TRY(qs_qstar_init_tensors(&r->m, qo, init_id, present, s->seed));
+        if (qo->thought_init_end[0] && !(present & 2)) // a separate end-of-thought init
+            QS_TRY(qs_qstar_init_end(&r->m, qo, qs_thought_init_id(r->tok, qo->thought_init_end)));
         const char *pc = init_id >= 0 ? qs_tokenizer_raw_piece(r->tok, init_id) : NULL;
         note(s, "quietstar: initialised %s%s%s (thought init token %d \"%s\")", present & 1 ? "" : "start ",
              present & 2 ? "" : "end ", present & 4 ? "" : "talk head", init_id, pc ? pc : "mean row");

@@ -70,6 +70,38 @@ static qs_status check_ids(const qs_token_stream *s, int vocab, const char *whic
     return QS_OK;
 }
 
+// ---- the EMA copy of the weights (reward baseline, see trainer.h)
+static qs_status ema_init(qs_trainer *t) {
+    const qs_model *m = t->model;
+    QS_TRY(qs_model_create(&t->ema, &m->cfg, m->has_quietstar));
+    if (t->ema.layout.numel != m->layout.numel || qs_layout_hash(&t->ema.layout) != qs_layout_hash(&m->layout))
+        return qs_error(QS_ERR_ARG, "EMA reward baseline: the model's parameter layout is not the standard one");
+    QS_TRY(qs_workspace_create_ex(&t->ws_ref, &m->cfg, t->o.batch, t->o.seq_len, 1, 0));
+    t->ref_nll = qs_malloc((size_t)t->o.batch * t->o.seq_len * sizeof(float), "reference NLL");
+    return t->ref_nll ? QS_OK : QS_ERR_NOMEM;
+}
+
+// The EMA model's no-thought NLL of the current batch, handed to the step.
+static qs_status ema_ref(qs_trainer *t) {
+    if (!t->ema_ready) {
+        memcpy(t->ema.params, t->model->params, t->model->layout.numel * sizeof(float));
+        qs_model_touch(&t->ema);
+        t->ema_ready = 1;
+    }
+    QS_TRY(qs_lm_token_nll(&t->ema, t->ws_ref, t->tokens, t->mask, t->o.batch, t->o.seq_len, t->ref_nll, NULL, NULL));
+    return qs_qstar_set_ref_nll(t->qstep, t->ref_nll);
+}
+
+static void ema_update(qs_trainer *t) {
+    const float d = t->o.qs.ema_decay;
+    const long n = (long)t->model->layout.numel;
+    float *e = t->ema.params;
+    const float *p = t->model->params;
+#pragma omp parallel for schedule(static)
+    for (long k = 0; k < n; k++) e[k] = d * e[k] + (1.0f - d) * p[k];
+    qs_model_touch(&t->ema);
+}
+
 qs_status qs_trainer_init(qs_trainer *t, qs_model *m, qs_dataset *ds, const qs_train_opts *o) {
     memset(t, 0, sizeof *t);
     t->saved_step = -1;
@@ -107,9 +139,10 @@ qs_status qs_trainer_init(qs_trainer *t, qs_model *m, qs_dataset *ds, const qs_t
     }
     if (o->quietstar) {
         qs_qstar_opts eo = o->qs; // eval mode (SPEC 5): one pass, one talk token, no policy loss
-        eo.n_passes = 1, eo.n_talk = 1;
+        eo.n_passes = 1, eo.n_talk = 1, eo.reward_baseline = QS_BASELINE_MEAN; // rewards unused in eval
         if (st == QS_OK) st = qs_qstar_create(&t->qstep, m, &o->qs, o->batch, o->seq_len);
         if (st == QS_OK) st = qs_qstar_create(&t->qeval, m, &eo, o->batch, o->seq_len);
+        if (st == QS_OK && o->qs.reward_baseline == QS_BASELINE_EMA) st = ema_init(t);
     } else {
         if (st == QS_OK) st = qs_workspace_create(&t->ws, &m->cfg, o->batch, o->seq_len, 1);
         if (st == QS_OK) st = qs_workspace_create_ex(&t->ws_eval, &m->cfg, o->batch, o->seq_len, 1, 0);
@@ -132,6 +165,9 @@ void qs_trainer_free(qs_trainer *t) {
     qs_workspace_free(t->ws_eval);
     qs_qstar_free(t->qstep);
     qs_qstar_free(t->qeval);
+    if (t->ema.params) qs_model_free(&t->ema);
+    qs_workspace_free(t->ws_ref);
+    free(t->ref_nll);
     memset(t, 0, sizeof *t);
 }
 
@@ -162,6 +198,7 @@ static qs_status compute_micro(qs_trainer *t, int k, float *g, double *loss_sum)
     if (t->qstep) {
         qs_rng trng;
         qs_rng_seed(&trng, o->seed ^ ((uint64_t)t->step * 0x9E3779B97F4A7C15ull + (uint64_t)k));
+        if (t->ws_ref) QS_TRY(ema_ref(t));
         QS_TRY(qs_qstar_step(t->qstep, t->model, t->tokens, t->mask, NULL, &trng, g, 1.0f / (float)K, &t->qout));
         loss = t->qout.loss;
     } else {
@@ -232,6 +269,7 @@ qs_status qs_trainer_step(qs_trainer *t, qs_train_event *ev) {
                                .weight_decay = o->weight_decay};
         qs_adamw_step(&t->opt, &t->opt_layout, m->params, t->grads, &hp, lr);
         qs_model_touch(m); // the bf16 copy of the weights follows the update
+        if (t->ws_ref && t->ema_ready) ema_update(t);
     }
     t->step++;
     if (ev) {

@@ -100,6 +100,15 @@ typedef struct {
     char warning[512];   // pending warning (from restore), reported by qs_trainer_run
     struct qs_dist *dist; // data-parallel over MPI ranks (dist.h); NULL: one process
     float *gtree[QS_GRAD_TREE_MAX]; // ceil(log2 grad_accum) buffers of layout.numel: the micro-batch sum's levels
+    // Quiet-STaR with the EMA reward baseline (o.qs.reward_baseline == QS_BASELINE_EMA):
+    // an exponential moving average of the weights, used without thoughts to score
+    // each batch (qs_qstar_set_ref_nll). Initialised from the weights at the first
+    // step of a run (also after --resume: the EMA is not part of the checkpoint);
+    // after every applied update ema = d * ema + (1-d) * weights, d = o.qs.ema_decay.
+    qs_model ema;        // params NULL when unused
+    int ema_ready;
+    qs_workspace *ws_ref; // inference, batch x seq_len
+    float *ref_nll;      // [batch, seq_len]
 } qs_trainer;
 
 // Checks the options against the model (seq_len <= max positions) and the data

@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+"""Measurements of experiment.py -> OUT/results.json, OUT/plots/*.png, OUT/report.md.
+
+Every number is a mean over the seeds with a 95% t-interval (half-width),
+except where a single seed is all there is (then the interval is n/a).
+Answer tokens are the digits after "A: " in the held-out answer-only text.
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import shutil
+import subprocess
+
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def ci(xs):
+    xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    if not xs:
+        return dict(mean=None, ci95=None, n=0, values=[])
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return dict(mean=m, ci95=None, n=1, values=xs)
+    v = sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
+    t = T95.get(len(xs) - 1, 1.96)
+    return dict(mean=m, ci95=t * math.sqrt(v / len(xs)), n=len(xs), values=xs)
+
+
+def fmt(c, digits=4, pct=False):
+    if c["mean"] is None:
+        return "n/a"
+    k = 100.0 if pct else 1.0
+    s = ("%." + str(digits) + "f") % (c["mean"] * k)
+    return s + (" ± " + ("%." + str(digits) + "f") % (c["ci95"] * k) if c["ci95"] is not None else " (1 seed)")
+
+
+def tokens(path):
+    """Per-token records with a type: 'answer' (digits after 'A: ') or 'rest'."""
+    out, buf, in_ans, last_w = [], "", False, None
+    with open(path) as f:
+        for line in f:
+            t = json.loads(line)
+            if t["window"] != last_w:
+                last_w = t["window"]
+            txt = t["text"]
+            if in_ans and not txt.isdigit():
+                in_ans = False
+            if not in_ans and buf.endswith("A: ") and txt.isdigit():
+                in_ans = True
+            t["type"] = "answer" if in_ans else "rest"
+            out.append(t)
+            buf = (buf + txt)[-8:]
+    return out
+
+
+def mean(xs):
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def nll_stats(path):
+    toks = tokens(path)
+    ans = [t for t in toks if t["type"] == "answer"]
+    rest = [t for t in toks if t["type"] == "rest"]
+    r = dict(n_answer=len(ans), ans_base=mean(t["nll_base"] for t in ans))
+    if ans and ans[0].get("nll_think") is not None:
+        r["ans_think"] = mean(t["nll_think"] for t in ans)
+        r["ans_gap"] = r["ans_base"] - r["ans_think"]
+        r["rest_gap"] = mean(t["nll_base"] - t["nll_think"] for t in rest)
+        r["ans_mix"] = mean(t["mix"] for t in ans)
+    return r, toks
+
+
+def deciles(toks):
+    ts = sorted(toks, key=lambda t: t["nll_base"])
+    n = len(ts)
+    out = []
+    for k in range(10):
+        part = ts[k * n // 10:(k + 1) * n // 10]
+        out.append(mean(t["nll_base"] - t["nll_think"] for t in part) if part else float("nan"))
+    return out
+
+
+def entropy_curve(toks, xs):
+    """Answer-token NLL when thinking only where the base entropy exceeds x (offline, same thoughts)."""
+    ans = [t for t in toks if t["type"] == "answer"]
+    out = []
+    for x in xs:
+        on = [t["entropy"] > x for t in ans]
+        out.append(dict(threshold=x, think_frac=mean(on), ans_nll=mean(t["nll_think"] if o else t["nll_base"] for t, o in zip(ans, on))))
+    return out
+
+
+def load_json(p):
+    with open(p) as f:
+        return json.load(f)
+
+
+def analyze(root):
+    seeds = sorted(glob.glob(os.path.join(root, "seed*")))
+    per = {}
+    for sd in seeds:
+        s = os.path.basename(sd)
+        r = per[s] = {}
+        pre = load_json(os.path.join(sd, "precondition.json"))
+        r["precondition"] = dict(direct=mean(x["direct_ok"] for x in pre), scratch_answer=mean(x["scratch_answer_ok"] for x in pre),
+                                 scratch_steps=mean(x["scratch_ok"] for x in pre), direct_opened_scratch=mean(x["direct_opened_scratch"] for x in pre),
+                                 n=len(pre), samples=pre[:5])
+        pp = os.path.join(sd, "precondition_protocol.json")
+        r["precondition"]["direct_protocol"] = load_json(pp)["exact_match"] if os.path.exists(pp) else None
+        over = []
+        for p in sorted(glob.glob(os.path.join(sd, "eval", "main_step*", "think.tokens.jsonl")),
+                        key=lambda p: int(p.split("main_step")[1].split("/")[0])):
+            st, _ = nll_stats(p)
+            over.append(dict(step=int(p.split("main_step")[1].split("/")[0]), **st))
+        r["over_training"] = over
+        r["variants"] = {}
+        for ev in sorted(glob.glob(os.path.join(sd, "eval", "*", "gen.json"))):
+            name = os.path.basename(os.path.dirname(ev))
+            e = os.path.dirname(ev)
+            v = {}
+            v["think"], toks = nll_stats(os.path.join(e, "think.tokens.jsonl"))
+            v["pause_tokens"], _ = nll_stats(os.path.join(e, "pause.tokens.jsonl"))
+            v["random"], _ = nll_stats(os.path.join(e, "random.tokens.jsonl"))
+            g = load_json(ev)
+            v["em"] = {k: g[k]["acc"] for k in ("em_think", "em_nothink", "em_pause_tokens", "em_random")}
+            v["think_when_gen"] = g["think_when"]
+            v["gsm8k_protocol"] = g["gsm8k_protocol"]
+            v["deciles_all"] = deciles(toks)
+            v["deciles_answer"] = deciles([t for t in toks if t["type"] == "answer"])
+            v["entropy_curve"] = entropy_curve(toks, [0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 3.0])
+            if name == "main":
+                v["sample_thoughts"] = [dict(text=t["text"], thought=t.get("thought_text"), gain=t["nll_base"] - t["nll_think"])
+                                        for t in toks if t["type"] == "answer"][:12]
+            r["variants"][name] = v
+    # across seeds
+    agg = {}
+    names = sorted({n for s in per.values() for n in s["variants"]})
+    for n in names:
+        vs = [s["variants"][n] for s in per.values() if n in s["variants"]]
+        a = agg[n] = {}
+        a["ans_nll_nothink"] = ci([v["think"]["ans_base"] for v in vs])
+        a["ans_nll_think"] = ci([v["think"]["ans_think"] for v in vs])
+        a["ans_gap"] = ci([v["think"]["ans_gap"] for v in vs])
+        a["ans_rel_gain"] = ci([v["think"]["ans_gap"] / v["think"]["ans_base"] for v in vs if v["think"]["ans_base"]])
+        a["rest_gap"] = ci([v["think"]["rest_gap"] for v in vs])
+        a["ans_mix"] = ci([v["think"]["ans_mix"] for v in vs])
+        a["ans_gap_no_thought_tokens"] = ci([v["pause_tokens"]["ans_gap"] for v in vs])
+        a["ans_gap_random_thoughts"] = ci([v["random"]["ans_gap"] for v in vs])
+        a["content_gain_vs_no_tokens"] = ci([v["think"]["ans_gap"] - v["pause_tokens"]["ans_gap"] for v in vs])
+        a["content_gain_vs_random"] = ci([v["think"]["ans_gap"] - v["random"]["ans_gap"] for v in vs])
+        for k in ("em_think", "em_nothink", "em_pause_tokens", "em_random"):
+            a[k] = ci([v["em"][k] for v in vs])
+        a["em_gain"] = ci([v["em"]["em_think"] - v["em"]["em_nothink"] for v in vs])
+        a["deciles_all"] = [ci([v["deciles_all"][k] for v in vs]) for k in range(10)]
+        a["deciles_answer"] = [ci([v["deciles_answer"][k] for v in vs]) for k in range(10)]
+    pre = {k: ci([s["precondition"][k] for s in per.values()])
+           for k in ("direct", "direct_protocol", "scratch_answer", "scratch_steps", "direct_opened_scratch")}
+    steps = sorted({o["step"] for s in per.values() for o in s["over_training"]})
+    over = [dict(step=st, **{k: ci([o[k] for s in per.values() for o in s["over_training"] if o["step"] == st and k in o])
+                            for k in ("ans_base", "ans_think", "ans_gap")}) for st in steps]
+    return dict(per_seed=per, aggregate=agg, precondition=pre, over_training=over, seeds=len(per))
+
+
+def gnuplot(out, name, script, data):
+    """Runs one gnuplot script (PNG) with its data file; returns the PNG name or None."""
+    dat = os.path.join(out, name + ".dat")
+    with open(dat, "w") as f:
+        f.write(data)
+    png = name + ".png"
+    full = ('set terminal pngcairo size 760,420 noenhanced\nset output "%s"\nset grid ytics\nset key outside bottom center horizontal\n'
+            % os.path.join(out, png)) + script.replace("DAT", '"%s"' % dat)
+    p = subprocess.run(["gnuplot"], input=full, text=True, capture_output=True)
+    if p.returncode != 0:
+        full = full.replace("pngcairo", "png")
+        p = subprocess.run(["gnuplot"], input=full, text=True, capture_output=True)
+    return png if p.returncode == 0 else None
+
+
+def plots(res, out):
+    if not shutil.which("gnuplot"):
+        return ["gnuplot not installed (apt-get install gnuplot-nox): no plots"]
+    os.makedirs(out, exist_ok=True)
+    made = []
+    agg = res["aggregate"]
+
+    def val(c):
+        return (c["mean"] if c["mean"] is not None else float("nan")), (c["ci95"] or 0.0)
+
+    def bars(name, keys, labels, title, ylabel):
+        rows = []
+        for n in agg:
+            cells = []
+            for k in keys:
+                m, e = val(agg[n][k])
+                cells += ["%g" % m, "%g" % e]
+            rows.append(n + " " + " ".join(cells))
+        cols = " ".join("DAT using %d:%d:xtic(1) title '%s'%s" % (2 + 2 * j, 3 + 2 * j, labels[j], "," if j + 1 < len(keys) else "")
+                        for j in range(len(keys)))
+        script = ("set title '%s'\nset ylabel '%s'\nset style data histogram\nset style histogram errorbars gap 1 lw 1\n"
+                  "set style fill solid 0.6\nset xtics rotate by -20\nplot %s\n" % (title, ylabel, cols.replace(",", ", ")))
+        return gnuplot(out, name, script, "\n".join(rows) + "\n")
+
+    made.append(bars("answer_nll", ["ans_nll_nothink", "ans_nll_think"], ["no thoughts", "thoughts"],
+                     "held-out answer-token NLL (mean and 95% CI over seeds)", "nats/token"))
+    made.append(bars("content_controls", ["ans_gap", "ans_gap_no_thought_tokens", "ans_gap_random_thoughts"],
+                     ["its thoughts", "no thought tokens (n_ahead 3)", "random thought tokens"],
+                     "answer-token gain (base - think NLL) and content controls", "nats/token"))
+    made.append(bars("exact_match", ["em_nothink", "em_think", "em_pause_tokens", "em_random"],
+                     ["--no-think", "--think", "--n-ahead 3", "--random-thoughts"], "exact match, greedy generation", "accuracy"))
+    ov = res["over_training"]
+    if ov:
+        data = "\n".join("%d %g %g %g %g" % ((o["step"],) + val(o["ans_base"]) + val(o["ans_think"])) for o in ov) + "\n"
+        made.append(gnuplot(out, "over_training", "set title 'main run: held-out answer-token NLL over training'\n"
+                            "set xlabel 'Quiet-STaR step'\nset ylabel 'nats/token'\n"
+                            "plot DAT using 1:2:3 with yerrorlines title 'no thoughts', DAT using 1:4:5 with yerrorlines title 'thoughts'\n", data))
+    if "main" in agg:
+        data = "\n".join("%d %g %g %g %g" % ((k + 1,) + val(agg["main"]["deciles_all"][k]) + val(agg["main"]["deciles_answer"][k]))
+                         for k in range(10)) + "\n"
+        made.append(gnuplot(out, "gain_by_decile", "set title 'main run: thought gain by base-NLL decile'\n"
+                            "set xlabel 'decile of base NLL (1 = easiest)'\nset ylabel 'gain, nats/token'\n"
+                            "plot DAT using 1:2:3 with yerrorlines title 'all tokens', DAT using 1:4:5 with yerrorlines title 'answer digits'\n", data))
+        first = next(iter(res["per_seed"].values()))
+        tw = [x for x in first["variants"]["main"]["think_when_gen"] if x["tok_per_s"]]
+        data = "\n".join("%g %g %s" % (x["tok_per_s"], x["acc"], x["threshold"]) for x in tw) + "\n"
+        made.append(gnuplot(out, "think_when", "set title '--think-when entropy>X: speed vs exact match (first seed)'\n"
+                            "set xlabel 'generation tokens/s'\nset ylabel 'exact match'\n"
+                            "plot DAT using 1:2 with linespoints title 'X', DAT using 1:2:3 with labels offset 1,1 notitle\n", data))
+    return [m for m in made if m]
+
+
+def verdict(agg):
+    m = agg.get("main")
+    if not m or m["ans_gap"]["mean"] is None:
+        return "no main run"
+    lines = []
+
+    def sep(a, b, higher=True):
+        """a clearly above b: intervals do not overlap."""
+        if a["mean"] is None or b["mean"] is None or a["ci95"] is None or b["ci95"] is None:
+            return False
+        return (a["mean"] - a["ci95"] > b["mean"] + b["ci95"]) if higher else (a["mean"] + a["ci95"] < b["mean"] - b["ci95"])
+    rel = m["ans_rel_gain"]["mean"] or 0
+    lines.append("- answer NLL with thoughts %s than without (relative gain %.1f%%; target: >= 10%% lower, intervals apart: %s)"
+                 % ("lower" if (m["ans_gap"]["mean"] or 0) > 0 else "not lower", 100 * rel,
+                    "yes" if rel >= 0.10 and sep(m["ans_nll_nothink"], m["ans_nll_think"]) else "no"))
+    d = (m["em_think"]["mean"] or 0) - (m["em_nothink"]["mean"] or 0)
+    lines.append("- exact match --think vs --no-think: %+.1f points (target: >= +5, intervals apart: %s)"
+                 % (100 * d, "yes" if d >= 0.05 and sep(m["em_think"], m["em_nothink"]) else "no"))
+    if "pause" in agg:
+        p = agg["pause"]
+        lines.append("- vs the pause baseline (n_ahead 3 run, equal steps): answer NLL with thoughts %s vs %s; exact match %s vs %s"
+                     % (fmt(m["ans_nll_think"]), fmt(p["ans_nll_think"]), fmt(m["em_think"], 1, True), fmt(p["em_think"], 1, True)))
+    lines.append("- content controls on the main checkpoint: gain %s with its thoughts, %s with no thought tokens, %s with random thought tokens"
+                 % (fmt(m["ans_gap"]), fmt(m["ans_gap_no_thought_tokens"]), fmt(m["ans_gap_random_thoughts"])))
+    ok = (rel >= 0.10 and d >= 0.05 and sep(m["content_gain_vs_no_tokens"], dict(mean=0, ci95=0))
+          and sep(m["content_gain_vs_random"], dict(mean=0, ci95=0)))
+    lines.append("- **verdict: %s**" % ("the target margins are met" if ok else
+                 "the target margins are NOT met (an honest negative unless a variant below meets them)"))
+    return "\n".join(lines)
+
+
+def report(res, made, out, settings):
+    agg = res["aggregate"]
+    L = ["# qstar thinking experiment: report", "",
+         "Generated by `experiments/arith/analyze.py` from the runs in this directory (%d seed(s)); "
+         "every number is mean ± 95%% t-interval half-width over seeds. Exact reproduction: `commands.sh`. "
+         "Settings: `settings.json`." % res["seeds"], ""]
+    if settings.get("quick"):
+        L += ["**QUICK MODE (CI): tiny sizes, the numbers mean nothing; this run only checks that every step works.**", ""]
+    L += ["## Verdict", "", verdict(agg), "",
+          "## Precondition (before Quiet-STaR)", "",
+          "Greedy generation by the pretrained model on held-out problems: its own scratch-pad (prompt ends with `A: (`) "
+          "against its direct answer (prompt ends with `A:`).", "",
+          "| measure | value |", "|---|---|"]
+    pre = res["precondition"]
+    L += ["| direct answer correct (greedy, no scratch-pad opened) | %s |" % fmt(pre["direct"], 1, True),
+          "| direct answer correct (digit-restricted argmax, `eval --task gsm8k --no-think`) | %s |" % fmt(pre["direct_protocol"], 1, True),
+          "| answer after its own scratch-pad correct | %s |" % fmt(pre["scratch_answer"], 1, True),
+          "| scratch-pad steps all correct | %s |" % fmt(pre["scratch_steps"], 1, True),
+          "| direct prompt opened a scratch-pad itself | %s |" % fmt(pre["direct_opened_scratch"], 1, True), ""]
+    L += ["## Held-out answer tokens, every run (NLL in nats/token, exact match in %)", "",
+          "| run | NLL no thoughts | NLL thoughts | gain | gain, no thought tokens | gain, random thoughts | mix weight | EM --no-think | EM --think | EM n_ahead 3 | EM random |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for n, a in agg.items():
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            n, fmt(a["ans_nll_nothink"]), fmt(a["ans_nll_think"]), fmt(a["ans_gap"]), fmt(a["ans_gap_no_thought_tokens"]),
+            fmt(a["ans_gap_random_thoughts"]), fmt(a["ans_mix"], 3), fmt(a["em_nothink"], 1, True), fmt(a["em_think"], 1, True),
+            fmt(a["em_pause_tokens"], 1, True), fmt(a["em_random"], 1, True)))
+    L += ["", "Runs: `main` (n_ahead %s), `pause` (n_ahead 3: start and end only, equal steps), `n_ahead*` (length sweep), "
+          "`ema` (RLP-style EMA reward baseline, 1 pass), `curriculum` (%s). The \"no thought tokens\" and \"random thoughts\" "
+          "columns evaluate the same checkpoint with `--n-ahead 3` and `--random-thoughts`." % (settings.get("n_ahead"), settings.get("curriculum")), ""]
+    L += ["## Over training (main run)", "", "| step | NLL no thoughts | NLL thoughts | gain |", "|---|---|---|---|"]
+    for o in res["over_training"]:
+        L.append("| %d | %s | %s | %s |" % (o["step"], fmt(o["ans_base"]), fmt(o["ans_think"]), fmt(o["ans_gap"])))
+    if "main" in agg:
+        L += ["", "## Where the gain sits (main run)", "", "| base-NLL decile | gain, all tokens | gain, answer digits |", "|---|---|---|"]
+        for k in range(10):
+            L.append("| %d | %s | %s |" % (k + 1, fmt(agg["main"]["deciles_all"][k]), fmt(agg["main"]["deciles_answer"][k])))
+        L += ["", "## Thinking only where it pays (`--think-when entropy>X`, main run, first seed)", "",
+              "| X | thought at | exact match | tokens/s |", "|---|---|---|---|"]
+        first = next(iter(res["per_seed"].values()))
+        for x in first["variants"]["main"]["think_when_gen"]:
+            L.append("| %s | %s | %.1f%% | %.0f |" % (x["threshold"], "-" if x["think_frac"] is None else "%.0f%%" % (100 * x["think_frac"]),
+                                                   100 * x["acc"], x["tok_per_s"]))
+        L += ["", "Answer-token NLL when thinking only above X (offline from the same thoughts):", "", "| X | thought at | answer NLL |", "|---|---|---|"]
+        for x in first["variants"]["main"]["entropy_curve"]:
+            L.append("| %g | %.0f%% | %.4f |" % (x["threshold"], 100 * x["think_frac"], x["ans_nll"]))
+        L += ["", "## Sample thoughts at answer positions (main run, first seed)", "", "| answer token | thought before it | gain |", "|---|---|---|"]
+        for t in first["variants"]["main"].get("sample_thoughts", []):
+            L.append("| `%s` | `%s` | %+.3f |" % (t["text"], (t["thought"] or "").replace("\n", "\\n").replace("|", "/"), t["gain"]))
+    L += ["", "## Plots", ""] + ["![%s](plots/%s)" % (p, p) if p.endswith(".png") else p for p in made]
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write("\n".join(L) + "\n")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", default="runs/experiment")
+    a = p.parse_args()
+    res = analyze(a.out)
+    settings = load_json(os.path.join(a.out, "settings.json")) if os.path.exists(os.path.join(a.out, "settings.json")) else {}
+    made = plots(res, os.path.join(a.out, "plots"))
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(dict(res, settings=settings), f, indent=1)
+    report(res, made, a.out, settings)
+    print("wrote %s/report.md, results.json, plots/ (%d)" % (a.out, len([m for m in made if m.endswith(".png")])))
+
+
+if __name__ == "__main__":
+    main()

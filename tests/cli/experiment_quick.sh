@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The thinking experiment in quick mode (make experiment QUICK=1: tiny sizes,
+# three seeds, every step: testbed generator, pretraining, precondition,
+# Quiet-STaR main run in chunks, pause baseline, length sweep, EMA reward
+# baseline, curriculum, every evaluation, report/results.json/plots), plus the
+# CLI of the levers on its checkpoints:
+#  - --think-when entropy>X above every entropy == --no-think, below every
+#    entropy == always thinking (generate text; eval --task nll numbers);
+#  - the curriculum's stages chain (stage 2 starts from stage 1's weights:
+#    its first held-out NLL equals stage 1's last) with each stage's n_ahead;
+#  - the EMA run's checkpoint records reward_baseline "ema";
+#  - help lines and bad values (exit 2, one line).
+# Needs python3 (no data from QSTAR_DATA). Env: QSTAR = path of the qstar binary.
+. "$(dirname "$0")/common.bash"
+
+"$QSTAR" train --help >"$tmp/h" 2>&1
+for f in --curriculum --reward-baseline --ema-decay; do grep -q -- "$f" "$tmp/h" || fail "train --help lacks $f"; done
+"$QSTAR" generate --help >"$tmp/h" 2>&1; grep -q -- "--think-when entropy>X" "$tmp/h" || fail "generate --help lacks --think-when"
+"$QSTAR" eval --help >"$tmp/h" 2>&1; grep -q -- "--random-thoughts" "$tmp/h" || fail "eval --help lacks --random-thoughts"
+expect_rc 2 "--think-when expects" "$QSTAR" generate --model x --think-when entropy
+expect_rc 2 "--think-when expects" "$QSTAR" eval --task nll --model x --data y --think-when "entropy>1x"
+expect_rc 2 "contradict --no-think" "$QSTAR" eval --task nll --model x --data y --no-think --think-when "entropy>1"
+# train's bad-flag errors add a "(see qstar train --help)" line
+bad_train() {
+  "$QSTAR" train --model x --data y --out z "${@:2}" >/dev/null 2>"$tmp/err"; local rc=$?
+  [ "$rc" -eq 2 ] && grep -qF -- "$1" "$tmp/err" || { fail "train ${*:2}: exit $rc"; cat "$tmp/err"; }
+}
+bad_train "--reward-baseline expects" --reward-baseline median
+bad_train "--ema-decay" --ema-decay 1
+expect_rc 2 "curriculum stage 1" "$QSTAR" train --model x --data y --out z --curriculum "12:4:1e-4"
+expect_rc 2 "curriculum stage 2" "$QSTAR" train --model x --data y --out z --curriculum "12:4:1e-4:5,2:4:1e-4:5"
+expect_rc 2 "drop --n-ahead" "$QSTAR" train --model x --data y --out z --curriculum "12:4:1e-4:5" --n-ahead 6
+
+command -v python3 >/dev/null || { echo "SKIP: python3 not installed"; exit 77; }
+out=$tmp/exp
+t0=$(date +%s)
+QSTAR=$QSTAR QUICK=1 OUT=$out THREADS=1 bash "$here/experiments/arith/run.sh" >"$tmp/run.log" 2>&1 \
+  || { fail "make experiment QUICK=1"; tail -20 "$tmp/run.log"; }
+echo "quick experiment: $(( $(date +%s) - t0 )) s"
+for f in report.md results.json commands.sh settings.json; do [ -s "$out/$f" ] || fail "no $f"; done
+grep -q "QUICK MODE" "$out/report.md" || fail "the quick report does not say it is quick"
+grep -q "^## Precondition" "$out/report.md" || fail "report lacks the precondition"
+if command -v gnuplot >/dev/null; then
+  n=$(ls "$out"/plots/*.png 2>/dev/null | wc -l)
+  [ "$n" -ge 6 ] || fail "expected 6 plots, got $n"
+fi
+python3 - "$out/results.json" <<'PY' || fail "results.json incomplete"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["seeds"] == 3, r["seeds"]
+for v in ("main", "pause", "ema", "curriculum"):
+    a = r["aggregate"][v]
+    for k in ("ans_nll_nothink", "ans_nll_think", "ans_gap", "ans_gap_no_thought_tokens", "ans_gap_random_thoughts",
+              "em_think", "em_nothink", "em_pause_tokens", "em_random"):
+        assert a[k]["n"] == 3 and a[k]["ci95"] is not None, (v, k, a[k])
+assert len(r["over_training"]) == 2 and len(r["aggregate"]["main"]["deciles_all"]) == 10
+assert r["precondition"]["direct"]["n"] == 3
+s = r["per_seed"]["seed1"]["variants"]["main"]
+assert s["think_when_gen"][-2]["threshold"] == "always" and s["sample_thoughts"]
+PY
+
+# the levers on the quick checkpoints
+CK=$out/seed1/runs/main/ckpt
+P=$(printf 'Q: 12+34\nA:')
+g() { "$QSTAR" generate --model "$CK" --prompt "$P" --max-tokens 24 --temperature 0.8 --seed 5 "$@" 2>/dev/null; }
+g --no-think >"$tmp/g_none"; g --think >"$tmp/g_always"
+g --think-when "entropy>1e9" >"$tmp/g_hi"; g --think-when "entropy>-1" >"$tmp/g_lo"
+cmp -s "$tmp/g_hi" "$tmp/g_none" || fail "generate --think-when entropy>1e9 differs from --no-think"
+cmp -s "$tmp/g_lo" "$tmp/g_always" || fail "generate --think-when entropy>-1 differs from --think"
+"$QSTAR" generate --model "$CK" --prompt "$P" --max-tokens 24 --seed 5 --think-when "entropy>1e9" 2>"$tmp/e" >/dev/null
+grep -q "^thoughts: 0 of" "$tmp/e" || { fail "no 'thoughts: 0 of N' line"; cat "$tmp/e"; }
+H=$out/seed1/heldout_small.jsonl
+e() { "$QSTAR" eval --task nll --model "$CK" --data "$H" --seq-len 32 --seed 3 "$@" 2>/dev/null; }
+e >"$tmp/e_always"; e --think-when "entropy>-1" >"$tmp/e_lo"; e --think-when "entropy>1e9" >"$tmp/e_hi"
+grep '^all tokens' "$tmp/e_always" >"$tmp/a1"; grep '^all tokens' "$tmp/e_lo" >"$tmp/a2"
+cmp -s "$tmp/a1" "$tmp/a2" || fail "eval --think-when entropy>-1 differs from always thinking"
+awk '/^all tokens/ { if ($3 != $4 || $5 + 0 != 0) exit 1 }' "$tmp/e_hi" || fail "eval --think-when entropy>1e9: think != base"
+grep -q "^thought gain (base - think): .*95% interval" "$tmp/e_always" || fail "eval prints no gain interval"
+grep -q "^thought gain: .*noise" "$tmp/e_always" || fail "eval does not say whether the gain is within noise"
+# curriculum: stage 2 starts where stage 1 ended, each with its own n_ahead
+C=$out/seed1/runs/curriculum
+grep -q '"n_ahead":[[:space:]]*5' "$C/stage1/ckpt/config.json" || fail "curriculum stage 1 is not n_ahead 5"
+grep -q '"n_ahead":[[:space:]]*8' "$C/stage2/ckpt/config.json" || fail "curriculum last stage is not n_ahead 8"
+last1=$(grep '"type":"eval"' "$C/stage1/log.jsonl" | tail -1 | sed 's/.*"val_nll":\([^,]*\),.*/\1/')
+first2=$(grep '"type":"eval"' "$C/stage2/log.jsonl" | head -1 | sed 's/.*"val_nll":\([^,]*\),.*/\1/')
+[ -n "$last1" ] && [ "$last1" = "$first2" ] || fail "curriculum stage 2 did not start from stage 1 ($last1 vs $first2)"
+grep -q '"thought_init_end":[[:space:]]*")"' "$CK/config.json" || fail "main run's checkpoint lacks thought_init_end"
+grep -q '"reward_baseline":[[:space:]]*"ema"' "$out/seed1/runs/ema/ckpt/config.json" || fail "EMA run's checkpoint lacks reward_baseline ema"
+[ "$fails" -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
+echo "experiment_quick: all checks passed"
