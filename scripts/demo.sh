@@ -67,7 +67,7 @@ fi
 # Held-out numbers come from one set only (heldout.txt, before and after): the
 # training run keeps no held-out split of its own (--val-frac 0).
 say "4/7 Quiet-STaR training: $steps steps (think, talk, learn; ${DEMO_TRAIN_FLAGS:---policy-beta 1})"
-"$Q" train --model "$out/init" --data "$out/train.txt" --out "$out/run" --steps "$steps" --val-frac 0 \
+"$Q" train --model "$out/init" --data "$out/train.txt" --out "$out/run" --steps "$steps" --val-frac 0 --eval-every 0 \
   --lr "${DEMO_LR:-1e-4}" --warmup 10 --print-every 10 \
   --save-every 0 ${DEMO_TRAIN_FLAGS:---policy-beta 1} > "$out/train_summary.txt"
 cat "$out/train_summary.txt" >&2
