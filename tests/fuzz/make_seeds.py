@@ -174,3 +174,11 @@ for task, prefix, path in (("gsm8k", b"\x00", "gsm8k/test.jsonl"), ("csqa", b"\x
 p = os.path.join(data, "tinystories/valid.txt")
 if data and os.path.isfile(p):
     put("dataset", "tinystories", b"\x20" + open(p, "rb").read(8192))
+
+# --- token directories (qstar prepare): meta.json, valid and near-valid
+meta = dict(format="qstar-tokens", version=1, dtype="uint16", vocab_size=512, n_tokens=1000, n_docs=10,
+            train_docs=9, train_tokens=900)
+put("shards_meta", "valid", json.dumps(meta).encode())
+put("shards_meta", "u32", json.dumps(dict(meta, dtype="uint32", vocab_size=100000)).encode())
+put("shards_meta", "docs_gt_tokens", json.dumps(dict(meta, n_docs=2000)).encode())
+real("spm_model", "llama2", "tokenizers/llama2/tokenizer.model")
