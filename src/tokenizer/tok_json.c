@@ -32,9 +32,13 @@ static int jbool(const cJSON *o, const char *key, int dflt) {
     return cJSON_IsBool(v) ? cJSON_IsTrue(v) : dflt;
 }
 
+// An integer field; absent: dflt; a number outside int's range (or NaN): -1,
+// which every caller rejects as out of range.
 static int jint(const cJSON *o, const char *key, int dflt) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? (int)v->valuedouble : dflt;
+    if (!cJSON_IsNumber(v)) return dflt;
+    const double d = v->valuedouble;
+    return d >= INT_MIN && d <= INT_MAX ? (int)d : -1;
 }
 
 // An id from a JSON number that must be an integer in [0, INT_MAX/2].
