@@ -11,31 +11,20 @@
 //        bits), int8 scales[16] (one per 16 elems), f16 d; x = d*sc*(q - 32)
 #include "io/gguf.h"
 
+#include "io/half.h"
+
 #include <math.h>
 #include <string.h>
-
-static float f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, u;
-    if (e == 0) {
-        float f = ldexpf((float)m, -24); // zero or subnormal
-        return sign ? -f : f;
-    }
-    if (e == 31) u = sign | 0x7f800000u | (m << 13); // inf / nan
-    else u = sign | ((e + 112) << 23) | (m << 13);   // rebias 15 -> 127
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
 static void deq_q8_0(const uint8_t *b, float *y) { // one block -> 32 floats
-    float d = f16_to_f32(rd16(b));
+    float d = qs_f16_to_f32(rd16(b));
     for (int j = 0; j < 32; j++) y[j] = d * (float)(int8_t)b[2 + j];
 }
 
 static void deq_q4_0(const uint8_t *b, float *y) {
-    float d = f16_to_f32(rd16(b));
+    float d = qs_f16_to_f32(rd16(b));
     for (int j = 0; j < 16; j++) {
         y[j] = d * (float)((b[2 + j] & 0x0f) - 8);
         y[j + 16] = d * (float)((b[2 + j] >> 4) - 8);
@@ -57,7 +46,7 @@ static void k4_scale_min(const uint8_t *s, int j, int *sc, int *m) {
 }
 
 static void deq_q4_k(const uint8_t *b, float *y) {
-    float d = f16_to_f32(rd16(b)), dmin = f16_to_f32(rd16(b + 2));
+    float d = qs_f16_to_f32(rd16(b)), dmin = qs_f16_to_f32(rd16(b + 2));
     const uint8_t *sc = b + 4, *q = b + 16;
     for (int c = 0; c < 4; c++) { // 4 chunks of 32 bytes = 64 elements
         int s0, m0, s1, m1;
@@ -73,7 +62,7 @@ static void deq_q4_k(const uint8_t *b, float *y) {
 static void deq_q6_k(const uint8_t *b, float *y) {
     const uint8_t *ql = b, *qh = b + 128;
     const int8_t *sc = (const int8_t *)(b + 192);
-    float d = f16_to_f32(rd16(b + 208));
+    float d = qs_f16_to_f32(rd16(b + 208));
     for (int h = 0; h < 2; h++) { // two halves of 128 elements
         const uint8_t *L = ql + 64 * h, *H = qh + 32 * h;
         const int8_t *S = sc + 8 * h;
@@ -99,7 +88,7 @@ qs_status qs_gguf_tensor_f32(const qs_gguf *g, const qs_gguf_tensor *t, float *o
     switch (t->type) {
     case QS_GGML_F32: memcpy(out, p, n * 4); return QS_OK;
     case QS_GGML_F16:
-        for (size_t i = 0; i < n; i++) out[i] = f16_to_f32(rd16(p + 2 * i));
+        for (size_t i = 0; i < n; i++) out[i] = qs_f16_to_f32(rd16(p + 2 * i));
         return QS_OK;
     case QS_GGML_BF16:
         for (size_t i = 0; i < n; i++) {

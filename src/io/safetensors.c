@@ -6,6 +6,8 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include "io/half.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,19 +254,6 @@ const qs_st_tensor *qs_st_find(const qs_safetensors *st, const char *name) {
     return bsearch(&key, st->t, (size_t)st->n, sizeof *st->t, cmp_name);
 }
 
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, u;
-    if (e == 0) {
-        float f = ldexpf((float)m, -24); // zero or subnormal
-        return sign ? -f : f;
-    }
-    if (e == 31) u = sign | 0x7f800000u | (m << 13);      // inf / nan
-    else u = sign | ((e + 112) << 23) | (m << 13);        // rebias 15 -> 127
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 qs_status qs_st_read_f32(const qs_safetensors *st, const qs_st_tensor *t, float *out) {
     const unsigned char *p = st->data + t->begin;
     switch (t->dtype) {
@@ -273,7 +262,7 @@ qs_status qs_st_read_f32(const qs_safetensors *st, const qs_st_tensor *t, float 
     case QS_DT_BF16:
         for (size_t i = 0; i < t->numel; i++) {
             uint16_t h = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
-            if (t->dtype == QS_DT_F16) out[i] = half_to_float(h);
+            if (t->dtype == QS_DT_F16) out[i] = qs_f16_to_f32(h);
             else { uint32_t u = (uint32_t)h << 16; memcpy(&out[i], &u, 4); }
         }
         return QS_OK;
