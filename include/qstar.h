@@ -82,6 +82,17 @@ QSTAR_API const char *qstar_status_name(qs_status st);
 // QSTAR_VERSION of the library actually linked.
 QSTAR_API const char *qstar_version(void);
 
+// Matrix products: fp32, or bf16 inputs with fp32 accumulation (master
+// weights, gradients and optimizer state stay fp32).
+typedef enum { QSTAR_FP32 = 0, QSTAR_BF16 = 1 } qstar_precision;
+// "fp32" | "bf16" -> *out; anything else is QS_ERR_ARG.
+QSTAR_API qs_status qstar_precision_parse(const char *s, qstar_precision *out);
+QSTAR_API const char *qstar_precision_name(qstar_precision p);
+// Chooses the matmul backend from the environment variable QSTAR_MATMUL
+// (openblas | onednn; unset: onednn when the library was built with it) and
+// gives its name; QS_ERR_ARG when QSTAR_MATMUL names no available backend.
+QSTAR_API qs_status qstar_matmul_backend(const char **name);
+
 // ---------------------------------------------------------------------------
 // Models
 
@@ -303,6 +314,18 @@ typedef int (*qstar_task_cb)(void *user, long index, double score, int exact);
 
 QSTAR_API qs_status qstar_eval_task(qstar_model *m, const qstar_task_params *params, qstar_task_cb on_example,
                                     void *user, qstar_task_result *out);
+
+// ---------------------------------------------------------------------------
+// Tokenizers on their own (`qstar tokenize`, `qstar prepare`)
+
+// ---------------------------------------------------------------------------
+// Model conversion (`qstar convert`)
+
+// ---------------------------------------------------------------------------
+// Output paths: the overwrite rules every qstar command follows
+
+// ---------------------------------------------------------------------------
+// Benchmarks (`make bench`)
 
 #ifdef __cplusplus
 }

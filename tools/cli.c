@@ -11,23 +11,6 @@ int cli_fail(const char *cmd) {
     return 1;
 }
 
-int cli_load_tokenizer(const char *cmd, const char *model_path, const qs_load_info *info, int vocab_size,
-                       const char **tok_path, qs_tokenizer **tok) {
-    // a model directory's tokenizer.json comes first (then the loader's tokenizer.bin)
-    static char json_path[4200];
-    if (!*tok_path && model_path) {
-        snprintf(json_path, sizeof json_path, "%s/tokenizer.json", model_path);
-        if (access(json_path, R_OK) == 0) *tok_path = json_path;
-    }
-    if (!*tok_path && info->tokenizer_path[0]) *tok_path = info->tokenizer_path;
-    if (!*tok_path) {
-        fprintf(stderr, "qstar %s: %s has no tokenizer.json or tokenizer.bin; pass --tokenizer FILE\n", cmd, model_path);
-        return 1;
-    }
-    if (qs_tokenizer_open(tok, *tok_path, vocab_size) != QS_OK) return cli_fail(cmd);
-    return 0;
-}
-
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -93,15 +76,19 @@ const char *cli_precision_help =
     "  --precision P          GEMM precision: fp32, or bf16 (bf16 inputs, fp32 accumulation;\n"
     "                         weights, gradients and optimizer state stay fp32) (fp32)\n";
 
-int cli_precision(const char *cmd, const char *s, qs_precision *p) {
-    if (qs_precision_parse(s ? s : "fp32", p) != QS_OK) return cli_usage_error(cmd, "--precision: %s", qstar_last_error());
-    if (qs_matmul_set_backend(NULL) != QS_OK) {
+int cli_precision_flag(const char *cmd, const char *s, qstar_precision *p) {
+    if (qstar_precision_parse(s ? s : "fp32", p) != QS_OK)
+        return cli_usage_error(cmd, "--precision: %s", qstar_last_error());
+    const char *backend;
+    if (qstar_matmul_backend(&backend) != QS_OK) {
         fprintf(stderr, "qstar %s: %s\n", cmd, qstar_last_error());
         return 2;
     }
     return 0;
 }
 
-void cli_print_matmul(const qs_model *m) {
-    fprintf(stderr, "matmul: %s, precision %s\n", qs_matmul_backend(), qs_precision_name(m->precision));
+void cli_print_backend(qstar_precision p) {
+    const char *backend = "?";
+    qstar_matmul_backend(&backend);
+    fprintf(stderr, "matmul: %s, precision %s\n", backend, qstar_precision_name(p));
 }

@@ -1,6 +1,6 @@
 // cmd_convert.c: `qstar convert`: a llama2.c checkpoint (+ its tokenizer)
 // into a qstar model directory (config.json, model.safetensors, tokenizer.bin).
-#include "cli.h"
+#include "cli_internal.h"
 #include "io/model_io.h"
 #include "io/outpath.h"
 #include "quietstar/evaltask.h"

@@ -2,7 +2,7 @@
 // given thought tokens; writes losses, rewards, advantages, mixing weights and
 // every parameter gradient as safetensors (DESIGN.md, "Interfaces other tools
 // depend on"), so any independent implementation can be checked against it.
-#include "cli.h"
+#include "cli_internal.h"
 #include "io/model_io.h"
 #include "io/outpath.h"
 #include "io/safetensors.h"

@@ -4,7 +4,7 @@
 // --seq-len tokens (the last one shorter); each window predicts its own next
 // tokens (T-1 targets per full window).
 #include "data/shards.h"
-#include "cli.h"
+#include "cli_internal.h"
 #include "io/outpath.h"
 #include "data/dataset.h"
 #include "io/model_io.h"

@@ -5,7 +5,7 @@
 // flags and sets the run up; train_log.c prints progress and writes the
 // JSONL log. Both commands share it:
 // `train` adds the Quiet-STaR options and logs its quantities.
-#include "cli.h"
+#include "cli_internal.h"
 #include "train_log.h"
 
 #include <cJSON.h>

@@ -2,7 +2,7 @@
 // semantics: prompt with BOS, stop at BOS or after --max-tokens positions).
 // With a Quiet-STaR checkpoint it thinks before every token (SPEC section 6)
 // unless --no-think is given.
-#include "cli.h"
+#include "cli_internal.h"
 #include "io/model_io.h"
 #include "model/generate.h"
 #include "quietstar/evaltask.h"

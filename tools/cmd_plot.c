@@ -5,7 +5,7 @@
 // and eval records ("type": "eval", "val_nll_base", "val_nll_think"). Missing
 // keys are fine: each chart shows the series that exist. The data files and
 // the gnuplot script are left in DIR (re-run with `gnuplot plot.gp` there).
-#include "cli.h"
+#include "cli_internal.h"
 #include "io/outpath.h"
 #include "io/model_io.h"
 

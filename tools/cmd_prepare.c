@@ -1,6 +1,6 @@
 // cmd_prepare.c: `qstar prepare`: text / JSONL corpora -> a token directory
 // (src/data/shards.h) that `qstar train` / `finetune` read by mmap.
-#include "cli.h"
+#include "cli_internal.h"
 
 #include <limits.h>
 #include <omp.h>

@@ -3,7 +3,7 @@
 // one line, separated by spaces (with the BOS/EOS the tokenizer's
 // configuration adds when --special is given); with --decode the input holds
 // ids (separated by whitespace) and the decoded text is printed.
-#include "cli.h"
+#include "cli_internal.h"
 
 #include <cJSON.h>
 #include <errno.h>

@@ -1,7 +1,7 @@
 // cmd_viz.c: `qstar viz`: an HTML page showing, token by token, how much
 // the thought before each token changed its log-likelihood (the paper's
 // Figure 1), with the thought and mixing weight on hover/click.
-#include "cli.h"
+#include "cli_internal.h"
 #include "io/model_io.h"
 #include "io/outpath.h"
 #include "quietstar/evaltask.h"

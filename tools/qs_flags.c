@@ -1,5 +1,5 @@
 // qs_flags.c: the Quiet-STaR options shared by `train` and `dump-step`.
-#include "cli.h"
+#include "cli_internal.h"
 #include "quietstar/qstar.h"
 #include "quietstar/evaltask.h"
 

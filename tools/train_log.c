@@ -1,7 +1,7 @@
 // train_log.c: progress line and JSONL log of the training commands (see
 // train_log.h).
 #include "train_log.h"
-#include "cli.h"
+#include "cli_internal.h"
 
 #include <cJSON.h>
 #include <math.h>

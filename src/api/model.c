@@ -157,3 +157,22 @@ QSTAR_API const char *qstar_token_text(const qstar_model *q, int prev, int token
     if (!q) return "";
     return qs_tokenizer_piece(q->tok, prev, token);
 }
+
+QSTAR_API qs_status qstar_precision_parse(const char *s, qstar_precision *out) {
+    qs_precision p;
+    if (!s || !out) return qs_error(QS_ERR_ARG, "qstar_precision_parse: NULL argument");
+    qs_status st = qs_precision_parse(s, &p);
+    if (st != QS_OK) return st;
+    *out = p == QS_PREC_BF16 ? QSTAR_BF16 : QSTAR_FP32;
+    return QS_OK;
+}
+
+QSTAR_API const char *qstar_precision_name(qstar_precision p) {
+    return qs_precision_name(p == QSTAR_BF16 ? QS_PREC_BF16 : QS_PREC_FP32);
+}
+
+QSTAR_API qs_status qstar_matmul_backend(const char **name) {
+    qs_status st = qs_matmul_set_backend(NULL);
+    if (name) *name = qs_matmul_backend();
+    return st;
+}
