@@ -153,9 +153,18 @@ typedef struct {
     int n_ahead;          // thought length incl. start/end; 0 = the checkpoint's
     float tau_sample;     // thought sampling temperature; 0 = the checkpoint's
     int greedy_thoughts;  // 1: argmax thought tokens
+    float think_min_entropy; // think only before tokens whose base prediction has an entropy above
+                          // this many nats, elsewhere the plain prediction; -INFINITY (the
+                          // default) = before every token (see qstar_think_when_parse)
+    int random_thoughts;  // 1: thought tokens drawn uniformly from the vocabulary (a content control)
+    qstar_precision precision; // GEMM precision of this run (QSTAR_FP32)
+    int no_stop;          // 1: never stop early: BOS is not sampled, all max_tokens positions run
 } qstar_gen_params;
 
 QSTAR_API qstar_gen_params qstar_gen_params_default(void);
+// The CLI's --think-when: "always" -> -INFINITY, "entropy>X" -> X (nats);
+// anything else is QS_ERR_ARG.
+QSTAR_API qs_status qstar_think_when_parse(const char *s, float *min_entropy);
 
 typedef struct {
     int token;                // the generated token id
@@ -165,15 +174,32 @@ typedef struct {
     const char *thought_text; // the thought decoded ("" without)
     float mix_weight;         // mixing weight of the thought (0 without)
     int generated;            // 0: a prompt token being replayed, 1: sampled
+    int prev;                 // the token before it (-1: none): the context of its and the thought's text
 } qstar_token;
 
-// Called for each token after the first (the pointers are valid during the
-// call only). Return nonzero to stop.
+// Called for each token after the first, and for the first too when it is
+// not BOS (a tokenizer without one), i.e. for every token whose text
+// `qstar generate` prints (the pointers are valid during the call only).
+// Return nonzero to stop.
 typedef int (*qstar_token_cb)(void *user, const qstar_token *t);
 
 // Continues `prompt` (UTF-8; "" = start from BOS). `on_token` may be NULL.
 QSTAR_API qs_status qstar_generate(qstar_model *m, const char *prompt, const qstar_gen_params *params,
                                    qstar_token_cb on_token, void *user);
+
+typedef struct {
+    int n_positions;      // positions run, prompt included (run.c's final pos)
+    int n_generated;      // tokens sampled (not forced by the prompt)
+    int n_thoughts;       // sampled tokens that came after a thought
+    int think;            // thoughts were on
+    int n_ahead;          // their length incl. start/end (0 without)
+    double seconds;       // wall time after the first position (run.c's timer)
+    double tok_per_s;     // (n_positions - 1) / seconds, as run.c reports (0 if unmeasurable)
+} qstar_gen_stats;
+
+// qstar_generate that also fills *stats (may be NULL; filled on failure too).
+QSTAR_API qs_status qstar_generate_ex(qstar_model *m, const char *prompt, const qstar_gen_params *params,
+                                      qstar_token_cb on_token, void *user, qstar_gen_stats *stats);
 
 // ---------------------------------------------------------------------------
 // Scoring: per-token NLL without and with thoughts (what `qstar viz` shows and
@@ -187,6 +213,7 @@ typedef struct {
     uint64_t seed;        // thought seed (1234, as qstar eval)
     int seq_len;          // window length (0 = the model's max_seq_len)
     int batch;            // windows per forward (0 = as qstar eval: 4096/seq_len, 1024/seq_len thinking)
+    qstar_precision precision; // GEMM precision (QSTAR_FP32)
 } qstar_score_params;
 
 QSTAR_API qstar_score_params qstar_score_params_default(void);
@@ -208,6 +235,39 @@ typedef struct {
 
 QSTAR_API qs_status qstar_score(qstar_model *m, const int *tokens, int n, const qstar_score_params *params,
                                 qstar_score_out *out);
+
+// `qstar viz`: a self-contained HTML page (no network access) showing each
+// token of a text coloured by NLL without thought - NLL after the thought
+// sampled at the position before it (green: the thought helped), with the
+// thought and mixing weight on hover/click (the paper's Figure 1).
+typedef struct {
+    int max_tokens;       // the first N tokens, BOS included (0 or more than max_seq_len: max_seq_len)
+    int n_ahead;          // 0 = the checkpoint's
+    float tau_sample;     // 0 = the checkpoint's
+    int greedy_thoughts;
+    uint64_t seed;        // thought seed (1234)
+    qstar_precision precision;
+    const char *title;    // page heading, e.g. the text file's name (NULL: none)
+    int force;            // replace a file at the path that holds a model, checkpoint or log
+} qstar_viz_params;
+
+QSTAR_API qstar_viz_params qstar_viz_params_default(void);
+
+typedef struct {
+    int n_tokens;         // tokens shown (scored)
+    int n_ahead;          // thought length used
+    double nll_base, nll_think, gain; // means over them; gain = base - think
+} qstar_viz_result;
+
+// Whether `path` may receive the page (the overwrite rules of every qstar
+// output: a model, checkpoint or log file there needs p->force, a directory
+// never; its directory must exist): call it before loading the model.
+QSTAR_API qs_status qstar_viz_check(const char *path, const qstar_viz_params *p);
+// Scores `text` (UTF-8, BOS prepended, trailing whitespace dropped; at least
+// 2 tokens) with thoughts and writes the page to `path` atomically. The
+// model must be a Quiet-STaR checkpoint. *out (may be NULL) gets the means.
+QSTAR_API qs_status qstar_viz_write(qstar_model *m, const char *text, const qstar_viz_params *p, const char *path,
+                                    qstar_viz_result *out);
 
 // ---------------------------------------------------------------------------
 // Training: plain language modelling (`qstar finetune`) and Quiet-STaR
@@ -295,9 +355,18 @@ typedef struct {
     float tau_sample;      // 0 = the checkpoint's
     int greedy_thoughts;
     uint64_t seed;         // 1234
+    qstar_precision precision; // GEMM precision (QSTAR_FP32)
+    const char *out_path;  // results as JSON (task, n, accuracy, exact_match, think, n_ahead, per-example
+                           // scores; `qstar eval --out`), written atomically (NULL: none)
+    int force;             // replace a file at out_path that holds a model, checkpoint or log
 } qstar_task_params;
 
 QSTAR_API qstar_task_params qstar_task_params_default(void);
+// The settings and out_path checked without a model (call it before loading one).
+QSTAR_API qs_status qstar_task_check(const qstar_task_params *params);
+// The number of examples that qstar_eval_task will score (non-blank lines of
+// the data file, at most limit).
+QSTAR_API qs_status qstar_task_count(const qstar_task_params *params, long *n);
 
 typedef struct {
     long n;                 // examples scored
@@ -307,6 +376,11 @@ typedef struct {
     long truncated;         // prompts cut from the front
     long off_set;           // answer tokens outside the valid set
     int think;              // thoughts were used
+    int n_ahead;            // their length incl. start/end (0 without)
+    float tau_sample;       // their sampling temperature (0 without)
+    const char *mixing;     // "linear" or "sigmoid" ("" without)
+    double accuracy_chance; // mean over the examples of what a uniform guess over the valid tokens scores
+    double first_token_chance; // 1 / the number of valid answer tokens
 } qstar_task_result;
 
 // Called after each example with its index, score and exactness; nonzero stops.
@@ -314,6 +388,73 @@ typedef int (*qstar_task_cb)(void *user, long index, double score, int exact);
 
 QSTAR_API qs_status qstar_eval_task(qstar_model *m, const qstar_task_params *params, qstar_task_cb on_example,
                                     void *user, qstar_task_result *out);
+
+// ---------------------------------------------------------------------------
+// Evaluation: held-out NLL of a data file without and with thoughts (`qstar
+// eval --data` and `qstar eval --task nll` run this one function). Every
+// document starts with BOS; all are packed into one token stream cut into
+// non-overlapping windows of seq_len tokens; each window predicts its own
+// next tokens.
+
+typedef struct {
+    size_t windows_done, windows_total;
+    long n_tokens;          // tokens scored so far
+    double nll_base;        // their mean NLL without thoughts
+    // the data (also in the first call, made before any window with windows_done 0):
+    int prepared;           // data_path is a `qstar prepare` directory ...
+    int heldout;            // ... of which the held-out split is scored (0: its training split)
+    size_t n_docs, n_stream_tokens; // documents and tokens of the stream
+} qstar_eval_progress;
+
+// Called before the first batch and after each; nonzero stops (QS_ERR_INTERRUPTED).
+typedef int (*qstar_eval_cb)(void *user, const qstar_eval_progress *p);
+
+typedef struct {
+    const char *data_path;  // text (documents separated by blank lines), JSONL (.jsonl/.json/.ndjson),
+                            // or a `qstar prepare` directory (its held-out split)
+    const char *data_field; // JSONL field of the document (NULL: "text"; given: the file is JSONL)
+    long limit_tokens;      // only the first N tokens of the stream (0: all)
+    int seq_len;            // window length (0: the model's max_seq_len)
+    int batch;              // windows per forward (0: 4096/seq_len, thinking 1024/seq_len)
+    int think;              // -1: with thoughts if the model can think (default); 0: no; 1: yes
+    int n_ahead;            // 0 = the checkpoint's
+    float tau_sample;       // 0 = the checkpoint's
+    int greedy_thoughts;
+    uint64_t seed;          // thought seed (1234)
+    float think_min_entropy; // think only where the base entropy exceeds this (-INFINITY: everywhere)
+    int random_thoughts;    // 1: uniformly random thought tokens (a content control)
+    qstar_precision precision;
+    const char *out_path;   // results as JSON (`qstar eval --task nll --out`; NULL: none)
+    const char *tokens_path; // one JSON line per scored token: window, pos, id, text, nll_base,
+                            // entropy, thought_on, nll_think, mix, thought, thought_text (NULL: none)
+    int force;              // replace such a file that holds a model, checkpoint or log
+    qstar_eval_cb progress;
+    void *progress_user;
+} qstar_eval_params;
+
+QSTAR_API qstar_eval_params qstar_eval_params_default(void);
+
+typedef struct {
+    long n_tokens;          // tokens scored
+    int seq_len, batch;     // as used
+    int think;              // thoughts were used
+    int n_ahead;            // their length incl. start/end (0 without)
+    float tau_sample;       // (0 without)
+    const char *mixing;     // "linear" or "sigmoid" ("" without)
+    double nll_base, nll_think;       // mean NLL (nats/token); nll_think NaN without thoughts
+    double hard20_base, hard20_think; // means over the 20% of tokens with the highest base NLL
+    double hard10_base, hard10_think; // ... 10%
+    double mix_mean;        // mean mixing weight
+    double think_frac;      // fraction of tokens predicted after a thought
+    double gain, gain_ci95; // thought gain base - think: mean over windows of each window's mean, and the
+                            // half-width of its 95% t-interval (NaN with fewer than 2 windows)
+    long gain_windows;
+    double seconds;
+} qstar_eval_result;
+
+// Settings and output files checked without a model (call it before loading one).
+QSTAR_API qs_status qstar_eval_check(const qstar_eval_params *params);
+QSTAR_API qs_status qstar_eval_nll(qstar_model *m, const qstar_eval_params *params, qstar_eval_result *out);
 
 // ---------------------------------------------------------------------------
 // Tokenizers on their own (`qstar tokenize`, `qstar prepare`)

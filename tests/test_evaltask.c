@@ -7,7 +7,9 @@
 #include "testutil.h"
 #include "io/model_io.h"
 #include "model/transformer.h"
-#include "quietstar/evaltask.h"
+#include "quietstar/nll_eval.h"
+#include "quietstar/task_data.h"
+#include "quietstar/task_score.h"
 #include "quietstar/think.h"
 #include "quietstar/viz.h"
 

@@ -11,7 +11,7 @@
 #include "io/model_io.h"
 #include "model/transformer.h"
 #include "model/workspace.h"
-#include "quietstar/evaltask.h"
+#include "quietstar/nll_eval.h"
 #include "quietstar/think.h"
 #include "train/curriculum.h"
 #include "ops/ops.h"

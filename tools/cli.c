@@ -92,3 +92,21 @@ void cli_print_backend(qstar_precision p) {
     qstar_matmul_backend(&backend);
     fprintf(stderr, "matmul: %s, precision %s\n", backend, qstar_precision_name(p));
 }
+
+int cli_think_when(int argc, char **argv, int *i, float *min_entropy) {
+    const char *s;
+    int r = cli_str(argc, argv, i, "--think-when", &s);
+    if (r <= 0) return r;
+    if (qstar_think_when_parse(s, min_entropy) != QS_OK) {
+        fprintf(stderr, "qstar %s: --think-when expects entropy>X (X in nats) or always, got '%s'\n", argv[0], s);
+        return -1;
+    }
+    return 1;
+}
+
+const char *cli_think_when_help =
+    "  --think-when entropy>X  base pass first; think only at positions whose base prediction\n"
+    "                       entropy (nats) exceeds X, elsewhere use the base prediction\n"
+    "                       (always: at every position, the default)\n"
+    "  --random-thoughts    thought tokens drawn uniformly from the vocabulary instead of\n"
+    "                       from the model (content control: same start/end, length, head)\n";

@@ -42,5 +42,9 @@ int cli_precision_flag(const char *cmd, const char *s, qstar_precision *p);
 // The run header line "matmul: <backend>, precision <fp32|bf16>" (stderr).
 void cli_print_backend(qstar_precision p);
 extern const char *cli_precision_help;
+// --think-when entropy>X | always (generate, eval): 1 parsed into *min_entropy,
+// 0 not this flag, -1 bad value (message printed).
+int cli_think_when(int argc, char **argv, int *i, float *min_entropy);
+extern const char *cli_think_when_help;
 
 #endif

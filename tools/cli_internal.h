@@ -14,10 +14,6 @@
 struct qs_qstar_opts_s;
 int cli_qstar_flag(int argc, char **argv, int *i, void *opts /* qs_qstar_opts* */);
 extern const char *cli_qstar_help;
-// --think-when entropy>X | always (generate, eval): 1 parsed into *min_entropy,
-// 0 not this flag, -1 bad value (message printed).
-int cli_think_when(int argc, char **argv, int *i, float *min_entropy);
-extern const char *cli_think_when_help;
 // The thought options of a checkpoint for generate/eval/viz: SPEC defaults <
 // its config.json "quietstar" block (qs_json, may be NULL) < the flags given
 // (n_ahead 0, tau_sample <= 0, greedy 0 mean "not given"); meta tokens of the

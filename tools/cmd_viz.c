@@ -1,14 +1,11 @@
 // cmd_viz.c: `qstar viz`: an HTML page showing, token by token, how much
 // the thought before each token changed its log-likelihood (the paper's
-// Figure 1), with the thought and mixing weight on hover/click.
-#include "cli_internal.h"
-#include "io/model_io.h"
-#include "io/outpath.h"
-#include "quietstar/evaltask.h"
-#include "quietstar/viz.h"
-#include "tokenizer/tokenizer.h"
+// Figure 1), with the thought and mixing weight on hover/click. Flags and
+// printing over the public API (qstar_viz_write).
+#include "cli.h"
 
 #include <errno.h>
+#include <time.h>
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -28,20 +25,59 @@ static void usage(FILE *f) {
             "position before it (green: the thought helped, red: it hurt).\n");
 }
 
+static double wall_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// The whole text file, NUL-terminated (malloc'd); NULL after printing why.
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "qstar viz: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0, k;
+    char *s = malloc(cap);
+    while (s && (k = fread(s + n, 1, cap - n - 1, f)) > 0) {
+        n += k;
+        if (n + 1 == cap) {
+            char *t = cap < ((size_t)1 << 30) ? realloc(s, cap * 2) : NULL;
+            if (!t) free(s);
+            s = t, cap *= 2;
+        }
+    }
+    const int err = ferror(f);
+    fclose(f);
+    if (!s || err) {
+        fprintf(stderr, "qstar viz: cannot read %s%s\n", path, s ? "" : ": too large or out of memory");
+        free(s);
+        return NULL;
+    }
+    s[n] = 0;
+    if (strlen(s) != n) {
+        fprintf(stderr, "qstar viz: %s contains a NUL byte\n", path);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
 int cmd_viz(int argc, char **argv) {
     const char *C = "viz";
     const char *model_path = NULL, *tok_path = NULL, *text_path = NULL, *out_path = NULL;
     long max_tokens = 0, seed = 1234, n_ahead = 0;
     double tau_sample = 0;
-    int greedy = 0, force = 0;
+    qstar_viz_params vp = qstar_viz_params_default();
     for (int i = 1; i < argc; i++) {
         int r;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
         }
-        if (!strcmp(argv[i], "--greedy-thoughts")) { greedy = 1; continue; }
-        if (!strcmp(argv[i], "--force")) { force = 1; continue; }
+        if (!strcmp(argv[i], "--greedy-thoughts")) { vp.greedy_thoughts = 1; continue; }
+        if (!strcmp(argv[i], "--force")) { vp.force = 1; continue; }
         if ((r = cli_str(argc, argv, &i, "--model", &model_path)) ||
             (r = cli_str(argc, argv, &i, "--tokenizer", &tok_path)) ||
             (r = cli_str(argc, argv, &i, "--text", &text_path)) ||
@@ -58,108 +94,38 @@ int cmd_viz(int argc, char **argv) {
     if (!model_path) return cli_usage_error(C, "--model is required");
     if (!text_path) return cli_usage_error(C, "--text is required");
     if (!out_path || !*out_path) return cli_usage_error(C, "--out is required");
-    if (qs_out_check(out_path, QS_OUT_FILE, force) != QS_OK) return cli_fail(C); // before any work
+    vp.max_tokens = (int)max_tokens, vp.seed = (uint64_t)seed, vp.n_ahead = (int)n_ahead;
+    vp.tau_sample = (float)tau_sample;
+    const char *base = strrchr(text_path, '/');
+    vp.title = base ? base + 1 : text_path;
+    if (qstar_viz_check(out_path, &vp) != QS_OK) return cli_fail(C); // before any work
 
-    qs_model m;
-    qs_load_info info;
-    if (qs_model_load(&m, model_path, &info) != QS_OK) return cli_fail(C);
+    qstar_model_params mp = qstar_model_params_default();
+    mp.tokenizer_path = tok_path;
+    qstar_model *m;
+    if (qstar_model_load(model_path, &mp, &m) != QS_OK) return cli_fail(C);
+    qstar_config cfg;
     int rc = 0;
-    qs_tokenizer *tok = NULL;
-    unsigned char *text = NULL;
-    int *ids = NULL;
-    qs_nll_tokens rec = {0};
-    FILE *f = NULL;
-    char tmp[4200];
-    tmp[0] = 0;
-    if (!(m.has_quietstar && info.qs_present == 7)) {
+    char *text = NULL;
+    if (qstar_model_config(m, &cfg) != QS_OK) {
+        rc = cli_fail(C);
+    } else if (!cfg.has_quietstar) {
         fprintf(stderr, "qstar %s: %s has no Quiet-STaR tensors: viz needs a Quiet-STaR checkpoint\n", C, model_path);
         rc = 1;
-        goto out;
-    }
-    if ((rc = cli_load_tokenizer(C, model_path, &info, m.cfg.vocab_size, &tok_path, &tok)) != 0) goto out;
-    qs_qstar_opts qo;
-    if ((rc = cli_thought_opts(C, info.quietstar_json, tok, n_ahead, tau_sample, greedy, &qo)) != 0) goto out;
-    size_t len;
-    if (qs_read_file(text_path, &text, &len) != QS_OK) {
-        rc = cli_fail(C);
-        goto out;
-    }
-    char *s = realloc(text, len + 1);
-    if (!s) {
-        fprintf(stderr, "qstar %s: out of memory\n", C);
+    } else if (!(text = read_text(text_path))) {
         rc = 1;
-        goto out;
+    } else {
+        const double t0 = wall_seconds();
+        qstar_viz_result r;
+        if (qstar_viz_write(m, text, &vp, out_path, &r) != QS_OK) {
+            fprintf(stderr, "qstar %s: %s: %s\n", C, text_path, qstar_last_error());
+            rc = 1;
+        } else {
+            fprintf(stderr, "qstar %s: wrote %s (%d tokens, NLL %.4f without thought, %.4f after, gain %+.4f, %.1f s)\n",
+                    C, out_path, r.n_tokens, r.nll_base, r.nll_think, r.gain, wall_seconds() - t0);
+        }
     }
-    text = (unsigned char *)s;
-    s[len] = 0;
-    if (strlen(s) != len) {
-        fprintf(stderr, "qstar %s: %s contains a NUL byte\n", C, text_path);
-        rc = 1;
-        goto out;
-    }
-    while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' ' || s[len - 1] == '\t')) s[--len] = 0;
-    if (max_tokens == 0 || max_tokens > m.cfg.max_seq_len) max_tokens = m.cfg.max_seq_len;
-    int n = 0;
-    ids = malloc((len + 3) * sizeof *ids);
-    if (!ids) {
-        fprintf(stderr, "qstar %s: out of memory\n", C);
-        rc = 1;
-        goto out;
-    }
-    if (qs_tokenizer_encode(tok, s, 1, 0, ids, (int)(len + 3), &n) != QS_OK) {
-        fprintf(stderr, "qstar %s: %s: %s\n", C, text_path, qstar_last_error());
-        rc = 1;
-        goto out;
-    }
-    if (n > max_tokens) n = (int)max_tokens;
-    if (n < 3) {
-        fprintf(stderr, "qstar %s: %s: the text needs at least 2 tokens\n", C, text_path);
-        rc = 1;
-        goto out;
-    }
-    qs_rng rng;
-    qs_rng_seed(&rng, (uint64_t)seed);
-    double t0 = qs_now();
-    if (qs_viz_compute(&m, &qo, ids, n, &rng, &rec) != QS_OK) {
-        rc = cli_fail(C);
-        goto out;
-    }
-    char sub[4600];
-    snprintf(sub, sizeof sub, "model %s | n_ahead %d (n_thought %d), tau_sample %g, %s mixing, seed %ld", model_path,
-             qo.n_ahead, qo.n_ahead - 3, (double)qo.tau_sample, qo.mixing == QS_MIX_SIGMOID ? "sigmoid" : "linear",
-             seed);
-    const char *base = strrchr(text_path, '/');
-    qs_viz_page page = {.title = base ? base + 1 : text_path, .subtitle = sub, .n_ahead = qo.n_ahead};
-    snprintf(tmp, sizeof tmp, "%s.tmp", out_path);
-    f = fopen(tmp, "w");
-    if (!f) {
-        fprintf(stderr, "qstar %s: cannot write %s: %s\n", C, tmp, strerror(errno));
-        tmp[0] = 0;
-        rc = 1;
-        goto out;
-    }
-    qs_status st = qs_viz_write_html(f, tok, ids, n, &rec, &page);
-    int cerr = fclose(f);
-    f = NULL;
-    if (st != QS_OK || cerr != 0 || rename(tmp, out_path) != 0) {
-        fprintf(stderr, "qstar %s: cannot write %s%s%s\n", C, out_path, st != QS_OK ? ": " : "",
-                st != QS_OK ? qstar_last_error() : "");
-        rc = 1;
-        goto out;
-    }
-    tmp[0] = 0;
-    double sb = 0, sk = 0;
-    for (size_t k = 0; k < rec.n; k++) sb += rec.t[k].nll_base, sk += rec.t[k].nll_think;
-    fprintf(stderr, "qstar %s: wrote %s (%zu tokens, NLL %.4f without thought, %.4f after, gain %+.4f, %.1f s)\n", C,
-            out_path, rec.n, sb / rec.n, sk / rec.n, (sb - sk) / rec.n, qs_now() - t0);
-out:
-    if (f) fclose(f);
-    if (tmp[0]) remove(tmp);
-    qs_nll_tokens_free(&rec);
-    free(ids);
     free(text);
-    qs_tokenizer_free(tok);
-    qs_load_info_free(&info);
-    qs_model_free(&m);
+    qstar_model_free(m);
     return rc;
 }

@@ -85,25 +85,3 @@ int cli_thought_opts(const char *cmd, const char *qs_json, const qs_tokenizer *t
         return cli_fail(cmd);
     return 0;
 }
-
-int cli_think_when(int argc, char **argv, int *i, float *min_entropy) {
-    const char *s;
-    int r = cli_str(argc, argv, i, "--think-when", &s);
-    if (r <= 0) return r;
-    if (!strcmp(s, "always")) { *min_entropy = -INFINITY; return 1; }
-    char *e = NULL;
-    double x = strncmp(s, "entropy>", 8) ? NAN : strtod(s + 8, &e);
-    if (!isfinite(x) || !e || e == s + 8 || *e) {
-        fprintf(stderr, "qstar %s: --think-when expects entropy>X (X in nats) or always, got '%s'\n", argv[0], s);
-        return -1;
-    }
-    *min_entropy = (float)x;
-    return 1;
-}
-
-const char *cli_think_when_help =
-    "  --think-when entropy>X  base pass first; think only at positions whose base prediction\n"
-    "                       entropy (nats) exceeds X, elsewhere use the base prediction\n"
-    "                       (always: at every position, the default)\n"
-    "  --random-thoughts    thought tokens drawn uniformly from the vocabulary instead of\n"
-    "                       from the model (content control: same start/end, length, head)\n";

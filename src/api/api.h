@@ -18,6 +18,7 @@ struct qstar_model {
     char *qs_json;         // the "quietstar" settings block (NULL: none)
     int own_json;
     int qs_present;        // Quiet-STaR tensors present (bitmask, 7 = all)
+    char path[4096];       // where it was loaded from ("" for a trainer's model)
 };
 
 struct qstar_trainer {
@@ -39,5 +40,21 @@ qs_status qs_api_thought_opts(const qstar_model *m, int n_ahead, float tau_sampl
 qs_status qs_api_resolve_think(const qstar_model *m, int think, int *out);
 // Sets OpenMP and BLAS threads when n > 0.
 void qs_api_set_threads(int n);
+
+// ---- inference helpers (generate.c, score.c, task.c, eval.c, viz.c)
+// Sets the model's GEMM precision for one call; *saved receives the old one
+// (restore with q->m->precision = saved).
+qs_status qs_api_precision(qstar_model *q, qstar_precision p, qs_precision *saved);
+// The output-file rules of every qstar command (io/outpath.h) for an
+// optional output file (NULL: nothing to check).
+qs_status qs_api_out_check(const char *path, int force);
+// Adds text to a JSON object as a string, invalid UTF-8 replaced by U+FFFD.
+struct cJSON;
+void qs_api_json_text(struct cJSON *obj, const char *key, const char *text);
+// Writes a JSON document (pretty, newline-terminated) to path atomically.
+qs_status qs_api_json_write(const char *path, const struct cJSON *root);
+// The "quietstar" thought settings of a results JSON: n_ahead, n_thought,
+// tau_sample, mixing (n_ahead null without thoughts).
+void qs_api_json_thoughts(struct cJSON *obj, int think, const qs_qstar_opts *qo);
 
 #endif

@@ -75,6 +75,7 @@ QSTAR_API qs_status qstar_model_load(const char *path, const qstar_model_params 
         return st;
     }
     snprintf(q->tok_path, sizeof q->tok_path, "%s", info.tokenizer_path);
+    snprintf(q->path, sizeof q->path, "%s", path);
     q->qs_json = info.quietstar_json, q->own_json = 1, info.quietstar_json = NULL;
     q->qs_present = info.qs_present;
     qs_load_info_free(&info);

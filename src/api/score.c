@@ -2,14 +2,14 @@
 // It runs qs_nll_eval, the code behind `qstar eval --task nll` and `qstar
 // viz`, on the tokens as one document (same windows, batches and seed rule).
 #include "api/api.h"
-#include "quietstar/evaltask.h"
+#include "quietstar/nll_eval.h"
 
 #include <math.h>
 #include <string.h>
 
 QSTAR_API qstar_score_params qstar_score_params_default(void) {
     qstar_score_params p = {.think = -1, .n_ahead = 0, .tau_sample = 0.0f, .greedy_thoughts = 0, .seed = 1234,
-                            .seq_len = 0, .batch = 0};
+                            .seq_len = 0, .batch = 0, .precision = QSTAR_FP32};
     return p;
 }
 
@@ -51,7 +51,10 @@ QSTAR_API qs_status qstar_score(qstar_model *q, const int *tokens, int n, const 
     qs_rng_seed(&rng, p.seed);
     qs_nll_tokens rec = {0};
     qs_nll_summary sum;
+    qs_precision saved;
+    QS_TRY(qs_api_precision(q, p.precision, &saved));
     qs_status st = qs_nll_eval(q->m, &s, think ? &qo : NULL, think, B, T, &rng, &rec, NULL, NULL, &sum);
+    q->m->precision = saved;
     if (st != QS_OK) {
         qs_nll_tokens_free(&rec);
         return st;

@@ -382,8 +382,8 @@ qs_status qs_lm_step(const qs_model *m, qs_workspace *ws, const int *tokens, con
     return QS_OK;
 }
 
-qs_status qs_lm_token_nll(const qs_model *m, qs_workspace *ws, const int *tokens, const int *mask, int B, int T,
-                          float *nll, double *nll_sum, long *n_tokens) {
+qs_status qs_lm_token_nll_ent(const qs_model *m, qs_workspace *ws, const int *tokens, const int *mask, int B, int T,
+                              float *nll, float *entropy, double *nll_sum, long *n_tokens) {
     const int H = m->cfg.dim, V = m->cfg.vocab_size, N = B * T;
     QS_TRY(lm_forward(m, ws, tokens, mask, B, T));
     qs_mm mm;
@@ -393,6 +393,8 @@ qs_status qs_lm_token_nll(const qs_model *m, qs_workspace *ws, const int *tokens
     for (int n0 = 0; n0 < N; n0 += ws->chunk) {
         int n = QS_MIN(ws->chunk, N - n0);
         matmul_forward_mm(&mm, ws->logits, ws->h + (size_t)n0 * H, m->w.lm_head, NULL, n, H, V);
+        if (entropy)
+            for (int k = 0; k < n; k++) entropy[n0 + k] = (float)qs_logits_entropy(ws->logits + (size_t)k * V, V);
         crossentropy_forward(ws->losses, ws->logits, ws->targets + n0, n, V);
         for (int k = 0; k < n; k++) total += ws->losses[k];
         if (nll)
@@ -403,7 +405,12 @@ qs_status qs_lm_token_nll(const qs_model *m, qs_workspace *ws, const int *tokens
     return QS_OK;
 }
 
+qs_status qs_lm_token_nll(const qs_model *m, qs_workspace *ws, const int *tokens, const int *mask, int B, int T,
+                          float *nll, double *nll_sum, long *n_tokens) {
+    return qs_lm_token_nll_ent(m, ws, tokens, mask, B, T, nll, NULL, nll_sum, n_tokens);
+}
+
 qs_status qs_lm_nll(const qs_model *m, qs_workspace *ws, const int *tokens, const int *mask, int B, int T,
                     double *nll_sum, long *n_tokens) {
-    return qs_lm_token_nll(m, ws, tokens, mask, B, T, NULL, nll_sum, n_tokens);
+    return qs_lm_token_nll_ent(m, ws, tokens, mask, B, T, NULL, NULL, nll_sum, n_tokens);
 }

@@ -29,13 +29,18 @@ size_t qs_workspace_bytes(const qs_workspace *ws);
 qs_status qs_lm_step(const qs_model *m, qs_workspace *ws, const int *tokens, const int *mask, int B,
                      int T, float *loss, float *logits, float *grads, float grad_scale, int *n_targets);
 
-// Sum of per-token NLL (no mean) and count, for evaluation. The held-out NLL
-// of plain LM training (qs_trainer_eval) and `qstar eval --data` both come
-// from here; qs_lm_token_nll also gives each token's NLL: nll[b*T+i] (may be
-// NULL) = -log p(tokens[b,i+1] | tokens[b,0..i]), NaN where there is no target.
+// Sum of per-token NLL (no mean) and count, for evaluation: THE held-out NLL
+// without thoughts (plain LM training's qs_trainer_eval, and through
+// quietstar/nll_eval.c `qstar eval --data`, `qstar eval --task nll
+// --no-think` and qstar_score). qs_lm_token_nll also gives each token's NLL:
+// nll[b*T+i] (may be NULL) = -log p(tokens[b,i+1] | tokens[b,0..i]), NaN
+// where there is no target; qs_lm_token_nll_ent also entropy[b*T+i] (may be
+// NULL) = the entropy (nats) of that prediction (at every position).
 qs_status qs_lm_nll(const qs_model *m, qs_workspace *ws, const int *tokens, const int *mask, int B, int T,
                     double *nll_sum, long *n_tokens);
 qs_status qs_lm_token_nll(const qs_model *m, qs_workspace *ws, const int *tokens, const int *mask, int B, int T,
                           float *nll, double *nll_sum, long *n_tokens);
+qs_status qs_lm_token_nll_ent(const qs_model *m, qs_workspace *ws, const int *tokens, const int *mask, int B, int T,
+                              float *nll, float *entropy, double *nll_sum, long *n_tokens);
 
 #endif

@@ -38,3 +38,14 @@ void crossentropy_backward(float *dlogits, const float *logits, const int *targe
         dz[targets[n]] -= g;
     }
 }
+
+double qs_logits_entropy(const float *z, int V) {
+    float mx = -INFINITY;
+    for (int v = 0; v < V; v++) mx = QS_MAX(mx, z[v]);
+    double s = 0.0, sz = 0.0; // H = log(s) - sum(e*(z-mx))/s
+    for (int v = 0; v < V; v++) {
+        double e = exp((double)z[v] - mx);
+        s += e, sz += e * ((double)z[v] - mx);
+    }
+    return log(s) - sz / s;
+}

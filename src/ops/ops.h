@@ -132,6 +132,8 @@ void crossentropy_forward(float *losses, const float *logits, const int *targets
 // dlogits (may alias logits). Rows with targets[n] < 0 get zeros.
 void crossentropy_backward(float *dlogits, const float *logits, const int *targets, const float *dloss,
                            int N, int V);
+// Entropy in nats of softmax(logits[V]) (computed in double).
+double qs_logits_entropy(const float *logits, int V);
 
 // ---- attention.c ----------------------------------------------------------
 // Grouped-query attention over a KV cache with the Quiet-STaR visibility.

@@ -1,7 +1,6 @@
 // init.c: which token initialises the start/end-of-thought embeddings (see
 // qs_thought_init_id in qstar.h).
 #include "quietstar/qstar.h"
-#include "quietstar/evaltask.h"
 #include "tokenizer/tokenizer.h"
 
 #include <stdlib.h>
@@ -26,6 +25,16 @@ int qs_thought_init_id(const qs_tokenizer *tok, const char *text) {
         if (!blank_piece(qs_tokenizer_raw_piece(tok, ids[k]))) id = ids[k];
     free(ids);
     return id;
+}
+
+int qs_task_meta_tokens(const qs_tokenizer *tok, int ids[2]) {
+    int n = 0;
+    const char *names[2] = {"<|startthought|>", "<|endthought|>"};
+    for (int k = 0; k < 2; k++) {
+        int id = qs_tokenizer_find(tok, names[k]);
+        if (id >= 0) ids[n++] = id;
+    }
+    return n;
 }
 
 qs_status qs_qstar_opts_for_inference(const char *qs_json, const qs_tokenizer *tok, int n_ahead, float tau_sample,

@@ -76,6 +76,11 @@ int qs_thought_init_id(const struct qs_tokenizer *tok, const char *text);
 // (the mean embedding row if end_id < 0), for o->thought_init_end.
 qs_status qs_qstar_init_end(qs_model *m, const qs_qstar_opts *o, int end_id);
 
+// Ids of the vocabulary pieces "<|startthought|>" / "<|endthought|>" that
+// exist (0, 1 or 2 of them), written to ids[]; returns the count. Such meta
+// tokens are never sampled, in thoughts or in text.
+int qs_task_meta_tokens(const struct qs_tokenizer *tok, int ids[2]);
+
 // The thought settings for thinking at inference (generate, eval, viz, the
 // public API): SPEC defaults < a checkpoint's "quietstar" block (qs_json, may
 // be NULL) < n_ahead / tau_sample / greedy when given (0 = not given); the

@@ -154,17 +154,6 @@ qs_think_ctl qs_think_ctl_default(void) {
     return c;
 }
 
-double qs_logits_entropy(const float *z, int V) {
-    float mx = -INFINITY;
-    for (int v = 0; v < V; v++) mx = QS_MAX(mx, z[v]);
-    double s = 0.0, sz = 0.0; // H = log(s) - sum(e*(z-mx))/s
-    for (int v = 0; v < V; v++) {
-        double e = exp((double)z[v] - mx);
-        s += e, sz += e * ((double)z[v] - mx);
-    }
-    return log(s) - sz / s;
-}
-
 int qs_random_thought_token(int V, const int *banned, int n_banned, float coin) {
     int n_ok = V, t;
     for (int k = 0; k < n_banned; k++) n_ok -= banned[k] >= 0 && banned[k] < V;

@@ -58,8 +58,7 @@ typedef struct {
 } qs_think_ctl;
 
 qs_think_ctl qs_think_ctl_default(void);
-// Entropy in nats of softmax(logits[V]) (computed in double).
-double qs_logits_entropy(const float *logits, int V);
+// (The entropy of a prediction: qs_logits_entropy in ops/ops.h.)
 // A token drawn uniformly from [0,V) minus the banned ids, from `coin` in [0,1).
 int qs_random_thought_token(int V, const int *banned, int n_banned, float coin);
 // qs_generate_think with a thinking policy (ctl NULL = the default: always).

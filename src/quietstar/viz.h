@@ -8,7 +8,7 @@
 #define QS_QUIETSTAR_VIZ_H
 
 #include <stdio.h>
-#include "quietstar/evaltask.h"
+#include "quietstar/nll_eval.h"
 
 // Per-token data of one text tokens[0..n) (tokens[0] is normally BOS):
 // appends n-1 records (pos 1..n-1) to `rec` (which must be empty or hold

@@ -1,7 +1,7 @@
 // fuzz_task.c: one GSM8K or CommonsenseQA JSONL record (first input byte
 // picks the task) through qs_task_parse_line, which builds the zero-shot prompt.
 #include "fuzz_common.h"
-#include "quietstar/evaltask.h"
+#include "quietstar/task_data.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
     if (n < 1) return 0;
