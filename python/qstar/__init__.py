@@ -52,6 +52,23 @@ def version():
     return _lib.qstar_version().decode()
 
 
+def _think_when(v):
+    """think_when= of generate/eval_nll: None/"always", "entropy>X", or a number X (nats)."""
+    if v is None:
+        return float("-inf")
+    if isinstance(v, (int, float)):
+        return float(v)
+    x = C.c_float()
+    _check(_lib.qstar_think_when_parse(_b(v), C.byref(x)))
+    return x.value
+
+
+def _precision(v):
+    x = C.c_int()
+    _check(_lib.qstar_precision_parse(_b(v or "fp32"), C.byref(x)))
+    return x.value
+
+
 class Token:
     """One generated token: id, text, thought (ids), thought_text, mix_weight, generated."""
     __slots__ = ("id", "text", "thought", "thought_text", "mix_weight", "generated")
@@ -162,18 +179,28 @@ class Model:
                 return buf.value.decode("utf-8", "replace")
             cap *= 4
 
-    def _gen_params(self, max_tokens, temperature, top_p, seed, think, n_ahead, tau_sample, greedy_thoughts):
+    def _gen_params(self, max_tokens, temperature, top_p, seed, think, n_ahead, tau_sample, greedy_thoughts,
+                    think_when=None, random_thoughts=False, precision="fp32"):
         p = _lib.qstar_gen_params_default()
         p.max_tokens, p.temperature, p.top_p, p.seed = int(max_tokens), float(temperature), float(top_p), int(seed)
         p.think = -1 if think is None else int(bool(think))
         p.n_ahead, p.tau_sample, p.greedy_thoughts = int(n_ahead), float(tau_sample), int(bool(greedy_thoughts))
+        p.think_min_entropy = _think_when(think_when)
+        p.random_thoughts = int(bool(random_thoughts))
+        p.precision = _precision(precision)
         return p
 
     def generate(self, prompt="", max_tokens=256, temperature=1.0, top_p=0.9, think=None, show_thoughts=False,
-                 seed=0, n_ahead=0, tau_sample=0.0, greedy_thoughts=False):
+                 seed=0, n_ahead=0, tau_sample=0.0, greedy_thoughts=False, think_when=None, random_thoughts=False,
+                 precision="fp32", stats=None):
         """The text `qstar generate` prints (prompt included), thoughts in [brackets] with
-        show_thoughts. think=None thinks when the model is a Quiet-STaR checkpoint."""
-        p = self._gen_params(max_tokens, temperature, top_p, seed, think, n_ahead, tau_sample, greedy_thoughts)
+        show_thoughts. think=None thinks when the model is a Quiet-STaR checkpoint.
+        think_when="entropy>X" thinks only where the base prediction's entropy exceeds X nats
+        ("always" or None: before every token); random_thoughts=True draws thought tokens
+        uniformly (a content control); precision "fp32" or "bf16". A dict passed as stats
+        receives tok_per_s, n_positions, n_generated, n_thoughts, think, n_ahead, seconds."""
+        p = self._gen_params(max_tokens, temperature, top_p, seed, think, n_ahead, tau_sample, greedy_thoughts,
+                             think_when, random_thoughts, precision)
         out, err = [], []
 
         def cb(_user, tp):
@@ -188,15 +215,19 @@ class Model:
                 return 1
 
         fn = L.TOKEN_CB(cb)
-        _check(_lib.qstar_generate(self._handle(), _b(prompt), C.byref(p), fn, None))
+        gs = L.GenStats()
+        _check(_lib.qstar_generate_ex(self._handle(), _b(prompt), C.byref(p), fn, None, C.byref(gs)))
         if err:
             raise err[0]
+        if stats is not None:
+            stats.update({k: getattr(gs, k) for k, _ in L.GenStats._fields_})
         return "".join(out)
 
     def generate_iter(self, prompt="", max_tokens=256, temperature=1.0, top_p=0.9, think=None, seed=0, n_ahead=0,
-                      tau_sample=0.0, greedy_thoughts=False):
+                      tau_sample=0.0, greedy_thoughts=False, think_when=None, random_thoughts=False, precision="fp32"):
         """Yields a Token (text, thought, thought_text, mix_weight) as each is generated."""
-        p = self._gen_params(max_tokens, temperature, top_p, seed, think, n_ahead, tau_sample, greedy_thoughts)
+        p = self._gen_params(max_tokens, temperature, top_p, seed, think, n_ahead, tau_sample, greedy_thoughts,
+                             think_when, random_thoughts, precision)
         q = queue.Queue(maxsize=16)
         stop = threading.Event()
         done = object()
@@ -237,7 +268,7 @@ class Model:
             raise Error(status[1], status[0])
 
     def score(self, text, think=None, seed=1234, seq_len=0, batch=0, n_ahead=0, tau_sample=0.0,
-              greedy_thoughts=False):
+              greedy_thoughts=False, precision="fp32"):
         """Per-token NLL without and with thoughts of `text` (one document, BOS first, as
         `qstar eval --task nll --data FILE` reads a file holding it) or of a token array."""
         if isinstance(text, str):
@@ -249,6 +280,7 @@ class Model:
         p.think = -1 if think is None else int(bool(think))
         p.seed, p.seq_len, p.batch = int(seed), int(seq_len), int(batch)
         p.n_ahead, p.tau_sample, p.greedy_thoughts = int(n_ahead), float(tau_sample), int(bool(greedy_thoughts))
+        p.precision = _precision(precision)
         cap = max(1, (n_ahead or self.config["n_ahead"] or 3) - 3) if self.can_think else 1
         nb = np.full(n, np.nan, np.float32)
         nt = np.full(n, np.nan, np.float32)
@@ -268,15 +300,49 @@ class Model:
         _check(_lib.qstar_model_save(self._handle(), _b(directory)))
 
     def eval_task(self, task, data=None, limit=0, think=None, seed=1234, n_ahead=0, tau_sample=0.0,
-                  greedy_thoughts=False):
-        """GSM8K / CommonsenseQA zero-shot (as `qstar eval --task`): a dict of the aggregates."""
+                  greedy_thoughts=False, precision="fp32", out=None, force=False):
+        """GSM8K / CommonsenseQA zero-shot (as `qstar eval --task`): a dict of the aggregates;
+        out= also writes the CLI's results JSON there."""
         p = _lib.qstar_task_params_default()
         p.task, p.data_path, p.limit = _b(task), _b(data), int(limit)
         p.think = -1 if think is None else int(bool(think))
         p.seed, p.n_ahead, p.tau_sample, p.greedy_thoughts = int(seed), int(n_ahead), float(tau_sample), int(bool(greedy_thoughts))
+        p.precision, p.out_path, p.force = _precision(precision), _b(out), int(bool(force))
         r = L.TaskResult()
         _check(_lib.qstar_eval_task(self._handle(), C.byref(p), L.TASK_CB(), None, C.byref(r)))
-        return {k: getattr(r, k) for k, _ in L.TaskResult._fields_}
+        d = {k: getattr(r, k) for k, _ in L.TaskResult._fields_}
+        d["mixing"] = (r.mixing or b"").decode()
+        return d
+
+    def eval_nll(self, data, field=None, seq_len=0, batch=0, limit_tokens=0, think=None, seed=1234, n_ahead=0,
+                 tau_sample=0.0, greedy_thoughts=False, think_when=None, random_thoughts=False, precision="fp32",
+                 out=None, tokens_out=None, force=False):
+        """Held-out NLL of a text/JSONL file or `qstar prepare` directory without and with thoughts
+        (the function behind `qstar eval --data` and `qstar eval --task nll`): a dict of nll_base,
+        nll_think, hard20/hard10 means, gain and its 95% half-width gain_ci95, n_tokens, ...;
+        out= / tokens_out= write the CLI's results JSON / per-token JSON lines."""
+        p = _lib.qstar_eval_params_default()
+        p.data_path, p.data_field, p.limit_tokens = _b(data), _b(field), int(limit_tokens)
+        p.seq_len, p.batch, p.think = int(seq_len), int(batch), -1 if think is None else int(bool(think))
+        p.seed, p.n_ahead, p.tau_sample, p.greedy_thoughts = int(seed), int(n_ahead), float(tau_sample), int(bool(greedy_thoughts))
+        p.think_min_entropy, p.random_thoughts = _think_when(think_when), int(bool(random_thoughts))
+        p.precision, p.out_path, p.tokens_path, p.force = _precision(precision), _b(out), _b(tokens_out), int(bool(force))
+        r = L.EvalResult()
+        _check(_lib.qstar_eval_nll(self._handle(), C.byref(p), C.byref(r)))
+        d = {k: getattr(r, k) for k, _ in L.EvalResult._fields_}
+        d["mixing"] = (r.mixing or b"").decode()
+        return d
+
+    def viz(self, text, out, max_tokens=0, seed=1234, n_ahead=0, tau_sample=0.0, greedy_thoughts=False, title=None,
+            force=False, precision="fp32"):
+        """Writes `qstar viz`'s HTML page of text to out; returns the means (nll_base, nll_think, gain)."""
+        p = _lib.qstar_viz_params_default()
+        p.max_tokens, p.seed, p.n_ahead, p.tau_sample = int(max_tokens), int(seed), int(n_ahead), float(tau_sample)
+        p.greedy_thoughts, p.title, p.force = int(bool(greedy_thoughts)), _b(title), int(bool(force))
+        p.precision = _precision(precision)
+        r = L.VizResult()
+        _check(_lib.qstar_viz_write(self._handle(), _b(text), C.byref(p), _b(out), C.byref(r)))
+        return {k: getattr(r, k) for k, _ in L.VizResult._fields_}
 
 
 class Trainer:

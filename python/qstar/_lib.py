@@ -20,12 +20,19 @@ class Config(C.Structure):
 class GenParams(C.Structure):
     _fields_ = [("max_tokens", C.c_int), ("temperature", C.c_float), ("top_p", C.c_float),
                 ("seed", C.c_uint64), ("think", C.c_int), ("n_ahead", C.c_int), ("tau_sample", C.c_float),
-                ("greedy_thoughts", C.c_int)]
+                ("greedy_thoughts", C.c_int), ("think_min_entropy", C.c_float), ("random_thoughts", C.c_int),
+                ("precision", C.c_int), ("no_stop", C.c_int)]
 
 
 class Token(C.Structure):
     _fields_ = [("token", C.c_int), ("text", C.c_char_p), ("thought", c_int_p), ("n_thought", C.c_int),
-                ("thought_text", C.c_char_p), ("mix_weight", C.c_float), ("generated", C.c_int)]
+                ("thought_text", C.c_char_p), ("mix_weight", C.c_float), ("generated", C.c_int),
+                ("prev", C.c_int)]
+
+
+class GenStats(C.Structure):
+    _fields_ = [("n_positions", C.c_int), ("n_generated", C.c_int), ("n_thoughts", C.c_int), ("think", C.c_int),
+                ("n_ahead", C.c_int), ("seconds", C.c_double), ("tok_per_s", C.c_double)]
 
 
 TOKEN_CB = C.CFUNCTYPE(C.c_int, C.c_void_p, C.POINTER(Token))
@@ -33,7 +40,19 @@ TOKEN_CB = C.CFUNCTYPE(C.c_int, C.c_void_p, C.POINTER(Token))
 
 class ScoreParams(C.Structure):
     _fields_ = [("think", C.c_int), ("n_ahead", C.c_int), ("tau_sample", C.c_float),
-                ("greedy_thoughts", C.c_int), ("seed", C.c_uint64), ("seq_len", C.c_int), ("batch", C.c_int)]
+                ("greedy_thoughts", C.c_int), ("seed", C.c_uint64), ("seq_len", C.c_int), ("batch", C.c_int),
+                ("precision", C.c_int)]
+
+
+class VizParams(C.Structure):
+    _fields_ = [("max_tokens", C.c_int), ("n_ahead", C.c_int), ("tau_sample", C.c_float),
+                ("greedy_thoughts", C.c_int), ("seed", C.c_uint64), ("precision", C.c_int), ("title", C.c_char_p),
+                ("force", C.c_int)]
+
+
+class VizResult(C.Structure):
+    _fields_ = [("n_tokens", C.c_int), ("n_ahead", C.c_int), ("nll_base", C.c_double), ("nll_think", C.c_double),
+                ("gain", C.c_double)]
 
 
 class ScoreOut(C.Structure):
@@ -69,16 +88,44 @@ class TrainParams(C.Structure):
 class TaskParams(C.Structure):
     _fields_ = [("task", C.c_char_p), ("data_path", C.c_char_p), ("limit", C.c_long), ("think", C.c_int),
                 ("n_ahead", C.c_int), ("tau_sample", C.c_float), ("greedy_thoughts", C.c_int),
-                ("seed", C.c_uint64)]
+                ("seed", C.c_uint64), ("precision", C.c_int), ("out_path", C.c_char_p), ("force", C.c_int)]
 
 
 class TaskResult(C.Structure):
     _fields_ = [("n", C.c_long), ("accuracy", C.c_double), ("exact_match", C.c_double),
                 ("first_token_prob", C.c_double), ("truncated", C.c_long), ("off_set", C.c_long),
-                ("think", C.c_int)]
+                ("think", C.c_int), ("n_ahead", C.c_int), ("tau_sample", C.c_float), ("mixing", C.c_char_p),
+                ("accuracy_chance", C.c_double), ("first_token_chance", C.c_double)]
 
 
 TASK_CB = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_long, C.c_double, C.c_int)
+
+
+class EvalProgress(C.Structure):
+    _fields_ = [("windows_done", C.c_size_t), ("windows_total", C.c_size_t), ("n_tokens", C.c_long),
+                ("nll_base", C.c_double), ("prepared", C.c_int), ("heldout", C.c_int), ("n_docs", C.c_size_t),
+                ("n_stream_tokens", C.c_size_t)]
+
+
+EVAL_CB = C.CFUNCTYPE(C.c_int, C.c_void_p, C.POINTER(EvalProgress))
+
+
+class EvalParams(C.Structure):
+    _fields_ = [("data_path", C.c_char_p), ("data_field", C.c_char_p), ("limit_tokens", C.c_long),
+                ("seq_len", C.c_int), ("batch", C.c_int), ("think", C.c_int), ("n_ahead", C.c_int),
+                ("tau_sample", C.c_float), ("greedy_thoughts", C.c_int), ("seed", C.c_uint64),
+                ("think_min_entropy", C.c_float), ("random_thoughts", C.c_int), ("precision", C.c_int),
+                ("out_path", C.c_char_p), ("tokens_path", C.c_char_p), ("force", C.c_int),
+                ("progress", EVAL_CB), ("progress_user", C.c_void_p)]
+
+
+class EvalResult(C.Structure):
+    _fields_ = [("n_tokens", C.c_long), ("seq_len", C.c_int), ("batch", C.c_int), ("think", C.c_int),
+                ("n_ahead", C.c_int), ("tau_sample", C.c_float), ("mixing", C.c_char_p), ("nll_base", C.c_double),
+                ("nll_think", C.c_double), ("hard20_base", C.c_double), ("hard20_think", C.c_double),
+                ("hard10_base", C.c_double), ("hard10_think", C.c_double), ("mix_mean", C.c_double),
+                ("think_frac", C.c_double), ("gain", C.c_double), ("gain_ci95", C.c_double),
+                ("gain_windows", C.c_long), ("seconds", C.c_double)]
 
 
 def _candidates():
@@ -124,6 +171,17 @@ def _declare(lib):
         "qstar_token_text": (C.c_char_p, [P, C.c_int, C.c_int]),
         "qstar_gen_params_default": (GenParams, []),
         "qstar_generate": (st, [P, C.c_char_p, C.POINTER(GenParams), TOKEN_CB, C.c_void_p]),
+        "qstar_generate_ex": (st, [P, C.c_char_p, C.POINTER(GenParams), TOKEN_CB, C.c_void_p, C.POINTER(GenStats)]),
+        "qstar_think_when_parse": (st, [C.c_char_p, C.POINTER(C.c_float)]),
+        "qstar_precision_parse": (st, [C.c_char_p, c_int_p]),
+        "qstar_viz_params_default": (VizParams, []),
+        "qstar_viz_check": (st, [C.c_char_p, C.POINTER(VizParams)]),
+        "qstar_viz_write": (st, [P, C.c_char_p, C.POINTER(VizParams), C.c_char_p, C.POINTER(VizResult)]),
+        "qstar_eval_params_default": (EvalParams, []),
+        "qstar_eval_check": (st, [C.POINTER(EvalParams)]),
+        "qstar_eval_nll": (st, [P, C.POINTER(EvalParams), C.POINTER(EvalResult)]),
+        "qstar_task_check": (st, [C.POINTER(TaskParams)]),
+        "qstar_task_count": (st, [C.POINTER(TaskParams), C.POINTER(C.c_long)]),
         "qstar_score_params_default": (ScoreParams, []),
         "qstar_score": (st, [P, c_int_p, C.c_int, C.POINTER(ScoreParams), C.POINTER(ScoreOut)]),
         "qstar_train_params_default": (TrainParams, []),
