@@ -35,7 +35,7 @@ static double wall_seconds(void) {
 static char *read_text(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fprintf(stderr, "qstar viz: cannot open %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "qstar viz: %s: cannot open: %s\n", path, strerror(errno));
         return NULL;
     }
     size_t cap = 1 << 16, n = 0, k;

@@ -114,6 +114,16 @@ if [ -f "$QSTAR_DATA/tinystories/valid.txt" ]; then
   a=$(sed -n 's/^all tokens *\([0-9.]*\) .*/\1/p' "$tmp/out2")
   b=$("$QSTAR" eval --model "$BIN" --tokenizer "$TOK" --data "$tmp/v.txt" --seq-len 128 2>/dev/null | sed -n 's/^nll: \([0-9.]*\) .*/\1/p')
   [ -n "$a" ] && [ "$a" = "$b" ] || fail "nll --no-think ($a) != plain eval ($b)"
+  # `eval --data` and `eval --task nll` run one function: the same model and file give the same NLL
+  # and token count (batch sizes differ: 4096/T vs 1024/T thinking, here both given)
+  for T in 128 40; do
+    p=$("$QSTAR" eval --model "$CK" --data "$tmp/v.txt" --seq-len $T --batch 3 2>/dev/null)
+    t=$("$QSTAR" eval --task nll --model "$CK" --data "$tmp/v.txt" --seq-len $T --batch 5 --no-think 2>/dev/null)
+    pn=$(sed -n 's/^nll: \([0-9.]*\) .*/\1/p' <<<"$p"); tn=$(sed -n 's/^all tokens *\([0-9.]*\) .*/\1/p' <<<"$t")
+    pc=$(sed -n 's/^tokens: \([0-9]*\)$/\1/p' <<<"$p"); tc=$(sed -n 's/^tokens: \([0-9]*\) .*/\1/p' <<<"$t")
+    [ -n "$pn" ] && [ "$pn" = "$tn" ] && [ -n "$pc" ] && [ "$pc" = "$tc" ] ||
+      fail "T=$T: eval --data ($pn, $pc tokens) != eval --task nll --no-think ($tn, $tc tokens)"
+  done
   c=$(sed -n 's/^all tokens *\([0-9.]*\) .*/\1/p' "$tmp/out")
   [ "$a" = "$c" ] || fail "base NLL with thoughts ($c) != without ($a)"
 fi
