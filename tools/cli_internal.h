@@ -14,13 +14,6 @@
 struct qs_qstar_opts_s;
 int cli_qstar_flag(int argc, char **argv, int *i, void *opts /* qs_qstar_opts* */);
 extern const char *cli_qstar_help;
-// The thought options of a checkpoint for generate/eval/viz: SPEC defaults <
-// its config.json "quietstar" block (qs_json, may be NULL) < the flags given
-// (n_ahead 0, tau_sample <= 0, greedy 0 mean "not given"); meta tokens of the
-// vocabulary are banned. Returns 0, or prints the error and returns 1.
-int cli_thought_opts(const char *cmd, const char *qs_json, const qs_tokenizer *tok, long n_ahead, double tau_sample,
-                     int greedy, qs_qstar_opts *qo);
-
 // Loads the tokenizer for a model loaded from model_path: *tok_path if given,
 // else the model directory's tokenizer.bin (then *tok_path points to it).
 // Returns 0, or prints the error and returns 1.

@@ -1,7 +1,6 @@
 // qs_flags.c: the Quiet-STaR options shared by `train` and `dump-step`.
 #include "cli_internal.h"
 #include "quietstar/qstar.h"
-#include "quietstar/evaltask.h"
 
 #include <math.h>
 
@@ -77,11 +76,3 @@ const char *cli_qstar_help =
     "                         thoughts (works with --n-passes 1) (mean)\n"
     "  --ema-decay D          EMA copy = D * EMA + (1-D) * weights after each update; it starts\n"
     "                         from the weights when a run (or --resume) starts (0.99)\n";
-
-int cli_thought_opts(const char *cmd, const char *qs_json, const qs_tokenizer *tok, long n_ahead, double tau_sample,
-                     int greedy, qs_qstar_opts *qo) {
-    // the library's rule (the public API uses the same)
-    if (qs_qstar_opts_for_inference(qs_json, tok, (int)n_ahead, (float)tau_sample, greedy, qo) != QS_OK)
-        return cli_fail(cmd);
-    return 0;
-}

@@ -1,6 +1,5 @@
 // model.c: public API: models, their tokenizer and configuration.
 #include "api/api.h"
-#include "quietstar/evaltask.h"
 
 #include <cblas.h>
 #include <omp.h>

@@ -41,8 +41,8 @@ typedef int (*qs_gen_token_fn)(void *ud, int token, const char *piece, const int
                                float mix_w);
 
 // Where the logits of the next token come from. The generation loop below
-// is the model's; a caller that thinks before each token (quietstar/think.c)
-// plugs in here, so the model layer never calls up into Quiet-STaR code.
+// is the model's; a caller that thinks before each token (the Quiet-STaR
+// layer above) plugs in here, so the model layer never calls up into it.
 //   begin(ctx, max_len)    once, before position 0 (sequences up to max_len)
 //   feed(ctx, token, pos)  runs `token` at `pos` (0, 1, 2, ... in order)
 //   next(ctx, logits, &thought, &n_thought, &mix_w)
