@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <time.h>
 #include <unistd.h>
 
 int cli_fail(const char *cmd) {
@@ -110,3 +111,12 @@ const char *cli_think_when_help =
     "                       (always: at every position, the default)\n"
     "  --random-thoughts    thought tokens drawn uniformly from the vocabulary instead of\n"
     "                       from the model (content control: same start/end, length, head)\n";
+
+static double clock_s(clockid_t id) {
+    struct timespec ts;
+    if (clock_gettime(id, &ts) != 0) return 0.0;
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double cli_wall_seconds(void) { return clock_s(CLOCK_MONOTONIC); }
+double cli_cpu_seconds(void) { return clock_s(CLOCK_PROCESS_CPUTIME_ID); }

@@ -35,6 +35,9 @@ int cli_float(int argc, char **argv, int *i, const char *name, double *out, doub
 int cli_str(int argc, char **argv, int *i, const char *name, const char **out);
 // True when stderr is a terminal (progress lines use \r there).
 int cli_is_tty(void);
+// Seconds of a monotonic clock, and CPU seconds used by this process (all threads).
+double cli_wall_seconds(void);
+double cli_cpu_seconds(void);
 
 // --precision fp32|bf16 (NULL: fp32) into *p, and the matmul backend (env
 // QSTAR_MATMUL=openblas|onednn). Returns 0, or prints the error and returns 2.

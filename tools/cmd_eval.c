@@ -10,7 +10,6 @@
 #include "cli.h"
 
 #include <math.h>
-#include <time.h>
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -57,12 +56,6 @@ static void usage(FILE *f) {
             "says whether it is within noise (the interval contains 0).\n", cli_think_when_help);
 }
 
-static double wall_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 // Estimated seconds left after `done` of `total` units in `elapsed` seconds.
 static double eta(double elapsed, size_t done, size_t total) {
     return done ? elapsed / (double)done * (double)(total - (done < total ? done : total)) : 0.0;
@@ -90,7 +83,7 @@ static int on_progress(void *ud, const qstar_eval_progress *p) {
         return 0;
     }
     const size_t done = p->windows_done, nw = p->windows_total;
-    const double el = wall_seconds() - c->t0, nll = p->n_tokens ? p->nll_base : 0.0;
+    const double el = cli_wall_seconds() - c->t0, nll = p->n_tokens ? p->nll_base : 0.0;
     if (c->with_nll && c->tty)
         fprintf(stderr, "\reval: window %zu/%zu  nll %.4f  %.0f tok/s  ETA %.0fs   ", done, nw, nll,
                 (double)done * c->seq_len / (el > 1e-9 ? el : 1e-9), eta(el, done, nw));
@@ -116,7 +109,7 @@ static int window_settings(const qstar_model *m, int think, long *T, long *B) {
 
 // Runs qstar_eval_nll with the progress line; returns the exit code.
 static int run_nll(qstar_model *m, qstar_eval_params *ep, int with_nll, qstar_eval_result *r) {
-    progress_ctx pc = {.t0 = wall_seconds(), .tty = cli_is_tty(), .seq_len = ep->seq_len, .batch = ep->batch,
+    progress_ctx pc = {.t0 = cli_wall_seconds(), .tty = cli_is_tty(), .seq_len = ep->seq_len, .batch = ep->batch,
                        .with_nll = with_nll};
     progress_path = ep->data_path;
     ep->progress = on_progress, ep->progress_user = &pc;
@@ -330,7 +323,7 @@ typedef struct {
 static int on_example(void *ud, long index, double score, int exact) {
     task_progress *c = ud;
     c->n = index + 1, c->sum_score += score, c->n_exact += exact != 0;
-    const double el = wall_seconds() - c->t0;
+    const double el = cli_wall_seconds() - c->t0;
     const long n = c->n;
     if (c->tty)
         fprintf(stderr, "\reval %s: %ld/%ld  paper score %.4f  exact %.4f  %.1f s  ETA %.0fs   ", c->a->task, n,
@@ -343,13 +336,13 @@ static int on_example(void *ud, long index, double score, int exact) {
 
 static int run_zero_shot(qstar_model *m, const task_args *a) {
     qstar_task_params tp = task_params(a);
-    task_progress pc = {.a = a, .t0 = wall_seconds(), .tty = cli_is_tty()};
+    task_progress pc = {.a = a, .t0 = cli_wall_seconds(), .tty = cli_is_tty()};
     if (qstar_task_count(&tp, &pc.total) != QS_OK) return cli_fail("eval");
     qstar_task_result r;
     qs_status st = qstar_eval_task(m, &tp, on_example, &pc, &r);
     if (pc.tty) fprintf(stderr, "\n");
     if (st != QS_OK) return cli_fail("eval");
-    const double secs = wall_seconds() - pc.t0;
+    const double secs = cli_wall_seconds() - pc.t0;
     qstar_config cfg;
     qstar_model_config(m, &cfg);
     printf("task: %s   examples: %ld   thoughts: %s", a->task, r.n, r.think ? "on" : "off");

@@ -39,15 +39,6 @@ static void usage(FILE *f) {
             "\"thoughts: K of N tokens\").\n", cli_think_when_help);
 }
 
-static double clock_s(clockid_t id) {
-    struct timespec ts;
-    if (clock_gettime(id, &ts) != 0) return 0.0;
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-// CPU seconds used by this process (all threads); wall seconds.
-static double cpu_seconds(void) { return clock_s(CLOCK_PROCESS_CPUTIME_ID); }
-static double wall_seconds(void) { return clock_s(CLOCK_MONOTONIC); }
-
 // Prints a thought piece, skipping single unprintable bytes (run.c's
 // safe_printf), newlines escaped.
 static void put_thought_piece(const char *piece) {
@@ -93,7 +84,7 @@ static int compare(qstar_model *m, const char *prompt, const qstar_gen_params *g
     p2.think = 0, p2.no_stop = 1, p2.max_tokens = st->n_positions;
     p2.n_ahead = 0, p2.tau_sample = 0, p2.greedy_thoughts = 0, p2.random_thoughts = 0;
     p2.think_min_entropy = -INFINITY;
-    double wall0 = 0, w_start = wall_seconds(), c_start = cpu_seconds();
+    double wall0 = 0, w_start = cli_wall_seconds(), c_start = cli_cpu_seconds();
     long pos0 = 0;
     int reps = 0;
     do {
@@ -102,8 +93,8 @@ static int compare(qstar_model *m, const char *prompt, const qstar_gen_params *g
         wall0 += s2.seconds;
         pos0 += s2.n_positions - 1;
         reps++;
-    } while (wall_seconds() - w_start < 0.5 * st->seconds && reps < 64);
-    const double cpu0 = cpu_seconds() - c_start;
+    } while (cli_wall_seconds() - w_start < 0.5 * st->seconds && reps < 64);
+    const double cpu0 = cli_cpu_seconds() - c_start;
     if (pos0 > 0 && wall0 > 0 && cpu0 > 0) {
         const long pos1 = st->n_positions - 1;
         // CPU time covers whole calls: per position of each call
@@ -206,9 +197,9 @@ int cmd_generate(int argc, char **argv) {
     gp->greedy_thoughts = a.greedy;
     print_ctx pc = {.m = m, .show = a.show, .tty = isatty(1)};
     qstar_gen_stats st;
-    const double c0 = cpu_seconds();
+    const double c0 = cli_cpu_seconds();
     qs_status s = qstar_generate_ex(m, a.prompt, gp, print_token, &pc, &st);
-    const double cpu_think = cpu_seconds() - c0;
+    const double cpu_think = cli_cpu_seconds() - c0;
     printf("\n");
     fflush(stdout);
     if (s != QS_OK) rc = cli_fail("generate");

@@ -5,7 +5,6 @@
 #include "cli.h"
 
 #include <errno.h>
-#include <time.h>
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -23,12 +22,6 @@ static void usage(FILE *f) {
             "  --seed S             thought sampling seed (default 1234)\n\n"
             "Each token is coloured by NLL without thought - NLL after the thought sampled at the\n"
             "position before it (green: the thought helped, red: it hurt).\n");
-}
-
-static double wall_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 // The whole text file, NUL-terminated (malloc'd); NULL after printing why.
@@ -115,14 +108,14 @@ int cmd_viz(int argc, char **argv) {
     } else if (!(text = read_text(text_path))) {
         rc = 1;
     } else {
-        const double t0 = wall_seconds();
+        const double t0 = cli_wall_seconds();
         qstar_viz_result r;
         if (qstar_viz_write(m, text, &vp, out_path, &r) != QS_OK) {
             fprintf(stderr, "qstar %s: %s: %s\n", C, text_path, qstar_last_error());
             rc = 1;
         } else {
             fprintf(stderr, "qstar %s: wrote %s (%d tokens, NLL %.4f without thought, %.4f after, gain %+.4f, %.1f s)\n",
-                    C, out_path, r.n_tokens, r.nll_base, r.nll_think, r.gain, wall_seconds() - t0);
+                    C, out_path, r.n_tokens, r.nll_base, r.nll_think, r.gain, cli_wall_seconds() - t0);
         }
     }
     free(text);
