@@ -1,6 +1,9 @@
 // opts.c: Quiet-STaR options (SPEC defaults) and initialisation of the
 // learned meta embeddings and mixing head.
 #include "quietstar/qstar.h"
+#include "model/workspace.h"
+
+#include <stdint.h>
 
 #include <cJSON.h>
 #include <float.h>
@@ -24,6 +27,13 @@ void qs_qstar_opts_default(qs_qstar_opts *o) {
     o->reward_baseline = QS_BASELINE_MEAN;
     o->ema_decay = 0.99f;
     snprintf(o->thought_init, sizeof o->thought_init, "---");
+    o->act_budget_mb = -1;
+}
+
+size_t qs_qstar_act_budget(const qs_qstar_opts *o) {
+    const double mb = o->act_budget_mb;
+    if (mb < 0 || mb != mb) return QS_STORE_ACTS_DEFAULT;
+    return mb < 1e12 ? (size_t)(mb * (double)(1 << 20)) : SIZE_MAX;
 }
 
 qs_status qs_qstar_opts_validate(const qs_qstar_opts *o, int T) {
