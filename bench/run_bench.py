@@ -92,13 +92,15 @@ def mem_available():
     return 0
 
 
-def run(cmd, label, timeout=None, wait_policy=None):
+def run(cmd, label, timeout=None, wait_policy=None, env=None):
     """Runs one measurement process; returns its JSON dict (plus the child's
     rusage: peak RSS and CPU seconds as /usr/bin/time -v reports them), or a
     dict with "error"."""
     log("%s: %s" % (label, " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd)))
     la0, t0 = loadavg(), time.time()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=child_env(wait_policy), cwd=ROOT,
+    e = child_env(wait_policy)
+    e.update(env or {})
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=e, cwd=ROOT,
                          start_new_session=True)
     timed_out = False
     if timeout:
@@ -738,6 +740,33 @@ def section_generate(tmp):
     out()
 
 
+def section_backend(tmp):
+    """fp32 matmul backends: oneDNN (the default when built with it) against OpenBLAS."""
+    out("== 4. fp32 matmul backend: oneDNN vs OpenBLAS (QSTAR_MATMUL), same binary")
+    res = {}
+    for be in ("onednn", "openblas"):
+        cal = run([BIN, "calib", "--iters", "5"], "calib %s" % be, env={"QSTAR_MATMUL": be})
+        m = os.path.join(tmp, "m135m")
+        shape = ("135m B1 T64", dict(model=m, B=1, T=64)) if os.path.isdir(m) and not QUICK else \
+                ("260k B1 T64", dict(shape="260k", B=1, T=64))
+        st = merge([run(qstar_cmd("step", warmup=1, iters=1 if QUICK else 2, **shape[1]), "step %s" % be,
+                        env={"QSTAR_MATMUL": be})])
+        res[be] = dict(calib=cal, step=st, config=shape[0])
+        if "error" in cal or "error" in st:
+            out("   %-8s failed (%s)" % (be, cal.get("error") or st.get("error")))
+            continue
+        if cal.get("matmul") != be:
+            out("   %-8s not available in this build (ran %s)" % (be, cal.get("matmul")))
+            continue
+        out("   %-8s sgemm 1024^3 %6.0f GFLOP/s | Quiet-STaR step %s: %s s" % (
+            be, cal["sgemm_gflops_median"], shape[0], fmt_s(st["median_s"])))
+    a, b = res.get("onednn", {}).get("step", {}), res.get("openblas", {}).get("step", {})
+    if a and b and "error" not in a and "error" not in b:
+        out("   step time openblas/onednn: %.2fx (> 1: oneDNN faster)" % (b["median_s"] / a["median_s"]))
+    results["sections"]["backend"] = res
+    out()
+
+
 def main():
     if not os.access(BIN, os.X_OK):
         sys.exit("run_bench.py: %s missing (scripts/bench.sh builds it)" % BIN)
@@ -778,6 +807,7 @@ def main():
         section_lm(tv is not None)
         section_step(tv is not None, tmp)
         section_generate(tmp)
+        section_backend(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         cal = run([BIN, "calib", "--iters", "5"], "sgemm calibration (end)")
