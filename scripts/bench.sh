@@ -30,7 +30,7 @@ for src in bench/*.c; do
   if [ ! -x "$out" ] || [ "$src" -nt "$out" ] || [ "$build/libqstar.a" -nt "$out" ]; then
     echo "bench.sh: building $out"
     # shellcheck disable=SC2046
-    $CC $CFLAGS -Iinclude -Isrc $(pkg-config --cflags $pkgs) "$src" "$build/libqstar.a" \
+    $CC $CFLAGS -Iinclude $(pkg-config --cflags $pkgs) "$src" "$build/libqstar.a" \
         $(pkg-config --libs $pkgs) $dnnl -lm -o "$out"
   fi
 done
