@@ -134,10 +134,11 @@ qs_status qs_qstar_opts_to_json(const qs_qstar_opts *o, char **json) {
     cJSON_AddBoolToObject(r, "greedy_thoughts", o->greedy_thoughts != 0);
     cJSON_AddStringToObject(r, "thought_init", o->thought_init);
     if (o->thought_init_end[0]) cJSON_AddStringToObject(r, "thought_init_end", o->thought_init_end);
-    if (o->reward_baseline == QS_BASELINE_EMA) { // absent = the released mean baseline
-        cJSON_AddStringToObject(r, "reward_baseline", "ema");
+    // absent = the released mean baseline; ema_decay is kept whenever it is not
+    // the default, so a run switched to the EMA baseline later still has it
+    if (o->reward_baseline == QS_BASELINE_EMA) cJSON_AddStringToObject(r, "reward_baseline", "ema");
+    if (o->reward_baseline == QS_BASELINE_EMA || o->ema_decay != 0.99f)
         cJSON_AddNumberToObject(r, "ema_decay", o->ema_decay);
-    }
     *json = cJSON_Print(r);
     cJSON_Delete(r);
     if (!*json) return qs_error(QS_ERR_NOMEM, "out of memory for JSON");
