@@ -92,13 +92,15 @@ def mem_available():
     return 0
 
 
-def run(cmd, label, timeout=None, wait_policy=None):
+def run(cmd, label, timeout=None, wait_policy=None, env=None):
     """Runs one measurement process; returns its JSON dict (plus the child's
     rusage: peak RSS and CPU seconds as /usr/bin/time -v reports them), or a
     dict with "error"."""
     log("%s: %s" % (label, " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd)))
     la0, t0 = loadavg(), time.time()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=child_env(wait_policy), cwd=ROOT,
+    e = child_env(wait_policy)
+    e.update(env or {})
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=e, cwd=ROOT,
                          start_new_session=True)
     timed_out = False
     if timeout:
@@ -335,7 +337,7 @@ def section_lm(torch_ok):
 
 
 def step_pair(model, label, B, T, n_ahead, n_talk, n_passes, rounds, warmup, iters, torch_ok, ref_iters=None,
-              ref_warmup=None, as_shipped=False):
+              ref_warmup=None, as_shipped=False, precisions=None):
     """qstar and reference steps on one config, alternating for `rounds`.
     With as_shipped, also one round of the reference with OMP_WAIT_POLICY
     unset (as its users run it), returned as r["as_shipped"]."""
@@ -349,8 +351,14 @@ def step_pair(model, label, B, T, n_ahead, n_talk, n_passes, rounds, warmup, ite
         ref_skip = "torch not importable by %s" % PY
     elif est > 0.8 * avail:
         ref_skip = "needs ~%.1f GB (dense masks/activations), %.1f GB available" % (est / 2**30, avail / 2**30)
+    qp = {p: [] for p in (precisions or ())}
     for k in range(rounds):
-        qs.append(run(qstar_cmd("step", warmup=warmup, iters=iters, **kw), "%s qstar (round %d)" % (label, k + 1)))
+        if precisions:
+            for prec in precisions:
+                qp[prec].append(run(qstar_cmd("step", warmup=warmup, iters=iters, precision=prec, **kw),
+                                    "%s qstar %s (round %d)" % (label, prec, k + 1)))
+        else:
+            qs.append(run(qstar_cmd("step", warmup=warmup, iters=iters, **kw), "%s qstar (round %d)" % (label, k + 1)))
         if ref_skip is None:
             rr = run(ref_cmd("torch_qstar.py", warmup=warmup if ref_warmup is None else ref_warmup,
                              iters=iters if ref_iters is None else ref_iters, **kw),
@@ -359,7 +367,7 @@ def step_pair(model, label, B, T, n_ahead, n_talk, n_passes, rounds, warmup, ite
             if rr.get("error") == "timeout":
                 ref_skip = "one process took > %.0f s: stopped" % REF_TIMEOUT
                 break
-    q = merge(qs)
+    q = {p: merge(v) for p, v in qp.items()} if precisions else merge(qs)
     r = merge(rs) if rs and any("error" not in x for x in rs) else {"error": ref_skip or "failed", "est_bytes": est}
     r.setdefault("est_bytes", est)
     if as_shipped and ref_skip is None:
@@ -369,6 +377,76 @@ def step_pair(model, label, B, T, n_ahead, n_talk, n_passes, rounds, warmup, ite
                   wait_policy="default") for k in range(rounds)]
         r["as_shipped"] = merge(rr)
     return q, r
+
+
+def step_triple(model, label, B, T, n_ahead, n_talk, n_passes, rounds, warmup, iters, torch_ok):
+    """qstar fp32, qstar bf16 and the reference on one config, alternating
+    (round k: fp32, bf16, ref), plus one round of the reference as shipped."""
+    q, r = step_pair(model, label, B, T, n_ahead, n_talk, n_passes, rounds, warmup, iters, torch_ok,
+                     as_shipped=AS_SHIPPED, precisions=("fp32", "bf16"))
+    return q, r
+
+
+def print_triple_rows(rows, yard, yard16):
+    """rows: (label, {prec: q}, ref, flops)."""
+    out("%-18s %-11s %8s %8s %8s %6s %9s | %8s %8s %9s" % ("config", "impl", "s/step", "cpu s", "GFLOP/s",
+                                                         "%sgemm", "peak RSS", "speedup", "(cpu)", "mem ratio"))
+    for label, qd, r, fl in rows:
+        variants = [("qstar fp32", qd.get("fp32", {"error": "not run"})),
+                    ("qstar bf16", qd.get("bf16", {"error": "not run"})), ("ref", r)]
+        if "as_shipped" in r:
+            variants.append(("ref*", r["as_shipped"]))
+        for k, (nm, x) in enumerate(variants):
+            lab = label if k == 0 else ""
+            if "error" in x:
+                out("%-18s %-11s %s" % (lab, nm, "skipped: " + x["error"]))
+                continue
+            gf = fl / x["median_s"] / 1e9
+            pct = "%5.0f%%" % (100 * gf / yard) if yard else "-"
+            tail = ""
+            if nm.startswith("qstar") and "error" not in r:
+                tail = "| %7.2fx %7.2fx %9.3f" % (r["median_s"] / x["median_s"], r["cpu_median_s"] / x["cpu_median_s"],
+                                                  x["peak_rss_kb"] / r["peak_rss_kb"])
+            out("%-18s %-11s %8s %8s %8.1f %6s %9s %s" % (lab, nm, fmt_s(x["median_s"]), fmt_s(x["cpu_median_s"]), gf,
+                                                        pct, gb(x["peak_rss_kb"]), tail))
+    out("   speedup = ref/qstar wall time per step (medians; the reference tuned, OMP_WAIT_POLICY=PASSIVE);"
+        " (cpu) = the same in process CPU seconds")
+    out("   %%sgemm = the step's useful GFLOP/s as a share of this run's fp32 sgemm yardstick (%.0f GFLOP/s; "
+        "bf16 GEMM yardstick %s)" % (yard or 0, "%.0f GFLOP/s" % yard16 if yard16 else "-"))
+    out("   ref* = the reference as shipped (OMP_WAIT_POLICY unset, torch's default)")
+
+
+def target_lines(sec, yard):
+    """The issue's targets, each with met / NOT met."""
+    cf = sec["configs"]
+
+    def sp(label, prec):
+        c = cf.get(label, {})
+        q, r = c.get("qstar", {}).get(prec, {}), c.get("ref", {})
+        if not q or "error" in q or "error" in r:
+            return None
+        return r["median_s"] / q["median_s"]
+
+    def gfl(label, prec):
+        c = cf.get(label, {})
+        q = c.get("qstar", {}).get(prec, {})
+        return None if not q or "error" in q else c["flops"] / q["median_s"] / 1e9
+
+    checks = [
+        ("135m B1 T128 fp32 speedup >= 5x", sp("(a2) 135m B1 T128", "fp32"), 5),
+        ("135m B1 T128 bf16 speedup >= 10x", sp("(a2) 135m B1 T128", "bf16"), 10),
+        ("260k B1 T256 fp32 speedup >= 50x", sp("(b) 260k B1 T256", "fp32"), 50),
+        ("260k B1 T256 bf16 speedup >= 50x", sp("(b) 260k B1 T256", "bf16"), 50),
+    ]
+    for lab in ("(a) 135m B1 T64", "(a2) 135m B1 T128"):
+        g32, g16 = gfl(lab, "fp32"), gfl(lab, "bf16")
+        checks.append(("%s fp32 GFLOP/s >= 60%% of sgemm" % lab[5:], g32 / yard if g32 and yard else None, 0.6))
+        checks.append(("%s bf16 GFLOP/s >= 120%% of sgemm" % lab[5:], g16 / yard if g16 and yard else None, 1.2))
+    sec["targets"] = []
+    for what, v, goal in checks:
+        ok = v is not None and v >= goal
+        sec["targets"].append(dict(target=what, value=v, goal=goal, met=ok))
+        out("target %-44s %s" % (what, "-" if v is None else "%8.2f  %s" % (v, "met" if ok else "NOT MET")))
 
 
 def print_step_rows(rows):
@@ -422,7 +500,7 @@ def phases(model, B, T, n_ahead, n_talk, n_passes, q, label):
 
 def section_step(torch_ok, tmp):
     o = dict(n_ahead=12, n_talk=4, n_passes=2)
-    out("== 2. Quiet-STaR training step (forward, backward, clip, AdamW), fp32, %d threads" % THREADS)
+    out("== 2. Quiet-STaR training step (forward, backward, clip, AdamW), qstar fp32 and bf16, %d threads" % THREADS)
     out("   n_ahead %d (n_thought %d), n_talk %d, n_passes %d unless noted; ref = tests/reference/quietstar_ref.py"
         % (o["n_ahead"], o["n_ahead"] - 3, o["n_talk"], o["n_passes"]))
     out("   speedup = ref s/step / qstar s/step; mem ratio = qstar peak RSS / ref peak RSS")
@@ -455,40 +533,36 @@ def section_step(torch_ok, tmp):
         plan = []
         if m135:
             plan.append(("(a) 135m B1 T64", m135, 1, 64, 2, 1, 1))
+            plan.append(("(a2) 135m B1 T128", m135, 1, 128, 1, 1, 1))
         plan.append(("(b) 260k B1 T256", m260, 1, 256, 2, 1, 2))
     for label, model, B, T, rounds, warmup, iters in plan:
-        q, r = step_pair(model, label, B, T, rounds=rounds, warmup=warmup, iters=iters, torch_ok=torch_ok,
-                         as_shipped=AS_SHIPPED, **o)
+        qd, r = step_triple(model, label, B, T, rounds=rounds, warmup=warmup, iters=iters, torch_ok=torch_ok, **o)
         cfg = json.load(open(os.path.join(model, "config.json")))
         fl = step_flops(cfg, B, T, o["n_ahead"], o["n_talk"], o["n_passes"])
-        rows.append((label, q, r, fl))
-        sec["configs"][label] = dict(B=B, T=T, flops=fl, qstar=q, ref=r, **o)
+        rows.append((label, qd, r, fl))
+        sec["configs"][label] = dict(B=B, T=T, flops=fl, qstar=qd, ref=r, **o)
     out()
-    print_step_rows(rows)
-    out("   (GFLOP/s = FLOPs the step needs, counted the same way for both sides / time;"
-        " est. RSS = the reference's memory model)")
-    for label, q, r, fl in rows:
+    yard = results["machine"].get("sgemm_gflops")
+    print_triple_rows(rows, yard, results["machine"].get("bgemm_gflops"))
+    out("   (GFLOP/s = FLOPs the step needs, counted the same way for both sides / time)")
+    for label, qd, r, fl in rows:
+        q = qd.get("fp32", {})
         if "error" in q or "error" in r:
             continue
-        sp = r["median_s"] / q["median_s"]
-        sec["configs"][label]["speedup"] = sp
-        sec["configs"][label]["speedup_cpu"] = r["cpu_median_s"] / q["cpu_median_s"]
-        sec["configs"][label]["mem_ratio"] = q["peak_rss_kb"] / r["peak_rss_kb"]
-        verdict = "%s: %.2fx faster than the reference (tuned), memory ratio %.3f" % (
-            label, sp, q["peak_rss_kb"] / r["peak_rss_kb"])
-        a_s = r.get("as_shipped", {})
-        if a_s and "error" not in a_s:
-            sps = a_s["median_s"] / q["median_s"]
-            sec["configs"][label]["speedup_as_shipped"] = sps
-            sec["configs"][label]["mem_ratio_as_shipped"] = q["peak_rss_kb"] / a_s["peak_rss_kb"]
-            verdict += "; %.2fx faster than the reference as shipped, memory ratio %.3f" % (
-                sps, q["peak_rss_kb"] / a_s["peak_rss_kb"])
-        out("verdict -> " + verdict)
-        if sp < 5 and not QUICK:
-            out("  %s: speedup %.2fx < 5x: where qstar's time goes" % (label, sp))
-            c = sec["configs"][label]
-            c["phases"] = phases(m135 if label.startswith("(a)") else m260, c["B"], c["T"], o["n_ahead"],
+        c = sec["configs"][label]
+        c["speedup"] = r["median_s"] / q["median_s"]
+        c["speedup_cpu"] = r["cpu_median_s"] / q["cpu_median_s"]
+        c["mem_ratio"] = q["peak_rss_kb"] / r["peak_rss_kb"]
+        q16 = qd.get("bf16", {})
+        if "error" not in q16:
+            c["speedup_bf16"] = r["median_s"] / q16["median_s"]
+            c["bf16_over_fp32_time"] = q16["median_s"] / q["median_s"]
+        if c["speedup"] < 5 and not QUICK:
+            out("  %s: fp32 speedup %.2fx < 5x: where qstar's time goes" % (label, c["speedup"]))
+            c["phases"] = phases(m135 if label.startswith("(a") else m260, c["B"], c["T"], o["n_ahead"],
                                  o["n_talk"], o["n_passes"], q, label)
+    if not QUICK:
+        target_lines(sec, yard)
     out()
 
     # (c) growth with thought length
@@ -562,6 +636,8 @@ def section_step(torch_ok, tmp):
         if shape == "135m":
             log("(d) 135m B8 T256: one step of 15 passes x 4096 tokens; this is the longest run (minutes)")
         q = merge([run(qstar_cmd("step", model=model, B=8, T=256, warmup=warm, iters=iters), "(d) %s qstar" % shape)])
+        q16 = merge([run(qstar_cmd("step", model=model, B=8, T=256, warmup=warm, iters=iters, precision="bf16"),
+                         "(d) %s qstar bf16" % shape)])
         ref_note = "skipped (needs ~%.0f GB dense masks/activations; machine has %.0f GB available)" % (
             est / 2**30, mem_available() / 2**30) if est > 0.8 * mem_available() else None
         r = None
@@ -583,6 +659,16 @@ def section_step(torch_ok, tmp):
                    gb(q["peak_rss_kb"]), fl / q["median_s"] / 1e9, fl / 1e9))
             if q["peak_rss_kb"] > 24 * 2**20:
                 out("   WARNING: above 24 GB")
+            if "error" in q16:
+                out("   %s qstar bf16: failed: %s" % (shape, q16["error"]))
+            else:
+                ratio = q16["median_s"] / q["median_s"]
+                out("   %s qstar bf16: %s s/step, peak RSS %s, %.1f GFLOP/s -> bf16/fp32 time %.2f" % (
+                    shape, fmt_s(q16["median_s"]), gb(q16["peak_rss_kb"]), fl / q16["median_s"] / 1e9, ratio))
+                if shape == "135m":
+                    ok = ratio <= 0.5 and q16["peak_rss_kb"] <= 24 * 2**20
+                    out("target 135m B8 T256 bf16 time <= 0.5x fp32, within 24 GB       %8.2f  %s" % (
+                        ratio, "met" if ok else "NOT MET"))
         if r is not None and "error" not in r:
             out("   %s reference: %s s/step, peak RSS %s  -> speedup %.2fx, mem ratio %.3f"
                 % (shape, fmt_s(r["median_s"]), gb(r["peak_rss_kb"]), r["median_s"] / q["median_s"],
@@ -593,7 +679,91 @@ def section_step(torch_ok, tmp):
                 extra = "; time >= ~%.0f s/step by scaling the %s reference by %dx (rows x T)" % (
                     lb, "(a)" if shape == "135m" else "(b)", scale)
             out("   %s reference: %s%s" % (shape, ref_note or "skipped (torch unavailable)", extra))
-        dd[shape] = dict(qstar=q, ref=r, ref_note=ref_note, ref_est_bytes=est, ref_time_lower_bound_s=lb or None)
+        dd[shape] = dict(qstar=q, qstar_bf16=q16, ref=r, ref_note=ref_note, ref_est_bytes=est, ref_time_lower_bound_s=lb or None)
+    out()
+
+
+def write_wide_tokenizer(src, dst, n):
+    """A llama2.c tokenizer.bin of n pieces whose first 512 are src's (stories260K's
+    tok512.bin: the prompt encodes to those ids) and the rest placeholders, so a
+    random model of a big vocabulary (the 135M shape) can generate text."""
+    import struct
+    data = open(src, "rb").read()
+    maxlen = struct.unpack("<i", data[:4])[0]
+    pos, pieces = 4, []
+    for _ in range(512):
+        _, ln = struct.unpack("<fi", data[pos:pos + 8])
+        pieces.append(data[pos:pos + 8 + ln])
+        pos += 8 + ln
+    for i in range(512, n):
+        piece = b"<x%d>" % i
+        pieces.append(struct.pack("<fi", -1e9, len(piece)) + piece)
+    with open(dst, "wb") as f:
+        f.write(struct.pack("<i", max(maxlen, 8)) + b"".join(pieces))
+
+
+def section_generate(tmp):
+    """qstar generate --think on the 135M shape: tokens/s in fp32 and bf16."""
+    m135 = os.path.join(tmp, "m135m")
+    data = os.environ.get("QSTAR_DATA", "")
+    tok = os.path.join(data, "stories260K", "tok512.bin") if data else ""
+    out("== 3. qstar generate --think (n_ahead 12: 10 thought tokens before every token), 135M shape, "
+        "greedy, 48 positions, %d threads" % THREADS)
+    if QUICK or not os.path.isdir(m135) or not os.path.isfile(tok):
+        out("   skipped (%s)" % ("quick mode" if QUICK else "no 135m model" if not os.path.isdir(m135)
+                                 else "QSTAR_DATA unset: no tokenizer to build the 135M-shaped one from"))
+        out()
+        return
+    cfg = json.load(open(os.path.join(m135, "config.json")))
+    write_wide_tokenizer(tok, os.path.join(m135, "tokenizer.bin"), cfg["vocab_size"])
+    qbin = os.path.join(ROOT, BUILD, "qstar")
+    res = {}
+    for rnd in range(2):
+        for prec in ("fp32", "bf16"):
+            cmd = [qbin, "generate", "--model", m135, "--think", "--precision", prec, "--prompt", "Once upon a time",
+                   "--max-tokens", "48", "--temperature", "0", "--seed", "1"]
+            log("3 generate %s (round %d): %s" % (prec, rnd + 1, " ".join(cmd[1:])))
+            p = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), cwd=ROOT, timeout=1200)
+            rate = None
+            for ln in p.stderr.splitlines():
+                if ln.startswith("achieved tok/s:"):
+                    rate = float(ln.split(":")[1].split()[0])
+            if p.returncode != 0 or rate is None:
+                out("   %s: failed: %s" % (prec, (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1]))
+                continue
+            res.setdefault(prec, []).append(rate)
+    if res:
+        best = {k: max(v) for k, v in res.items()}
+        out("   tokens/s (best of 2): " + ", ".join("%s %.2f" % (k, v) for k, v in best.items()) +
+            ("   bf16/fp32 %.2fx" % (best["bf16"] / best["fp32"]) if len(best) == 2 else ""))
+        results["sections"]["generate"] = dict(tok_per_s=res, best=best)
+    out()
+
+
+def section_backend(tmp):
+    """fp32 matmul backends: oneDNN (the default when built with it) against OpenBLAS."""
+    out("== 4. fp32 matmul backend: oneDNN vs OpenBLAS (QSTAR_MATMUL), same binary")
+    res = {}
+    for be in ("onednn", "openblas"):
+        cal = run([BIN, "calib", "--iters", "5"], "calib %s" % be, env={"QSTAR_MATMUL": be})
+        m = os.path.join(tmp, "m135m")
+        shape = ("135m B1 T64", dict(model=m, B=1, T=64)) if os.path.isdir(m) and not QUICK else \
+                ("260k B1 T64", dict(shape="260k", B=1, T=64))
+        st = merge([run(qstar_cmd("step", warmup=1, iters=1 if QUICK else 2, **shape[1]), "step %s" % be,
+                        env={"QSTAR_MATMUL": be})])
+        res[be] = dict(calib=cal, step=st, config=shape[0])
+        if "error" in cal or "error" in st:
+            out("   %-8s failed (%s)" % (be, cal.get("error") or st.get("error")))
+            continue
+        if cal.get("matmul") != be:
+            out("   %-8s not available in this build (ran %s)" % (be, cal.get("matmul")))
+            continue
+        out("   %-8s sgemm 1024^3 %6.0f GFLOP/s | Quiet-STaR step %s: %s s" % (
+            be, cal["sgemm_gflops_median"], shape[0], fmt_s(st["median_s"])))
+    a, b = res.get("onednn", {}).get("step", {}), res.get("openblas", {}).get("step", {})
+    if a and b and "error" not in a and "error" not in b:
+        out("   step time openblas/onednn: %.2fx (> 1: oneDNN faster)" % (b["median_s"] / a["median_s"]))
+    results["sections"]["backend"] = res
     out()
 
 
@@ -615,7 +785,7 @@ def main():
     except (OSError, subprocess.TimeoutExpired):
         pass
     results["machine"] = info
-    out("qstar benchmark%s: %s, %d CPUs, %.0f GB available, load %.1f; torch %s; fp32, %d threads both sides"
+    out("qstar benchmark%s: %s, %d CPUs, %.0f GB available, load %.1f; torch %s; %d threads both sides"
         % (" (quick)" if QUICK else "", info["cpu"], info["nproc"], info["mem_available_gb"], info["loadavg_start"],
            tv or "NOT AVAILABLE (reference skipped)", THREADS))
     if info["loadavg_start"] > 1.5 * THREADS / 2 + 0.5:
@@ -624,13 +794,20 @@ def main():
     cal = run([BIN, "calib", "--iters", "5"], "sgemm calibration")
     if "error" not in cal:
         info["sgemm_gflops"] = cal["sgemm_gflops_median"]
-        out("yardstick: OpenBLAS sgemm 1024^3 on %d threads right now: %.0f GFLOP/s (best %.0f)"
-            % (THREADS, cal["sgemm_gflops_median"], cal["sgemm_gflops_best"]))
+        out("yardstick: fp32 sgemm 1024^3 (%s) on %d threads right now: %.0f GFLOP/s (best %.0f)"
+            % (cal.get("matmul", "?"), THREADS, cal["sgemm_gflops_median"], cal["sgemm_gflops_best"]))
+    cal16 = run([BIN, "calib", "--iters", "5", "--precision", "bf16"], "bf16 GEMM calibration")
+    if "error" not in cal16:
+        info["bgemm_gflops"] = cal16["sgemm_gflops_median"]
+        out("           bf16 GEMM 1024^3 (bf16 inputs, fp32 accumulation, %s): %.0f GFLOP/s (best %.0f)"
+            % (cal16.get("matmul", "?"), cal16["sgemm_gflops_median"], cal16["sgemm_gflops_best"]))
     out()
     tmp = tempfile.mkdtemp(prefix="qstar-bench-")
     try:
         section_lm(tv is not None)
         section_step(tv is not None, tmp)
+        section_generate(tmp)
+        section_backend(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         cal = run([BIN, "calib", "--iters", "5"], "sgemm calibration (end)")

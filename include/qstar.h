@@ -459,14 +459,226 @@ QSTAR_API qs_status qstar_eval_nll(qstar_model *m, const qstar_eval_params *para
 // ---------------------------------------------------------------------------
 // Tokenizers on their own (`qstar tokenize`, `qstar prepare`)
 
+typedef struct qstar_tokenizer qstar_tokenizer;
+
+typedef struct {
+    int vocab_size;       // llama2.c .bin only: pieces to read (0: to the end of the file, as the CLI)
+} qstar_tokenizer_params;
+
+QSTAR_API qstar_tokenizer_params qstar_tokenizer_params_default(void);
+
+// Opens a tokenizer from any source qstar reads: tokenizer.json (with
+// tokenizer_config.json beside it), a SentencePiece tokenizer.model, a
+// llama2.c tokenizer.bin, a GGUF file, or a model directory holding one of
+// them (tokenizer.json, then tokenizer.model, then tokenizer.bin). *out is
+// NULL on failure.
+QSTAR_API qs_status qstar_tokenizer_load(const char *path, const qstar_tokenizer_params *params,
+                                         qstar_tokenizer **out);
+QSTAR_API void qstar_tokenizer_free(qstar_tokenizer *t);
+// The tokenizer a model loaded with (borrowed: valid while the model is,
+// never pass it to qstar_tokenizer_free).
+QSTAR_API const qstar_tokenizer *qstar_model_tokenizer(const qstar_model *m);
+
+typedef struct {
+    int vocab_size;
+    int bos_id, eos_id;   // -1 when the tokenizer has none (Qwen3 has no BOS)
+    int add_bos, add_eos; // what its configuration adds with special tokens on (`qstar tokenize --special`)
+    const char *kind;     // "llama2c", "spm", "bpe-bytelevel", "bpe-spm"
+} qstar_tokenizer_info;
+
+QSTAR_API qs_status qstar_tokenizer_get_info(const qstar_tokenizer *t, qstar_tokenizer_info *out);
+QSTAR_API int qstar_tokenizer_vocab_size(const qstar_tokenizer *t);
+
+// UTF-8 text -> ids, BOS first with add_bos, EOS last with add_eos (nothing
+// when the tokenizer has none). Writes at most cap ids; *n_out receives the
+// count needed (> cap is QS_ERR_ARG). Invalid UTF-8 is QS_ERR_FORMAT naming
+// the byte offset.
+QSTAR_API qs_status qstar_tokenizer_encode(const qstar_tokenizer *t, const char *text, int add_bos, int add_eos,
+                                           int *ids, int cap, int *n_out);
+// The same into a malloc'ed array: free *ids with qstar_tokenizer_ids_free.
+QSTAR_API qs_status qstar_tokenizer_encode_alloc(const qstar_tokenizer *t, const char *text, int add_bos,
+                                                 int add_eos, int **ids, int *n_out);
+QSTAR_API void qstar_tokenizer_ids_free(int *ids);
+// Ids -> text (BOS/EOS and other special tokens give no text, so
+// decode(encode(s, add_bos)) == s). Writes a NUL-terminated string of at most
+// cap-1 bytes; *len_out (may be NULL) receives its length. An id outside the
+// vocabulary is QS_ERR_ARG.
+QSTAR_API qs_status qstar_tokenizer_decode(const qstar_tokenizer *t, const int *ids, int n, char *out, size_t cap,
+                                           size_t *len_out);
+
+// Streaming decoder (what `qstar tokenize --decode` and generation print):
+// ids go in one at a time, only complete UTF-8 characters come out (a partial
+// one is held until its bytes arrive; invalid bytes become U+FFFD).
+typedef struct qstar_decoder qstar_decoder;
+// specials: 1 = special tokens produce their text too (so decoding an encoding
+// made with them gives the text back), 0 = they produce none.
+QSTAR_API qs_status qstar_decoder_create(const qstar_tokenizer *t, int specials, qstar_decoder **out);
+// Writes the text `token` completes into out (NUL-terminated; cap >= 64 + the
+// longest piece is always enough, smaller is QS_ERR_ARG) and its length into *n.
+QSTAR_API qs_status qstar_decoder_push(qstar_decoder *d, int token, char *out, size_t cap, size_t *n);
+// Emits what is still held (U+FFFD for an incomplete sequence).
+QSTAR_API qs_status qstar_decoder_flush(qstar_decoder *d, char *out, size_t cap, size_t *n);
+QSTAR_API void qstar_decoder_free(qstar_decoder *d);
+
+// Writes the tokenizer of the GGUF file at gguf_path into directory `dir`
+// (created if missing; its parent must exist) as a Hugging Face directory
+// holds it: tokenizer.model (a `llama` vocabulary) or tokenizer.json (`gpt2`),
+// and tokenizer_config.json (`qstar tokenize --export`).
+QSTAR_API qs_status qstar_tokenizer_export(const char *gguf_path, const char *dir);
+
+// `qstar prepare`: text / JSONL corpora -> a token directory that
+// qstar_train_params.data_path (and the CLI's --data) accept: tokens.bin,
+// docs.idx, meta.json; streaming, in parallel, with the held-out split of
+// the last documents.
+typedef struct {
+    const char *tokenizer_path;        // any source qstar_tokenizer_load reads, or
+    const qstar_tokenizer *tokenizer;  // an open one (used when not NULL)
+    const char *const *inputs;         // text / JSONL files, concatenated in this order
+    int n_inputs;
+    const char *out_dir;               // created if missing (its parent must exist); must not hold a prepared corpus
+    const char *field;                 // JSONL field (NULL: "text")
+    double val_frac;                   // held-out fraction of the documents (0.05)
+    int n_threads;                     // > 0: encoder threads (0: all cores)
+} qstar_prepare_params;
+
+QSTAR_API qstar_prepare_params qstar_prepare_params_default(void);
+
+typedef struct {
+    uint64_t docs, tokens;  // so far
+    double seconds;         // since the start
+    int file, n_files;      // file being read (0-based); file == n_files: finished
+} qstar_prepare_progress;
+
+// Called every ~65k documents and once at the end.
+typedef void (*qstar_prepare_cb)(void *user, const qstar_prepare_progress *p);
+
+typedef struct {
+    int width;                          // bytes per token in tokens.bin: 2 or 4
+    int vocab_size;
+    uint64_t n_tokens, n_docs;
+    uint64_t train_docs, train_tokens;  // the held-out split is the rest
+} qstar_prepare_result;
+
+// on_progress and out may be NULL.
+QSTAR_API qs_status qstar_prepare(const qstar_prepare_params *params, qstar_prepare_cb on_progress, void *user,
+                                  qstar_prepare_result *out);
+
 // ---------------------------------------------------------------------------
 // Model conversion (`qstar convert`)
 
 // ---------------------------------------------------------------------------
 // Output paths: the overwrite rules every qstar command follows
 
+// What a path is about to receive; decides what may be replaced.
+typedef enum {
+    QSTAR_OUT_FILE = 0,      // one output file: may replace a plain file, but not a directory, nor a
+                             // model or checkpoint file (or any file of a model directory) unless force
+    QSTAR_OUT_MODEL_DIR = 1, // a model directory: an existing non-empty directory needs force
+    QSTAR_OUT_RUN_DIR = 2,   // a training run directory: non-empty needs force; one a live run holds: refused
+    QSTAR_OUT_DIR = 3        // any other output directory (charts): non-empty needs force
+} qstar_out_kind;
+
+// Before any work: refuses (QS_ERR_IO, naming the path, what it holds and
+// that --force replaces it) to replace work unless `force`, then checks that
+// the path can be created and written (a probe file in it or in its nearest
+// existing parent). Nothing is changed on disk.
+QSTAR_API qs_status qstar_out_check(const char *path, qstar_out_kind kind, int force);
+// 1 when dir holds config.json, model.safetensors or a training state.
+QSTAR_API int qstar_is_model_dir(const char *dir);
+// Creates dir and its missing parents (mkdir -p).
+QSTAR_API qs_status qstar_mkdir_p(const char *dir);
+// Writes n bytes to path atomically: a reader sees the old file or the whole
+// new one (path.tmp, fsync, rename, fsync of the directory).
+QSTAR_API qs_status qstar_write_file_atomic(const char *path, const void *data, size_t n);
+// Reads a whole file (at most max bytes, else QS_ERR_FORMAT naming it) into
+// *data (malloc'ed and NUL-terminated; free with qstar_file_free).
+QSTAR_API qs_status qstar_read_file(const char *path, size_t max, char **data, size_t *n);
+QSTAR_API void qstar_file_free(char *data);
+
+// Streamed atomic write: open writes to path.tmp; commit makes it `path` in
+// one step; abort (also after a failed write or commit) removes path.tmp.
+// Every handle ends with commit or abort, which free it.
+typedef struct qstar_afile qstar_afile;
+QSTAR_API qs_status qstar_afile_open(const char *path, qstar_afile **out);
+QSTAR_API qs_status qstar_afile_write(qstar_afile *f, const void *data, size_t n);
+QSTAR_API qs_status qstar_afile_commit(qstar_afile *f);
+QSTAR_API void qstar_afile_abort(qstar_afile *f);
+
+// Puts the freshly written directory `fresh` in place of `dst` in one step
+// (the old contents are then removed completely).
+QSTAR_API qs_status qstar_dir_replace(const char *fresh, const char *dst);
+// Removes a directory tree (rm -rf); a missing path is not an error.
+QSTAR_API qs_status qstar_remove_tree(const char *path);
+
 // ---------------------------------------------------------------------------
-// Benchmarks (`make bench`)
+// Benchmarks (`make bench`): the timed work of bench/bench_qstar.c
+
+typedef enum {
+    QSTAR_BENCH_LM = 0,     // language-model forward+backward
+    QSTAR_BENCH_QSTAR = 1   // one Quiet-STaR training step: thoughts sampled, forward, backward,
+                            // global grad-norm clip 1.0 and AdamW (the released run's lr 1e-6,
+                            // betas 0.9/0.999, eps 1e-8, weight decay 0.001)
+} qstar_bench_kind;
+
+typedef struct {
+    qstar_bench_kind kind;
+    const char *shape;          // random init: "260k" (stories260K) or "135m" (SmolLM-135M), or
+    const char *model_path;     // real weights from any model qstar loads (used when not NULL)
+    int B, T;                   // batch and sequence length (1, 64)
+    int n_ahead, n_talk, n_passes; // QSTAR: thought settings (12, 4, 2)
+    int warmup, iters;          // untimed and timed steps (1, 3; iters <= QSTAR_BENCH_MAX_ITERS)
+    uint64_t seed;              // init, tokens and thoughts (1234)
+    qstar_precision precision;  // GEMM precision (fp32)
+    int n_threads;              // > 0: OpenMP and BLAS threads (0: leave as is)
+} qstar_bench_params;
+
+#define QSTAR_BENCH_MAX_ITERS 64
+
+QSTAR_API qstar_bench_params qstar_bench_params_default(void);
+
+// One step as it finishes (warmup steps too).
+typedef struct {
+    int index;          // 0-based among the warmup steps, then among the timed ones
+    int warmup;         // 1: an untimed warm-up step
+    double seconds;     // wall time of the whole step
+    double cpu_seconds; // CPU time of the process (all threads) during it
+    double step_s;      // QSTAR: think + talk + backward; LM: = seconds
+    double adamw_s;     // QSTAR: clip + AdamW
+    double think_s, talk_s, backward_s; // QSTAR: the step's phase timers
+    float loss;         // LM loss / QSTAR loss_lm
+} qstar_bench_iter;
+
+// Return nonzero to stop (QS_ERR_INTERRUPTED).
+typedef int (*qstar_bench_cb)(void *user, const qstar_bench_iter *it);
+
+typedef struct {
+    size_t n_params;            // floats in the parameter buffer
+    int n_ahead, n_talk, n_passes; // QSTAR: as run
+    int iters;
+    qstar_bench_iter iter[QSTAR_BENCH_MAX_ITERS]; // the timed steps
+    double median_s;            // median wall time per step
+    double flops;               // model FLOPs per step (run_bench.py's count: LM 3x forward; QSTAR the
+                                // D passes, lm_head products and mixing head, backward 2x forward)
+    float loss;                 // of the last step
+    int layers_kept;            // QSTAR: layers whose activations stay from forward to backward
+    size_t work_bytes;          // LM: workspace bytes; QSTAR: the step's buffers
+    long rss_after_load_kb;     // resident memory once the model is built
+    long peak_rss_kb;           // peak resident memory of the process
+} qstar_bench_result;
+
+// Builds the model of params (random init, or loaded; Quiet-STaR tensors
+// initialised per SPEC when absent) and runs warmup + iters steps on random
+// tokens; on_iter may be NULL.
+QSTAR_API qs_status qstar_bench_run(const qstar_bench_params *params, qstar_bench_cb on_iter, void *user,
+                                    qstar_bench_result *out);
+// Writes the model of params (with Quiet-STaR tensors initialised per SPEC)
+// as a model directory, so another implementation can use identical weights.
+QSTAR_API qs_status qstar_bench_save_model(const qstar_bench_params *params, const char *dir, size_t *n_params);
+// GEMM throughput right now (the yardstick): C[M,N] = A[M,K] B[N,K]^T in
+// `precision` (bf16: bf16 inputs, fp32 accumulation) after one warm-up;
+// gflops[i] (i < iters) is the rate of round i of 4 products.
+QSTAR_API qs_status qstar_bench_sgemm(int M, int N, int K, qstar_precision precision, int n_threads, int iters,
+                                      double *gflops);
 
 #ifdef __cplusplus
 }

@@ -21,7 +21,8 @@ CC=${CC:-cc}
 CFLAGS="-std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -O3 -march=native -g -fopenmp"
 pkgs="openblas libcjson libpcre2-8 libutf8proc"
 dnnl=""  # a library built with oneDNN (QS_HAVE_DNNL) needs it at link time too
-if nm "$build/libqstar.a" 2>/dev/null | grep -q " U dnnl_"; then dnnl="-ldnnl"; fi
+# (grep without -q reads all of nm's output: with -q, nm dies of SIGPIPE and pipefail says "no")
+if nm "$build/libqstar.a" 2>/dev/null | grep " U dnnl_" >/dev/null; then dnnl="-ldnnl"; fi
 # a library built with MPI (src/train/dist.c) links with it
 [ "${NOMPI:-0}" != 1 ] && pkg-config --exists ompi-c 2>/dev/null && pkgs="$pkgs ompi-c"
 for src in bench/*.c; do
@@ -29,7 +30,7 @@ for src in bench/*.c; do
   if [ ! -x "$out" ] || [ "$src" -nt "$out" ] || [ "$build/libqstar.a" -nt "$out" ]; then
     echo "bench.sh: building $out"
     # shellcheck disable=SC2046
-    $CC $CFLAGS -Iinclude -Isrc $(pkg-config --cflags $pkgs) "$src" "$build/libqstar.a" \
+    $CC $CFLAGS -Iinclude $(pkg-config --cflags $pkgs) "$src" "$build/libqstar.a" \
         $(pkg-config --libs $pkgs) $dnnl -lm -o "$out"
   fi
 done

@@ -13,6 +13,7 @@
 #include "io/model_io.h"
 #include "io/safetensors.h"
 #include "model/transformer.h"
+#include "io/fileutil.h"
 
 // ----------------------------------------------------------------------------- writer
 

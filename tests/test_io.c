@@ -11,6 +11,7 @@
 #include "core/qs.h"
 #include "io/model_io.h"
 #include "io/safetensors.h"
+#include "io/fileutil.h"
 
 static char g_dir[256];
 

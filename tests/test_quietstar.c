@@ -70,11 +70,12 @@ static int compare(const char *fix, const qs_safetensors *ex, const char *name, 
     return bad;
 }
 
-static int run_fixture(const char *dir, const char *name, int *kept, int *layers) {
+static int run_fixture(const char *dir, const char *name, double budget_mb, int *kept, int *layers) {
     char path[8192];
     qs_qstar_opts o;
     snprintf(path, sizeof path, "%s/args.txt", dir);
     parse_args(path, &o);
+    o.act_budget_mb = budget_mb;
     qs_model m;
     qs_load_info info = {0};
     snprintf(path, sizeof path, "%s/model", dir);
@@ -134,11 +135,9 @@ static void test_fixtures(void **state) {
         snprintf(d, sizeof d, "%s/%s", root, e->d_name);
         // activations kept for every layer (default), for none (all
         // recomputed in the backward) and for some (budgets in MB)
-        const char *budgets[] = {NULL, "0", "0.05", "0.1", "0.2", "0.4"};
+        const double budgets[] = {-1, 0, 0.05, 0.1, 0.2, 0.4};
         for (size_t k = 0; k < sizeof budgets / sizeof budgets[0]; k++) {
-            if (budgets[k]) setenv("QSTAR_STORE_ACTS_MB", budgets[k], 1);
-            else unsetenv("QSTAR_STORE_ACTS_MB");
-            int kept = 0, layers = 0, b = run_fixture(d, e->d_name, &kept, &layers);
+            int kept = 0, layers = 0, b = run_fixture(d, e->d_name, budgets[k], &kept, &layers);
             fprintf(stderr, "[ fixture  ] %s (%d layers kept): %s\n", e->d_name, kept,
                     b ? "MISMATCH" : "matches the reference");
             bad += b, n += k == 0;
@@ -146,7 +145,6 @@ static void test_fixtures(void **state) {
             if (k == 1) assert_int_equal(kept, 0);
             partial |= kept > 0 && kept < layers;
         }
-        unsetenv("QSTAR_STORE_ACTS_MB");
     }
     closedir(dir);
     assert_true(n >= 3);

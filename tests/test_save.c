@@ -17,6 +17,7 @@
 #include "io/half.h"
 #include "io/model_io.h"
 #include "io/safetensors.h"
+#include "io/fileutil.h"
 
 static char g_dir[256];
 

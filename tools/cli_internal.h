@@ -9,6 +9,7 @@
 #include "quietstar/qstar.h"
 #include "io/model_io.h"
 #include "tokenizer/tokenizer.h"
+#include "io/fileutil.h" // (transitional: the file helpers the commands not yet on qstar.h use)
 
 // Quiet-STaR flags (tools/qs_flags.c): same return convention as cli_int.
 struct qs_qstar_opts_s;

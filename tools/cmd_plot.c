@@ -5,11 +5,16 @@
 // and eval records ("type": "eval", "val_nll_base", "val_nll_think"). Missing
 // keys are fine: each chart shows the series that exist. The data files and
 // the gnuplot script are left in DIR (re-run with `gnuplot plot.gp` there).
-#include "cli_internal.h"
-#include "io/outpath.h"
-#include "io/model_io.h"
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L // getline, clock_gettime, fork (also when built without the Makefile's flags)
+#endif
+#include "cli.h"
 
+#if defined(__has_include) && !__has_include(<cJSON.h>)
+#include <cjson/cJSON.h> // the system's include path without pkg-config's -I.../cjson
+#else
 #include <cJSON.h>
+#endif
 #include <errno.h>
 #include <math.h>
 #include <dirent.h>
@@ -125,7 +130,7 @@ int cmd_plot(int argc, char **argv) {
     }
     if (!log_path) return cli_usage_error(C, "a log file (LOG.jsonl) is required");
     if (!dir || !*dir) return cli_usage_error(C, "--out DIR is required");
-    if (qs_out_check(dir, QS_OUT_DIR, force) != QS_OK) return cli_fail(C); // non-empty, or not writable
+    if (qstar_out_check(dir, QSTAR_OUT_DIR, force) != QS_OK) return cli_fail(C); // non-empty, or not writable
     FILE *in = fopen(log_path, "r");
     if (!in) {
         fprintf(stderr, "qstar %s: cannot open %s: %s\n", C, log_path, strerror(errno));
@@ -133,7 +138,7 @@ int cmd_plot(int argc, char **argv) {
     }
     struct stat st;
     const int created = stat(dir, &st) != 0;
-    if (qs_mkdir_p(dir) != QS_OK) {
+    if (qstar_mkdir_p(dir) != QS_OK) {
         fclose(in);
         return cli_fail(C);
     }
@@ -186,7 +191,7 @@ static int plot_into(const char *C, FILE *in, const char *log_path, const char *
             const cJSON *lt = cJSON_GetObjectItemCaseSensitive(o, "loss_talk");
             if (cJSON_IsNumber(lt)) lt = NULL; // a scalar: treat as talk 0 below
             double v;
-            int nt = cJSON_IsArray(lt) ? QS_MIN(cJSON_GetArraySize(lt), MAX_TALK) : 0;
+            int nt = cJSON_IsArray(lt) ? (cJSON_GetArraySize(lt) < MAX_TALK ? cJSON_GetArraySize(lt) : MAX_TALK) : 0;
             if (!lt && num(o, "loss_talk", &v)) nt = -1;
             for (int k = 0; k < (nt < 0 ? 1 : nt) && !rc; k++) {
                 const cJSON *x = nt < 0 ? cJSON_GetObjectItemCaseSensitive(o, "loss_talk") : cJSON_GetArrayItem(lt, k);

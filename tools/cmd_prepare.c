@@ -1,12 +1,8 @@
 // cmd_prepare.c: `qstar prepare`: text / JSONL corpora -> a token directory
 // (src/data/shards.h) that `qstar train` / `finetune` read by mmap.
-#include "cli_internal.h"
+#include "cli.h"
 
 #include <limits.h>
-#include <omp.h>
-
-#include "data/shards.h"
-#include "tokenizer/tokenizer.h"
 
 static void help(void) {
     printf("usage: qstar prepare --tokenizer FILE --data FILE [--data FILE...] --out DIR [options]\n"
@@ -31,8 +27,11 @@ typedef struct {
     const char *const *inputs;
 } prog;
 
-static void progress(void *ud, uint64_t docs, uint64_t tokens, double secs, int file, int n_files) {
+static void progress(void *ud, const qstar_prepare_progress *pr) {
     const prog *p = ud;
+    const uint64_t docs = pr->docs, tokens = pr->tokens;
+    const double secs = pr->seconds;
+    const int file = pr->file, n_files = pr->n_files;
     const double tps = secs > 0 ? (double)tokens / secs : 0;
     if (file < n_files)
         fprintf(stderr, "%sprepare: %s (file %d of %d): %llu documents, %llu tokens, %.2fM tok/s%s",
@@ -76,18 +75,13 @@ int cmd_prepare(int argc, char **argv) {
         rc = cli_usage_error("prepare", "--tokenizer FILE, --data FILE and --out DIR are required");
         goto done;
     }
-    if (threads > 0) omp_set_num_threads((int)threads);
     rc = 1;
-    qs_tokenizer *tok = NULL;
-    if (qs_tokenizer_open(&tok, tok_path, 0) != QS_OK) {
-        cli_fail("prepare");
-        goto done;
-    }
     prog p = {cli_is_tty(), inputs};
-    qs_prepare_opts po = {.inputs = inputs, .n_inputs = n_inputs, .out_dir = out, .field = field,
-                          .val_frac = val_frac, .n_threads = (int)threads, .progress = progress, .progress_ud = &p};
-    qs_shards_meta m;
-    if (qs_shards_prepare(&po, tok, &m) != QS_OK) {
+    qstar_prepare_params pp = qstar_prepare_params_default();
+    pp.tokenizer_path = tok_path, pp.inputs = inputs, pp.n_inputs = n_inputs, pp.out_dir = out, pp.field = field;
+    pp.val_frac = val_frac, pp.n_threads = (int)threads;
+    qstar_prepare_result m;
+    if (qstar_prepare(&pp, progress, &p, &m) != QS_OK) {
         cli_fail("prepare");
     } else {
         printf("%s: %llu documents, %llu tokens (%s); training %llu documents / %llu tokens, held out %llu / %llu\n",
@@ -96,7 +90,6 @@ int cmd_prepare(int argc, char **argv) {
                (unsigned long long)(m.n_docs - m.train_docs), (unsigned long long)(m.n_tokens - m.train_tokens));
         rc = 0;
     }
-    qs_tokenizer_free(tok);
 done:
     free(inputs);
     return rc;

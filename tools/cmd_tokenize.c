@@ -3,15 +3,26 @@
 // one line, separated by spaces (with the BOS/EOS the tokenizer's
 // configuration adds when --special is given); with --decode the input holds
 // ids (separated by whitespace) and the decoded text is printed.
-#include "cli_internal.h"
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L // getline, clock_gettime, fork (also when built without the Makefile's flags)
+#endif
+#include "cli.h"
 
+#if defined(__has_include) && !__has_include(<cJSON.h>)
+#include <cjson/cJSON.h> // the system's include path without pkg-config's -I.../cjson
+#else
 #include <cJSON.h>
+#endif
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
-#include <sys/stat.h>
+#include <time.h>
 
-#include "tokenizer/tok_sources.h"
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -62,14 +73,15 @@ static char *read_input(const char *C, const char *path) {
 
 // Decodes the ids in `in` (stopping at a newline if one_line) to f, or, if
 // json, into a JSON string printed on one line.
-static int decode_ids(const char *C, const qs_tokenizer *tok, const char *in, int one_line, int json) {
-    qs_tok_stream st;
-    qs_tok_stream_init(&st, tok);
-    st.specials = 1; // the text of special tokens too, so that decode(encode(s)) == s
+static int decode_ids(const char *C, const qstar_tokenizer *tok, const char *in, int one_line, int json) {
+    qstar_decoder *st;
+    // the text of special tokens too, so that decode(encode(s)) == s
+    if (qstar_decoder_create(tok, 1, &st) != QS_OK) return cli_fail(C);
+    const int vocab = qstar_tokenizer_vocab_size(tok);
     char out[4096];
     size_t n = 0, tn = 0, tcap = 1024;
     char *text = json ? malloc(tcap) : NULL;
-    if (json && !text) return 1;
+    if (json && !text) { qstar_decoder_free(st); return 1; }
     long count = 0;
     int rc = 0;
     for (const char *p = in;;) {
@@ -78,25 +90,27 @@ static int decode_ids(const char *C, const qs_tokenizer *tok, const char *in, in
         char *end;
         errno = 0;
         long v = strtol(p, &end, 10);
-        if (end == p || errno || v < 0 || v >= qs_tokenizer_vocab_size(tok)) {
+        if (end == p || errno || v < 0 || v >= vocab) {
             fprintf(stderr, "qstar %s: --decode: item %ld (\"%.20s\") is not a token id in [0, %d)\n", C, count, p,
-                    qs_tokenizer_vocab_size(tok));
+                    vocab);
             rc = 1;
             break;
         }
         p = end;
         count++;
-        if (qs_tok_stream_push(&st, (int)v, out, sizeof out, &n) != QS_OK) { rc = cli_fail(C); break; }
+        if (qstar_decoder_push(st, (int)v, out, sizeof out, &n) != QS_OK) { rc = cli_fail(C); break; }
         if (!json) { fwrite(out, 1, n, stdout); continue; }
         while (tn + n + 1 > tcap) {
             char *b = realloc(text, tcap *= 2);
-            if (!b) { free(text); return 1; }
+            if (!b) { rc = 1; break; }
             text = b;
         }
+        if (rc) break;
         memcpy(text + tn, out, n);
         tn += n;
     }
-    if (!rc && qs_tok_stream_flush(&st, out, sizeof out, &n) != QS_OK) rc = cli_fail(C);
+    if (!rc && qstar_decoder_flush(st, out, sizeof out, &n) != QS_OK) rc = cli_fail(C);
+    qstar_decoder_free(st);
     if (rc) { free(text); return rc; }
     if (!json) {
         fwrite(out, 1, n, stdout);
@@ -116,26 +130,27 @@ static int decode_ids(const char *C, const qs_tokenizer *tok, const char *in, in
     return line ? 0 : 1;
 }
 
-static int encode_one(const char *C, const qs_tokenizer *tok, const char *text, int special, const char *what,
+static int encode_one(const char *C, const qstar_tokenizer *tok, const char *text, int special, const char *what,
                       int timed) {
     int *ids = NULL, n = 0;
-    double t0 = qs_now();
-    if (qs_tokenizer_encode_alloc(tok, text, special && qs_tokenizer_add_bos(tok), special && qs_tokenizer_add_eos(tok),
-                                  &ids, &n) != QS_OK) {
+    qstar_tokenizer_info ti;
+    qstar_tokenizer_get_info(tok, &ti);
+    double t0 = now_s();
+    if (qstar_tokenizer_encode_alloc(tok, text, special && ti.add_bos, special && ti.add_eos, &ids, &n) != QS_OK) {
         fprintf(stderr, "qstar %s: %s: %s\n", C, what, qstar_last_error());
         return 1;
     }
-    double dt = qs_now() - t0;
+    double dt = now_s() - t0;
     if (timed)
         fprintf(stderr, "encode: %zu bytes, %d tokens, %.3f MB/s\n", strlen(text), n, strlen(text) / 1e6 / (dt > 0 ? dt : 1e-9));
     for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
     printf("\n");
-    free(ids);
+    qstar_tokenizer_ids_free(ids);
     return 0;
 }
 
 // --jsonl: one text (a JSON string) or one line of ids per input line.
-static int batch(const char *C, const qs_tokenizer *tok, const char *in, int special, int decode) {
+static int batch(const char *C, const qstar_tokenizer *tok, const char *in, int special, int decode) {
     long lineno = 0;
     char what[64];
     for (const char *p = in; *p;) {
@@ -182,22 +197,18 @@ int cmd_tokenize(int argc, char **argv) {
     }
     if (!tok_path) return cli_usage_error(C, "--tokenizer FILE_OR_DIR is required");
     if (export_dir) {
-        if (mkdir(export_dir, 0755) != 0 && errno != EEXIST) {
-            fprintf(stderr, "qstar %s: cannot create %s: %s\n", C, export_dir, strerror(errno));
-            return 1;
-        }
-        return qs_tokenizer_export_gguf(tok_path, export_dir) == QS_OK ? 0 : cli_fail(C);
+        return qstar_tokenizer_export(tok_path, export_dir) == QS_OK ? 0 : cli_fail(C);
     }
     if (!text == !file) return cli_usage_error(C, "give exactly one of --text TEXT and --file FILE");
     char *buf = NULL;
     if (file && !(text = buf = read_input(C, file))) return 1;
-    qs_tokenizer *tok = NULL;
-    if (qs_tokenizer_open(&tok, tok_path, 0) != QS_OK) { free(buf); return cli_fail(C); }
+    qstar_tokenizer *tok = NULL;
+    if (qstar_tokenizer_load(tok_path, NULL, &tok) != QS_OK) { free(buf); return cli_fail(C); }
     int rc = 0;
     if (jsonl) rc = batch(C, tok, text, special, decode);
     else if (decode) rc = decode_ids(C, tok, text, 0, 0);
     else rc = encode_one(C, tok, text, special, file ? file : "--text", timed);
-    qs_tokenizer_free(tok);
+    qstar_tokenizer_free(tok);
     free(buf);
     return rc;
 }

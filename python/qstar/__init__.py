@@ -443,3 +443,7 @@ def _progress_dict(p):
     d["kind"] = _KINDS.get(p.kind, p.kind)
     d["message"] = (p.message or b"").decode("utf-8", "replace")
     return d
+
+from .tokenizer import Tokenizer  # noqa: E402  (uses _lib and _check above)
+
+__all__.append("Tokenizer")

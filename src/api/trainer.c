@@ -2,6 +2,7 @@
 // `qstar finetune` / `qstar train` run: qs_run_setup, then qs_trainer_step /
 // qs_trainer_run.
 #include "api/api.h"
+#include "io/fileutil.h"
 
 #include <cJSON.h>
 #include <math.h>

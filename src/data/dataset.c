@@ -488,17 +488,28 @@ static int has_ext(const char *path, const char *ext) {
     return n > e && strcasecmp(path + n - e, ext) == 0;
 }
 
+// Checks the options into *o and resolves the JSONL field and the format
+// (QS_DATA_AUTO: JSONL by the name's extension .jsonl/.json/.ndjson).
+static qs_status resolve_opts(const qs_dataset_opts *opts, const char *name, qs_dataset_opts *o, const char **field,
+                              int *jsonl) {
+    *o = opts ? *opts : qs_dataset_opts_default();
+    QS_TRY(check_opts(o));
+    *field = o->field && *o->field ? o->field : "text";
+    *jsonl = o->format == QS_DATA_JSONL ||
+             (o->format == QS_DATA_AUTO &&
+              (has_ext(name, ".jsonl") || has_ext(name, ".json") || has_ext(name, ".ndjson")));
+    return QS_OK;
+}
+
 qs_status qs_dataset_load_with(qs_dataset *ds, const char *path, qs_encode_fn enc, void *ctx,
                                const qs_dataset_opts *opts) {
     if (!ds) return qs_error(QS_ERR_ARG, "dataset: NULL output");
     memset(ds, 0, sizeof *ds);
     if (!path || !enc) return qs_error(QS_ERR_ARG, "dataset: NULL path or encoder");
-    qs_dataset_opts o = opts ? *opts : qs_dataset_opts_default();
-    QS_TRY(check_opts(&o));
-    const char *field = o.field && *o.field ? o.field : "text";
-    int jsonl = o.format == QS_DATA_JSONL ||
-                (o.format == QS_DATA_AUTO &&
-                 (has_ext(path, ".jsonl") || has_ext(path, ".json") || has_ext(path, ".ndjson")));
+    qs_dataset_opts o;
+    const char *field;
+    int jsonl;
+    QS_TRY(resolve_opts(opts, path, &o, &field, &jsonl));
     FILE *f = fopen(path, "rb");
     if (!f) return qs_error(QS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     qs_status st = load_stream(ds, f, path, jsonl, field, enc, ctx, &o);
@@ -511,12 +522,10 @@ qs_status qs_dataset_load_mem(qs_dataset *ds, const void *data, size_t n, const 
     if (!ds) return qs_error(QS_ERR_ARG, "dataset: NULL output");
     memset(ds, 0, sizeof *ds);
     if (!name || !enc || (!data && n)) return qs_error(QS_ERR_ARG, "dataset: NULL name, data or encoder");
-    qs_dataset_opts o = opts ? *opts : qs_dataset_opts_default();
-    QS_TRY(check_opts(&o));
-    const char *field = o.field && *o.field ? o.field : "text";
-    int jsonl = o.format == QS_DATA_JSONL ||
-                (o.format == QS_DATA_AUTO &&
-                 (has_ext(name, ".jsonl") || has_ext(name, ".json") || has_ext(name, ".ndjson")));
+    qs_dataset_opts o;
+    const char *field;
+    int jsonl;
+    QS_TRY(resolve_opts(opts, name, &o, &field, &jsonl));
     if (n == 0) return finish_empty(ds, name, &o);
     FILE *f = fmemopen((void *)data, n, "rb");
     if (!f) return qs_error(QS_ERR_NOMEM, "%s: cannot read from memory: %s", name, strerror(errno));
@@ -528,12 +537,10 @@ qs_status qs_dataset_load_mem(qs_dataset *ds, const void *data, size_t n, const 
 qs_status qs_dataset_stream(const char *path, qs_encode_fn enc, void *ctx, const qs_dataset_opts *opts,
                             qs_doc_sink sink, void *sink_ud) {
     if (!path || !enc || !sink) return qs_error(QS_ERR_ARG, "dataset: NULL path, encoder or sink");
-    qs_dataset_opts o = opts ? *opts : qs_dataset_opts_default();
-    QS_TRY(check_opts(&o));
-    const char *field = o.field && *o.field ? o.field : "text";
-    int jsonl = o.format == QS_DATA_JSONL ||
-                (o.format == QS_DATA_AUTO &&
-                 (has_ext(path, ".jsonl") || has_ext(path, ".json") || has_ext(path, ".ndjson")));
+    qs_dataset_opts o;
+    const char *field;
+    int jsonl;
+    QS_TRY(resolve_opts(opts, path, &o, &field, &jsonl));
     FILE *f = fopen(path, "rb");
     if (!f) return qs_error(QS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     builder b = {.path = path, .enc = enc, .ctx = ctx, .n_threads = o.n_threads, .sink = sink, .sink_ud = sink_ud};

@@ -1,4 +1,5 @@
 // fileutil.c: whole-file reads, atomic (temp + fsync + rename) writes, mkdir -p.
+#include "io/fileutil.h"
 #include "io/model_io.h"
 
 #include <errno.h>

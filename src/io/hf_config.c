@@ -1,5 +1,6 @@
 // hf_config.c: Hugging Face config.json (Llama / Mistral / Qwen2) <-> qs_config.
 #include "io/model_io.h"
+#include "io/fileutil.h"
 
 #include <cJSON.h>
 #include <float.h>

@@ -3,6 +3,7 @@
 // of each head; qstar (like HF) rotates halves (j, j + hd/2), so the rows of
 // wq and wk are permuted on the way in and out.
 #include "io/model_io.h"
+#include "io/fileutil.h"
 
 #include <errno.h>
 #include <math.h>

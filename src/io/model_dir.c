@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "io/gguf.h" // GGUF files are dispatched to qs_gguf_load_model
+#include "io/fileutil.h"
 
 #define PATH_BUF 4200
 

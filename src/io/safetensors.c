@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include "io/half.h"
+#include "io/fileutil.h"
 
 #include <math.h>
 #include <stdio.h>

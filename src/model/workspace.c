@@ -6,19 +6,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+// In a plan (w->plan != NULL) nothing is allocated: the bytes are only
+// counted, into the plan's current part (w->plan_part), so the planner and
+// the allocation are the same code.
 #define ALLOC(ptr, count)                                                                     \
     do {                                                                                      \
         size_t n_ = (size_t)(count);                                                          \
+        w->bytes += n_ * sizeof(*(ptr));                                                      \
+        if (w->plan) { *w->plan_part += n_ * sizeof(*(ptr)); (ptr) = NULL; break; }            \
         (ptr) = qs_calloc(n_ ? n_ : 1, sizeof(*(ptr)), #ptr);                                 \
         if (!(ptr)) { qs_workspace_free(w); return qs_error_prefix(QS_ERR_NOMEM, "workspace %dx%dx%d", R, T, D); } \
-        w->bytes += n_ * sizeof(*(ptr));                                                      \
     } while (0)
+#define PART(field) (w->plan_part = w->plan ? &w->plan->field : NULL)
 
-qs_status qs_workspace_create_ex(qs_workspace **out, const qs_config *c, int R, int T, int D, int training) {
-    *out = NULL;
-    if (R < 1 || T < 1 || D < 1) return qs_error(QS_ERR_ARG, "workspace shape %dx%dx%d must be positive", R, T, D);
-    qs_workspace *w = calloc(1, sizeof *w);
-    if (!w) return qs_error(QS_ERR_NOMEM, "out of memory for workspace");
+// Allocates w's buffers (or, with w->plan, counts them).
+static qs_status ws_build(qs_workspace *w, const qs_config *c, int R, int T, int D, int training) {
     w->c = *c;
     w->R = R, w->T = T, w->D = D, w->training = training;
     const int H = c->dim, F = c->hidden_dim, V = c->vocab_size, L = c->n_layers;
@@ -27,11 +29,14 @@ qs_status qs_workspace_create_ex(qs_workspace **out, const qs_config *c, int R, 
     w->n_max = N;
     w->max_pos = T + D;
     w->kv_layer = (size_t)D * R * T * kvd;
+    PART(kv_cache);
     ALLOC(w->kc, w->kv_layer * L);
     ALLOC(w->vc, w->kv_layer * L);
     if (training) {
         w->xs_layer = (size_t)D * R * T * H;
+        PART(layer_inputs);
         ALLOC(w->xs, w->xs_layer * (L + 1));
+        PART(grads);
         ALLOC(w->g.dact, N * F);
         ALLOC(w->g.dgate, N * F);
         ALLOC(w->g.dup, N * F);
@@ -43,9 +48,10 @@ qs_status qs_workspace_create_ex(qs_workspace **out, const qs_config *c, int R, 
         ALLOC(w->dh, N * H);
         ALLOC(w->dx0, N * H);
     }
+    PART(scratch);
     ALLOC(w->cos_t, (size_t)(w->max_pos + 1) * half);
     ALLOC(w->sin_t, (size_t)(w->max_pos + 1) * half);
-    {
+    if (!w->plan) {
         const rope_scaling_t sc = {c->rope_scaling, c->rope_factor, c->rope_low_freq_factor,
                                    c->rope_high_freq_factor, c->rope_orig_max_pos};
         float inv[256];
@@ -77,9 +83,20 @@ qs_status qs_workspace_create_ex(qs_workspace **out, const qs_config *c, int R, 
     // keep the logits chunk near 64 MB
     size_t ch = ((size_t)16 << 20) / (size_t)V;
     w->chunk = (int)QS_MAX(1, QS_MIN(ch, N));
+    PART(logits);
     ALLOC(w->logits, (size_t)w->chunk * V);
     ALLOC(w->losses, (size_t)w->chunk);
+    PART(scratch);
     ALLOC(w->targets, N);
+    return QS_OK;
+}
+
+qs_status qs_workspace_create_ex(qs_workspace **out, const qs_config *c, int R, int T, int D, int training) {
+    *out = NULL;
+    if (R < 1 || T < 1 || D < 1) return qs_error(QS_ERR_ARG, "workspace shape %dx%dx%d must be positive", R, T, D);
+    qs_workspace *w = calloc(1, sizeof *w);
+    if (!w) return qs_error(QS_ERR_NOMEM, "out of memory for workspace");
+    QS_TRY(ws_build(w, c, R, T, D, training)); // frees w on failure
     *out = w;
     return QS_OK;
 }
@@ -100,11 +117,18 @@ static void free_stored(qs_workspace *w) {
     w->n_stored = 0;
 }
 
+// Layers whose activations fit in max_bytes, and the bytes of one.
+static int layers_to_store(const qs_config *c, size_t n_max, size_t max_bytes, size_t *layer_bytes) {
+    *layer_bytes = n_max * acts_per_token(c) * sizeof(float);
+    return (int)QS_MIN((size_t)c->n_layers, max_bytes / *layer_bytes);
+}
+
 int qs_workspace_store_activations(qs_workspace *w, size_t max_bytes) {
     if (!w->training || w->stored) return w->n_stored;
     const qs_config *c = &w->c;
-    const size_t N = w->n_max, per = acts_per_token(c), layer_bytes = N * per * sizeof(float);
-    const int n = (int)QS_MIN((size_t)c->n_layers, max_bytes / layer_bytes);
+    const size_t N = w->n_max;
+    size_t layer_bytes;
+    const int n = layers_to_store(c, N, max_bytes, &layer_bytes);
     if (n == 0) return 0;
     w->stored = calloc((size_t)n, sizeof *w->stored);
     if (!w->stored) return 0;
@@ -133,14 +157,30 @@ int qs_workspace_store_activations(qs_workspace *w, size_t max_bytes) {
 }
 
 qs_status qs_workspace_create(qs_workspace **ws, const qs_config *c, int R, int T, int D) {
+    return qs_workspace_create_budget(ws, c, R, T, D, QS_STORE_ACTS_DEFAULT);
+}
+
+qs_status qs_workspace_create_budget(qs_workspace **ws, const qs_config *c, int R, int T, int D, size_t act_budget) {
     QS_TRY(qs_workspace_create_ex(ws, c, R, T, D, 1));
-    size_t budget = QS_STORE_ACTS_DEFAULT;
-    const char *e = getenv("QSTAR_STORE_ACTS_MB");
-    if (e && *e) { // MB, fractions allowed; negative or not a number keeps nothing
-        double mb = strtod(e, NULL);
-        budget = !(mb > 0) ? 0 : mb < 1e12 ? (size_t)(mb * (double)(1 << 20)) : SIZE_MAX;
+    qs_workspace_store_activations(*ws, act_budget);
+    return QS_OK;
+}
+
+qs_status qs_workspace_plan(const qs_config *c, int R, int T, int D, int training, size_t act_budget,
+                            qs_ws_plan *out) {
+    memset(out, 0, sizeof *out);
+    if (R < 1 || T < 1 || D < 1) return qs_error(QS_ERR_ARG, "workspace shape %dx%dx%d must be positive", R, T, D);
+    qs_workspace w;
+    memset(&w, 0, sizeof w);
+    w.plan = out;
+    QS_TRY(ws_build(&w, c, R, T, D, training));
+    if (training) {
+        size_t layer_bytes;
+        out->layers_kept = layers_to_store(c, w.n_max, act_budget, &layer_bytes);
+        out->stored_acts = (size_t)out->layers_kept * layer_bytes;
+        out->layers_total = c->n_layers;
     }
-    qs_workspace_store_activations(*ws, budget);
+    out->total = out->kv_cache + out->layer_inputs + out->stored_acts + out->scratch + out->logits + out->grads;
     return QS_OK;
 }
 

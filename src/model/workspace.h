@@ -50,6 +50,8 @@ struct qs_workspace {
     float *losses;        // [chunk]
     int *targets;         // [n_max]
     size_t bytes;         // total allocated
+    struct qs_ws_plan *plan; // qs_workspace_plan: count, do not allocate
+    size_t *plan_part;
 };
 
 qs_status qs_workspace_create_ex(qs_workspace **ws, const qs_config *c, int R, int T, int D, int training);
@@ -57,11 +59,28 @@ qs_status qs_workspace_create_ex(qs_workspace **ws, const qs_config *c, int R, i
 // ...) from the forward, so the backward need not recompute them (each kept
 // layer saves its six projections and its attention forward: about a quarter
 // of its training compute). Returns the number of layers kept.
-// qs_workspace_create does this with QS_STORE_ACTS_DEFAULT bytes (override:
-// env QSTAR_STORE_ACTS_MB, 0 = never). The default keeps every layer of small
-// models and bounds the extra memory of big ones.
-int qs_workspace_store_activations(qs_workspace *ws, size_t max_bytes);
+// qs_workspace_create does this with QS_STORE_ACTS_DEFAULT bytes,
+// qs_workspace_create_budget with the caller's (0 = never; the CLI's
+// --act-budget-mb). The default keeps every layer of small models and bounds
+// the extra memory of big ones.
 #define QS_STORE_ACTS_DEFAULT ((size_t)768 << 20)
+qs_status qs_workspace_create_budget(qs_workspace **ws, const qs_config *c, int R, int T, int D, size_t act_budget);
+
+// The bytes a training (or inference) workspace of this shape allocates, by
+// part, computed by the allocation code itself without allocating (the
+// memory planner, train/plan.c).
+typedef struct qs_ws_plan {
+    size_t kv_cache;      // keys and values of every pass, all layers
+    size_t layer_inputs;  // residual stream at each layer input (training)
+    size_t stored_acts;   // activations kept from forward to backward (act_budget)
+    size_t scratch;       // one layer's activations and gradients, RoPE tables, ...
+    size_t logits;        // the lm_head chunk
+    size_t grads;         // gradient scratch of one layer (training; untouched by a forward-only use)
+    size_t total;
+    int layers_kept, layers_total;
+} qs_ws_plan;
+qs_status qs_workspace_plan(const qs_config *c, int R, int T, int D, int training, size_t act_budget,
+                            qs_ws_plan *out);
 
 // Forward of a block of tokens: passes d0..d0+nd-1, all rows, positions
 // i0..i0+ni-1, input embeddings x0 [nd,R,ni,H]; fills the KV cache; writes

@@ -1,6 +1,9 @@
 // opts.c: Quiet-STaR options (SPEC defaults) and initialisation of the
 // learned meta embeddings and mixing head.
 #include "quietstar/qstar.h"
+#include "model/workspace.h"
+
+#include <stdint.h>
 
 #include <cJSON.h>
 #include <float.h>
@@ -24,6 +27,13 @@ void qs_qstar_opts_default(qs_qstar_opts *o) {
     o->reward_baseline = QS_BASELINE_MEAN;
     o->ema_decay = 0.99f;
     snprintf(o->thought_init, sizeof o->thought_init, "---");
+    o->act_budget_mb = -1;
+}
+
+size_t qs_qstar_act_budget(const qs_qstar_opts *o) {
+    const double mb = o->act_budget_mb;
+    if (mb < 0 || mb != mb) return QS_STORE_ACTS_DEFAULT;
+    return mb < 1e12 ? (size_t)(mb * (double)(1 << 20)) : SIZE_MAX;
 }
 
 qs_status qs_qstar_opts_validate(const qs_qstar_opts *o, int T) {
@@ -124,10 +134,11 @@ qs_status qs_qstar_opts_to_json(const qs_qstar_opts *o, char **json) {
     cJSON_AddBoolToObject(r, "greedy_thoughts", o->greedy_thoughts != 0);
     cJSON_AddStringToObject(r, "thought_init", o->thought_init);
     if (o->thought_init_end[0]) cJSON_AddStringToObject(r, "thought_init_end", o->thought_init_end);
-    if (o->reward_baseline == QS_BASELINE_EMA) { // absent = the released mean baseline
-        cJSON_AddStringToObject(r, "reward_baseline", "ema");
+    // absent = the released mean baseline; ema_decay is kept whenever it is not
+    // the default, so a run switched to the EMA baseline later still has it
+    if (o->reward_baseline == QS_BASELINE_EMA) cJSON_AddStringToObject(r, "reward_baseline", "ema");
+    if (o->reward_baseline == QS_BASELINE_EMA || o->ema_decay != 0.99f)
         cJSON_AddNumberToObject(r, "ema_decay", o->ema_decay);
-    }
     *json = cJSON_Print(r);
     cJSON_Delete(r);
     if (!*json) return qs_error(QS_ERR_NOMEM, "out of memory for JSON");

@@ -42,6 +42,9 @@ typedef struct {
     float ema_decay;          // 0.99: EMA copy = decay * EMA + (1-decay) * weights after each update
     char thought_init_end[64];// "": the end embedding is initialised like the start; else from this text
                               // by the same rule (qstar train only; see qs_qstar_init_end)
+    double act_budget_mb;     // < 0 (default): QS_STORE_ACTS_DEFAULT; else MB of layer activations the
+                              // step keeps from forward to backward (0: recompute every layer).
+                              // A run-time setting: not in config.json (--act-budget-mb)
 } qs_qstar_opts;
 
 void qs_qstar_opts_default(qs_qstar_opts *o);
@@ -114,8 +117,22 @@ qs_status qs_qstar_create(qs_qstar **q, const qs_model *m, const qs_qstar_opts *
 void qs_qstar_free(qs_qstar *q);
 size_t qs_qstar_bytes(const qs_qstar *q);
 // Layers whose activations the step keeps from forward to backward (the
-// others are recomputed; budget: env QSTAR_STORE_ACTS_MB, see workspace.h).
+// others are recomputed; budget: o->act_budget_mb, see workspace.h).
 int qs_qstar_layers_kept(const qs_qstar *q);
+// Bytes of the activation budget o->act_budget_mb.
+size_t qs_qstar_act_budget(const qs_qstar_opts *o);
+
+// What qs_qstar_create(m, o, B, T) allocates, by part, without allocating
+// (the same code counts instead; the memory planner, train/plan.c).
+struct qs_ws_plan;
+typedef struct {
+    size_t kv_cache, layer_inputs, stored_acts, scratch, logits; // its workspace (workspace.h)
+    size_t step;          // the step's own forward buffers: thoughts, rewards, mixing head, post-thought states
+    size_t grads;         // gradient buffers (workspace and step): a forward-only (eval) step never touches them
+    size_t total;
+    int layers_kept, layers_total;
+} qs_qstar_plan;
+qs_status qs_qstar_plan_bytes(const qs_config *c, const qs_qstar_opts *o, int B, int T, qs_qstar_plan *out);
 
 // The reference (EMA, no-thought) per-token NLL of the next batch, for the
 // EMA reward baseline: nll[b*T+i] = -log p_ema(tokens[b,i+1] | tokens[b,..i])

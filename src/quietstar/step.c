@@ -36,6 +36,8 @@ struct qs_qstar {
     float *hb, *hm, *dhm, *dhb; // [R*T,H] mixing head inputs/outputs
     qs_mix_acts ma;
     size_t bytes;
+    int plan;             // qs_qstar_plan_bytes: count, do not allocate
+    size_t bytes_fwd;     // of bytes, the buffers a forward-only step touches
 };
 
 void qs_qstar_free(qs_qstar *q) {
@@ -51,28 +53,21 @@ void qs_qstar_free(qs_qstar *q) {
 size_t qs_qstar_bytes(const qs_qstar *q) { return q->bytes + qs_workspace_bytes(q->ws); }
 int qs_qstar_layers_kept(const qs_qstar *q) { return q->ws->n_stored; }
 
+// With q->plan the buffers are only counted (qs_qstar_plan_bytes).
 #define ALLOC(ptr, count)                                                       \
     do {                                                                        \
         size_t n_ = (size_t)(count);                                            \
         if (n_ == 0) n_ = 1;                                                    \
+        q->bytes += n_ * sizeof(*(ptr));                                        \
+        if (q->plan) { (ptr) = NULL; break; }                                   \
         (ptr) = qs_calloc(n_, sizeof(*(ptr)), #ptr);                            \
         if (!(ptr)) { qs_qstar_free(q); return QS_ERR_NOMEM; }                  \
-        q->bytes += n_ * sizeof(*(ptr));                                        \
     } while (0)
 
-qs_status qs_qstar_create(qs_qstar **out, const qs_model *m, const qs_qstar_opts *o, int B, int T) {
-    *out = NULL;
-    QS_TRY(qs_qstar_opts_validate(o, T));
-    if (!m->has_quietstar) return qs_error(QS_ERR_ARG, "model has no Quiet-STaR tensors (start/end embeddings, talk head)");
-    if (B < 1 || T < 2) return qs_error(QS_ERR_ARG, "batch %dx%d too small", B, T);
-    qs_qstar *q = calloc(1, sizeof *q);
-    if (!q) return qs_error(QS_ERR_NOMEM, "out of memory for the Quiet-STaR step");
-    q->o = *o;
-    q->B = B, q->T = T, q->P = o->n_passes, q->R = B * o->n_passes;
-    q->D = o->n_ahead + o->n_talk - 1, q->nT = o->n_ahead - 3, q->nR = T - 1 - o->n_talk;
-    qs_status st = qs_workspace_create(&q->ws, &m->cfg, q->R, T, q->D);
-    if (st != QS_OK) { qs_qstar_free(q); return st; }
-    const size_t RT = (size_t)q->R * T, H = m->cfg.dim;
+// The step's own buffers (q->o, B, T, P, R, D, nT, nR set).
+static qs_status alloc_buffers(qs_qstar *q, int H) {
+    const qs_qstar_opts *o = &q->o;
+    const size_t RT = (size_t)q->R * q->T;
     ALLOC(q->xtok, RT);
     ALLOC(q->xmask, RT);
     ALLOC(q->ptok, RT * q->D);
@@ -83,18 +78,58 @@ qs_status qs_qstar_create(qs_qstar **out, const qs_model *m, const qs_qstar_opts
     ALLOC(q->reward, (size_t)q->R * q->nR);
     ALLOC(q->adv, (size_t)q->R * q->nR);
     ALLOC(q->mix, RT * o->n_talk);
-    ALLOC(q->ref_nll, (size_t)B * T);
+    ALLOC(q->ref_nll, (size_t)q->B * q->T);
     ALLOC(q->hb, RT * H);
     ALLOC(q->hm, RT * H);
-    ALLOC(q->dhm, RT * H);
-    ALLOC(q->dhb, RT * H);
     ALLOC(q->ma.cat, RT * 2 * H);
     ALLOC(q->ma.a1, RT * H);
     ALLOC(q->ma.a2, RT * H);
     ALLOC(q->ma.w, RT);
+    q->bytes_fwd = q->bytes; // the rest only the backward touches
+    ALLOC(q->dhm, RT * H);
+    ALLOC(q->dhb, RT * H);
     ALLOC(q->ma.da, RT * H);
     ALLOC(q->ma.dcat, RT * 2 * H);
+    return QS_OK;
+}
+
+static void set_shape(qs_qstar *q, const qs_qstar_opts *o, int B, int T) {
+    q->o = *o;
+    q->B = B, q->T = T, q->P = o->n_passes, q->R = B * o->n_passes;
+    q->D = o->n_ahead + o->n_talk - 1, q->nT = o->n_ahead - 3, q->nR = T - 1 - o->n_talk;
+}
+
+qs_status qs_qstar_create(qs_qstar **out, const qs_model *m, const qs_qstar_opts *o, int B, int T) {
+    *out = NULL;
+    QS_TRY(qs_qstar_opts_validate(o, T));
+    if (!m->has_quietstar) return qs_error(QS_ERR_ARG, "model has no Quiet-STaR tensors (start/end embeddings, talk head)");
+    if (B < 1 || T < 2) return qs_error(QS_ERR_ARG, "batch %dx%d too small", B, T);
+    qs_qstar *q = calloc(1, sizeof *q);
+    if (!q) return qs_error(QS_ERR_NOMEM, "out of memory for the Quiet-STaR step");
+    set_shape(q, o, B, T);
+    qs_status st = qs_workspace_create_budget(&q->ws, &m->cfg, q->R, T, q->D, qs_qstar_act_budget(o));
+    if (st != QS_OK) { qs_qstar_free(q); return st; }
+    QS_TRY(alloc_buffers(q, m->cfg.dim)); // frees q on failure
     *out = q;
+    return QS_OK;
+}
+
+qs_status qs_qstar_plan_bytes(const qs_config *c, const qs_qstar_opts *o, int B, int T, qs_qstar_plan *out) {
+    memset(out, 0, sizeof *out);
+    QS_TRY(qs_qstar_opts_validate(o, T));
+    if (B < 1 || T < 2) return qs_error(QS_ERR_ARG, "batch %dx%d too small", B, T);
+    qs_qstar q;
+    memset(&q, 0, sizeof q);
+    q.plan = 1;
+    set_shape(&q, o, B, T);
+    qs_ws_plan wp;
+    QS_TRY(qs_workspace_plan(c, q.R, T, q.D, 1, qs_qstar_act_budget(o), &wp));
+    QS_TRY(alloc_buffers(&q, c->dim));
+    out->kv_cache = wp.kv_cache, out->layer_inputs = wp.layer_inputs, out->stored_acts = wp.stored_acts;
+    out->scratch = wp.scratch, out->logits = wp.logits, out->step = q.bytes_fwd;
+    out->grads = wp.grads + (q.bytes - q.bytes_fwd);
+    out->layers_kept = wp.layers_kept, out->layers_total = wp.layers_total;
+    out->total = wp.total + q.bytes;
     return QS_OK;
 }
 

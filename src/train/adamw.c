@@ -33,41 +33,10 @@ void qs_adamw_free(qs_adamw *o) {
     memset(o, 0, sizeof *o);
 }
 
-// Updates only the elements that belong to a tensor of the layout: the
-// alignment gaps between tensors are never read or written, so they stay
-// zero in params, m and v.
+// The whole buffer: the range update over [0, numel).
 void qs_adamw_step(qs_adamw *o, const qs_layout *L, float *params, const float *grads,
                    const qs_adamw_hparams *hp, float lr) {
-    const long t = o->step + 1;
-    const float b1 = hp->beta1, b2 = hp->beta2, eps = hp->eps;
-    // bias corrections in double (b2^t for small t is close to 1)
-    const double bc1 = 1.0 - pow((double)b1, (double)t);
-    const double bc2 = 1.0 - pow((double)b2, (double)t);
-    const float step_size = (float)((double)lr / bc1);
-    const float inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
-    const float ob1 = 1.0f - b1, ob2 = 1.0f - b2;
-    float *m = o->m, *v = o->v;
-    for (int k = 0; k < L->n; k++) {
-        const qs_tensor_info *ti = &L->t[k];
-        size_t off = ti->offset, n = ti->numel;
-        if (off >= o->numel) continue;                  // defensive: foreign layout
-        if (n > o->numel - off) n = o->numel - off;
-        const float decay = ti->no_decay ? 1.0f : 1.0f - lr * hp->weight_decay;
-        float *p = params + off, *mk = m + off, *vk = v + off;
-        const float *g = grads + off;
-        const long nn = (long)n;
-#pragma omp parallel for schedule(static) if (n >= QS_ADAMW_PAR_MIN)
-        for (long i = 0; i < nn; i++) {
-            float gi = g[i];
-            float mi = b1 * mk[i] + ob1 * gi;
-            float vi = b2 * vk[i] + ob2 * gi * gi;
-            mk[i] = mi;
-            vk[i] = vi;
-            float denom = sqrtf(vi) * inv_sqrt_bc2 + eps;
-            p[i] = p[i] * decay - step_size * mi / denom;
-        }
-    }
-    o->step = t;
+    qs_adamw_step_range(o, L, params, grads, hp, lr, 0, o->numel);
 }
 
 // torch.nn.utils.clip_grad_norm_ (norm_type 2). The sum of squares is
@@ -104,10 +73,14 @@ float qs_lr_schedule(long step, float lr, float min_lr, long warmup, long total)
     return (float)((double)min_lr + ((double)lr - (double)min_lr) * c);
 }
 
+// Updates only the elements that belong to a tensor of the layout: the
+// alignment gaps between tensors are never read or written, so they stay
+// zero in params, m and v.
 void qs_adamw_step_range(qs_adamw *o, const qs_layout *L, float *params, const float *grads,
                          const qs_adamw_hparams *hp, float lr, size_t lo, size_t hi) {
     const long t = o->step + 1;
     const float b1 = hp->beta1, b2 = hp->beta2, eps = hp->eps;
+    // bias corrections in double (b2^t for small t is close to 1)
     const double bc1 = 1.0 - pow((double)b1, (double)t);
     const double bc2 = 1.0 - pow((double)b2, (double)t);
     const float step_size = (float)((double)lr / bc1);

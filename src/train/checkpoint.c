@@ -1,6 +1,7 @@
 // checkpoint.c: optimizer / training-position state files and the atomic
 // checkpoint directory swap (see checkpoint.h).
 #include "train/checkpoint.h"
+#include "io/fileutil.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -4,6 +4,7 @@
 #include "train/run.h"
 #include "quietstar/evaltask.h"
 #include "data/shards.h"
+#include "io/fileutil.h"
 
 #include <math.h>
 #include <stdarg.h>
