@@ -5,6 +5,7 @@
 #include "api/api.h"
 #include "data/dataset.h"
 #include "data/shards.h"
+#include "io/fileutil.h"
 #include "io/model_io.h"
 #include "quietstar/nll_eval.h"
 

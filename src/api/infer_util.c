@@ -2,6 +2,7 @@
 // score, zero-shot tasks, held-out NLL, viz): precision per call, output
 // files, results JSON.
 #include "api/api.h"
+#include "io/fileutil.h"
 #include "io/outpath.h"
 
 #include <cJSON.h>

@@ -1,6 +1,7 @@
 // viz.c: public API: qstar_viz_write, the page of `qstar viz` (per-token
 // thought effects of a text, quietstar/viz.h), written atomically.
 #include "api/api.h"
+#include "io/fileutil.h"
 #include "io/model_io.h"
 #include "quietstar/viz.h"
 
