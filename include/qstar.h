@@ -215,7 +215,10 @@ QSTAR_API qs_status qstar_score(qstar_model *m, const int *tokens, int n, const 
 
 typedef struct qstar_trainer qstar_trainer;
 
-typedef enum { QSTAR_EV_STEP = 0, QSTAR_EV_EVAL = 1, QSTAR_EV_WARN = 2, QSTAR_EV_SAVE = 3 } qstar_event_kind;
+typedef enum {
+    QSTAR_EV_STEP = 0, QSTAR_EV_EVAL = 1, QSTAR_EV_WARN = 2, QSTAR_EV_SAVE = 3,
+    QSTAR_EV_NOTE = 4     // a line about the run's setup (message), as the CLI prints it
+} qstar_event_kind;
 
 typedef struct {
     qstar_event_kind kind;
@@ -224,11 +227,20 @@ typedef struct {
     int skipped;          // STEP: update skipped (non-finite)
     double val_nll, val_nll_think; // EVAL (think: Quiet-STaR only, else NaN)
     float loss_lm, loss_base, policy_loss, reward_mean, mix_mean; // STEP, Quiet-STaR
-    const char *message;  // WARN: text; SAVE: checkpoint directory
+    const char *message;  // WARN, NOTE: text; SAVE: checkpoint directory
+    double tok_per_s;     // STEP (qstar_trainer_run): training tokens per second in this run
+    double elapsed;       // seconds since qstar_trainer_run started
+    double eta;           // STEP (qstar_trainer_run): estimated seconds to the end
+    long val_tokens;      // EVAL: held-out tokens averaged over (0: no held-out data)
+    float loss_talk;      // STEP, Quiet-STaR: NLL of the first talk token after the thought
 } qstar_progress;
 
 // Return nonzero to stop (qstar_trainer_run then checkpoints and returns QS_OK).
+// Under mpirun it is called on rank 0 only.
 typedef int (*qstar_progress_cb)(void *user, const qstar_progress *p);
+
+// Settings given by name (qstar_train_params_set); owned by the library.
+typedef struct qstar_train_options qstar_train_options;
 
 typedef struct {
     int quietstar;             // 0: plain LM (finetune), 1: Quiet-STaR (train)
@@ -259,9 +271,37 @@ typedef struct {
     const char *thought_init;  // start/end init text (see qstar_thought_init_token)
     qstar_progress_cb progress;
     void *progress_user;
+    qstar_train_options *options; // settings given by name; NULL (the default) = none
 } qstar_train_params;
 
 QSTAR_API qstar_train_params qstar_train_params_default(void);
+
+// Any training setting by the name of its CLI flag without "--" (THE options
+// table of `qstar train` / `qstar finetune`, train_args.json and the Python
+// Trainer): "model", "data", "out", "force", "steps", "lr", "seq-len",
+// "precision", "dtype", "log", "stop-after", "zero", "plan", "ranks",
+// "bandwidth", and with quietstar = 1 (set it first) "n-ahead", "n-talk",
+// "preset", "show-thoughts", "mixing", "reward-baseline", "thought-init",
+// "no-clamp", ... (see qstar_train_options_help). Switches take NULL, "",
+// "1"/"true" (on) or "0"/"false" (off). The value is checked at once:
+// QS_ERR_ARG with a message naming the flag and its allowed values for a bad
+// value or an unknown name. A setting given by name wins over its field in
+// the struct. Storage is allocated on the first call: release it with
+// qstar_train_params_free (the trainer keeps its own copy).
+//   Rules the trainer then follows, as the CLI: a non-empty out_dir is refused
+// unless "force" (or it is the run being resumed), and out_dir/qstar.lock
+// keeps other runs off it while the trainer lives; the JSONL log goes to
+// "log" (default out_dir/log.jsonl; none without out_dir); under mpirun the
+// ranks train data-parallel, rank 0 alone logs, saves and gets callbacks.
+QSTAR_API qs_status qstar_train_params_set(qstar_train_params *p, const char *name, const char *value);
+// The value of a setting given by name, as text ("" if not given). QS_ERR_ARG for an unknown name.
+QSTAR_API qs_status qstar_train_params_get(const qstar_train_params *p, const char *name, char *buf, size_t cap);
+QSTAR_API void qstar_train_params_free(qstar_train_params *p);
+// 1 if the setting `name` takes a value, 0 if it is a switch ("force", "plan",
+// "no-clamp", ...), -1 if there is no such setting.
+QSTAR_API int qstar_train_option_kind(const char *name);
+// The --help text of the settings (quietstar 1: with the Quiet-STaR ones).
+QSTAR_API const char *qstar_train_options_help(int quietstar);
 
 // Loads the model, tokenizer and data and sets the run up exactly as
 // `qstar finetune` / `qstar train` do with the same settings.
@@ -282,6 +322,46 @@ QSTAR_API long qstar_trainer_steps_done(const qstar_trainer *t);
 // the trainer: valid until qstar_trainer_free; never pass it to qstar_model_free).
 QSTAR_API qstar_model *qstar_trainer_model(qstar_trainer *t);
 QSTAR_API void qstar_trainer_free(qstar_trainer *t);
+
+// Asks a running qstar_trainer_run to finish the current step, checkpoint and
+// return QS_OK (summary: interrupted). Async-signal-safe (it sets a flag): a
+// SIGINT handler may call it. The library installs no signal handler itself.
+QSTAR_API void qstar_trainer_request_stop(qstar_trainer *t);
+
+typedef struct {
+    double nll_first, nll_last;   // held-out NLL at the start and at the end of the run (NaN: none)
+    long step_first, step_last;   // steps done at those evaluations
+    long steps_run, skipped;      // steps done by the run, updates skipped (non-finite)
+    double seconds;               // wall time of the run
+    int interrupted;              // stopped (request_stop, the callback, "stop-after") before the end
+    long step, total;             // steps done, steps in the schedule
+    char ckpt_dir[4096];          // last checkpoint written ("" if none)
+    char out_dir[4096];           // the run directory ("" if none)
+} qstar_train_summary;
+
+// The summary of the last qstar_trainer_run (QS_ERR_ARG if none ran).
+QSTAR_API qs_status qstar_trainer_summary(const qstar_trainer *t, qstar_train_summary *out);
+// The data-parallel plan: parameters, all-reduce volume per step and its time
+// at "bandwidth" Gbit/s for "ranks" ranks (default: this run's), as text.
+QSTAR_API const char *qstar_trainer_plan(const qstar_trainer *t);
+// This process's rank under mpirun (0 in a single process); *n_ranks (may be NULL) the count.
+QSTAR_API int qstar_trainer_rank(const qstar_trainer *t, int *n_ranks);
+// 1 if the library was built with MPI (data-parallel training under mpirun).
+QSTAR_API int qstar_mpi_available(void);
+// Under mpirun, after qstar_trainer_create or qstar_trainer_run failed on this
+// rank: ends every rank of the job with `code` (MPI_Abort; the others would
+// wait for this one forever). Does nothing in a single process.
+QSTAR_API void qstar_mpi_abort(int code);
+
+// A thought-length curriculum "n_ahead:n_talk:lr:steps,..." (qstar train
+// --curriculum): stages in order, each trained from the previous checkpoint.
+typedef struct {
+    int n_ahead, n_talk;
+    float lr;
+    long steps;
+} qstar_curriculum_stage;
+// Parses spec into at most cap stages (*n: how many). QS_ERR_ARG naming the stage and field.
+QSTAR_API qs_status qstar_curriculum_parse(const char *spec, qstar_curriculum_stage *stages, int cap, int *n);
 
 // ---------------------------------------------------------------------------
 // Zero-shot tasks of the paper: GSM8K and CommonsenseQA (`qstar eval --task`)

@@ -1,0 +1,256 @@
+// options.c: THE table of training settings and its parser (options.h):
+// `qstar finetune` / `qstar train` flags, qstar_train_params_set,
+// train_args.json (written with each checkpoint, read on resume), the
+// Python Trainer's keywords and the mode defaults all go through it.
+#include "api/options.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BIG 1e15
+#define SEED_MAX 9007199254740991.0
+
+const qo_def qo_table[QO_COUNT] = {
+    [QO_MODEL] = {"model", QO_STR, 0, 0, NULL, 0},
+    [QO_CONFIG] = {"config", QO_STR, 0, 0, NULL, 0},
+    [QO_RESUME] = {"resume", QO_STR, 0, 0, NULL, 0},
+    [QO_TOKENIZER] = {"tokenizer", QO_STR, 0, 0, NULL, 0},
+    [QO_DTYPE] = {"dtype", QO_ENUM, 0, 0, "bf16|f16|f32", 1},
+    [QO_DATA] = {"data", QO_STR, 0, 0, NULL, 1},
+    [QO_FIELD] = {"field", QO_STR, 0, 0, NULL, 1},
+    [QO_VAL_FRAC] = {"val-frac", QO_FLT, 0, 1, NULL, 1},
+    [QO_OUT] = {"out", QO_STR, 0, 0, NULL, 0},
+    [QO_FORCE] = {"force", QO_FLAG, 0, 0, NULL, 0},
+    [QO_STEPS] = {"steps", QO_INT, 1, BIG, NULL, 1},
+    [QO_BATCH] = {"batch", QO_INT, 1, 1 << 20, NULL, 1},
+    [QO_SEQ] = {"seq-len", QO_INT, 2, 1 << 24, NULL, 1},
+    [QO_ACCUM] = {"grad-accum", QO_INT, 1, 1 << 20, NULL, 1},
+    [QO_LR] = {"lr", QO_FLT, 0, 100, NULL, 1},
+    [QO_MIN_LR] = {"min-lr", QO_FLT, 0, 100, NULL, 1},
+    [QO_WARMUP] = {"warmup", QO_INT, 0, BIG, NULL, 1},
+    [QO_WD] = {"weight-decay", QO_FLT, 0, 100, NULL, 1},
+    [QO_BETA1] = {"beta1", QO_FLT, 0, 1, NULL, 1},
+    [QO_BETA2] = {"beta2", QO_FLT, 0, 1, NULL, 1},
+    [QO_EPS] = {"eps", QO_FLT, 0, 1, NULL, 1},
+    [QO_CLIP] = {"clip", QO_FLT, 0, 1e9, NULL, 1},
+    [QO_SEED] = {"seed", QO_INT, 0, SEED_MAX, NULL, 1},
+    [QO_THREADS] = {"threads", QO_INT, 1, 4096, NULL, 1},
+    [QO_PRECISION] = {"precision", QO_ENUM, 0, 0, "fp32|bf16", 1},
+    [QO_EVAL_EVERY] = {"eval-every", QO_INT, 0, BIG, NULL, 1},
+    [QO_EVAL_BATCHES] = {"eval-batches", QO_INT, 0, 1 << 30, NULL, 1},
+    [QO_SAVE_EVERY] = {"save-every", QO_INT, 0, BIG, NULL, 1},
+    [QO_STOP_AFTER] = {"stop-after", QO_INT, 1, BIG, NULL, 0},
+    [QO_LOG] = {"log", QO_STR, 0, 0, NULL, 0},
+    [QO_ZERO] = {"zero", QO_INT, 0, 1, NULL, 0},
+    [QO_PLAN] = {"plan", QO_FLAG, 0, 0, NULL, 0},
+    [QO_RANKS] = {"ranks", QO_INT, 1, 1 << 20, NULL, 0},
+    [QO_BANDWIDTH] = {"bandwidth", QO_FLT, 1e-3, 1e6, NULL, 0},
+    [QO_PRESET] = {"preset", QO_ENUM, 0, 0, "paper", 0},
+    [QO_SHOW_THOUGHTS] = {"show-thoughts", QO_INT, 0, 64, NULL, 0},
+    [QO_N_AHEAD] = {"n-ahead", QO_INT, 3, 256, NULL, 0},
+    [QO_N_TALK] = {"n-talk", QO_INT, 1, 64, NULL, 0},
+    [QO_N_PASSES] = {"n-passes", QO_INT, 1, 64, NULL, 0},
+    [QO_BASE_LOSS_WEIGHT] = {"base-loss-weight", QO_FLT, 0, 1, NULL, 0},
+    [QO_POLICY_BETA] = {"policy-beta", QO_FLT, 0, 1e12, NULL, 0},
+    [QO_TAU_SAMPLE] = {"tau-sample", QO_FLT, 1e-6, 1e6, NULL, 0},
+    [QO_TAU_RL] = {"tau-rl", QO_FLT, 1e-6, 1e6, NULL, 0},
+    [QO_NO_CLAMP] = {"no-clamp", QO_FLAG, 0, 0, NULL, 0},
+    [QO_CLAMP] = {"clamp", QO_FLAG, 0, 0, NULL, 0},
+    [QO_EMBEDDING_SCALE] = {"embedding-scale", QO_FLT, 1e-6, 1e6, NULL, 0},
+    [QO_THOUGHT_INIT] = {"thought-init", QO_STR, 0, 63, NULL, 0},
+    [QO_THOUGHT_INIT_END] = {"thought-init-end", QO_STR, 0, 63, NULL, 0},
+    [QO_MIXING] = {"mixing", QO_ENUM, 0, 0, "linear|sigmoid", 0},
+    [QO_GREEDY_THOUGHTS] = {"greedy-thoughts", QO_FLAG, 0, 0, NULL, 0},
+    [QO_REWARD_BASELINE] = {"reward-baseline", QO_ENUM, 0, 0, "mean|ema", 0},
+    [QO_EMA_DECAY] = {"ema-decay", QO_FLT, 0, 0.999999, NULL, 0},
+};
+
+int qo_find(const char *name) {
+    if (!name) return -1;
+    for (int k = 0; k < QO_COUNT; k++)
+        if (!strcmp(qo_table[k].name, name)) return k;
+    return -1;
+}
+
+// Index of s in "a|b|c", or -1.
+static int enum_index(const char *choices, const char *s) {
+    size_t n = strlen(s);
+    int idx = 0;
+    for (const char *c = choices; *c; idx++) {
+        const char *e = strchr(c, '|');
+        size_t len = e ? (size_t)(e - c) : strlen(c);
+        if (len == n && !strncmp(c, s, n)) return idx;
+        if (!e) break;
+        c = e + 1;
+    }
+    return -1;
+}
+
+static qs_status choices_error(int k, const char *s) {
+    char list[64];
+    snprintf(list, sizeof list, "%s", qo_table[k].choices);
+    for (char *c = list; *c; c++)
+        if (*c == '|') *c = '/';
+    return qs_error(QS_ERR_ARG, "--%s expects %s, got '%s'", qo_table[k].name, list, s);
+}
+
+qs_status qo_set_str(qo_val *v, int k, const char *s) {
+    const qo_def *d = &qo_table[k];
+    if (!s) return qs_error(QS_ERR_ARG, "--%s needs a value", d->name);
+    if (d->type == QO_ENUM) {
+        int idx = enum_index(d->choices, s);
+        if (idx < 0) return choices_error(k, s);
+        v->i = idx;
+    } else if (d->hi > 0 && strlen(s) > (size_t)d->hi) {
+        return qs_error(QS_ERR_ARG, "--%s is too long (at most %g bytes)", d->name, d->hi);
+    }
+    char *c = strdup(s);
+    if (!c) return qs_error(QS_ERR_NOMEM, "out of memory");
+    free(v->s);
+    v->s = c;
+    v->set = 1;
+    return QS_OK;
+}
+
+qs_status qo_set_num(qo_val *v, int k, double x) {
+    const qo_def *d = &qo_table[k];
+    if (d->type == QO_INT) {
+        if (!(x >= d->lo && x <= d->hi) || x != floor(x))
+            return qs_error(QS_ERR_ARG, "--%s expects an integer in [%.0f, %.0f], got %.17g", d->name, d->lo, d->hi, x);
+        v->i = (long)x;
+    } else if (d->type == QO_FLT) {
+        if (!isfinite(x) || x < d->lo || x > d->hi)
+            return qs_error(QS_ERR_ARG, "--%s expects a number in [%g, %g], got %g", d->name, d->lo, d->hi, x);
+        v->f = x;
+    } else if (d->type == QO_FLAG) {
+        v->i = x != 0;
+        v->set = x != 0;
+        return QS_OK;
+    } else {
+        return qs_error(QS_ERR_ARG, "--%s expects text, not a number", d->name);
+    }
+    v->set = 1;
+    return QS_OK;
+}
+
+qs_status qo_parse(qo_val *v, int k, const char *value) {
+    const qo_def *d = &qo_table[k];
+    if (d->type == QO_STR || d->type == QO_ENUM) return qo_set_str(v, k, value);
+    if (d->type == QO_FLAG) {
+        if (!value || !*value || !strcmp(value, "1") || !strcmp(value, "true")) return qo_set_num(v, k, 1);
+        if (!strcmp(value, "0") || !strcmp(value, "false")) return qo_set_num(v, k, 0);
+        return qs_error(QS_ERR_ARG, "--%s is a switch: give true/1 or false/0, got '%s'", d->name, value);
+    }
+    if (!value) return qs_error(QS_ERR_ARG, "--%s needs a value", d->name);
+    char *end;
+    errno = 0;
+    if (d->type == QO_INT) {
+        long x = strtol(value, &end, 10);
+        if (errno || *end || end == value || x < (long)d->lo || (double)x > d->hi)
+            return qs_error(QS_ERR_ARG, "--%s expects an integer in [%ld, %ld], got '%s'", d->name, (long)d->lo,
+                            (long)d->hi, value);
+        v->i = x;
+    } else {
+        double x = strtod(value, &end);
+        if (errno || *end || end == value || !isfinite(x) || x < d->lo || x > d->hi)
+            return qs_error(QS_ERR_ARG, "--%s expects a number in [%g, %g], got '%s'", d->name, d->lo, d->hi, value);
+        v->f = x;
+    }
+    v->set = 1;
+    return QS_OK;
+}
+
+void qo_clear(qo_val *v) {
+    for (int k = 0; k < QO_COUNT; k++) free(v[k].s);
+    memset(v, 0, sizeof(qo_val) * QO_COUNT);
+}
+
+qs_status qo_copy(qo_val *dst, const qo_val *src) {
+    memcpy(dst, src, sizeof(qo_val) * QO_COUNT);
+    for (int k = 0; k < QO_COUNT; k++) dst[k].s = NULL;
+    for (int k = 0; k < QO_COUNT; k++)
+        if (src[k].s && !(dst[k].s = strdup(src[k].s))) {
+            qo_clear(dst);
+            return qs_error(QS_ERR_NOMEM, "out of memory");
+        }
+    return QS_OK;
+}
+
+char *qo_args_json(const qo_val *v) {
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return NULL;
+    for (int k = 0; k < QO_COUNT; k++) {
+        const qo_def *d = &qo_table[k];
+        if (!d->stored || !v[k].set) continue;
+        if (d->type == QO_STR || d->type == QO_ENUM) cJSON_AddStringToObject(root, d->name, v[k].s);
+        else cJSON_AddNumberToObject(root, d->name, d->type == QO_INT ? (double)v[k].i : v[k].f);
+    }
+    char *s = cJSON_Print(root);
+    cJSON_Delete(root);
+    return s;
+}
+
+qs_status qo_load_args(qo_val *v, const char *json, size_t n, const char *path) {
+    cJSON *root = cJSON_ParseWithLength(json, n);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return qs_error(QS_ERR_FORMAT, "%s: not a JSON object", path);
+    }
+    qs_status st = QS_OK;
+    for (int k = 0; k < QO_COUNT && st == QS_OK; k++) {
+        const qo_def *d = &qo_table[k];
+        if (!d->stored || v[k].set) continue;
+        const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, d->name);
+        if (!j) continue;
+        const int is_str = d->type == QO_STR || d->type == QO_ENUM;
+        if (is_str && cJSON_IsString(j)) st = qo_set_str(&v[k], k, j->valuestring);
+        else if (!is_str && cJSON_IsNumber(j)) st = qo_set_num(&v[k], k, j->valuedouble);
+        else st = QS_ERR_FORMAT;
+        if (st != QS_OK) st = qs_error(QS_ERR_FORMAT, "%s: bad value for '%s'", path, d->name);
+    }
+    cJSON_Delete(root);
+    return st;
+}
+
+static void def_num(qo_val *v, int k, double x) {
+    if (v[k].set) return;
+    if (qo_table[k].type == QO_INT) v[k].i = (long)x;
+    else v[k].f = x;
+    v[k].set = 1;
+}
+
+// The mode defaults: finetune --model, finetune --config (random init) and
+// Quiet-STaR train (small-model settings, measured on stories260K).
+static const struct {
+    int k;
+    double model, config, qstar; // NAN: the trainer's own default (qs_train_opts_default)
+} mode_defaults[] = {
+    {QO_BATCH, 32, 16, 4},         {QO_SEQ, NAN, NAN, 128},         {QO_LR, 5e-4, 5e-3, 1e-4},
+    {QO_WD, NAN, NAN, 0.001},      {QO_EVAL_BATCHES, NAN, NAN, 8}, {QO_EVAL_EVERY, NAN, NAN, 50},
+    {QO_VAL_FRAC, 0.05, 0.05, 0.05}, {QO_SEED, 1337, 1337, 1337},
+};
+
+void qo_qstar_defaults(qo_val *v) {
+    for (size_t j = 0; j < sizeof mode_defaults / sizeof mode_defaults[0]; j++)
+        if (!isnan(mode_defaults[j].qstar) && mode_defaults[j].k != QO_VAL_FRAC && mode_defaults[j].k != QO_SEED)
+            def_num(v, mode_defaults[j].k, mode_defaults[j].qstar);
+}
+
+void qo_fallback_defaults(qo_val *v) {
+    const int random_init = v[QO_CONFIG].set;
+    for (size_t j = 0; j < sizeof mode_defaults / sizeof mode_defaults[0]; j++) {
+        const double x = random_init ? mode_defaults[j].config : mode_defaults[j].model;
+        if (!isnan(x)) def_num(v, mode_defaults[j].k, x);
+    }
+}
+
+void qo_paper_preset(qo_val *v) {
+    static const struct { int k; double x; } p[] = {
+        {QO_BATCH, 8}, {QO_SEQ, 256}, {QO_STEPS, 100}, {QO_WARMUP, 20}, {QO_LR, 1e-6}, {QO_MIN_LR, 1e-6},
+        {QO_BETA1, 0.9}, {QO_BETA2, 0.999}, {QO_EPS, 1e-8}, {QO_WD, 0.001}, {QO_CLIP, 1.0}};
+    for (size_t k = 0; k < sizeof p / sizeof p[0]; k++) def_num(v, p[k].k, p[k].x);
+}
