@@ -353,6 +353,45 @@ QSTAR_API int qstar_mpi_available(void);
 // wait for this one forever). Does nothing in a single process.
 QSTAR_API void qstar_mpi_abort(int code);
 
+// Thought settings by name for qstar_convert and qstar_dump_step (the
+// Quiet-STaR part of the same options table): "n-ahead", "n-talk", "n-passes",
+// "base-loss-weight", "policy-beta", "tau-sample", "tau-rl", "no-clamp",
+// "clamp", "embedding-scale", "thought-init", "thought-init-end", "mixing",
+// "greedy-thoughts", "reward-baseline", "ema-decay". *opts is allocated on the
+// first call (release with qstar_train_options_free). QS_ERR_ARG names the flag
+// and its range for a bad value, and any other name.
+QSTAR_API qs_status qstar_thought_option_set(qstar_train_options **opts, const char *name, const char *value);
+QSTAR_API void qstar_train_options_free(qstar_train_options *opts);
+// The --help lines of those settings.
+QSTAR_API const char *qstar_thought_options_help(void);
+// THE thought_init rule (train, convert --add-quietstar, dump-step): the id of
+// the first token of `text`'s encoding (no BOS) that is not only whitespace, so
+// a SentencePiece dummy-prefix piece is skipped ("---" with tok512: 464 "-");
+// -1 (= the mean embedding row) for NULL/"" or whitespace only.
+QSTAR_API int qstar_thought_init_token(const qstar_model *m, const char *text);
+
+// `qstar dump-step`: one Quiet-STaR step on a given batch with given (or
+// sampled) thought tokens, losses and every parameter gradient written as
+// safetensors (the interface other implementations are checked against).
+typedef struct {
+    const char *model_path;   // model directory (Quiet-STaR tensors it lacks are initialised)
+    const char *batch_path;   // safetensors: input_ids [B,T], optional attention_mask [B,T], thought_ids
+    const char *out_path;     // safetensors written (refused if it exists, unless force)
+    int force;
+    uint64_t seed;            // thought sampling seed when the batch has none (1)
+    int thought_init_id;      // init token of absent start/end embeddings: -2 = the rule over
+                              // "thought-init" with the tokenizer beside the model (default), -1 mean row
+    qstar_train_options *thought; // thought settings by name (qstar_thought_option_set); NULL: defaults
+} qstar_dump_step_params;
+
+typedef struct {
+    float loss, loss_lm, loss_base, policy_loss;
+    int n_ahead, n_thought, n_talk, n_passes;
+} qstar_dump_step_result;
+
+QSTAR_API qstar_dump_step_params qstar_dump_step_params_default(void);
+QSTAR_API qs_status qstar_dump_step(const qstar_dump_step_params *p, qstar_dump_step_result *out);
+
 // A thought-length curriculum "n_ahead:n_talk:lr:steps,..." (qstar train
 // --curriculum): stages in order, each trained from the previous checkpoint.
 typedef struct {
@@ -400,6 +439,35 @@ QSTAR_API qs_status qstar_eval_task(qstar_model *m, const qstar_task_params *par
 
 // ---------------------------------------------------------------------------
 // Model conversion (`qstar convert`)
+
+typedef struct {
+    const char *model_path;     // llama2.c .bin, model directory, ... (any qstar_model_load format)
+    const char *tokenizer_path; // copied into out_dir (NULL: the model's own: DIR/tokenizer.json, then
+                                // the tokenizer beside it); checked against the model's vocabulary first
+    const char *out_dir;        // model directory written (config.json, model.safetensors, tokenizer)
+    int force;                  // replace a non-empty out_dir (written beside it, then swapped in whole)
+    const char *dtype;          // weights as "bf16", "f16" or "f32" (NULL: the input's)
+    int add_quietstar;          // add fresh Quiet-STaR tensors (start/end from the thought_init rule,
+                                // talk head N(0, 0.02) with a zero output layer; tensors present are
+                                // kept) and a config.json "quietstar" block
+    uint64_t seed;              // talk head init seed (1)
+    float talk_head_std;        // testing aid: talk head output layer N(0, std) instead of 0 (0)
+    qstar_train_options *thought; // thought settings by name for the block (qstar_thought_option_set;
+                                  // needs add_quietstar); NULL: a checkpoint's own, else the defaults
+} qstar_convert_params;
+
+typedef struct {
+    int n_layers, dim, vocab_size;
+    size_t n_params;
+    int added_quietstar;        // the Quiet-STaR block was written
+    int n_ahead;                // its thought length
+    int thought_init_id;        // the start/end init token (-1: mean embedding row)
+} qstar_convert_result;
+
+QSTAR_API qstar_convert_params qstar_convert_params_default(void);
+// Checks out_dir first (nothing is loaded when it would be refused), then
+// converts; an old out_dir is replaced completely or not at all.
+QSTAR_API qs_status qstar_convert(const qstar_convert_params *p, qstar_convert_result *out);
 
 // ---------------------------------------------------------------------------
 // Output paths: the overwrite rules every qstar command follows

@@ -3,6 +3,7 @@
 // train_args.json (written with each checkpoint, read on resume), the
 // Python Trainer's keywords and the mode defaults all go through it.
 #include "api/options.h"
+#include "quietstar/qstar.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -253,4 +254,26 @@ void qo_paper_preset(qo_val *v) {
         {QO_BATCH, 8}, {QO_SEQ, 256}, {QO_STEPS, 100}, {QO_WARMUP, 20}, {QO_LR, 1e-6}, {QO_MIN_LR, 1e-6},
         {QO_BETA1, 0.9}, {QO_BETA2, 0.999}, {QO_EPS, 1e-8}, {QO_WD, 0.001}, {QO_CLIP, 1.0}};
     for (size_t k = 0; k < sizeof p / sizeof p[0]; k++) def_num(v, p[k].k, p[k].x);
+}
+
+int qo_apply_thought(const qo_val *v, qs_qstar_opts *qo) {
+    const struct { int k; int *i; float *f; } num[] = {
+        {QO_N_AHEAD, &qo->n_ahead, NULL}, {QO_N_TALK, &qo->n_talk, NULL}, {QO_N_PASSES, &qo->n_passes, NULL},
+        {QO_BASE_LOSS_WEIGHT, NULL, &qo->base_loss_weight}, {QO_POLICY_BETA, NULL, &qo->policy_beta},
+        {QO_TAU_SAMPLE, NULL, &qo->tau_sample}, {QO_TAU_RL, NULL, &qo->tau_rl},
+        {QO_EMBEDDING_SCALE, NULL, &qo->embedding_scale}, {QO_EMA_DECAY, NULL, &qo->ema_decay}};
+    for (size_t j = 0; j < sizeof num / sizeof num[0]; j++) {
+        if (!v[num[j].k].set) continue;
+        if (num[j].i) *num[j].i = (int)v[num[j].k].i;
+        else *num[j].f = (float)v[num[j].k].f;
+    }
+    if (v[QO_NO_CLAMP].set) qo->clamp_negative_rewards = 0;
+    if (v[QO_CLAMP].set) qo->clamp_negative_rewards = 1;
+    if (v[QO_GREEDY_THOUGHTS].set) qo->greedy_thoughts = 1;
+    if (v[QO_MIXING].set) qo->mixing = v[QO_MIXING].i ? QS_MIX_SIGMOID : QS_MIX_LINEAR;
+    if (v[QO_REWARD_BASELINE].set) qo->reward_baseline = v[QO_REWARD_BASELINE].i ? QS_BASELINE_EMA : QS_BASELINE_MEAN;
+    if (v[QO_THOUGHT_INIT].set) snprintf(qo->thought_init, sizeof qo->thought_init, "%s", v[QO_THOUGHT_INIT].s);
+    if (v[QO_THOUGHT_INIT_END].set)
+        snprintf(qo->thought_init_end, sizeof qo->thought_init_end, "%s", v[QO_THOUGHT_INIT_END].s);
+    return v[QO_POLICY_BETA].set;
 }

@@ -7,6 +7,7 @@
 
 #include "qstar.h"
 #include "core/qs.h"
+#include "quietstar/qstar.h"
 
 typedef enum { QO_STR, QO_INT, QO_FLT, QO_FLAG, QO_ENUM } qo_type;
 
@@ -74,5 +75,8 @@ void qo_qstar_defaults(qo_val *v);
 void qo_fallback_defaults(qo_val *v);
 // --preset paper: the released run's optimisation settings not given.
 void qo_paper_preset(qo_val *v);
+// The thought settings given (n-ahead ... ema-decay) over *qo (a qs_qstar_opts);
+// returns 1 if policy-beta was given.
+int qo_apply_thought(const qo_val *v, qs_qstar_opts *qo);
 
 #endif

@@ -61,7 +61,9 @@ static const char QSTAR[] =
     "  --curriculum SPEC      thought-length curriculum \"n_ahead:n_talk:lr:steps,...\": one stage\n"
     "                         after the other, each from the previous stage's checkpoint;\n"
     "                         stage k writes DIR/stage<k> (the result: DIR/stage<last>/ckpt)\n"
-    "                         (replaces --n-ahead/--n-talk/--lr/--steps; no --resume)\n"
+    "                         (replaces --n-ahead/--n-talk/--lr/--steps; no --resume)\n";
+
+static const char THOUGHT[] =
     "  --n-ahead N            thought length incl. start/end, n_thought = N-3 sampled tokens (12)\n"
     "  --n-talk K             true tokens predicted after each thought (4)\n"
     "  --n-passes P           thoughts sampled per position (2)\n"
@@ -81,7 +83,9 @@ static const char QSTAR[] =
     "                         log-likelihood minus that of an EMA copy of the model without\n"
     "                         thoughts (works with --n-passes 1) (mean)\n"
     "  --ema-decay D          EMA copy = D * EMA + (1-D) * weights after each update; it starts\n"
-    "                         from the weights when a run (or --resume) starts (0.99)\n"
+    "                         from the weights when a run (or --resume) starts (0.99)\n";
+
+static const char QSTAR_END[] =
     "Held-out evaluation reports base NLL and thought-mixed NLL side by side (eval mode:\n"
     "n_passes 1, n_talk 1). Checkpoints hold the learned meta embeddings and mixing head,\n"
     "which are never re-initialised on load, and a \"quietstar\" block in config.json.\n";
@@ -103,9 +107,11 @@ QSTAR_API const char *qstar_train_options_help(int quietstar) {
     static char text[2][8192];
     char *t = text[quietstar != 0];
     if (!t[0])
-        snprintf(text[quietstar != 0], sizeof text[0], "%s%s%s\n%s  this build: %s\n", quietstar ? QSTAR : "",
-                 quietstar ? "\n" : "", COMMON, MPI_HELP,
+        snprintf(text[quietstar != 0], sizeof text[0], "%s%s%s%s%s\n%s  this build: %s\n", quietstar ? QSTAR : "",
+                 quietstar ? THOUGHT : "", quietstar ? QSTAR_END : "", quietstar ? "\n" : "", COMMON, MPI_HELP,
                  qs_dist_built_with_mpi() ? "with MPI (Open MPI)"
                                           : "without MPI (install openmpi-bin libopenmpi-dev and rebuild)");
     return t;
 }
+
+QSTAR_API const char *qstar_thought_options_help(void) { return THOUGHT; }

@@ -25,6 +25,20 @@ QSTAR_API qs_status qstar_train_params_set(qstar_train_params *p, const char *na
     return qo_parse(&p->options->v[k], k, value);
 }
 
+QSTAR_API qs_status qstar_thought_option_set(qstar_train_options **opts, const char *name, const char *value) {
+    if (!opts || !name) return qs_error(QS_ERR_ARG, "qstar_thought_option_set: NULL argument");
+    const int k = qo_find(name);
+    if (k < QO_FIRST_THOUGHT) return qs_error(QS_ERR_ARG, "unknown option '--%s' (not a thought setting)", name);
+    if (!*opts && !(*opts = calloc(1, sizeof **opts))) return qs_error(QS_ERR_NOMEM, "out of memory for the options");
+    return qo_parse(&(*opts)->v[k], k, value);
+}
+
+QSTAR_API void qstar_train_options_free(qstar_train_options *opts) {
+    if (!opts) return;
+    qo_clear(opts->v);
+    free(opts);
+}
+
 QSTAR_API int qstar_train_option_kind(const char *name) {
     const int k = qo_find(name);
     return k < 0 ? -1 : qo_table[k].type == QO_FLAG ? 0 : 1;

@@ -72,26 +72,7 @@ static void notef(qstar_trainer *t, int kind, const char *fmt, ...) {
 // The caller's explicit Quiet-STaR settings, applied over the checkpoint's
 // (last, by the run setup); returns 1 if policy_beta was given.
 static int apply_thought_settings(void *ud, qs_qstar_opts *qo) {
-    const qo_val *v = ((struct qs_train_ext *)ud)->v;
-    const struct { int k; int *i; float *f; } num[] = {
-        {QO_N_AHEAD, &qo->n_ahead, NULL}, {QO_N_TALK, &qo->n_talk, NULL}, {QO_N_PASSES, &qo->n_passes, NULL},
-        {QO_BASE_LOSS_WEIGHT, NULL, &qo->base_loss_weight}, {QO_POLICY_BETA, NULL, &qo->policy_beta},
-        {QO_TAU_SAMPLE, NULL, &qo->tau_sample}, {QO_TAU_RL, NULL, &qo->tau_rl},
-        {QO_EMBEDDING_SCALE, NULL, &qo->embedding_scale}, {QO_EMA_DECAY, NULL, &qo->ema_decay}};
-    for (size_t j = 0; j < sizeof num / sizeof num[0]; j++) {
-        if (!v[num[j].k].set) continue;
-        if (num[j].i) *num[j].i = (int)v[num[j].k].i;
-        else *num[j].f = (float)v[num[j].k].f;
-    }
-    if (v[QO_NO_CLAMP].set) qo->clamp_negative_rewards = 0;
-    if (v[QO_CLAMP].set) qo->clamp_negative_rewards = 1;
-    if (v[QO_GREEDY_THOUGHTS].set) qo->greedy_thoughts = 1;
-    if (v[QO_MIXING].set) qo->mixing = v[QO_MIXING].i ? QS_MIX_SIGMOID : QS_MIX_LINEAR;
-    if (v[QO_REWARD_BASELINE].set) qo->reward_baseline = v[QO_REWARD_BASELINE].i ? QS_BASELINE_EMA : QS_BASELINE_MEAN;
-    if (v[QO_THOUGHT_INIT].set) snprintf(qo->thought_init, sizeof qo->thought_init, "%s", v[QO_THOUGHT_INIT].s);
-    if (v[QO_THOUGHT_INIT_END].set)
-        snprintf(qo->thought_init_end, sizeof qo->thought_init_end, "%s", v[QO_THOUGHT_INIT_END].s);
-    return v[QO_POLICY_BETA].set;
+    return qo_apply_thought(((struct qs_train_ext *)ud)->v, qo);
 }
 
 // MPI ranks (not for --plan, which only plans) and the threads of this process.
