@@ -3,6 +3,7 @@
 // the public API (include/qstar.h) instead; then this file is deleted.
 #include "cli_internal.h"
 
+#include <math.h>
 #include <unistd.h>
 
 int cli_load_tokenizer(const char *cmd, const char *model_path, const qs_load_info *info, int vocab_size,
@@ -34,3 +35,34 @@ int cli_precision(const char *cmd, const char *s, qs_precision *p) {
 void cli_print_matmul(const qs_model *m) {
     fprintf(stderr, "matmul: %s, precision %s\n", qs_matmul_backend(), qs_precision_name(m->precision));
 }
+
+// (from qs_flags.c, whose Quiet-STaR option parser is now the library's options table)
+int cli_thought_opts(const char *cmd, const char *qs_json, const qs_tokenizer *tok, long n_ahead, double tau_sample,
+                     int greedy, qs_qstar_opts *qo) {
+    // the library's rule (the public API uses the same)
+    if (qs_qstar_opts_for_inference(qs_json, tok, (int)n_ahead, (float)tau_sample, greedy, qo) != QS_OK)
+        return cli_fail(cmd);
+    return 0;
+}
+
+int cli_think_when(int argc, char **argv, int *i, float *min_entropy) {
+    const char *s;
+    int r = cli_str(argc, argv, i, "--think-when", &s);
+    if (r <= 0) return r;
+    if (!strcmp(s, "always")) { *min_entropy = -INFINITY; return 1; }
+    char *e = NULL;
+    double x = strncmp(s, "entropy>", 8) ? NAN : strtod(s + 8, &e);
+    if (!isfinite(x) || !e || e == s + 8 || *e) {
+        fprintf(stderr, "qstar %s: --think-when expects entropy>X (X in nats) or always, got '%s'\n", argv[0], s);
+        return -1;
+    }
+    *min_entropy = (float)x;
+    return 1;
+}
+
+const char *cli_think_when_help =
+    "  --think-when entropy>X  base pass first; think only at positions whose base prediction\n"
+    "                       entropy (nats) exceeds X, elsewhere use the base prediction\n"
+    "                       (always: at every position, the default)\n"
+    "  --random-thoughts    thought tokens drawn uniformly from the vocabulary instead of\n"
+    "                       from the model (content control: same start/end, length, head)\n";

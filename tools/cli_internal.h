@@ -1,7 +1,7 @@
 // cli_internal.h: TRANSITIONAL: the CLI helpers that still use libqstar's
 // internal headers (src/). A command that includes this is not yet on the
-// public API alone; when none does, this header, cli_internal.c and qs_flags.c's
-// internal parts are deleted and tools/ builds without -Isrc.
+// public API alone; when none does, this header and cli_internal.c are deleted
+// and tools/ builds without -Isrc.
 #ifndef QS_CLI_INTERNAL_H
 #define QS_CLI_INTERNAL_H
 
@@ -10,10 +10,6 @@
 #include "io/model_io.h"
 #include "tokenizer/tokenizer.h"
 
-// Quiet-STaR flags (tools/qs_flags.c): same return convention as cli_int.
-struct qs_qstar_opts_s;
-int cli_qstar_flag(int argc, char **argv, int *i, void *opts /* qs_qstar_opts* */);
-extern const char *cli_qstar_help;
 // --think-when entropy>X | always (generate, eval): 1 parsed into *min_entropy,
 // 0 not this flag, -1 bad value (message printed).
 int cli_think_when(int argc, char **argv, int *i, float *min_entropy);

@@ -5,6 +5,9 @@
 // qstar_trainer_run (checkpoints, JSONL log, resume, MPI ranks, output-dir
 // rules); train_log.c prints the progress. Both commands share it: `train`
 // adds the Quiet-STaR options.
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L // sigaction
+#endif
 #include "cli.h"
 #include "train_log.h"
 
