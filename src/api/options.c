@@ -187,8 +187,12 @@ char *qo_args_json(const qo_val *v) {
     for (int k = 0; k < QO_COUNT; k++) {
         const qo_def *d = &qo_table[k];
         if (!d->stored || !v[k].set) continue;
+        char num[40]; // exact: a seed of 16 digits, an lr read back bit for bit
+        if (d->type == QO_INT) snprintf(num, sizeof num, "%ld", v[k].i);
+        else if (d->type == QO_FLT && strtod((snprintf(num, sizeof num, "%.15g", v[k].f), num), NULL) != v[k].f)
+            snprintf(num, sizeof num, "%.17g", v[k].f);
         if (d->type == QO_STR || d->type == QO_ENUM) cJSON_AddStringToObject(root, d->name, v[k].s);
-        else cJSON_AddNumberToObject(root, d->name, d->type == QO_INT ? (double)v[k].i : v[k].f);
+        else cJSON_AddRawToObject(root, d->name, num);
     }
     char *s = cJSON_Print(root);
     cJSON_Delete(root);

@@ -168,7 +168,7 @@ qs_status qs_tset_resolve(qo_val *v, int quietstar, qs_tset *r) {
     if (quietstar && !v[QO_RESUME].set) qo_qstar_defaults(v);
     if (v[QO_RESUME].set) QS_TRY(resume_settings(v, r));
     else if (v[QO_MODEL].set == v[QO_CONFIG].set)
-        return qs_error(QS_ERR_ARG, "give exactly one of --model PATH, --config FILE or --resume DIR");
+        return qs_error(QS_ERR_ARG, "give exactly one of --model PATH, --config FILE or --resume DIR (model_path, config_path, resume_dir)");
     if (!v[QO_DATA].set) return qs_error(QS_ERR_ARG, "--data FILE is required");
     qo_fallback_defaults(v);
     QS_TRY(numbers(v, quietstar, r));
