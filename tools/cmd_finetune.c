@@ -39,6 +39,12 @@ static void help(void) {
                "Plain language-model training (next-token loss) with AdamW, from a model\n"
                "(directory or llama2.c .bin) or from random init (a Hugging Face config.json).\n\n");
     fputs(qstar_train_options_help(g_quietstar), stdout);
+    if (g_quietstar)
+        printf("\nthought-length curriculum (train):\n"
+               "  --curriculum SPEC      thought-length curriculum \"n_ahead:n_talk:lr:steps,...\": one stage\n"
+               "                         after the other, each from the previous stage's checkpoint;\n"
+               "                         stage k writes DIR/stage<k> (the result: DIR/stage<last>/ckpt)\n"
+               "                         (replaces --n-ahead/--n-talk/--lr/--steps; no --resume)\n");
     printf("\nCtrl-C finishes the current step, saves a checkpoint and exits 0; continue with\n"
            "`qstar %s --resume DIR`.\n", CMD);
 }
@@ -47,9 +53,6 @@ static void help(void) {
 // the CLI's own. Returns 0, or the exit code after printing the error.
 static int parse(int argc, char **argv, qstar_train_params *p, long *print_every, int *out_given) {
     for (int i = 1; i < argc; i++) {
-        int r = cli_int(argc, argv, &i, "--print-every", print_every, 1, 1000000000000000L);
-        if (r < 0) return 2;
-        if (r > 0) continue;
         const char *name = strncmp(argv[i], "--", 2) ? NULL : argv[i] + 2;
         const int kind = name ? qstar_train_option_kind(name) : -1;
         if (kind < 0) return cli_usage_error(CMD, "unknown argument '%s'", argv[i]);
@@ -59,6 +62,8 @@ static int parse(int argc, char **argv, qstar_train_params *p, long *print_every
         if (!strcmp(name, "out") || !strcmp(name, "resume")) *out_given = 1;
     }
     if (!*out_given) return cli_usage_error(CMD, "--out DIR is required");
+    char buf[32];
+    if (qstar_train_params_get(p, "print-every", buf, sizeof buf) == QS_OK && buf[0]) *print_every = atol(buf);
     return 0;
 }
 

@@ -18,7 +18,7 @@ enum {
     QO_STEPS, QO_BATCH, QO_SEQ, QO_ACCUM, QO_LR, QO_MIN_LR, QO_WARMUP, QO_WD, QO_BETA1, QO_BETA2, QO_EPS, QO_CLIP,
     QO_SEED, QO_THREADS, QO_PRECISION,
     // evaluation, logging, checkpoints
-    QO_EVAL_EVERY, QO_EVAL_BATCHES, QO_SAVE_EVERY, QO_STOP_AFTER, QO_LOG,
+    QO_EVAL_EVERY, QO_EVAL_BATCHES, QO_SAVE_EVERY, QO_STOP_AFTER, QO_LOG, QO_PRINT_EVERY,
     // data parallel
     QO_ZERO, QO_PLAN, QO_RANKS, QO_BANDWIDTH,
     // Quiet-STaR (train only)
@@ -36,6 +36,7 @@ typedef struct {
     double lo, hi;       // INT / FLT range; STR: maximum length (hi > 0)
     const char *choices; // ENUM: "a|b|c"
     int stored;          // kept in train_args.json and reused by a resumed run
+    const char *help;    // its --help line(s)
 } qo_def;
 
 typedef struct {
