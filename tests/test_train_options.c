@@ -36,7 +36,7 @@ static void test_set_and_get(void **state) {
     expect_arg_error(qstar_train_params_set(&p, "steps", "0"), "--steps expects an integer in [1, ");
     expect_arg_error(qstar_train_params_set(&p, "batch", "4x"), "--batch expects an integer");
     expect_arg_error(qstar_train_params_set(&p, "batch", NULL), "--batch needs a value");
-    expect_arg_error(qstar_train_params_set(&p, "precision", "fp16"), "--precision expects fp32/bf16, got 'fp16'");
+    expect_arg_error(qstar_train_params_set(&p, "precision", "fp16"), "--precision expects fp32 or bf16, got 'fp16'");
     expect_arg_error(qstar_train_params_set(&p, "force", "maybe"), "--force is a switch");
     expect_arg_error(qstar_train_params_set(&p, "bogus", "1"), "unknown option '--bogus'");
     // Quiet-STaR names need quietstar = 1
@@ -44,7 +44,7 @@ static void test_set_and_get(void **state) {
     p.quietstar = 1;
     assert_int_equal(qstar_train_params_set(&p, "n-ahead", "6"), QS_OK);
     expect_arg_error(qstar_train_params_set(&p, "n-ahead", "2"), "--n-ahead expects an integer in [3, 256]");
-    expect_arg_error(qstar_train_params_set(&p, "reward-baseline", "max"), "--reward-baseline expects mean/ema");
+    expect_arg_error(qstar_train_params_set(&p, "reward-baseline", "max"), "--reward-baseline expects mean or ema");
     assert_int_equal(qstar_train_params_set(&p, "mixing", "sigmoid"), QS_OK);
     assert_int_equal(qstar_train_option_kind("no-clamp"), 0);
     assert_int_equal(qstar_train_option_kind("lr"), 1);

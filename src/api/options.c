@@ -4,6 +4,7 @@
 // Python Trainer's keywords and the mode defaults all go through it.
 #include "api/options.h"
 #include "quietstar/qstar.h"
+#include "io/model_io.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -26,7 +27,7 @@ const qo_def qo_table[QO_COUNT] = {
     [QO_TOKENIZER] = {"tokenizer", QO_STR, 0, 0, NULL, 0,
      "  --tokenizer FILE     tokenizer.json, tokenizer.model or llama2.c tokenizer (default: the\n"
      "                       model directory's own); copied into the checkpoints\n"},
-    [QO_DTYPE] = {"dtype", QO_ENUM, 0, 0, "bf16|f16|f32", 1,
+    [QO_DTYPE] = {"dtype", QO_STR, 0, 0, "bf16|f16|f32", 1,
      "  --dtype T            checkpoint weights as bf16, f16 or f32 (default: the model's); with\n"
      "                       16-bit weights the exact fp32 ones go to master_weights.safetensors\n"},
     [QO_DATA] = {"data", QO_STR, 0, 0, NULL, 1,
@@ -164,18 +165,28 @@ static int enum_index(const char *choices, const char *s) {
     return -1;
 }
 
+// "--mixing expects linear or sigmoid", "--dtype expects bf16, f16 or f32"
 static qs_status choices_error(int k, const char *s) {
-    char list[64];
-    snprintf(list, sizeof list, "%s", qo_table[k].choices);
-    for (char *c = list; *c; c++)
-        if (*c == '|') *c = '/';
+    char list[96];
+    size_t len = 0;
+    const char *c = qo_table[k].choices;
+    while (*c && len + 8 < sizeof list) {
+        const char *e = strchr(c, '|');
+        const size_t n = e ? (size_t)(e - c) : strlen(c);
+        const char *sep = !e ? "" : strchr(e + 1, '|') ? ", " : " or ";
+        len += (size_t)snprintf(list + len, sizeof list - len, "%.*s%s", (int)n, c, sep);
+        if (len >= sizeof list) len = sizeof list - 1;
+        c = e ? e + 1 : c + n;
+    }
     return qs_error(QS_ERR_ARG, "--%s expects %s, got '%s'", qo_table[k].name, list, s);
 }
 
 qs_status qo_set_str(qo_val *v, int k, const char *s) {
     const qo_def *d = &qo_table[k];
     if (!s) return qs_error(QS_ERR_ARG, "--%s needs a value", d->name);
-    if (d->type == QO_ENUM) {
+    if (k == QO_DTYPE) { // also its spellings "bfloat16", "fp16", "float32", ...
+        if (qs_save_dtype_parse(s) < 0) return choices_error(k, s);
+    } else if (d->type == QO_ENUM) {
         int idx = enum_index(d->choices, s);
         if (idx < 0) return choices_error(k, s);
         v->i = idx;

@@ -143,7 +143,7 @@ def test_trainer_bad_option_is_library_error():
     with pytest.raises(qstar.Error, match=r"--lr expects a number in \[0, 100\], got '-1.0'") as e:
         qstar.Trainer(model="m.bin", data="x.txt", lr=-1.0)
     assert e.value.status == 3  # QS_ERR_ARG
-    with pytest.raises(qstar.Error, match="--reward-baseline expects mean/ema, got 'bogus'"):
+    with pytest.raises(qstar.Error, match="--reward-baseline expects mean or ema, got 'bogus'"):
         qstar.Trainer(quietstar=True, model="m.bin", data="x.txt", reward_baseline="bogus")
     with pytest.raises(qstar.Error, match=r"--n-ahead expects an integer in \[3, 256\], got '2'"):
         qstar.Trainer(quietstar=True, model="m.bin", data="x.txt", n_ahead=2)
