@@ -304,7 +304,11 @@ QSTAR_API int qstar_train_option_kind(const char *name);
 QSTAR_API const char *qstar_train_options_help(int quietstar);
 
 // Loads the model, tokenizer and data and sets the run up exactly as
-// `qstar finetune` / `qstar train` do with the same settings.
+// `qstar finetune` / `qstar train` do with the same settings; the setup's
+// lines ("data: ...", "model: ...") go to the callback as QSTAR_EV_NOTE.
+// QS_ERR_ARG means the settings given are wrong (the CLI's usage errors);
+// anything else (missing files, bad data) has another status. With "plan"
+// no MPI context is started: read qstar_trainer_plan, do not run.
 QSTAR_API qs_status qstar_trainer_create(const qstar_train_params *params, qstar_trainer **out);
 // One optimizer step; *p (may be NULL) receives its STEP record (also sent to the callback).
 QSTAR_API qs_status qstar_trainer_step(qstar_trainer *t, qstar_progress *p);
