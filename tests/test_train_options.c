@@ -15,6 +15,12 @@ static void expect_arg_error(qs_status st, const char *needle) {
 
 static void test_set_and_get(void **state) {
     (void)state;
+    for (int k = 0; k < QO_COUNT; k++) { // every setting has a name (found again) and a help entry
+        assert_non_null(qo_table[k].name);
+        assert_non_null(qo_table[k].help);
+        assert_int_equal(qo_find(qo_table[k].name), k);
+        assert_true(qstar_train_option_kind(qo_table[k].name) >= 0);
+    }
     qstar_train_params p = qstar_train_params_default();
     char buf[64];
     assert_int_equal(qstar_train_params_set(&p, "lr", "0.003"), QS_OK);
