@@ -87,8 +87,11 @@ $(SO): $(OBJ)
 	@ln -sf libqstar.so.$(VERSION) $(BUILD)/$(SONAME)
 	@ln -sf $(SONAME) $(BUILD)/libqstar.so
 
+# The CLI is built from the public header alone (no -Isrc): it can use only
+# what include/qstar.h offers, like any program linking libqstar.
+TOOLCFLAGS := $(filter-out -Isrc,$(CFLAGS))
 $(BIN): $(wildcard tools/*.c) $(wildcard tools/*.h) $(LIB)
-	$(CC) $(CFLAGS) $(wildcard tools/*.c) $(LIB) $(LDLIBS) -o $@
+	$(CC) $(TOOLCFLAGS) $(wildcard tools/*.c) $(LIB) $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB)
 	@mkdir -p $(dir $@)

@@ -27,8 +27,15 @@ int main(int argc, char **argv) {
     p.steps = argc > 5 ? atol(argv[5]) : 10;
     p.batch = 2, p.seq_len = 64, p.eval_batches = 2;
     p.progress = on_progress;
+    // any other `qstar train` / `qstar finetune` flag by name (the library's options table)
+    if (qstar_train_params_set(&p, "grad-accum", "1") != QS_OK) {
+        fprintf(stderr, "train: %s\n", qstar_last_error());
+        return 2;
+    }
     qstar_trainer *t;
-    if (qstar_trainer_create(&p, &t) != QS_OK) {
+    qs_status cst = qstar_trainer_create(&p, &t);
+    qstar_train_params_free(&p); // the trainer keeps its own copy
+    if (cst != QS_OK) {
         fprintf(stderr, "train: %s\n", qstar_last_error());
         return 1;
     }

@@ -275,7 +275,10 @@ QSTAR_API qs_status qstar_viz_write(qstar_model *m, const char *text, const qsta
 
 typedef struct qstar_trainer qstar_trainer;
 
-typedef enum { QSTAR_EV_STEP = 0, QSTAR_EV_EVAL = 1, QSTAR_EV_WARN = 2, QSTAR_EV_SAVE = 3 } qstar_event_kind;
+typedef enum {
+    QSTAR_EV_STEP = 0, QSTAR_EV_EVAL = 1, QSTAR_EV_WARN = 2, QSTAR_EV_SAVE = 3,
+    QSTAR_EV_NOTE = 4     // a line about the run's setup (message), as the CLI prints it
+} qstar_event_kind;
 
 typedef struct {
     qstar_event_kind kind;
@@ -284,11 +287,20 @@ typedef struct {
     int skipped;          // STEP: update skipped (non-finite)
     double val_nll, val_nll_think; // EVAL (think: Quiet-STaR only, else NaN)
     float loss_lm, loss_base, policy_loss, reward_mean, mix_mean; // STEP, Quiet-STaR
-    const char *message;  // WARN: text; SAVE: checkpoint directory
+    const char *message;  // WARN, NOTE: text; SAVE: checkpoint directory
+    double tok_per_s;     // STEP (qstar_trainer_run): training tokens per second in this run
+    double elapsed;       // seconds since qstar_trainer_run started
+    double eta;           // STEP (qstar_trainer_run): estimated seconds to the end
+    long val_tokens;      // EVAL: held-out tokens averaged over (0: no held-out data)
+    float loss_talk;      // STEP, Quiet-STaR: NLL of the first talk token after the thought
 } qstar_progress;
 
 // Return nonzero to stop (qstar_trainer_run then checkpoints and returns QS_OK).
+// Under mpirun it is called on rank 0 only.
 typedef int (*qstar_progress_cb)(void *user, const qstar_progress *p);
+
+// Settings given by name (qstar_train_params_set); owned by the library.
+typedef struct qstar_train_options qstar_train_options;
 
 typedef struct {
     int quietstar;             // 0: plain LM (finetune), 1: Quiet-STaR (train)
@@ -319,12 +331,44 @@ typedef struct {
     const char *thought_init;  // start/end init text (see qstar_thought_init_token)
     qstar_progress_cb progress;
     void *progress_user;
+    qstar_train_options *options; // settings given by name; NULL (the default) = none
 } qstar_train_params;
 
 QSTAR_API qstar_train_params qstar_train_params_default(void);
 
+// Any training setting by the name of its CLI flag without "--" (THE options
+// table of `qstar train` / `qstar finetune`, train_args.json and the Python
+// Trainer): "model", "data", "out", "force", "steps", "lr", "seq-len",
+// "precision", "dtype", "log", "stop-after", "zero", "plan", "ranks",
+// "bandwidth", and with quietstar = 1 (set it first) "n-ahead", "n-talk",
+// "preset", "show-thoughts", "mixing", "reward-baseline", "thought-init",
+// "no-clamp", ... (see qstar_train_options_help). Switches take NULL, "",
+// "1"/"true" (on) or "0"/"false" (off). The value is checked at once:
+// QS_ERR_ARG with a message naming the flag and its allowed values for a bad
+// value or an unknown name. A setting given by name wins over its field in
+// the struct. Storage is allocated on the first call: release it with
+// qstar_train_params_free (the trainer keeps its own copy).
+//   Rules the trainer then follows, as the CLI: a non-empty out_dir is refused
+// unless "force" (or it is the run being resumed), and out_dir/qstar.lock
+// keeps other runs off it while the trainer lives; the JSONL log goes to
+// "log" (default out_dir/log.jsonl; none without out_dir); under mpirun the
+// ranks train data-parallel, rank 0 alone logs, saves and gets callbacks.
+QSTAR_API qs_status qstar_train_params_set(qstar_train_params *p, const char *name, const char *value);
+// The value of a setting given by name, as text ("" if not given). QS_ERR_ARG for an unknown name.
+QSTAR_API qs_status qstar_train_params_get(const qstar_train_params *p, const char *name, char *buf, size_t cap);
+QSTAR_API void qstar_train_params_free(qstar_train_params *p);
+// 1 if the setting `name` takes a value, 0 if it is a switch ("force", "plan",
+// "no-clamp", ...), -1 if there is no such setting.
+QSTAR_API int qstar_train_option_kind(const char *name);
+// The --help text of the settings (quietstar 1: with the Quiet-STaR ones).
+QSTAR_API const char *qstar_train_options_help(int quietstar);
+
 // Loads the model, tokenizer and data and sets the run up exactly as
-// `qstar finetune` / `qstar train` do with the same settings.
+// `qstar finetune` / `qstar train` do with the same settings; the setup's
+// lines ("data: ...", "model: ...") go to the callback as QSTAR_EV_NOTE.
+// QS_ERR_ARG means the settings given are wrong (the CLI's usage errors);
+// anything else (missing files, bad data) has another status. With "plan"
+// no MPI context is started: read qstar_trainer_plan, do not run.
 QSTAR_API qs_status qstar_trainer_create(const qstar_train_params *params, qstar_trainer **out);
 // One optimizer step; *p (may be NULL) receives its STEP record (also sent to the callback).
 QSTAR_API qs_status qstar_trainer_step(qstar_trainer *t, qstar_progress *p);
@@ -342,6 +386,85 @@ QSTAR_API long qstar_trainer_steps_done(const qstar_trainer *t);
 // the trainer: valid until qstar_trainer_free; never pass it to qstar_model_free).
 QSTAR_API qstar_model *qstar_trainer_model(qstar_trainer *t);
 QSTAR_API void qstar_trainer_free(qstar_trainer *t);
+
+// Asks a running qstar_trainer_run to finish the current step, checkpoint and
+// return QS_OK (summary: interrupted). Async-signal-safe (it sets a flag): a
+// SIGINT handler may call it. The library installs no signal handler itself.
+QSTAR_API void qstar_trainer_request_stop(qstar_trainer *t);
+
+typedef struct {
+    double nll_first, nll_last;   // held-out NLL at the start and at the end of the run (NaN: none)
+    long step_first, step_last;   // steps done at those evaluations
+    long steps_run, skipped;      // steps done by the run, updates skipped (non-finite)
+    double seconds;               // wall time of the run
+    int interrupted;              // stopped (request_stop, the callback, "stop-after") before the end
+    long step, total;             // steps done, steps in the schedule
+    char ckpt_dir[4096];          // last checkpoint written ("" if none)
+    char out_dir[4096];           // the run directory ("" if none)
+} qstar_train_summary;
+
+// The summary of the last qstar_trainer_run (QS_ERR_ARG if none ran).
+QSTAR_API qs_status qstar_trainer_summary(const qstar_trainer *t, qstar_train_summary *out);
+// The data-parallel plan: parameters, all-reduce volume per step and its time
+// at "bandwidth" Gbit/s for "ranks" ranks (default: this run's), as text.
+QSTAR_API const char *qstar_trainer_plan(const qstar_trainer *t);
+// This process's rank under mpirun (0 in a single process); *n_ranks (may be NULL) the count.
+QSTAR_API int qstar_trainer_rank(const qstar_trainer *t, int *n_ranks);
+// 1 if the library was built with MPI (data-parallel training under mpirun).
+QSTAR_API int qstar_mpi_available(void);
+// Under mpirun, after qstar_trainer_create or qstar_trainer_run failed on this
+// rank: ends every rank of the job with `code` (MPI_Abort; the others would
+// wait for this one forever). Does nothing in a single process.
+QSTAR_API void qstar_mpi_abort(int code);
+
+// Thought settings by name for qstar_convert and qstar_dump_step (the
+// Quiet-STaR part of the same options table): "n-ahead", "n-talk", "n-passes",
+// "base-loss-weight", "policy-beta", "tau-sample", "tau-rl", "no-clamp",
+// "clamp", "embedding-scale", "thought-init", "thought-init-end", "mixing",
+// "greedy-thoughts", "reward-baseline", "ema-decay". *opts is allocated on the
+// first call (release with qstar_train_options_free). QS_ERR_ARG names the flag
+// and its range for a bad value, and any other name.
+QSTAR_API qs_status qstar_thought_option_set(qstar_train_options **opts, const char *name, const char *value);
+QSTAR_API void qstar_train_options_free(qstar_train_options *opts);
+// The --help lines of those settings.
+QSTAR_API const char *qstar_thought_options_help(void);
+// THE thought_init rule (train, convert --add-quietstar, dump-step): the id of
+// the first token of `text`'s encoding (no BOS) that is not only whitespace, so
+// a SentencePiece dummy-prefix piece is skipped ("---" with tok512: 464 "-");
+// -1 (= the mean embedding row) for NULL/"" or whitespace only.
+QSTAR_API int qstar_thought_init_token(const qstar_model *m, const char *text);
+
+// `qstar dump-step`: one Quiet-STaR step on a given batch with given (or
+// sampled) thought tokens, losses and every parameter gradient written as
+// safetensors (the interface other implementations are checked against).
+typedef struct {
+    const char *model_path;   // model directory (Quiet-STaR tensors it lacks are initialised)
+    const char *batch_path;   // safetensors: input_ids [B,T], optional attention_mask [B,T], thought_ids
+    const char *out_path;     // safetensors written (refused if it exists, unless force)
+    int force;
+    uint64_t seed;            // thought sampling seed when the batch has none (1)
+    int thought_init_id;      // init token of absent start/end embeddings: -2 = the rule over
+                              // "thought-init" with the tokenizer beside the model (default), -1 mean row
+    qstar_train_options *thought; // thought settings by name (qstar_thought_option_set); NULL: defaults
+} qstar_dump_step_params;
+
+typedef struct {
+    float loss, loss_lm, loss_base, policy_loss;
+    int n_ahead, n_thought, n_talk, n_passes;
+} qstar_dump_step_result;
+
+QSTAR_API qstar_dump_step_params qstar_dump_step_params_default(void);
+QSTAR_API qs_status qstar_dump_step(const qstar_dump_step_params *p, qstar_dump_step_result *out);
+
+// A thought-length curriculum "n_ahead:n_talk:lr:steps,..." (qstar train
+// --curriculum): stages in order, each trained from the previous checkpoint.
+typedef struct {
+    int n_ahead, n_talk;
+    float lr;
+    long steps;
+} qstar_curriculum_stage;
+// Parses spec into at most cap stages (*n: how many). QS_ERR_ARG naming the stage and field.
+QSTAR_API qs_status qstar_curriculum_parse(const char *spec, qstar_curriculum_stage *stages, int cap, int *n);
 
 // ---------------------------------------------------------------------------
 // Zero-shot tasks of the paper: GSM8K and CommonsenseQA (`qstar eval --task`)
@@ -565,6 +688,35 @@ QSTAR_API qs_status qstar_prepare(const qstar_prepare_params *params, qstar_prep
 
 // ---------------------------------------------------------------------------
 // Model conversion (`qstar convert`)
+
+typedef struct {
+    const char *model_path;     // llama2.c .bin, model directory, ... (any qstar_model_load format)
+    const char *tokenizer_path; // copied into out_dir (NULL: the model's own: DIR/tokenizer.json, then
+                                // the tokenizer beside it); checked against the model's vocabulary first
+    const char *out_dir;        // model directory written (config.json, model.safetensors, tokenizer)
+    int force;                  // replace a non-empty out_dir (written beside it, then swapped in whole)
+    const char *dtype;          // weights as "bf16", "f16" or "f32" (NULL: the input's)
+    int add_quietstar;          // add fresh Quiet-STaR tensors (start/end from the thought_init rule,
+                                // talk head N(0, 0.02) with a zero output layer; tensors present are
+                                // kept) and a config.json "quietstar" block
+    uint64_t seed;              // talk head init seed (1)
+    float talk_head_std;        // testing aid: talk head output layer N(0, std) instead of 0 (0)
+    qstar_train_options *thought; // thought settings by name for the block (qstar_thought_option_set;
+                                  // needs add_quietstar); NULL: a checkpoint's own, else the defaults
+} qstar_convert_params;
+
+typedef struct {
+    int n_layers, dim, vocab_size;
+    size_t n_params;
+    int added_quietstar;        // the Quiet-STaR block was written
+    int n_ahead;                // its thought length
+    int thought_init_id;        // the start/end init token (-1: mean embedding row)
+} qstar_convert_result;
+
+QSTAR_API qstar_convert_params qstar_convert_params_default(void);
+// Checks out_dir first (nothing is loaded when it would be refused), then
+// converts; an old out_dir is replaced completely or not at all.
+QSTAR_API qs_status qstar_convert(const qstar_convert_params *p, qstar_convert_result *out);
 
 // ---------------------------------------------------------------------------
 // Output paths: the overwrite rules every qstar command follows

@@ -347,38 +347,45 @@ class Model:
 
 class Trainer:
     """Plain LM (quietstar=False, `qstar finetune`) or Quiet-STaR (`qstar train`) training
-    with the CLI's code and defaults. Keyword names follow the CLI flags:
-    model=/config=/resume=, tokenizer=, data=, field=, out=, steps=, batch=, seq_len=,
-    grad_accum=, lr=, min_lr=, warmup=, weight_decay=, beta1=, beta2=, eps=, clip=,
-    eval_every=, eval_batches=, save_every=, seed=, threads=, val_frac=, n_ahead=,
-    n_talk=, n_passes=, policy_beta=, thought_init=, progress=callable(dict)."""
+    with the CLI's code and defaults. Every keyword is a CLI flag with dashes written as
+    underscores (the library's one options table, qstar_train_params_set): model=/config=/
+    resume=, tokenizer=, data=, field=, out=, force=True, steps=, batch=, seq_len=, lr=,
+    precision=, log=, n_ahead=, n_talk=, reward_baseline=, no_clamp=True, ... (see
+    `qstar train --help`); a bad value raises qstar.Error with the library's message, an
+    unknown name TypeError. progress=callable(dict) receives step/eval/warn/save records
+    (and the setup's "note" lines with notes=True). With out= the run writes out/log.jsonl
+    and holds out/qstar.lock like the CLI."""
 
-    _map = {"model": "model_path", "config": "config_path", "resume": "resume_dir", "tokenizer": "tokenizer_path",
-            "data": "data_path", "field": "data_field", "out": "out_dir", "threads": "n_threads"}
-
-    def __init__(self, quietstar=False, progress=None, **kw):
+    def __init__(self, quietstar=False, progress=None, notes=False, **kw):
         self._h = None
         p = _lib.qstar_train_params_default()
         p.quietstar = int(bool(quietstar))
-        names = {f for f, _ in L.TrainParams._fields_}
-        self._keep = []
-        for k, v in kw.items():
-            f = self._map.get(k, k)
-            if f not in names or f in ("progress", "progress_user", "quietstar"):
-                raise TypeError(f"Trainer: unknown setting {k!r}")
-            if v is None:
-                continue
-            if f.endswith("_path") or f in ("out_dir", "resume_dir", "data_field", "thought_init"):
-                b = _b(v)
-                self._keep.append(b)
-                setattr(p, f, b)
-            else:
-                setattr(p, f, v)
+        try:
+            for k, v in kw.items():
+                name = k.replace("_", "-")
+                kind = _lib.qstar_train_option_kind(name.encode())
+                if kind < 0:
+                    raise TypeError(f"Trainer: unknown setting {k!r}")
+                if v is None or v is False:
+                    continue
+                if kind == 0:
+                    value = None
+                elif isinstance(v, float):
+                    value = repr(v).encode()
+                else:
+                    value = _b(v)
+                _check(_lib.qstar_train_params_set(C.byref(p), name.encode(), value))
+            self._create(p, progress, notes)
+        finally:
+            _lib.qstar_train_params_free(C.byref(p))
+
+    def _create(self, p, progress, notes):
         self._progress = progress
         if progress is not None:
             def cb(_user, pp):
                 try:
-                    progress(_progress_dict(pp.contents))
+                    if pp.contents.kind != 4 or notes:
+                        progress(_progress_dict(pp.contents))
                 except BaseException:
                     return 1
                 return 0
@@ -435,7 +442,7 @@ class Trainer:
         _check(_lib.qstar_trainer_run(self._handle()))
 
 
-_KINDS = {0: "step", 1: "eval", 2: "warn", 3: "save"}
+_KINDS = {0: "step", 1: "eval", 2: "warn", 3: "save", 4: "note"}
 
 
 def _progress_dict(p):

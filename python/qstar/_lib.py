@@ -66,7 +66,8 @@ class Progress(C.Structure):
                 ("lr", C.c_float), ("grad_norm", C.c_float), ("skipped", C.c_int), ("val_nll", C.c_double),
                 ("val_nll_think", C.c_double), ("loss_lm", C.c_float), ("loss_base", C.c_float),
                 ("policy_loss", C.c_float), ("reward_mean", C.c_float), ("mix_mean", C.c_float),
-                ("message", C.c_char_p)]
+                ("message", C.c_char_p), ("tok_per_s", C.c_double), ("elapsed", C.c_double),
+                ("eta", C.c_double), ("val_tokens", C.c_long), ("loss_talk", C.c_float)]
 
 
 PROGRESS_CB = C.CFUNCTYPE(C.c_int, C.c_void_p, C.POINTER(Progress))
@@ -82,7 +83,7 @@ class TrainParams(C.Structure):
                 ("clip", C.c_float), ("warmup", C.c_long), ("eval_every", C.c_long), ("save_every", C.c_long),
                 ("eval_batches", C.c_int), ("n_ahead", C.c_int), ("n_talk", C.c_int), ("n_passes", C.c_int),
                 ("policy_beta", C.c_float), ("thought_init", C.c_char_p), ("progress", PROGRESS_CB),
-                ("progress_user", C.c_void_p)]
+                ("progress_user", C.c_void_p), ("options", C.c_void_p)]
 
 
 class TaskParams(C.Structure):
@@ -185,6 +186,9 @@ def _declare(lib):
         "qstar_score_params_default": (ScoreParams, []),
         "qstar_score": (st, [P, c_int_p, C.c_int, C.POINTER(ScoreParams), C.POINTER(ScoreOut)]),
         "qstar_train_params_default": (TrainParams, []),
+        "qstar_train_params_set": (st, [C.POINTER(TrainParams), C.c_char_p, C.c_char_p]),
+        "qstar_train_params_free": (None, [C.POINTER(TrainParams)]),
+        "qstar_train_option_kind": (C.c_int, [C.c_char_p]),
         "qstar_trainer_create": (st, [C.POINTER(TrainParams), C.POINTER(P)]),
         "qstar_trainer_step": (st, [P, C.POINTER(Progress)]),
         "qstar_trainer_eval": (st, [P, C.POINTER(C.c_double), C.POINTER(C.c_double)]),

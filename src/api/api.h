@@ -28,6 +28,7 @@ struct qstar_trainer {
     char *args_json;       // train_args.json of the checkpoints (the CLI's keys)
     qstar_progress_cb cb;
     void *cb_user;
+    struct qs_train_ext *ext; // settings by name, ranks, lock, log, stop (api/train_ext.h)
 };
 
 // 1 when the model holds every Quiet-STaR tensor and can think.

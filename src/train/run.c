@@ -159,23 +159,3 @@ qs_status qs_run_setup(qs_run *r, const qs_run_spec *s) {
     }
     return st;
 }
-
-void qs_run_default_opts(qs_train_opts *to, int quietstar, int random_init) {
-    const qs_train_opts d = qs_train_opts_default();
-    if (to->steps < 0) to->steps = d.steps;
-    if (to->batch < 0) to->batch = quietstar ? 4 : random_init ? 16 : 32;
-    if (to->seq_len < 0) to->seq_len = quietstar ? 128 : d.seq_len;
-    if (to->grad_accum < 0) to->grad_accum = d.grad_accum;
-    if (to->lr < 0) to->lr = quietstar ? 1e-4f : random_init ? 5e-3f : 5e-4f;
-    if (to->min_lr < 0) to->min_lr = 0.1f * to->lr;
-    if (to->warmup < 0) to->warmup = QS_MIN(100, to->steps / 10);
-    if (to->weight_decay < 0) to->weight_decay = quietstar ? 0.001f : d.weight_decay;
-    if (to->beta1 < 0) to->beta1 = d.beta1;
-    if (to->beta2 < 0) to->beta2 = d.beta2;
-    if (to->eps < 0) to->eps = d.eps;
-    if (to->clip < 0) to->clip = d.clip;
-    if (to->eval_every < 0) to->eval_every = quietstar ? 50 : d.eval_every;
-    if (to->eval_batches < 0) to->eval_batches = quietstar ? 8 : d.eval_batches;
-    if (to->save_every < 0) to->save_every = d.save_every;
-    if (to->stop_after < 0) to->stop_after = 0;
-}

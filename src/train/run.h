@@ -55,8 +55,4 @@ typedef struct {
 qs_status qs_run_setup(qs_run *r, const qs_run_spec *s);
 void qs_run_free(qs_run *r);
 
-// The CLI's defaults for fields of `to` left at -1 (finetune --model, --config
-// or Quiet-STaR train), see qstar finetune --help / qstar train --help.
-void qs_run_default_opts(qs_train_opts *to, int quietstar, int random_init);
-
 #endif

@@ -73,6 +73,14 @@ put("config", "params.json", json.dumps(dict(llama, rope_parameters={"rope_type"
 put("quietstar_opts", "default.json", json.dumps(qs_block))
 put("quietstar_opts", "sigmoid.json", json.dumps(dict(qs_block, mixing="sigmoid", n_ahead=12, thought_init="Q:")))
 put("quietstar_opts", "empty.json", "{}")
+# train_args.json of a run (the options table's stored settings), as qstar train writes it
+train_args = {"data": "/data/stories.txt", "dtype": "bf16", "precision": "fp32", "steps": 100, "batch": 4,
+              "seq-len": 128, "grad-accum": 1, "lr": 0.0001, "min-lr": 1e-05, "warmup": 10, "weight-decay": 0.001,
+              "beta1": 0.9, "beta2": 0.95, "eps": 1e-08, "clip": 1, "seed": 1337, "threads": 2, "val-frac": 0.05,
+              "eval-every": 50, "eval-batches": 8, "save-every": 500}
+put("train_args", "run.json", json.dumps(train_args, indent=2))
+put("train_args", "bad_enum.json", json.dumps(dict(train_args, precision="fp64")))
+put("train_args", "fraction_steps.json", json.dumps(dict(train_args, steps=1.5)))
 
 # --- llama2.c model: a tiny valid checkpoint (dim 8, hidden 12, 1 layer, 2 heads, 1 kv head, vocab 16, seq 4)
 def llama2c(dim=8, hidden=12, layers=1, heads=2, kv=1, vocab=16, seq=4, shared=True):

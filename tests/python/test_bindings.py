@@ -138,6 +138,19 @@ def test_errors_are_qstar_error(stories, tmp_path):
     assert m.generate(PROMPT, max_tokens=8, temperature=0).startswith(PROMPT)
 
 
+def test_trainer_bad_option_is_library_error():
+    """Keywords go through the library's options table: its range checks and messages."""
+    with pytest.raises(qstar.Error, match=r"--lr expects a number in \[0, 100\], got '-1.0'") as e:
+        qstar.Trainer(model="m.bin", data="x.txt", lr=-1.0)
+    assert e.value.status == 3  # QS_ERR_ARG
+    with pytest.raises(qstar.Error, match="--reward-baseline expects mean or ema, got 'bogus'"):
+        qstar.Trainer(quietstar=True, model="m.bin", data="x.txt", reward_baseline="bogus")
+    with pytest.raises(qstar.Error, match=r"--n-ahead expects an integer in \[3, 256\], got '2'"):
+        qstar.Trainer(quietstar=True, model="m.bin", data="x.txt", n_ahead=2)
+    with pytest.raises(qstar.Error, match="unknown option '--n-talk'"):
+        qstar.Trainer(model="m.bin", data="x.txt", n_talk=2)  # a Quiet-STaR setting in plain LM mode
+
+
 def test_thoughts_example(qs_ckpt, tmp_path):
     pytest.importorskip("matplotlib")
     import subprocess
