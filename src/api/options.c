@@ -76,6 +76,10 @@ const qo_def qo_table[QO_COUNT] = {
     [QO_PRECISION] = {"precision", QO_ENUM, 0, 0, "fp32|bf16", 1,
      "  --precision P        GEMM precision: fp32, or bf16 (bf16 inputs, fp32 accumulation;\n"
      "                       weights, gradients and optimizer state stay fp32) (fp32)\n"},
+    [QO_ACT_BUDGET] = {"act-budget-mb", QO_FLT, 0, 1e9, NULL, 1,
+     "  --act-budget-mb M    memory for layer activations kept from the forward for the\n"
+     "                       backward (the others are recomputed: same results, more time);\n"
+     "                       0 recomputes every layer (768)\n"},
     [QO_EVAL_EVERY] = {"eval-every", QO_INT, 0, BIG, NULL, 1,
      "  --eval-every N       held-out NLL every N steps, 0 = start and end only (100; train: 50)\n"},
     [QO_EVAL_BATCHES] = {"eval-batches", QO_INT, 0, 1 << 30, NULL, 1,
@@ -92,8 +96,11 @@ const qo_def qo_table[QO_COUNT] = {
     [QO_ZERO] = {"zero", QO_INT, 0, 1, NULL, 0,
      "  --zero 1             shard the AdamW moments over the ranks (same results)\n"},
     [QO_PLAN] = {"plan", QO_FLAG, 0, 0, NULL, 0,
-     "  --plan               print the run's plan (parameters, all-reduce volume per step,\n"
-     "                       communication time) and exit without training\n"},
+     "  --plan               print the run's plan and exit without training: peak memory of\n"
+     "                       one process by term (weights, optimizer, activations, KV cache\n"
+     "                       of all passes, logits, ...), FLOPs per step, and under MPI the\n"
+     "                       all-reduce volume per step and its time (every run prints the\n"
+     "                       peak in its header and stops at once if it cannot fit)\n"},
     [QO_RANKS] = {"ranks", QO_INT, 1, 1 << 20, NULL, 0,
      "  --ranks N            ranks to plan for (default: this run's)\n"},
     [QO_BANDWIDTH] = {"bandwidth", QO_FLT, 1e-3, 1e6, NULL, 0,

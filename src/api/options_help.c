@@ -16,7 +16,7 @@ static const struct {
      "n_passes 1, n_talk 1). Checkpoints hold the learned meta embeddings and mixing head,\n"
      "which are never re-initialised on load, and a \"quietstar\" block in config.json.\n\n"},
     {QO_MODEL, QO_FORCE, "model and data:\n", "\n"},
-    {QO_STEPS, QO_PRECISION, "optimisation:\n", "\n"},
+    {QO_STEPS, QO_ACT_BUDGET, "optimisation:\n", "\n"},
     {QO_EVAL_EVERY, QO_PRINT_EVERY, "evaluation, logging, checkpoints:\n", "\n"},
     {QO_ZERO, QO_BANDWIDTH,
      "several processes (MPI, data parallel): mpirun -np N qstar train|finetune ...\n"

@@ -25,7 +25,7 @@ struct qs_train_ext {
     int log_failed;
     int show_thoughts, n_passes;
     volatile sig_atomic_t stop;
-    char plan[1024];
+    char plan[4096];
     qs_train_summary sum;
     int have_sum;
 };

@@ -115,7 +115,7 @@ static qs_status claim_out(qstar_trainer *t, const qs_tset *r) {
     struct qs_train_ext *x = t->ext;
     const qo_val *v = x->v;
     const char *out = v[QO_OUT].s;
-    if (!v[QO_OUT].set || x->rank != 0) return QS_OK;
+    if (!v[QO_OUT].set || x->rank != 0 || v[QO_PLAN].set) return QS_OK; // --plan writes nothing
     const int force = v[QO_FORCE].set, resume = v[QO_RESUME].set;
     const int same_run = resume && is_dir(out) && same_dir(out, r->run_dir);
     QS_TRY(qs_out_check(out, QS_OUT_RUN_DIR, force || same_run));
@@ -142,6 +142,17 @@ static void make_plan(qstar_trainer *t) {
              to->grad_accum % N ? "; --grad-accum not a multiple of the ranks: some idle" : "",
              x->v[QO_ZERO].i ? "; --zero 1: AdamW moments sharded" : "", numel, 4.0 * (double)numel / 1e6, bytes / 1e6,
              bytes * 8.0 / (gbit * 1e9) * 1e3, gbit);
+    const size_t used = strlen(x->plan);
+    snprintf(x->plan + used, sizeof x->plan - used, "memory of one process, %s, batch %d x %d tokens%s:\n",
+             qs_precision_name(t->run.m.precision), to->batch, to->seq_len,
+             x->quietstar ? ", every thought pass" : "");
+    const size_t used2 = strlen(x->plan);
+    qs_plan_format(&t->run.plan, x->plan + used2, sizeof x->plan - used2);
+    const size_t avail = qs_mem_available();
+    if (qs_plan_check(&t->run.plan, avail) != QS_OK) {
+        const size_t used3 = strlen(x->plan);
+        snprintf(x->plan + used3, sizeof x->plan - used3, "DOES NOT FIT: %s\n", qstar_last_error());
+    }
 }
 
 // The run's header lines (as notes) and, under mpirun, its plan.
@@ -152,6 +163,15 @@ static void header(qstar_trainer *t) {
           t->run.m.layout.numel, to->steps, to->batch, to->seq_len, to->grad_accum, (double)to->lr, (double)to->min_lr,
           to->warmup, omp_get_max_threads());
     notef(t, QSTAR_EV_NOTE, "matmul: %s, precision %s", qs_matmul_backend(), qs_precision_name(t->run.m.precision));
+    {
+        const qs_plan *pl = &t->run.plan;
+        const int big = qs_plan_largest(pl);
+        char a[32], b[32];
+        notef(t, QSTAR_EV_NOTE, "memory plan: peak %s (largest: %s, %s; activations of %d of %d layers kept); "
+              "%.3g FLOPs per step; see --plan", qs_fmt_bytes((double)pl->total, a, sizeof a),
+              big >= 0 ? pl->term[big].name : "-", qs_fmt_bytes(big >= 0 ? (double)pl->term[big].bytes : 0, b, sizeof b),
+              pl->layers_kept, pl->layers_total, pl->flops);
+    }
     notef(t, QSTAR_EV_NOTE, "optimizer: AdamW betas (%g, %g), eps %g, weight decay %g, grad-norm clip %g%s",
           (double)to->beta1, (double)to->beta2, (double)to->eps, (double)to->weight_decay, (double)to->clip,
           x->v[QO_PRESET].set ? " (--preset paper: the released run)" : "");
@@ -200,7 +220,10 @@ static qs_status setup_run(qstar_trainer *t, const qs_tset *r) {
                      .val_frac = v[QO_VAL_FRAC].f, .seed = (uint64_t)v[QO_SEED].i,
                      .n_threads = v[QO_THREADS].set ? (int)v[QO_THREADS].i : 0, .to = r->to,
                      .seq_given = r->seq_given, .quietstar = x->quietstar, .preset_paper = v[QO_PRESET].set,
-                     .apply_qs = apply_thought_settings, .apply_ud = x, .note = note, .note_ud = t, .dist = x->dist};
+                     .apply_qs = apply_thought_settings, .apply_ud = x, .note = note, .note_ud = t, .dist = x->dist,
+                     .act_budget_given = v[QO_ACT_BUDGET].set, .act_budget_mb = v[QO_ACT_BUDGET].f,
+                     .precision = r->prec, .plan_only = v[QO_PLAN].set,
+                     .plan_ranks = v[QO_RANKS].set ? (int)v[QO_RANKS].i : x->n_ranks, .plan_zero = (int)v[QO_ZERO].i};
     qs_status st = qs_run_setup(&t->run, &s);
     if (st != QS_OK) return t->run.usage_error ? st : not_usage(st);
     t->run.m.precision = r->prec; // a runtime option: the bf16 weight copy is made on first use

@@ -9,9 +9,10 @@
 #include <string.h>
 
 // What the process holds besides the run's buffers: code, the BLAS/oneDNN/
-// OpenMP runtimes and their thread buffers, the tokenizer (measured on this
-// project's runs: 40-70 MB resident before the first step).
-#define RUNTIME_BYTES ((size_t)64 << 20)
+// OpenMP runtimes and their thread buffers, the tokenizer (measured: 14 MB
+// resident after loading stories260K and its data, about 24 MB once the
+// GEMM libraries have run).
+#define RUNTIME_BYTES ((size_t)24 << 20)
 
 static void add(qs_plan *p, const char *name, size_t bytes, const char *shrink) {
     if (bytes == 0 || p->n >= QS_PLAN_MAX_TERMS) return;
@@ -190,11 +191,17 @@ size_t qs_mem_available(void) {
     return avail;
 }
 
+int qs_plan_largest(const qs_plan *p) {
+    int big = -1;
+    for (int i = 0; i < p->n; i++)
+        if (*p->term[i].shrink && (big < 0 || p->term[i].bytes > p->term[big].bytes)) big = i;
+    return big;
+}
+
 qs_status qs_plan_check(const qs_plan *p, size_t available) {
     if (available == 0 || p->total <= available) return QS_OK;
-    int big = 0;
-    for (int i = 1; i < p->n; i++)
-        if (p->term[i].bytes > p->term[big].bytes) big = i;
+    const int big = qs_plan_largest(p);
+    if (big < 0) return qs_error(QS_ERR_NOMEM, "the run needs more memory than is available");
     char a[32], b[32], c[32];
     const qs_plan_term *t = &p->term[big];
     return qs_error(QS_ERR_NOMEM,

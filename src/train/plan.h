@@ -50,9 +50,12 @@ void qs_plan_format(const qs_plan *p, char *buf, size_t cap);
 // overrides it (tests, or to plan for another machine).
 size_t qs_mem_available(void);
 
+// The largest term that flags can shrink (not the runtime), or -1.
+int qs_plan_largest(const qs_plan *p);
+
 // QS_OK when p->total fits in `available` (0: unknown, always fits); else
 // QS_ERR_NOMEM with a one-line message naming the total, the available
-// memory, the largest term and the flags that shrink it.
+// memory, the largest term that flags can shrink and those flags.
 qs_status qs_plan_check(const qs_plan *p, size_t available);
 
 // "1.23 GB" / "456 MB" / "789 kB" into buf.

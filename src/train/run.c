@@ -116,6 +116,17 @@ static qs_status setup_quietstar(qs_run *r, const qs_run_spec *s, qs_train_opts 
     return QS_OK;
 }
 
+// The memory and compute plan of this process (train/plan.h).
+static qs_status plan_run(qs_run *r, const qs_run_spec *s, const qs_train_opts *to) {
+    const int mapped = r->ds.train.unmap != NULL; // token shards: mapped, not held
+    const qs_plan_spec ps = {.cfg = &r->m.cfg, .numel = r->m.layout.numel, .quietstar = s->quietstar,
+                             .qs = &to->qs, .batch = to->batch, .seq_len = to->seq_len, .grad_accum = to->grad_accum,
+                             .act_budget_mb = to->qs.act_budget_mb, .precision = s->precision,
+                             .ranks = s->plan_ranks > 0 ? s->plan_ranks : 1, .zero = s->plan_zero,
+                             .data_tokens = mapped ? 0 : r->ds.train.n_tokens + r->ds.val.n_tokens};
+    return qs_train_plan(&ps, &r->plan);
+}
+
 static qs_status setup(qs_run *r, const qs_run_spec *s) {
     qs_train_opts to = s->to;
     QS_TRY(load_model(r, s));
@@ -139,6 +150,13 @@ static qs_status setup(qs_run *r, const qs_run_spec *s) {
         QS_TRY(qs_dataset_load(&r->ds, s->data_path, r->tok, &dopt));
     note(s, "data: %s: %zu documents, %zu training / %zu held-out tokens (%.1f s)", s->data_path,
          qs_dataset_n_docs(&r->ds), r->ds.train.n_tokens, r->ds.val.n_tokens, qs_now() - t_load);
+    if (s->act_budget_given) to.qs.act_budget_mb = s->act_budget_mb;
+    QS_TRY(plan_run(r, s, &to));
+    if (s->plan_only) { // the settings as the trainer would hold them, nothing allocated
+        r->tr.o = to;
+        return QS_OK;
+    }
+    QS_TRY(qs_plan_check(&r->plan, qs_mem_available()));
     QS_TRY(qs_trainer_init(&r->tr, &r->m, &r->ds, &to));
     r->have_trainer = 1;
     if (s->resume_ckpt) {

@@ -9,6 +9,7 @@
 #include "data/dataset.h"
 #include "io/model_io.h"
 #include "tokenizer/tokenizer.h"
+#include "train/plan.h"
 #include "train/trainer.h"
 
 typedef struct {
@@ -35,6 +36,13 @@ typedef struct {
     void (*note)(void *ud, const char *msg);
     void *note_ud;
     struct qs_dist *dist;       // data-parallel run over MPI ranks (train/dist.h); NULL: one process
+    // The memory plan (train/plan.h), made once the model and data are loaded and
+    // checked against the available memory before the trainer allocates anything.
+    int act_budget_given;       // 1: act_budget_mb is the caller's (--act-budget-mb)
+    double act_budget_mb;       // MB of layer activations kept for the backward (0: recompute all)
+    qs_precision precision;     // the run's GEMM precision
+    int plan_ranks, plan_zero;  // processes to plan for, --zero
+    int plan_only;              // 1: plan and stop: no trainer (qstar train --plan)
 } qs_run_spec;
 
 typedef struct {
@@ -48,6 +56,7 @@ typedef struct {
     qs_trainer tr;
     int have_trainer;
     int usage_error;      // set with a failure that is the caller's settings (CLI exit 2)
+    qs_plan plan;         // the memory and compute plan of one process
 } qs_run;
 
 // Loads and sets everything up. On failure *r is released (qs_run_free is

@@ -28,6 +28,7 @@ qs_train_opts qs_train_opts_default(void) {
         .save_every = 500,
         .stop_after = 0,
     };
+    o.qs.act_budget_mb = -1; // the default activation budget (plain LM uses it too)
     return o;
 }
 
@@ -145,7 +146,7 @@ qs_status qs_trainer_init(qs_trainer *t, qs_model *m, qs_dataset *ds, const qs_t
         if (st == QS_OK) st = qs_qstar_create(&t->qeval, m, &eo, o->batch, o->seq_len);
         if (st == QS_OK && o->qs.reward_baseline == QS_BASELINE_EMA) st = ema_init(t);
     } else {
-        if (st == QS_OK) st = qs_workspace_create(&t->ws, &m->cfg, o->batch, o->seq_len, 1);
+        if (st == QS_OK) st = qs_workspace_create_budget(&t->ws, &m->cfg, o->batch, o->seq_len, 1, qs_qstar_act_budget(&o->qs));
         if (st == QS_OK) st = qs_workspace_create_ex(&t->ws_eval, &m->cfg, o->batch, o->seq_len, 1, 0);
     }
     if (st != QS_OK) {
