@@ -25,8 +25,11 @@ $(error missing libraries ($(MISSING)); run: sudo apt-get install -y pkg-config 
 endif
 endif
 
-CFLAGS  := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
-           -fopenmp $(OPT) -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# PUBCFLAGS: what a program on the public header alone compiles with (the
+# CLI in tools/); the library and the unit tests also see the internal headers.
+PUBCFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
+           -fopenmp $(OPT) -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS  := $(PUBCFLAGS) -Isrc
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -fopenmp $(LDSAN)
 # Open MPI (optional, Debian openmpi-bin libopenmpi-dev): data-parallel training
 # under mpirun (src/train/dist.c). Without it (or with NOMPI=1) qstar is
@@ -87,11 +90,10 @@ $(SO): $(OBJ)
 	@ln -sf libqstar.so.$(VERSION) $(BUILD)/$(SONAME)
 	@ln -sf $(SONAME) $(BUILD)/libqstar.so
 
-# The CLI is built from the public header alone (no -Isrc): it can use only
-# what include/qstar.h offers, like any program linking libqstar.
-TOOLCFLAGS := $(filter-out -Isrc,$(CFLAGS))
+# The CLI is built from the public header alone (PUBCFLAGS: include/ only):
+# it can use only what include/qstar.h offers, like any program linking libqstar.
 $(BIN): $(wildcard tools/*.c) $(wildcard tools/*.h) $(LIB)
-	$(CC) $(TOOLCFLAGS) $(wildcard tools/*.c) $(LIB) $(LDLIBS) -o $@
+	$(CC) $(PUBCFLAGS) $(wildcard tools/*.c) $(LIB) $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB)
 	@mkdir -p $(dir $@)
