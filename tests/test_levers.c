@@ -288,16 +288,16 @@ static void test_ema_reward_by_hand(void **st) {
     // hand: per-token NLL of the EMA model
     qs_workspace *ws;
     assert_int_equal(qs_workspace_create_ex(&ws, &m.cfg, B, T, 1, 0), QS_OK);
-    ws->mask = mask;
+    qs_workspace_set_mask(ws, mask);
     float *x = malloc(sizeof(float) * B * T * H), *z = malloc(sizeof(float) * V);
     for (int k = 0; k < B * T; k++) memcpy(x + (size_t)k * H, ema.w.embed + (size_t)tok[k] * H, sizeof(float) * H);
-    assert_int_equal(qs_forward_block(&ema, ws, x, 0, 1, 0, T, ws->h), QS_OK);
+    assert_int_equal(qs_forward_block(&ema, ws, x, 0, 1, 0, T, qs_workspace_bufs(ws).h), QS_OK);
     float ref[B * T];
     for (int k = 0; k < B * T; k++) {
         const int i = k % T;
         ref[k] = 0;
         if (i + 1 >= T || !mask[k] || !mask[k + 1]) continue;
-        matmul_forward(z, ws->h + (size_t)k * H, ema.w.lm_head, NULL, 1, H, V);
+        matmul_forward(z, qs_workspace_bufs(ws).h + (size_t)k * H, ema.w.lm_head, NULL, 1, H, V);
         double mx = -INFINITY, s = 0;
         for (int v = 0; v < V; v++) mx = fmax(mx, z[v]);
         for (int v = 0; v < V; v++) s += exp(z[v] - mx);

@@ -5,7 +5,7 @@
 // shown.
 #include "testutil.h"
 #include "io/model_io.h"
-#include "model/workspace.h"
+#include "model/workspace_impl.h" // white-box: the KV cache layout
 #include "quietstar/think.h"
 #include "ops/ops.h"
 

@@ -2,7 +2,7 @@
 // finite-difference gradients of the LM loss, padding invariance, and
 // forward-by-blocks (KV cache) equal to the batched forward.
 #include "testutil.h"
-#include "model/workspace.h"
+#include "model/workspace_impl.h" // white-box: the workspace layout
 #include "core/rng.h"
 
 static void tiny_config(qs_config *c, int qkv_bias, int tied) {

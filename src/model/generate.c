@@ -3,7 +3,7 @@
 // forward below, or a thinker (Quiet-STaR) given by the caller.
 #include "model/generate.h"
 #include "model/sampler.h"
-#include "model/workspace.h"
+#include "model/workspace_impl.h"
 #include "ops/ops.h"
 
 #include <omp.h>

@@ -6,7 +6,7 @@
 // and back-propagates through it, so only the residual stream and the KV
 // cache are kept between forward and backward.
 #include "model/transformer.h"
-#include "model/workspace.h"
+#include "model/workspace_impl.h"
 #include "ops/ops.h"
 
 #include <math.h>

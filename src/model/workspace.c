@@ -1,5 +1,5 @@
 // workspace.c: allocation of the forward/backward workspace.
-#include "model/workspace.h"
+#include "model/workspace_impl.h"
 #include "ops/ops.h"
 
 #include <stdint.h>
@@ -199,3 +199,12 @@ void qs_workspace_free(qs_workspace *w) {
 }
 
 size_t qs_workspace_bytes(const qs_workspace *w) { return w ? w->bytes : 0; }
+
+qs_ws_bufs qs_workspace_bufs(qs_workspace *w) {
+    return (qs_ws_bufs){.xs = w->xs, .h = w->h, .dh = w->dh, .dx0 = w->dx0, .logits = w->logits,
+                        .losses = w->losses, .targets = w->targets, .chunk = w->chunk, .n_max = w->n_max};
+}
+
+void qs_workspace_set_mask(qs_workspace *w, const int *mask) { w->mask = mask; }
+
+int qs_workspace_layers_kept(const qs_workspace *w) { return w->n_stored; }

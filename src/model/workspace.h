@@ -1,58 +1,28 @@
-// workspace.h: the memory a forward/backward needs, allocated once.
-// Internal to libqstar (the Quiet-STaR step and generation use it directly).
+// workspace.h: the memory a forward/backward needs, allocated once: creation,
+// the memory plan, and the few buffers other layers compute in. Its layout is
+// private to src/model/ (workspace_impl.h).
 #ifndef QS_MODEL_WORKSPACE_H
 #define QS_MODEL_WORKSPACE_H
 
 #include "model/transformer.h"
 
-// Activations of one layer for a block of up to n_max tokens.
+// The buffers of a workspace other layers compute in (the Quiet-STaR step's
+// heads and losses; everything else of the workspace is private to src/model).
 typedef struct {
-    float *xn, *rstd1;     // [N,H], [N]  attention rmsnorm
-    float *q, *k, *v;      // [N,qd], [N,kvd], [N,kvd] (q,k after RoPE)
-    float *att, *lse;      // [N,qd], [N,nh]          attention output, log-sum-exp
-    float *x2;             // [N,H]  residual after attention
-    float *xn2, *rstd2;    // [N,H], [N]  MLP rmsnorm
-    float *gate, *up, *act; // [N,F]
-    float *mean1, *mean2;  // [N] LayerNorm means (GPT-2; gate = c_fc output, act = gelu(gate), up unused)
-} qs_layer_acts;
-
-// Gradient scratch for one layer over all passes (training only).
-typedef struct {
-    float *dact, *dgate, *dup; // [N,F]
-    float *dxn;                // [N,H]
-    float *datt, *dq;          // [N,qd]
-    float *dk, *dv;            // [N,kvd] (cache order)
-} qs_grad_scratch;
-
-struct qs_workspace {
-    qs_config c;
-    int R, T, D;          // rows, positions, passes
-    int training;         // 1: keeps layer inputs and gradient scratch
-    size_t n_max;         // tokens per block = D*R*T (training) or R*T (inference)
-    int max_pos;          // RoPE table size - 1
-    const int *mask;      // [R,T] validity mask of the current batch, or NULL
-    float *kc, *vc;       // [L][D,R,T,kvd] KV cache
-    size_t kv_layer;      // floats per layer in kc/vc
-    float *xs;            // [L+1][D,R,T,H] residual stream at each layer input (training)
-    size_t xs_layer;
-    float *cos_t, *sin_t; // [max_pos+1, hd/2]
-    int *pos;             // [n_max] position ids of the current block
-    qs_layer_acts a;
-    qs_layer_acts *stored; // [n_stored] activations of layers 0..n_stored-1 for all D*R*T
-                           // tokens; the backward recomputes the other layers from their input
-    int n_stored;
-    qs_grad_scratch g;
-    float *tmp_a, *tmp_b; // [n_max,H] ping-pong buffers
-    float *h;             // [n_max,H] final hidden states (after final norm)
-    float *dh, *dx0;      // [n_max,H] gradients w.r.t. h and the input embeddings
+    float *xs;            // [L+1][D,R,T,H] layer inputs (training); xs[0 .. D*R*T*H) = the input embeddings
+    float *h;             // [n_max,H] final hidden states (after the final norm)
+    float *dh, *dx0;      // [n_max,H] gradients w.r.t. h and the input embeddings (training)
+    float *logits;        // [chunk,V] lm_head scratch
+    float *losses;        // [chunk] scratch
+    int *targets;         // [n_max] scratch
     int chunk;            // tokens per lm_head chunk
-    float *logits;        // [chunk,V]
-    float *losses;        // [chunk]
-    int *targets;         // [n_max]
-    size_t bytes;         // total allocated
-    struct qs_ws_plan *plan; // qs_workspace_plan: count, do not allocate
-    size_t *plan_part;
-};
+    size_t n_max;         // tokens per block
+} qs_ws_bufs;
+qs_ws_bufs qs_workspace_bufs(qs_workspace *ws);
+// The validity mask [R,T] of the batch the next forward sees (NULL: all valid).
+void qs_workspace_set_mask(qs_workspace *ws, const int *mask);
+// Layers whose activations are kept from forward to backward.
+int qs_workspace_layers_kept(const qs_workspace *ws);
 
 qs_status qs_workspace_create_ex(qs_workspace **ws, const qs_config *c, int R, int T, int D, int training);
 // Keeps the activations of as many layers as fit in max_bytes (layers 0, 1,

@@ -24,6 +24,7 @@ struct qs_qstar {
     qs_qstar_opts o;
     int B, T, P, R, D, nT, nR; // nR = T-1-n_talk reward positions
     qs_workspace *ws;          // R rows x T positions x D passes, training mode
+    qs_ws_bufs wb;             // its buffers the step computes in
     int *xtok, *xmask;         // [R,T] expanded tokens and mask
     int *ptok;                 // [D,R,T] input token of each pass (-1: meta embedding)
     int *thoughts;             // [R,nT,T]
@@ -51,7 +52,7 @@ void qs_qstar_free(qs_qstar *q) {
 }
 
 size_t qs_qstar_bytes(const qs_qstar *q) { return q->bytes + qs_workspace_bytes(q->ws); }
-int qs_qstar_layers_kept(const qs_qstar *q) { return q->ws->n_stored; }
+int qs_qstar_layers_kept(const qs_qstar *q) { return qs_workspace_layers_kept(q->ws); }
 
 // With q->plan the buffers are only counted (qs_qstar_plan_bytes).
 #define ALLOC(ptr, count)                                                       \
@@ -109,6 +110,7 @@ qs_status qs_qstar_create(qs_qstar **out, const qs_model *m, const qs_qstar_opts
     set_shape(q, o, B, T);
     qs_status st = qs_workspace_create_budget(&q->ws, &m->cfg, q->R, T, q->D, qs_qstar_act_budget(o));
     if (st != QS_OK) { qs_qstar_free(q); return st; }
+    q->wb = qs_workspace_bufs(q->ws);
     QS_TRY(alloc_buffers(q, m->cfg.dim)); // frees q on failure
     *out = q;
     return QS_OK;
@@ -178,7 +180,7 @@ static void rewards(qs_qstar *q, double *rsum, double *asum) {
 // nll[n] receives the per-row NLL (0 where tgt < 0). If dh != NULL, each
 // valid row's loss is weighted by `scale` and its gradient accumulated into
 // dh (w.r.t. h) and dlm (w.r.t. lm_head).
-static void head_ce(const qs_model *m, qs_workspace *ws, const float *h, const int *tgt, int N, float *nll,
+static void head_ce(const qs_model *m, const qs_ws_bufs *ws, const float *h, const int *tgt, int N, float *nll,
                     float *dh, float *dlm, float scale) {
     const int H = m->cfg.dim, V = m->cfg.vocab_size;
     qs_mm mm;
@@ -199,7 +201,7 @@ static void head_ce(const qs_model *m, qs_workspace *ws, const float *h, const i
 // ids excluded. The uniforms are drawn serially (one per row, in row order)
 // so a seed gives the same thoughts at any thread count; the rows then run
 // in parallel.
-static void sample_tokens(const qs_model *m, qs_workspace *ws, const qs_qstar_opts *o, const float *h, int N,
+static void sample_tokens(const qs_model *m, const qs_ws_bufs *ws, const qs_qstar_opts *o, const float *h, int N,
                           int *out, qs_rng *rng) {
     const int H = m->cfg.dim, V = m->cfg.vocab_size;
     qs_mm mm;
@@ -225,7 +227,7 @@ static void sample_tokens(const qs_model *m, qs_workspace *ws, const qs_qstar_op
 // through the lm_head and its backward.
 static double policy_pass(const qs_model *m, qs_qstar *q, const float *h, const int *tok, float *dh, float *dlm,
                           float coef) {
-    qs_workspace *ws = q->ws;
+    const qs_ws_bufs *ws = &q->wb;
     const int H = m->cfg.dim, V = m->cfg.vocab_size, T = q->T, N = q->R * T;
     const float tau = q->o.tau_rl;
     int *rows = ws->targets; // [n_max] scratch: the contributing rows, in row order
@@ -324,6 +326,7 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
     const int na = q->o.n_ahead, ntalk = q->o.n_talk;
     const size_t RT = (size_t)R * T, slab = RT * H;
     qs_workspace *ws = q->ws;
+    const qs_ws_bufs *bf = &q->wb;
     if (!m->has_quietstar) return qs_error(QS_ERR_ARG, "model has no Quiet-STaR tensors");
     if (!forced && !rng && nT > 0) return qs_error(QS_ERR_ARG, "thought sampling needs an RNG or forced thoughts");
     if (q->o.reward_baseline == QS_BASELINE_EMA && !q->ref_set)
@@ -342,7 +345,7 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
             if (forced[k] < 0 || forced[k] >= V) return qs_error(QS_ERR_ARG, "thought token %d outside vocabulary of %d", forced[k], V);
         memcpy(q->thoughts, forced, RT * nT * sizeof(int));
     }
-    ws->mask = q->xmask;
+    qs_workspace_set_mask(ws, q->xmask);
     const double t0 = qs_now();
 
     // ---- think: forward pass by pass; inputs go straight into the layer-0 slot.
@@ -351,13 +354,13 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
     // nT+1 .. D-1 run as one block: fewer, larger matrix products.
     for (int d = 0; d < D; d++) {
         const int nd = d == nT + 1 ? D - d : 1;
-        float *x0 = ws->xs + (size_t)d * slab, *h = ws->h + (size_t)d * slab;
+        float *x0 = bf->xs + (size_t)d * slab, *h = bf->h + (size_t)d * slab;
         for (int e = 0; e < nd; e++) pass_inputs(m, q, d + e, x0 + (size_t)e * slab);
         QS_TRY(qs_forward_block(m, ws, x0, d, nd, 0, T, h));
         d += nd - 1;
         if (d >= 1 && d <= nT && !forced) { // sample thought token d-1 from pass d
             int *tmp = q->tgt;
-            sample_tokens(m, ws, &q->o, h, (int)RT, tmp, rng);
+            sample_tokens(m, bf, &q->o, h, (int)RT, tmp, rng);
             for (int r = 0; r < R; r++)
                 memcpy(q->thoughts + ((size_t)r * nT + (d - 1)) * T, tmp + (size_t)r * T, T * sizeof(int));
         }
@@ -371,15 +374,15 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
     qs_ptrs g = {0};
     if (grads) {
         QS_TRY(qs_ptrs_bind(&g, c, &m->layout, grads));
-        memset(ws->dh, 0, (size_t)D * slab * sizeof(float));
+        memset(bf->dh, 0, (size_t)D * slab * sizeof(float));
     }
     const float wb = q->o.base_loss_weight;
-    float *h0 = ws->h, *dh0 = ws->dh;
+    float *h0 = bf->h, *dh0 = bf->dh;
     // base NLL
     talk_targets(q, 0, q->tgt);
     int n0 = 0;
     for (size_t k = 0; k < RT; k++) n0 += q->tgt[k] >= 0;
-    head_ce(m, ws, h0, q->tgt, (int)RT, q->nll0, grads ? dh0 : NULL, g.lm_head, n0 ? grad_scale * wb / n0 : 0);
+    head_ce(m, bf, h0, q->tgt, (int)RT, q->nll0, grads ? dh0 : NULL, g.lm_head, n0 ? grad_scale * wb / n0 : 0);
     float loss_base = mean_valid(q->nll0, q->tgt, (int)RT, NULL);
     // talk k: hb = h_0 at i+k (wrapping, as the released code's roll), ht = h of pass n_ahead-1+k
     double talk_sum = 0.0, mix_s = 0.0, mix_s2 = 0.0;
@@ -387,7 +390,7 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
     float loss_talk[QS_MAX_TALK];
     for (int k = 0; k < ntalk; k++) {
         const int d = na - 1 + k;
-        const float *ht = ws->h + (size_t)d * slab;
+        const float *ht = bf->h + (size_t)d * slab;
         for (int r = 0; r < R; r++)
             for (int i = 0; i < T; i++)
                 memcpy(q->hb + ((size_t)r * T + i) * H, h0 + ((size_t)r * T + (i + k) % T) * H, H * sizeof(float));
@@ -400,7 +403,7 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
         float *nll = q->nllk + (size_t)k * RT;
         float sc = nk ? grad_scale * (1.0f - wb) / ntalk / nk : 0.0f;
         if (grads) memset(q->dhm, 0, slab * sizeof(float));
-        head_ce(m, ws, q->hm, q->tgt, (int)RT, nll, grads ? q->dhm : NULL, g.lm_head, sc);
+        head_ce(m, bf, q->hm, q->tgt, (int)RT, nll, grads ? q->dhm : NULL, g.lm_head, sc);
         loss_talk[k] = mean_valid(nll, q->tgt, (int)RT, NULL);
         talk_sum += loss_talk[k];
         for (size_t n = 0; n < RT; n++)
@@ -408,7 +411,7 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
         if (grads) {
             memset(q->dhb, 0, slab * sizeof(float));
             mixhead_backward_mm(&mm, &m->w, &g, H, (int)RT, q->hb, ht, q->dhm, q->o.mixing == QS_MIX_SIGMOID, &q->ma,
-                             q->dhb, ws->dh + (size_t)d * slab);
+                             q->dhb, bf->dh + (size_t)d * slab);
             for (int r = 0; r < R; r++)
                 for (int i = 0; i < T; i++) {
                     float *dst = dh0 + ((size_t)r * T + (i + k) % T) * H;
@@ -430,7 +433,7 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
             for (int r = 0; r < R; r++)
                 memcpy(tok + (size_t)r * T, q->thoughts + ((size_t)r * nT + u) * T, T * sizeof(int));
             const size_t off = (size_t)(u + 1) * slab;
-            pol += policy_pass(m, q, ws->h + off, tok, grads ? ws->dh + off : NULL, g.lm_head, coef);
+            pol += policy_pass(m, q, bf->h + off, tok, grads ? bf->dh + off : NULL, g.lm_head, coef);
         }
         pol /= (double)nT * R * nR;
     }
@@ -439,10 +442,10 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
 
     // ---- backward through every pass at once, then the input embeddings
     if (grads) {
-        qs_status st = qs_backward_all(m, ws, ws->dh, ws->dx0, grads);
+        qs_status st = qs_backward_all(m, ws, bf->dh, bf->dx0, grads);
         if (st != QS_OK) { qs_ptrs_free(&g); return st; }
         for (int d = 0; d < D; d++) {
-            const float *dx = ws->dx0 + (size_t)d * slab;
+            const float *dx = bf->dx0 + (size_t)d * slab;
             float *meta = d == 1 ? g.start_emb : d == na - 1 ? g.end_emb : NULL;
             if (meta) {
                 for (int cc = 0; cc < H; cc++) {

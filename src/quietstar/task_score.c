@@ -74,7 +74,7 @@ qs_status qs_task_scorer_create(qs_task_scorer **out, const qs_model *m, const q
     } else {
         st = qs_workspace_create_ex(&s->ws, &m->cfg, 1, max_len, 1, 0);
         if (st == QS_OK) {
-            s->ws->mask = NULL;
+            qs_workspace_set_mask(s->ws, NULL);
             s->x0 = qs_malloc((size_t)max_len * H * sizeof(float), "scorer input");
             s->h = qs_malloc((size_t)max_len * H * sizeof(float), "scorer hidden states");
             if (!s->x0 || !s->h) st = QS_ERR_NOMEM;

@@ -54,7 +54,7 @@ qs_status qs_thinker_create(qs_thinker **out, const qs_model *m, const qs_qstar_
             st = QS_ERR_NOMEM;
     }
     if (st != QS_OK) { qs_thinker_free(t); return st; }
-    t->ws->mask = NULL;
+    qs_workspace_set_mask(t->ws, NULL);
     *out = t;
     return QS_OK;
 }
