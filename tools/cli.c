@@ -120,3 +120,13 @@ static double clock_s(clockid_t id) {
 
 double cli_wall_seconds(void) { return clock_s(CLOCK_MONOTONIC); }
 double cli_cpu_seconds(void) { return clock_s(CLOCK_PROCESS_CPUTIME_ID); }
+
+int cli_thought_flag(const char *cmd, int argc, char **argv, int *i, qstar_train_options **opts) {
+    const char *name = strncmp(argv[*i], "--", 2) ? "" : argv[*i] + 2;
+    const int kind = qstar_train_option_kind(name);
+    if (kind < 0) return cli_usage_error(cmd, "unknown option '%s'", argv[*i]);
+    if (kind > 0 && *i + 1 >= argc) return cli_usage_error(cmd, "%s needs a value", argv[*i]);
+    const char *value = kind > 0 ? argv[++*i] : NULL;
+    if (qstar_thought_option_set(opts, name, value) != QS_OK) return cli_usage_error(cmd, "%s", qstar_last_error());
+    return 0;
+}

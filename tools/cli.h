@@ -33,6 +33,11 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cli_int(int argc, char **argv, int *i, const char *name, long *out, long lo, long hi);
 int cli_float(int argc, char **argv, int *i, const char *name, double *out, double lo, double hi);
 int cli_str(int argc, char **argv, int *i, const char *name, const char **out);
+// A Quiet-STaR thought setting at argv[*i] (--n-ahead N, --no-clamp, ...: the
+// library's options table, qstar_thought_option_set) into *opts, *i advanced
+// past its value: 0, or prints the usage error (unknown option, missing or bad
+// value) and returns 2.
+int cli_thought_flag(const char *cmd, int argc, char **argv, int *i, qstar_train_options **opts);
 // True when stderr is a terminal (progress lines use \r there).
 int cli_is_tty(void);
 // Seconds of a monotonic clock, and CPU seconds used by this process (all threads).

@@ -42,13 +42,7 @@ static int parse(int argc, char **argv, qstar_convert_params *p) {
             if (r < 0) return 2;
             continue;
         }
-        // the Quiet-STaR thought settings: the library's table
-        const char *name = strncmp(argv[i], "--", 2) ? "" : argv[i] + 2;
-        const int kind = qstar_train_option_kind(name);
-        if (kind < 0) return cli_usage_error(C, "unknown option '%s'", argv[i]);
-        if (kind > 0 && i + 1 >= argc) return cli_usage_error(C, "%s needs a value", argv[i]);
-        if (qstar_thought_option_set(&p->thought, name, kind > 0 ? argv[++i] : NULL) != QS_OK)
-            return cli_usage_error(C, "%s", qstar_last_error());
+        if (cli_thought_flag(C, argc, argv, &i, &p->thought)) return 2; // the library's table
     }
     p->seed = (uint64_t)seed;
     p->talk_head_std = (float)head_std;
