@@ -19,6 +19,7 @@
 #include "io/safetensors.h"
 #include "model/transformer.h"
 #include "quietstar/qstar.h"
+#include "quietstar/think.h"
 
 #include <dirent.h>
 
@@ -328,12 +329,56 @@ static void test_copy_follows_weights(void **state) {
     qs_model_free(&n);
 }
 
+// Generation with thoughts (the thinker: thought sampling and the final
+// logits through the lm_head) runs at the model's precision: bf16 logits are
+// close to the fp32 ones (relative L2 < 2e-2) but not bit-identical, and
+// deterministic. Thoughts are forced so both precisions see the same tokens.
+static void thinker_logits(qs_model *m, const int *ids, int n, int *thought, float *logits) {
+    qs_qstar_opts o;
+    qs_qstar_opts_default(&o);
+    o.n_ahead = 6;
+    qs_thinker *t;
+    assert_int_equal(qs_thinker_create(&t, m, &o, n + 8), QS_OK);
+    for (int i = 0; i < n; i++) assert_int_equal(qs_thinker_feed(t, ids[i], i), QS_OK);
+    float w;
+    assert_int_equal(qs_thinker_think(t, NULL, logits, thought, &w), QS_OK);
+    qs_thinker_plain_logits(t, logits + m->cfg.vocab_size);
+    qs_thinker_free(t);
+}
+
+static void test_thinker_precision(void **state) {
+    (void)state;
+    qs_model m;
+    random_model(&m);
+    const int V = m.cfg.vocab_size, ids[5] = {3, 17, 42, 99, 7};
+    int thought[3] = {11, 12, 13};
+    float *f = malloc(2 * V * sizeof(float)), *x = malloc(2 * V * sizeof(float)), *y = malloc(2 * V * sizeof(float));
+    m.precision = QS_PREC_FP32;
+    thinker_logits(&m, ids, 5, thought, f);
+    m.precision = QS_PREC_BF16;
+    thinker_logits(&m, ids, 5, thought, x);
+    thinker_logits(&m, ids, 5, thought, y);
+    assert_memory_equal(x, y, 2 * V * sizeof(float));
+    for (int part = 0; part < 2; part++) {
+        double d = 0, r = 0;
+        for (int k = 0; k < V; k++) {
+            const double a = x[part * V + k], b = f[part * V + k];
+            d += (a - b) * (a - b), r += b * b;
+        }
+        print_message("  thinker %s logits: bf16 vs fp32 relative L2 %.3g\n", part ? "plain" : "mixed", sqrt(d / r));
+        assert_true(d > 0 && sqrt(d / r) < 2e-2);
+    }
+    free(f), free(x), free(y);
+    qs_model_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_qstar_parity),
         cmocka_unit_test(test_lm_parity),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_copy_follows_weights),
+        cmocka_unit_test(test_thinker_precision),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

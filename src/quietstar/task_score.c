@@ -138,9 +138,11 @@ qs_status qs_task_score(qs_task_scorer *s, const qs_task_item *it, const int *va
         const int n = last + 1;
         for (int i = 0; i < n; i++) memcpy(s->x0 + (size_t)i * H, m->w.embed + (size_t)it->tokens[i] * H, H * sizeof(float));
         st = qs_forward_block(m, s->ws, s->x0, 0, 1, 0, n, s->h);
+        qs_mm mm;
+        if (st == QS_OK) st = qs_model_mm(m, &mm); // the model's precision
         for (int a = 0; st == QS_OK && a < it->n_ans; a++) {
             int i = it->pos[a];
-            matmul_forward(s->logits, s->h + (size_t)i * H, m->w.lm_head, NULL, 1, H, V);
+            matmul_forward_mm(&mm, s->logits, s->h + (size_t)i * H, m->w.lm_head, NULL, 1, H, V);
             score_token(r, s->logits, valid, n_valid, it->tokens[i + 1], 0.0f);
         }
     }

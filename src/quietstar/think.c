@@ -70,9 +70,15 @@ qs_status qs_thinker_feed(qs_thinker *t, int token, int pos) {
     return QS_OK;
 }
 
-void qs_thinker_plain_logits(qs_thinker *t, float *logits) {
-    matmul_forward(logits, t->h0, t->m->w.lm_head, NULL, 1, t->m->cfg.dim, t->m->cfg.vocab_size);
+// The lm_head products run at the model's precision (bf16: its bf16 weight
+// copy, which also halves the memory traffic of these matrix-vector products).
+static void head(const qs_model *m, float *logits, const float *h) {
+    qs_mm mm;
+    qs_model_mm(m, &mm); // failing, mm still works (bf16 weights cast per call)
+    matmul_forward_mm(&mm, logits, h, m->w.lm_head, NULL, 1, m->cfg.dim, m->cfg.vocab_size);
 }
+
+void qs_thinker_plain_logits(qs_thinker *t, float *logits) { head(t->m, logits, t->h0); }
 
 qs_status qs_thinker_think(qs_thinker *t, qs_rng *rng, float *logits, int *thought, float *mix_w) {
     const qs_model *m = t->m;
@@ -91,14 +97,14 @@ qs_status qs_thinker_think(qs_thinker *t, qs_rng *rng, float *logits, int *thoug
         }
         QS_TRY(qs_forward_block(m, t->ws, t->x, d, 1, pos, 1, t->h));
         if (d <= na - 3 && rng) { // this pass samples thought token d-1
-            matmul_forward(t->z, t->h, m->w.lm_head, NULL, 1, H, V);
+            head(m, t->z, t->h);
             thought[d - 1] = qs_sample_thought(t->z, V, t->o.banned, t->o.n_banned, t->o.tau_sample,
                                                t->o.greedy_thoughts, qs_rng_uniform(rng));
         }
     }
     mixhead_forward(&m->w, H, 1, t->h0, t->h, t->o.mixing == QS_MIX_SIGMOID, &t->ma, t->hm);
     if (mix_w) *mix_w = t->ma.w[0];
-    matmul_forward(logits, t->hm, m->w.lm_head, NULL, 1, H, V);
+    head(m, logits, t->hm);
     return QS_OK;
 }
 
