@@ -148,7 +148,8 @@ const qo_def qo_table[QO_COUNT] = {
      "                         thoughts (works with --n-passes 1) (mean)\n"},
     [QO_EMA_DECAY] = {"ema-decay", QO_FLT, 0, 0.999999, NULL, 0,
      "  --ema-decay D          EMA copy = D * EMA + (1-D) * weights after each update; it starts\n"
-     "                         from the weights when a run (or --resume) starts (0.99)\n"},
+     "                         from the weights of a fresh run and is saved in checkpoints\n"
+     "                         (ema.safetensors), so --resume continues it exactly (0.99)\n"},
 };
 
 int qo_find(const char *name) {

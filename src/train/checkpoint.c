@@ -229,6 +229,31 @@ static int is_checkpoint(const char *dir) {
     return 1;
 }
 
+static qs_status save_ema(const char *path, const float *ema, size_t numel) {
+    qs_st_writer w = {0};
+    const int64_t shape[1] = {(int64_t)numel};
+    qs_status st = qs_st_writer_add(&w, "ema", QS_DT_F32, 1, shape, ema);
+    if (st == QS_OK) st = qs_st_writer_write(&w, path);
+    qs_st_writer_free(&w);
+    return st;
+}
+
+qs_status qs_checkpoint_load_ema(const char *ckpt_dir, float *ema, size_t numel) {
+    char p[PATH_CAP];
+    QS_TRY(join(p, sizeof p, ckpt_dir, QS_TRAIN_EMA_FILE));
+    if (!exists(p)) return qs_error(QS_ERR_IO, "%s: no EMA copy of the weights", ckpt_dir);
+    qs_safetensors f;
+    QS_TRY(qs_st_open(&f, p));
+    const qs_st_tensor *t = qs_st_find(&f, "ema");
+    qs_status st = QS_OK;
+    if (!t || t->dtype != QS_DT_F32 || t->numel != numel)
+        st = qs_error(QS_ERR_FORMAT, "%s: tensor \"ema\" must be F32 with %zu values (the model's parameters)", p,
+                      numel);
+    if (st == QS_OK) st = qs_st_read_f32(&f, t, ema);
+    qs_st_close(&f);
+    return st;
+}
+
 qs_status qs_checkpoint_save(const char *run_dir, const qs_model *m, const char *tokenizer_path,
                              const char *quietstar_json, const qs_train_state *s, const qs_adamw *opt,
                              const char *args_json, char *ckpt_dir, size_t cap) {
@@ -251,6 +276,10 @@ qs_status qs_checkpoint_save(const char *run_dir, const qs_model *m, const char 
     if (st == QS_OK) st = qs_model_dir_fingerprint(tmp, &s2.fingerprint);
     if (st == QS_OK) st = join(p, sizeof p, tmp, QS_TRAIN_STATE_FILE);
     if (st == QS_OK) st = qs_train_state_save(p, &s2, opt);
+    if (st == QS_OK && s->ema) {
+        st = join(p, sizeof p, tmp, QS_TRAIN_EMA_FILE);
+        if (st == QS_OK) st = save_ema(p, s->ema, s->numel);
+    }
     if (st != QS_OK) {
         qs_error_prefix(st, "%s: checkpoint not saved (previous one kept)", run_dir);
         qs_remove_tree(tmp); // best effort; keeps the error message of the failure

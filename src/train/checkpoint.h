@@ -34,6 +34,9 @@
 
 #define QS_TRAIN_STATE_FILE "train_state.safetensors"
 #define QS_TRAIN_ARGS_FILE "train_args.json"
+// The EMA copy of the weights of a run with the EMA reward baseline (one F32
+// tensor "ema" of the model's numel), so that --resume continues it exactly.
+#define QS_TRAIN_EMA_FILE "ema.safetensors"
 
 typedef struct {
     long step;             // optimizer steps done
@@ -44,6 +47,7 @@ typedef struct {
     size_t numel;          // model parameter count
     uint64_t layout_hash;  // qs_layout_hash of the model
     uint64_t fingerprint;  // qs_model_dir_fingerprint of the checkpoint it was saved in (0 = none)
+    const float *ema;      // qs_checkpoint_save: numel floats written as QS_TRAIN_EMA_FILE (NULL: none)
 } qs_train_state;
 
 // FNV-1a hash of every tensor's name, shape and offset, and the total numel.
@@ -67,6 +71,11 @@ qs_status qs_train_state_parse(const unsigned char *data, size_t n, const char *
 qs_status qs_checkpoint_save(const char *run_dir, const qs_model *m, const char *tokenizer_path,
                              const char *quietstar_json, const qs_train_state *s, const qs_adamw *opt,
                              const char *args_json, char *ckpt_dir, size_t cap);
+
+// Reads ckpt_dir's QS_TRAIN_EMA_FILE into ema[numel]: QS_OK, QS_ERR_IO when
+// the checkpoint has none (saved without the EMA baseline or by an older
+// qstar), QS_ERR_FORMAT (naming the file) when it is not one of numel floats.
+qs_status qs_checkpoint_load_ema(const char *ckpt_dir, float *ema, size_t numel);
 
 // Checks that the weights and settings in ckpt_dir are the ones the state
 // `s` (read from it) was saved with: refuses (QS_ERR_FORMAT, naming the

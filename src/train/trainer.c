@@ -370,6 +370,21 @@ qs_status qs_trainer_restore(qs_trainer *t, const char *ckpt_dir) {
     t->data->rng.s = s.rng;
     t->saved_step = s.step;
     t->warning[0] = 0;
+    if (t->ws_ref) { // the EMA reward baseline: its copy of the weights, when the checkpoint has one
+        qs_status es = qs_checkpoint_load_ema(ckpt_dir, t->ema.params, t->ema.layout.numel);
+        if (es == QS_OK) {
+            qs_model_touch(&t->ema);
+            t->ema_ready = 1;
+        } else if (es != QS_ERR_IO) {
+            return es;
+        } else {
+            t->ema_ready = 0; // none saved: it starts again from the weights
+            snprintf(t->warning, sizeof t->warning,
+                     "%s holds no EMA copy of the weights (saved without --reward-baseline ema, or by an older "
+                     "qstar): the EMA baseline starts again from the resumed weights",
+                     ckpt_dir);
+        }
+    }
     if (s.data_tokens != (uint64_t)t->data->train.n_tokens)
         snprintf(t->warning, sizeof t->warning,
                  "the checkpoint was trained on a stream of %llu tokens, the data now has %zu "
@@ -411,6 +426,7 @@ static qs_status do_save(qs_trainer *t, const qs_train_run_opts *ro, double t0, 
                         t->step);
     qs_train_state s;
     qs_trainer_state(t, &s);
+    if (t->ws_ref && t->ema_ready) s.ema = t->ema.params; // the EMA baseline's copy: resumed exactly
     qs_adamw full; // data parallel: rank 0 alone writes, with the moments of every rank (--zero 1)
     const qs_adamw *opt = &t->opt;
     QS_TRY(qs_trainer_dist_moments(t, &full, &opt));

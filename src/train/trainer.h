@@ -103,7 +103,8 @@ typedef struct {
     // Quiet-STaR with the EMA reward baseline (o.qs.reward_baseline == QS_BASELINE_EMA):
     // an exponential moving average of the weights, used without thoughts to score
     // each batch (qs_qstar_set_ref_nll). Initialised from the weights at the first
-    // step of a run (also after --resume: the EMA is not part of the checkpoint);
+    // step of a fresh run; checkpoints keep it (QS_TRAIN_EMA_FILE) and a resume
+    // loads it (one saved without it starts again from the weights, with a warning);
     // after every applied update ema = d * ema + (1-d) * weights, d = o.qs.ema_decay.
     qs_model ema;        // params NULL when unused
     int ema_ready;

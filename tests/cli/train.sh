@@ -107,6 +107,16 @@ expect 0 "resume 10 more" -- "$Q" train --resume "$tmp/b"
 [[ "$out" == *"steps: 20 of 20 (10 in this run"* ]] || bad "resume: $out"
 [[ "$out" == *initialised* ]] && bad "resume re-initialised Quiet-STaR tensors: $out"
 cmp "$tmp/a/ckpt/model.safetensors" "$tmp/b/ckpt/model.safetensors" || bad "20 steps != 10 + resume 10 (model)"
+# the EMA reward baseline resumes exactly too: its copy of the weights is in the checkpoint
+ema=("${m[@]}" "${tiny[@]}" --n-ahead 5 --n-talk 2 --n-passes 1 --reward-baseline ema --ema-decay 0.5 --steps 8
+     --eval-every 0 --save-every 0 --seed 5)
+expect 0 "EMA baseline: straight 8 steps" -- "$Q" train "${ema[@]}" --out "$tmp/ea"
+expect 0 "EMA baseline: first 4 steps" -- "$Q" train "${ema[@]}" --out "$tmp/eb" --stop-after 4
+[ -f "$tmp/eb/ckpt/ema.safetensors" ] || bad "the EMA baseline's checkpoint holds no ema.safetensors"
+expect 0 "EMA baseline: resume 4 more" -- "$Q" train --resume "$tmp/eb"
+[[ "$out" == *"no EMA copy"* ]] && bad "resume did not find the EMA copy: $out"
+cmp "$tmp/ea/ckpt/model.safetensors" "$tmp/eb/ckpt/model.safetensors" || bad "EMA baseline: 8 steps != 4 + resume 4 (model)"
+cmp "$tmp/ea/ckpt/ema.safetensors" "$tmp/eb/ckpt/ema.safetensors" || bad "EMA baseline: 8 steps != 4 + resume 4 (EMA copy)"
 cmp "$tmp/a/ckpt/train_state.safetensors" "$tmp/b/ckpt/train_state.safetensors" || bad "20 steps != 10 + resume 10 (state)"
 check_log "$tmp/b/log.jsonl" 20 2 > /dev/null || bad "log of the resumed run"
 
