@@ -355,6 +355,7 @@ void qs_trainer_state(const qs_trainer *t, qs_train_state *s) {
     s->data_tokens = (uint64_t)t->data->train.n_tokens;
     s->numel = t->model->layout.numel;
     s->layout_hash = qs_layout_hash(&t->model->layout);
+    if (t->ws_ref && t->ema_ready) s->ema = t->ema.params; // the EMA baseline's copy: resumed exactly
 }
 
 qs_status qs_trainer_restore(qs_trainer *t, const char *ckpt_dir) {
@@ -426,7 +427,6 @@ static qs_status do_save(qs_trainer *t, const qs_train_run_opts *ro, double t0, 
                         t->step);
     qs_train_state s;
     qs_trainer_state(t, &s);
-    if (t->ws_ref && t->ema_ready) s.ema = t->ema.params; // the EMA baseline's copy: resumed exactly
     qs_adamw full; // data parallel: rank 0 alone writes, with the moments of every rank (--zero 1)
     const qs_adamw *opt = &t->opt;
     QS_TRY(qs_trainer_dist_moments(t, &full, &opt));
