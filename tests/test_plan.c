@@ -89,7 +89,7 @@ static void test_peak_rss(void **state) {
     assert_int_equal(qs_adamw_create(&opt, m.layout.numel), QS_OK);
     qs_qstar *q, *qe;
     qs_qstar_opts eo = o;
-    eo.n_passes = 1, eo.n_talk = 1, eo.act_budget_mb = 0; // as the trainer
+    eo.n_passes = 1, eo.n_talk = 1, eo.forward_only = 1; // as the trainer
     assert_int_equal(qs_qstar_create(&q, &m, &o, B, T), QS_OK);
     assert_int_equal(qs_qstar_create(&qe, &m, &eo, B, T), QS_OK);
     int *tok = malloc(sizeof(int) * B * T);
@@ -145,11 +145,49 @@ static void test_check(void **state) {
     assert_int_equal(qs_train_plan(&s, &p2), QS_ERR_ARG);
 }
 
+// A forward-only step (held-out evaluation) allocates far less and computes
+// the same losses bit for bit; it refuses to compute gradients.
+static void test_forward_only(void **state) {
+    (void)state;
+    const qs_config c = shape(96, 256, 3, 6, 6, 1000);
+    qs_model m;
+    assert_int_equal(qs_model_create(&m, &c, 1), QS_OK);
+    qs_model_init_random(&m, 11);
+    qs_qstar_opts o;
+    qs_qstar_opts_default(&o);
+    o.n_ahead = 6, o.n_talk = 1, o.n_passes = 1;
+    enum { B = 2, T = 24 };
+    int tok[B * T];
+    for (int i = 0; i < B * T; i++) tok[i] = (i * 29 + 3) % c.vocab_size;
+    qs_qstar *full, *fwd;
+    assert_int_equal(qs_qstar_create(&full, &m, &o, B, T), QS_OK);
+    o.forward_only = 1;
+    assert_int_equal(qs_qstar_create(&fwd, &m, &o, B, T), QS_OK);
+    qs_qstar_plan p;
+    assert_int_equal(qs_qstar_plan_bytes(&c, &o, B, T, &p), QS_OK);
+    assert_int_equal(p.total, qs_qstar_bytes(fwd));
+    assert_true(qs_qstar_bytes(fwd) * 2 < qs_qstar_bytes(full));
+    qs_rng r1, r2;
+    qs_rng_seed(&r1, 5), qs_rng_seed(&r2, 5);
+    qs_qstar_out a, b;
+    assert_int_equal(qs_qstar_step(full, &m, tok, NULL, NULL, &r1, NULL, 1.0f, &a), QS_OK);
+    assert_int_equal(qs_qstar_step(fwd, &m, tok, NULL, NULL, &r2, NULL, 1.0f, &b), QS_OK);
+    assert_memory_equal(&a.loss, &b.loss, sizeof a.loss);
+    assert_memory_equal(a.nll_base, b.nll_base, (size_t)B * T * sizeof(float));
+    assert_memory_equal(a.nll_talk, b.nll_talk, (size_t)B * T * sizeof(float));
+    float *g = calloc(m.layout.numel, sizeof(float));
+    assert_int_equal(qs_qstar_step(fwd, &m, tok, NULL, NULL, &r2, g, 1.0f, &b), QS_ERR_ARG);
+    free(g);
+    qs_qstar_free(full), qs_qstar_free(fwd);
+    qs_model_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counts_equal_allocation),
         cmocka_unit_test(test_peak_rss),
         cmocka_unit_test(test_check),
+        cmocka_unit_test(test_forward_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -188,7 +188,7 @@ qs_status qs_forward_block(const qs_model *m, qs_workspace *ws, const float *x0,
     qs_mm mm;
     QS_TRY(qs_model_mm(m, &mm));
     // Saving layer inputs (for backward) needs whole rows: ni == T.
-    const int save = ws->xs && ni == T;
+    const int save = ws->training == QS_WS_TRAINING && ni == T;
     const size_t off = (size_t)d0 * R * T * H;
     block_positions(ws->pos, R, d0, nd, i0, ni);
     const float *x = x0;
@@ -278,7 +278,8 @@ qs_status qs_backward_all(const qs_model *m, qs_workspace *ws, const float *dh, 
     const qs_config *c = &m->cfg;
     const int H = c->dim;
     const size_t N = (size_t)ws->D * ws->R * ws->T;
-    if (!ws->xs) return qs_error(QS_ERR_ARG, "workspace was created for inference; backward needs training mode");
+    if (ws->training != QS_WS_TRAINING)
+        return qs_error(QS_ERR_ARG, "workspace was created for a forward only; backward needs training mode");
     qs_mm mm;
     QS_TRY(qs_model_mm(m, &mm));
     qs_ptrs g;

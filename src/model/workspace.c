@@ -25,14 +25,18 @@ static qs_status ws_build(qs_workspace *w, const qs_config *c, int R, int T, int
     w->R = R, w->T = T, w->D = D, w->training = training;
     const int H = c->dim, F = c->hidden_dim, V = c->vocab_size, L = c->n_layers;
     const int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, half = c->head_dim / 2;
-    const size_t N = training ? (size_t)D * R * T : (size_t)R * T;
+    const size_t N = training ? (size_t)D * R * T : (size_t)R * T; // TRAINING and PASSES: all D passes
     w->n_max = N;
     w->max_pos = T + D;
     w->kv_layer = (size_t)D * R * T * kvd;
     PART(kv_cache);
     ALLOC(w->kc, w->kv_layer * L);
     ALLOC(w->vc, w->kv_layer * L);
-    if (training) {
+    if (training == QS_WS_PASSES) { // the input slot of every pass, nothing kept for a backward
+        w->xs_layer = (size_t)D * R * T * H;
+        PART(layer_inputs);
+        ALLOC(w->xs, w->xs_layer);
+    } else if (training) {
         w->xs_layer = (size_t)D * R * T * H;
         PART(layer_inputs);
         ALLOC(w->xs, w->xs_layer * (L + 1));
@@ -94,6 +98,7 @@ static qs_status ws_build(qs_workspace *w, const qs_config *c, int R, int T, int
 qs_status qs_workspace_create_ex(qs_workspace **out, const qs_config *c, int R, int T, int D, int training) {
     *out = NULL;
     if (R < 1 || T < 1 || D < 1) return qs_error(QS_ERR_ARG, "workspace shape %dx%dx%d must be positive", R, T, D);
+    if (training < QS_WS_INFERENCE || training > QS_WS_PASSES) return qs_error(QS_ERR_ARG, "workspace kind %d", training);
     qs_workspace *w = calloc(1, sizeof *w);
     if (!w) return qs_error(QS_ERR_NOMEM, "out of memory for workspace");
     QS_TRY(ws_build(w, c, R, T, D, training)); // frees w on failure
@@ -124,7 +129,7 @@ static int layers_to_store(const qs_config *c, size_t n_max, size_t max_bytes, s
 }
 
 int qs_workspace_store_activations(qs_workspace *w, size_t max_bytes) {
-    if (!w->training || w->stored) return w->n_stored;
+    if (w->training != QS_WS_TRAINING || w->stored) return w->n_stored;
     const qs_config *c = &w->c;
     const size_t N = w->n_max;
     size_t layer_bytes;
@@ -174,7 +179,7 @@ qs_status qs_workspace_plan(const qs_config *c, int R, int T, int D, int trainin
     memset(&w, 0, sizeof w);
     w.plan = out;
     QS_TRY(ws_build(&w, c, R, T, D, training));
-    if (training) {
+    if (training == QS_WS_TRAINING) {
         size_t layer_bytes;
         out->layers_kept = layers_to_store(c, w.n_max, act_budget, &layer_bytes);
         out->stored_acts = (size_t)out->layers_kept * layer_bytes;

@@ -24,6 +24,12 @@ void qs_workspace_set_mask(qs_workspace *ws, const int *mask);
 // Layers whose activations are kept from forward to backward.
 int qs_workspace_layers_kept(const qs_workspace *ws);
 
+// Workspace kinds (qs_workspace_create_ex's `training`): INFERENCE: one pass
+// of R*T tokens at a time; TRAINING: D passes of R*T tokens with the layer
+// inputs and gradient scratch of a backward; PASSES: D passes without a
+// backward (the held-out evaluation of the Quiet-STaR step): only the
+// layer-0 input slot of each pass, no gradient buffers.
+enum { QS_WS_INFERENCE = 0, QS_WS_TRAINING = 1, QS_WS_PASSES = 2 };
 qs_status qs_workspace_create_ex(qs_workspace **ws, const qs_config *c, int R, int T, int D, int training);
 // Keeps the activations of as many layers as fit in max_bytes (layers 0, 1,
 // ...) from the forward, so the backward need not recompute them (each kept

@@ -28,7 +28,7 @@ typedef struct {
 struct qs_workspace {
     qs_config c;
     int R, T, D;          // rows, positions, passes
-    int training;         // 1: keeps layer inputs and gradient scratch
+    int training;         // QS_WS_*: TRAINING keeps layer inputs and gradient scratch
     size_t n_max;         // tokens per block = D*R*T (training) or R*T (inference)
     int max_pos;          // RoPE table size - 1
     const int *mask;      // [R,T] validity mask of the current batch, or NULL

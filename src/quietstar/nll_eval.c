@@ -207,6 +207,7 @@ qs_status qs_nll_eval_ctl(const qs_model *m, const qs_token_stream *s, const qs_
     if (r.think) {
         r.eo = *o; // SPEC section 5: evaluation mode
         r.eo.n_passes = 1, r.eo.n_talk = 1, r.eo.reward_baseline = QS_BASELINE_MEAN;
+        r.eo.forward_only = 1; // no gradients: no layer inputs, activations or gradient buffers
         if (T < r.eo.n_talk + 2) return qs_error(QS_ERR_ARG, "window %d too short for thoughts (needs 3)", T);
         if (r.eo.n_ahead - 3 > 256) return qs_error(QS_ERR_ARG, "n_ahead %d too long for evaluation", r.eo.n_ahead);
         r.nT = r.eo.n_ahead - 3;

@@ -45,6 +45,8 @@ typedef struct {
     double act_budget_mb;     // < 0 (default): QS_STORE_ACTS_DEFAULT; else MB of layer activations the
                               // step keeps from forward to backward (0: recompute every layer).
                               // A run-time setting: not in config.json (--act-budget-mb)
+    int forward_only;         // run-time: the step never computes gradients (held-out evaluation):
+                              // no layer inputs, activations or gradient buffers are allocated
 } qs_qstar_opts;
 
 void qs_qstar_opts_default(qs_qstar_opts *o);

@@ -87,6 +87,7 @@ static qs_status alloc_buffers(qs_qstar *q, int H) {
     ALLOC(q->ma.a2, RT * H);
     ALLOC(q->ma.w, RT);
     q->bytes_fwd = q->bytes; // the rest only the backward touches
+    if (o->forward_only) return QS_OK;
     ALLOC(q->dhm, RT * H);
     ALLOC(q->dhb, RT * H);
     ALLOC(q->ma.da, RT * H);
@@ -108,7 +109,8 @@ qs_status qs_qstar_create(qs_qstar **out, const qs_model *m, const qs_qstar_opts
     qs_qstar *q = calloc(1, sizeof *q);
     if (!q) return qs_error(QS_ERR_NOMEM, "out of memory for the Quiet-STaR step");
     set_shape(q, o, B, T);
-    qs_status st = qs_workspace_create_budget(&q->ws, &m->cfg, q->R, T, q->D, qs_qstar_act_budget(o));
+    qs_status st = o->forward_only ? qs_workspace_create_ex(&q->ws, &m->cfg, q->R, T, q->D, QS_WS_PASSES)
+                                   : qs_workspace_create_budget(&q->ws, &m->cfg, q->R, T, q->D, qs_qstar_act_budget(o));
     if (st != QS_OK) { qs_qstar_free(q); return st; }
     q->wb = qs_workspace_bufs(q->ws);
     QS_TRY(alloc_buffers(q, m->cfg.dim)); // frees q on failure
@@ -125,7 +127,8 @@ qs_status qs_qstar_plan_bytes(const qs_config *c, const qs_qstar_opts *o, int B,
     q.plan = 1;
     set_shape(&q, o, B, T);
     qs_ws_plan wp;
-    QS_TRY(qs_workspace_plan(c, q.R, T, q.D, 1, qs_qstar_act_budget(o), &wp));
+    QS_TRY(qs_workspace_plan(c, q.R, T, q.D, o->forward_only ? QS_WS_PASSES : QS_WS_TRAINING, qs_qstar_act_budget(o),
+                             &wp));
     QS_TRY(alloc_buffers(&q, c->dim));
     out->kv_cache = wp.kv_cache, out->layer_inputs = wp.layer_inputs, out->stored_acts = wp.stored_acts;
     out->scratch = wp.scratch, out->logits = wp.logits, out->step = q.bytes_fwd;
@@ -329,6 +332,7 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
     const qs_ws_bufs *bf = &q->wb;
     if (!m->has_quietstar) return qs_error(QS_ERR_ARG, "model has no Quiet-STaR tensors");
     if (!forced && !rng && nT > 0) return qs_error(QS_ERR_ARG, "thought sampling needs an RNG or forced thoughts");
+    if (grads && q->o.forward_only) return qs_error(QS_ERR_ARG, "this Quiet-STaR step was created forward-only (no gradients)");
     if (q->o.reward_baseline == QS_BASELINE_EMA && !q->ref_set)
         return qs_error(QS_ERR_ARG, "the EMA reward baseline needs the reference NLL of the batch (qs_qstar_set_ref_nll)");
 

@@ -63,7 +63,7 @@ static qs_status add_step(const qs_plan_spec *s, qs_plan *p) {
         qs_qstar_plan q, e;
         QS_TRY(qs_qstar_plan_bytes(c, s->qs, s->batch, s->seq_len, &q));
         qs_qstar_opts eo = *s->qs; // the trainer's eval-mode step: 1 pass, 1 talk token
-        eo.n_passes = 1, eo.n_talk = 1, eo.reward_baseline = QS_BASELINE_MEAN, eo.act_budget_mb = 0;
+        eo.n_passes = 1, eo.n_talk = 1, eo.reward_baseline = QS_BASELINE_MEAN, eo.forward_only = 1;
         QS_TRY(qs_qstar_plan_bytes(c, &eo, s->batch, s->seq_len, &e));
         add(p, "KV cache of all passes", q.kv_cache, "--batch, --seq-len, --n-ahead, --n-talk, --n-passes");
         add(p, "layer inputs of all passes", q.layer_inputs, "--batch, --seq-len, --n-ahead, --n-talk, --n-passes");
@@ -72,8 +72,7 @@ static qs_status add_step(const qs_plan_spec *s, qs_plan *p) {
         add(p, "one layer's gradients", q.grads, "--batch, --seq-len, --n-ahead");
         add(p, "logits chunk", q.logits, "");
         add(p, "thoughts, rewards, mixing head", q.step, "--batch, --seq-len, --n-passes");
-        // forward only: its gradient buffers are allocated but never touched (not resident)
-        add(p, "held-out evaluation step", e.total - e.grads, "--batch, --seq-len, --n-ahead");
+        add(p, "held-out evaluation step (forward only)", e.total, "--batch, --seq-len, --n-ahead");
         p->layers_kept = q.layers_kept, p->layers_total = q.layers_total;
         const int D = s->qs->n_ahead + s->qs->n_talk - 1;
         if (s->precision == QS_PREC_BF16)

@@ -141,7 +141,7 @@ qs_status qs_trainer_init(qs_trainer *t, qs_model *m, qs_dataset *ds, const qs_t
     if (o->quietstar) {
         qs_qstar_opts eo = o->qs; // eval mode (SPEC 5): one pass, one talk token, no policy loss
         eo.n_passes = 1, eo.n_talk = 1, eo.reward_baseline = QS_BASELINE_MEAN; // rewards unused in eval
-        eo.act_budget_mb = 0; // forward only: no activations kept for a backward
+        eo.forward_only = 1; // no layer inputs, activations or gradient buffers
         if (st == QS_OK) st = qs_qstar_create(&t->qstep, m, &o->qs, o->batch, o->seq_len);
         if (st == QS_OK) st = qs_qstar_create(&t->qeval, m, &eo, o->batch, o->seq_len);
         if (st == QS_OK && o->qs.reward_baseline == QS_BASELINE_EMA) st = ema_init(t);
