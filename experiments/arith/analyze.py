@@ -262,6 +262,27 @@ def verdict(agg):
     return "\n".join(lines)
 
 
+def per_seed_table(res):
+    """Every seed on its own: with 3 seeds a mean and its interval can hide a
+    bimodal outcome (thinking takes off on one seed and not on the others)."""
+    L = ["## Every seed on its own (answer tokens; EM in %)", "",
+         "| seed | run | NLL no thoughts | NLL thoughts | gain | gain, no thought tokens | gain, random thoughts | mix weight | EM --no-think | EM --think | EM n_ahead 3 | EM random |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for sd, s in res["per_seed"].items():
+        for name, v in s["variants"].items():
+            t, e = v.get("think", {}), v.get("em", {})
+            p, r = v.get("pause_tokens", {}), v.get("random", {})
+            if "ans_base" not in t:
+                continue
+            pct = lambda x: "-" if x is None else "%.0f" % (100 * x)
+            L.append("| %s | %s | %.4f | %.4f | %+.4f | %s | %s | %.3f | %s | %s | %s | %s |" % (
+                sd, name, t["ans_base"], t["ans_think"], t["ans_gap"],
+                "%+.4f" % p["ans_gap"] if "ans_gap" in p else "-", "%+.4f" % r["ans_gap"] if "ans_gap" in r else "-",
+                t.get("ans_mix", float("nan")), pct(e.get("em_nothink")), pct(e.get("em_think")),
+                pct(e.get("em_pause_tokens")), pct(e.get("em_random"))))
+    return L + [""]
+
+
 def report(res, made, out, settings):
     agg = res["aggregate"]
     L = ["# qstar thinking experiment: report", "",
@@ -292,6 +313,7 @@ def report(res, made, out, settings):
     L += ["", "Runs: `main` (n_ahead %s), `pause` (n_ahead 3: start and end only, equal steps), `n_ahead*` (length sweep), "
           "`ema` (RLP-style EMA reward baseline, 1 pass), `curriculum` (%s). The \"no thought tokens\" and \"random thoughts\" "
           "columns evaluate the same checkpoint with `--n-ahead 3` and `--random-thoughts`." % (settings.get("n_ahead"), settings.get("curriculum")), ""]
+    L += per_seed_table(res)
     L += ["## Over training (main run)", "", "| step | NLL no thoughts | NLL thoughts | gain |", "|---|---|---|---|"]
     for o in res["over_training"]:
         L.append("| %d | %s | %s | %s |" % (o["step"], fmt(o["ans_base"]), fmt(o["ans_think"]), fmt(o["ans_gap"])))
