@@ -70,6 +70,10 @@ static double peak_rss_bytes(void) {
 static void test_peak_rss(void **state) {
     (void)state;
     if (peak_rss_bytes() < 0) { fprintf(stderr, "[  SKIP    ] no /proc/self/status\n"); return; }
+#if defined(__SANITIZE_ADDRESS__)
+    fprintf(stderr, "[  SKIP    ] peak RSS under AddressSanitizer is not the program's\n");
+    return;
+#endif
     const qs_config c = shape(192, 512, 4, 6, 6, 2048);
     const int B = 2, T = 96;
     qs_qstar_opts o;
