@@ -182,7 +182,7 @@ qs_status qs_remove_tree(const char *path) {
     return QS_OK;
 }
 
-static int exchange(const char *a, const char *b) {
+int qs_exchange_paths(const char *a, const char *b) {
 #if defined(__linux__) && defined(SYS_renameat2)
     return (int)syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, 2 /* RENAME_EXCHANGE */);
 #else
@@ -210,7 +210,7 @@ qs_status qs_dir_replace(const char *fresh, const char *dst) {
         sync_dir(dst);
         return QS_OK;
     }
-    if (S_ISDIR(sb.st_mode) && exchange(fresh, dst) == 0) {
+    if (S_ISDIR(sb.st_mode) && qs_exchange_paths(fresh, dst) == 0) {
         sync_dir(dst);
         return qs_remove_tree(fresh); // now the old contents
     }

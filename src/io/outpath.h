@@ -43,6 +43,10 @@ int qs_is_model_dir(const char *dir);
 // `fresh` in one step where the system can (Linux renameat2), otherwise moved
 // aside first; the old contents are then removed completely.
 qs_status qs_dir_replace(const char *fresh, const char *dst);
+// Atomically exchanges two existing paths (Linux renameat2 RENAME_EXCHANGE):
+// 0, or -1 (errno set) where the system or the file system cannot; callers
+// fall back to two renames.
+int qs_exchange_paths(const char *a, const char *b);
 
 // Removes a directory tree (like rm -rf); a missing path is not an error.
 qs_status qs_remove_tree(const char *path);

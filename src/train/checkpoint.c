@@ -11,9 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/syscall.h>
-#endif
 
 #include "io/model_io.h"
 #include "io/outpath.h"
@@ -209,18 +206,6 @@ static void fsync_path(const char *dir) {
     }
 }
 
-// Atomically exchanges two existing paths (Linux renameat2 RENAME_EXCHANGE).
-// -1 where the system or the file system cannot; the caller falls back to two renames.
-static int exchange_paths(const char *a, const char *b) {
-#if defined(__linux__) && defined(SYS_renameat2)
-    return (int)syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, 2 /* RENAME_EXCHANGE */);
-#else
-    (void)a, (void)b;
-    errno = ENOSYS;
-    return -1;
-#endif
-}
-
 // A directory that holds a complete checkpoint.
 static int is_checkpoint(const char *dir) {
     char p[PATH_CAP];
@@ -289,7 +274,7 @@ qs_status qs_checkpoint_save(const char *run_dir, const qs_model *m, const char 
     // swap in one step where the system can: ckpt <-> ckpt.tmp, then remove ckpt.tmp (the previous
     // checkpoint). RUN/ckpt is a complete checkpoint at every instant; a crash before the removal
     // leaves a stale ckpt.tmp, which the next save removes first.
-    if (is_checkpoint(ck) && exchange_paths(tmp, ck) == 0) {
+    if (is_checkpoint(ck) && qs_exchange_paths(tmp, ck) == 0) {
         fsync_path(run_dir);
         if (ckpt_dir && cap) snprintf(ckpt_dir, cap, "%s", ck);
         QS_TRY(qs_remove_tree(tmp));
