@@ -32,20 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n) {
-    double s[QSTAR_BENCH_MAX_ITERS];
-    if (n <= 0) return 0.0;
-    if (n > QSTAR_BENCH_MAX_ITERS) n = QSTAR_BENCH_MAX_ITERS;
-    memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_d);
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-}
-
 static void die(const char *what) {
     fprintf(stderr, "bench_qstar: %s: %s\n", what, qstar_last_error());
     exit(1);
@@ -167,23 +153,16 @@ static int mode_run(args_t *a, qstar_bench_kind kind) {
     print_times("times", t, n);
     printf(",");
     print_times("cpu_times", cpu, n);
-    const double med = median(t, n);
+    const qstar_bench_iter *md = &r->median;
     if (kind == QSTAR_BENCH_LM) {
         printf(",\"median_s\":%.6f,\"tokens_per_s\":%.3f,\"loss\":%.6f,\"workspace_bytes\":%zu,"
                "\"rss_after_load_kb\":%ld,\"peak_rss_kb\":%ld}\n",
-               med, (double)B * T / med, r->loss, r->work_bytes, r->rss_after_load_kb, r->peak_rss_kb);
+               r->median_s, (double)B * T / r->median_s, r->loss, r->work_bytes, r->rss_after_load_kb, r->peak_rss_kb);
     } else {
-        double ts[QSTAR_BENCH_MAX_ITERS], to[QSTAR_BENCH_MAX_ITERS], tth[QSTAR_BENCH_MAX_ITERS];
-        double tta[QSTAR_BENCH_MAX_ITERS], tbw[QSTAR_BENCH_MAX_ITERS];
-        COLUMN(ts, r, step_s);
-        COLUMN(to, r, adamw_s);
-        COLUMN(tth, r, think_s);
-        COLUMN(tta, r, talk_s);
-        COLUMN(tbw, r, backward_s);
         printf(",\"median_s\":%.6f,\"fwd_bwd_median_s\":%.6f,\"adamw_median_s\":%.6f,\"think_s\":%.6f,"
                "\"talk_s\":%.6f,\"backward_s\":%.6f,\"layers_kept\":%d,\"loss_lm\":%.6f,"
                "\"step_bytes\":%zu,\"rss_after_load_kb\":%ld,\"peak_rss_kb\":%ld}\n",
-               med, median(ts, n), median(to, n), median(tth, n), median(tta, n), median(tbw, n), r->layers_kept,
+               r->median_s, md->step_s, md->adamw_s, md->think_s, md->talk_s, md->backward_s, r->layers_kept,
                r->loss, r->work_bytes, r->rss_after_load_kb, r->peak_rss_kb);
     }
     free(r);
@@ -192,17 +171,14 @@ static int mode_run(args_t *a, qstar_bench_kind kind) {
 
 static int mode_calib(const args_t *a) {
     const int n = 1024, iters = a->p.iters;
-    double g[QSTAR_BENCH_MAX_ITERS], t[QSTAR_BENCH_MAX_ITERS];
+    double g[QSTAR_BENCH_MAX_ITERS];
     // --precision bf16: the yardstick is the bf16 GEMM (bf16 inputs, fp32 accumulation)
-    if (qstar_bench_sgemm(n, n, n, a->p.precision, 0, iters, g) != QS_OK) die("sgemm");
-    const double flops = 4 * 2.0 * n * n * n;
-    double best = flops / (g[0] * 1e9);
-    for (int it = 0; it < iters; it++) {
-        t[it] = flops / (g[it] * 1e9); // seconds of round it
-        best = t[it] < best ? t[it] : best;
-    }
+    double med;
+    if (qstar_bench_sgemm(n, n, n, a->p.precision, 0, iters, g, &med) != QS_OK) die("sgemm");
+    double best = g[0];
+    for (int it = 1; it < iters; it++) best = g[it] > best ? g[it] : best;
     printf("{\"mode\":\"calib\",\"precision\":\"%s\",\"matmul\":\"%s\",\"sgemm_gflops_median\":%.3f,\"sgemm_gflops_best\":%.3f}\n",
-           qstar_precision_name(a->p.precision), backend(), flops / median(t, iters) / 1e9, flops / best / 1e9);
+           qstar_precision_name(a->p.precision), backend(), med, best);
     return 0;
 }
 

@@ -808,7 +808,8 @@ typedef struct {
     int n_ahead, n_talk, n_passes; // QSTAR: as run
     int iters;
     qstar_bench_iter iter[QSTAR_BENCH_MAX_ITERS]; // the timed steps
-    double median_s;            // median wall time per step
+    double median_s;            // median wall time per step (= median.seconds)
+    qstar_bench_iter median;    // each time of iter[] as its median over the timed steps
     double flops;               // model FLOPs per step (run_bench.py's count: LM 3x forward; QSTAR the
                                 // D passes, lm_head products and mixing head, backward 2x forward)
     float loss;                 // of the last step
@@ -828,9 +829,10 @@ QSTAR_API qs_status qstar_bench_run(const qstar_bench_params *params, qstar_benc
 QSTAR_API qs_status qstar_bench_save_model(const qstar_bench_params *params, const char *dir, size_t *n_params);
 // GEMM throughput right now (the yardstick): C[M,N] = A[M,K] B[N,K]^T in
 // `precision` (bf16: bf16 inputs, fp32 accumulation) after one warm-up;
-// gflops[i] (i < iters) is the rate of round i of 4 products.
+// gflops[i] (i < iters) is the rate of round i of 4 products; *median_gflops
+// (may be NULL) the rate of the median round time.
 QSTAR_API qs_status qstar_bench_sgemm(int M, int N, int K, qstar_precision precision, int n_threads, int iters,
-                                      double *gflops);
+                                      double *gflops, double *median_gflops);
 
 #ifdef __cplusplus
 }

@@ -347,13 +347,13 @@ static void test_prepare(void **state) {
 static void test_bench_sgemm(void **state) {
     (void)state;
     double g[3] = {0};
-    assert_int_equal(qstar_bench_sgemm(8, 16, 32, QSTAR_FP32, 0, 3, g), QS_OK);
+    assert_int_equal(qstar_bench_sgemm(8, 16, 32, QSTAR_FP32, 0, 3, g, NULL), QS_OK);
     for (int i = 0; i < 3; i++) assert_true(isfinite(g[i]) && g[i] > 0);
-    assert_int_equal(qstar_bench_sgemm(17, 5, 9, QSTAR_BF16, 0, 1, g), QS_OK);
+    assert_int_equal(qstar_bench_sgemm(17, 5, 9, QSTAR_BF16, 0, 1, g, NULL), QS_OK);
     assert_true(isfinite(g[0]) && g[0] > 0);
-    assert_int_equal(qstar_bench_sgemm(0, 16, 32, QSTAR_FP32, 0, 1, g), QS_ERR_ARG);
-    assert_int_equal(qstar_bench_sgemm(8, 16, 32, QSTAR_FP32, 0, 0, g), QS_ERR_ARG);
-    assert_int_equal(qstar_bench_sgemm(8, 16, 32, (qstar_precision)7, 0, 1, g), QS_ERR_ARG);
+    assert_int_equal(qstar_bench_sgemm(0, 16, 32, QSTAR_FP32, 0, 1, g, NULL), QS_ERR_ARG);
+    assert_int_equal(qstar_bench_sgemm(8, 16, 32, QSTAR_FP32, 0, 0, g, NULL), QS_ERR_ARG);
+    assert_int_equal(qstar_bench_sgemm(8, 16, 32, (qstar_precision)7, 0, 1, g, NULL), QS_ERR_ARG);
 }
 
 // bench/run_bench.py's FLOP count of the same configuration (NAN when Python

@@ -57,6 +57,18 @@ static double median(const double *v, int n) {
     return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
 }
 
+// Each time field of it[0..n) as its median; loss: the last step's.
+static qstar_bench_iter median_iter(const qstar_bench_iter *it, int n) {
+    qstar_bench_iter m = {0};
+    if (n <= 0) return m;
+    double v[QSTAR_BENCH_MAX_ITERS];
+#define MED(field) do { for (int k = 0; k < n; k++) v[k] = it[k].field; m.field = median(v, n); } while (0)
+    MED(seconds); MED(cpu_seconds); MED(step_s); MED(adamw_s); MED(think_s); MED(talk_s); MED(backward_s);
+#undef MED
+    m.loss = it[n - 1].loss;
+    return m;
+}
+
 static qs_status check_params(const qstar_bench_params *p) {
     if (!p) return qs_error(QS_ERR_ARG, "qstar_bench: NULL params");
     if (!p->model_path && !p->shape) return qs_error(QS_ERR_ARG, "qstar_bench: no shape and no model_path");
@@ -238,9 +250,8 @@ QSTAR_API qs_status qstar_bench_run(const qstar_bench_params *params, qstar_benc
     out->flops = bench_flops(&m.cfg, p);
     qs_status st = quietstar ? run_qstar(&m, p, on_iter, user, out) : run_lm(&m, p, on_iter, user, out);
     qs_model_free(&m);
-    double t[QSTAR_BENCH_MAX_ITERS];
-    for (int k = 0; k < p->iters; k++) t[k] = out->iter[k].seconds;
-    out->median_s = median(t, p->iters);
+    out->median = median_iter(out->iter, p->iters);
+    out->median_s = out->median.seconds;
     out->peak_rss_kb = peak_rss_kb();
     return st;
 }
@@ -268,7 +279,7 @@ static double gemm_round(qs_precision prec, int M, int N, int K, const float *A,
 }
 
 QSTAR_API qs_status qstar_bench_sgemm(int M, int N, int K, qstar_precision precision, int n_threads, int iters,
-                                      double *gflops) {
+                                      double *gflops, double *median_gflops) {
     if (M < 1 || N < 1 || K < 1 || M > 65536 || N > 65536 || K > 65536 || iters < 1 || !gflops)
         return qs_error(QS_ERR_ARG, "qstar_bench_sgemm: M %d, N %d, K %d must be in [1, 65536], iters %d >= 1",
                         M, N, K, iters);
@@ -292,10 +303,14 @@ QSTAR_API qs_status qstar_bench_sgemm(int M, int N, int K, qstar_precision preci
         qs_gemm(&mm, 0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N); // warm-up
         qs_bf16_from_f32(A16, A, na);
         qs_bf16_from_f32(B16, B, nb);
+        double t[QSTAR_BENCH_MAX_ITERS];
+        const int nt = iters < QSTAR_BENCH_MAX_ITERS ? iters : QSTAR_BENCH_MAX_ITERS;
         for (int it = 0; it < iters; it++) {
             double dt = gemm_round(prec, M, N, K, A, B, A16, B16, C);
             gflops[it] = 4 * 2.0 * M * N * K / (dt > 0 ? dt : 1e-9) / 1e9;
+            if (it < nt) t[it] = 4 * 2.0 * M * N * K / (gflops[it] * 1e9); // the round time, as the caller sees it
         }
+        if (median_gflops) *median_gflops = 4 * 2.0 * M * N * K / median(t, nt) / 1e9;
     }
     free(A), free(B), free(C), free(A16), free(B16);
     return st;
