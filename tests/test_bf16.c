@@ -7,10 +7,14 @@
 //   within 1e-2 relative; the REINFORCE parts (policy loss, total loss) within
 //   3e-2 relative (+1e-2 mean|advantage| for a policy loss that cancels to
 //   about 0); every gradient cosine >= 0.9, and the lowest is printed. The
-//   stricter 1e-2 / 0.999 of the issue do not hold on these tiny random
-//   fixtures whatever the GEMM path: rewards are differences of NLLs, and
-//   e.g. e_single_pass's layer-0 gradients reach cosine 0.990 in fp32 when
-//   the weights alone are perturbed by +-0.4% (bf16 rounds every GEMM input).
+//   issue's 0.999 does not hold for every tensor of these tiny random
+//   fixtures: rewards are differences of NLLs, and the test measures how
+//   ill-conditioned each gradient is by its "floor", the cosine of an fp32
+//   step on the weights alone rounded to bf16 against the fp32 step (bf16
+//   also rounds every activation and output gradient at each GEMM input).
+//   e.g. e_single_pass's layer-0 q_proj: bf16 0.916, floor 0.953. The count
+//   of tensors under 0.999 and their floors are printed (all of them with
+//   QS_TEST_VERBOSE=1).
 //   Each bf16 run must also differ from the fp32 one (the bf16 path ran).
 // - Determinism: two bf16 steps with sampled thoughts are byte-identical.
 // - The bf16 copy of the weights follows qs_model_touch.
@@ -68,20 +72,29 @@ static int rel_close(const char *fix, const char *what, double got, double ref, 
     return bad;
 }
 
+static double cosine(const float *a, const float *b, size_t n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+    return aa == 0 && bb == 0 ? 1.0 : ab / sqrt(aa * bb);
+}
+
 // cosine(g16, g32) >= min_cos for every tensor of the layout (both zero is a
 // match); returns the number of mismatches; *worst receives the lowest cosine.
-static int grads_close(const char *fix, const qs_layout *L, const float *g16, const float *g32, double min_cos,
-                       double *worst) {
+// With floor (gradients of an fp32 step on bf16-rounded weights), also counts
+// into *n_below the tensors under 0.999 and into *n_ill those of them whose
+// floor is under 0.999 too.
+static int grads_close(const char *fix, const qs_layout *L, const float *g16, const float *g32, const float *floor,
+                       double min_cos, double *worst, int *n_below, int *n_ill) {
     int bad = 0;
     for (int k = 0; k < L->n; k++) {
-        const float *a = g16 + L->t[k].offset, *b = g32 + L->t[k].offset;
-        double ab = 0, aa = 0, bb = 0;
-        for (size_t i = 0; i < L->t[k].numel; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
-        double cs = aa == 0 && bb == 0 ? 1.0 : ab / sqrt(aa * bb);
-        if (!(cs >= min_cos)) {
-            fprintf(stderr, "FAIL %s grad.%s: cosine %.6f\n", fix, L->t[k].name, cs);
-            bad++;
-        }
+        const size_t o = L->t[k].offset, n = L->t[k].numel;
+        const double cs = cosine(g16 + o, g32 + o, n);
+        const double fl = floor ? cosine(floor + o, g32 + o, n) : NAN;
+        if (cs < 0.999) *n_below += 1, *n_ill += fl < 0.999;
+        if (!(cs >= min_cos) || (getenv("QS_TEST_VERBOSE") && cs < 0.999))
+            fprintf(stderr, "%s %s grad.%s: cosine %.6f (fp32 on bf16-rounded weights: %.6f)\n",
+                    cs >= min_cos ? "ok  " : "FAIL", fix, L->t[k].name, cs, fl);
+        bad += !(cs >= min_cos);
         if (cs < *worst) *worst = cs;
     }
     return bad;
@@ -130,6 +143,12 @@ static int qstar_fixture(const char *dir, const char *name, double *worst) {
     qstar_run(&m, &o, ids, mask, thoughts, B, T, &f);
     m.precision = QS_PREC_BF16;
     qstar_run(&m, &o, ids, mask, thoughts, B, T, &h);
+    // the floor: fp32 on the weights rounded to bf16
+    qrun r;
+    for (size_t i = 0; i < m.layout.numel; i++) m.params[i] = qs_bf16_widen(qs_bf16_round(m.params[i]));
+    qs_model_touch(&m);
+    m.precision = QS_PREC_FP32;
+    qstar_run(&m, &o, ids, mask, thoughts, B, T, &r);
     int bad = 0;
     const double amean = f.amean;
     bad += rel_close(name, "loss_lm", h.r.loss_lm, f.r.loss_lm, 1e-2, 1e-6);
@@ -138,13 +157,16 @@ static int qstar_fixture(const char *dir, const char *name, double *worst) {
     bad += rel_close(name, "policy_loss", h.r.policy_loss, f.r.policy_loss, 3e-2, 1e-2 * amean + 1e-6);
     bad += rel_close(name, "loss", h.r.loss, f.r.loss, 3e-2, 1e-2 * amean * o.policy_beta + 1e-6);
     double w = 1.0;
-    bad += grads_close(name, &m.layout, h.g, f.g, 0.9, &w);
-    print_message("  %-14s bf16/fp32: loss_lm %.3g, policy_loss %.3g relative; lowest gradient cosine %.6f\n", name,
-                  fabs(h.r.loss_lm / f.r.loss_lm - 1), fabs(h.r.policy_loss / f.r.policy_loss - 1), w);
+    int below = 0, ill = 0;
+    bad += grads_close(name, &m.layout, h.g, f.g, r.g, 0.9, &w, &below, &ill);
+    print_message("  %-14s bf16/fp32: loss_lm %.3g, policy_loss %.3g relative; lowest gradient cosine %.6f; "
+                  "%d of %d tensors under 0.999 (%d of them under 0.999 in fp32 on bf16-rounded weights)\n", name,
+                  fabs(h.r.loss_lm / f.r.loss_lm - 1), fabs(h.r.policy_loss / f.r.policy_loss - 1), w, below,
+                  m.layout.n, ill);
     if (w < *worst) *worst = w;
     // the bf16 path ran: its gradient is not the fp32 one bit for bit
     assert_true(memcmp(h.g, f.g, m.layout.numel * sizeof(float)) != 0);
-    free(f.g), free(h.g), free(ids), free(mask), free(thoughts);
+    free(f.g), free(h.g), free(r.g), free(ids), free(mask), free(thoughts);
     qs_st_close(&batch);
     qs_model_free(&m);
     return bad;
@@ -198,7 +220,9 @@ static int lm_fixture(const char *dir, const char *name, double *worst) {
     assert_int_equal(qs_lm_step(&m, ws, ids, mask, B, T, &l32, NULL, g32, 1.0f, NULL), QS_OK);
     m.precision = QS_PREC_BF16;
     assert_int_equal(qs_lm_step(&m, ws, ids, mask, B, T, &l16, NULL, g16, 1.0f, NULL), QS_OK);
-    int bad = rel_close(name, "loss", l16, l32, 1e-2, 1e-6) + grads_close(name, &m.layout, g16, g32, 0.999, worst);
+    int below = 0, ill = 0;
+    int bad = rel_close(name, "loss", l16, l32, 1e-2, 1e-6) +
+              grads_close(name, &m.layout, g16, g32, NULL, 0.999, worst, &below, &ill);
     assert_true(memcmp(g16, g32, m.layout.numel * sizeof(float)) != 0);
     free(g32), free(g16), free(ids), free(mask);
     qs_workspace_free(ws);
