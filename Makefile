@@ -144,9 +144,10 @@ fuzz-build: $(FUZZ_BIN) build-fuzz/seed_train_state
 fuzz: fuzz-build
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_BIN)
 
-# The thinking experiment (experiments/arith): SEED=S (seeds S..S+2), QUICK=1 (tiny, for CI).
+# The thinking experiment (experiments/arith): SEED=S (seeds S..S+2), QUICK=1 (tiny, for CI),
+# COMPARE=DIR (another run: the report says whether this one reproduces its conclusions).
 experiment: all
-	@SEED=$(SEED) QUICK=$(QUICK) experiments/arith/run.sh
+	@SEED=$(SEED) QUICK=$(QUICK) COMPARE=$(COMPARE) experiments/arith/run.sh
 
 # Regenerate the PyTorch reference fixtures under tests/fixtures/.
 reference:

@@ -276,6 +276,7 @@ def main():
     p.add_argument("--threads", type=int, default=2, help="threads per qstar command")
     p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel (each a process; use --threads 1)")
     p.add_argument("--set", action="append", default=[], help="override a setting: key=value (JSON value)")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one seed of a parallel run
     a = p.parse_args()
     cfg = dict(QUICK if a.quick else FULL)
     for kv in a.set:
@@ -287,12 +288,22 @@ def main():
         except json.JSONDecodeError:
             cfg[k] = v
     os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, "settings.json"), "w") as f:
-        json.dump(dict(cfg, quick=a.quick, seeds=a.seeds), f, indent=1)
+    if not a.child:  # a seed's own process leaves the whole run's settings alone
+        with open(os.path.join(a.out, "settings.json"), "w") as f:
+            json.dump(dict(cfg, quick=a.quick, seeds=a.seeds), f, indent=1)
     t0 = time.time()
+    load0 = os.getloadavg()[0]
     seeds = [int(x) for x in a.seeds.split(",")]
+
+    def timing():  # the wall time of the whole run, with the machine's load, for the report
+        if a.child:
+            return
+        with open(os.path.join(a.out, "timing.json"), "w") as f:
+            json.dump(dict(seconds=round(time.time() - t0, 1), jobs=a.jobs, threads=a.threads, cpus=os.cpu_count(),
+                           load_start=round(load0, 2), load_end=round(os.getloadavg()[0], 2)), f, indent=1)
     if a.jobs > 1 and len(seeds) > 1:  # one process per seed, at most a.jobs at a time
-        base = [sys.executable, os.path.abspath(__file__), "--qstar", a.qstar, "--out", a.out, "--threads", str(a.threads)]
+        base = [sys.executable, os.path.abspath(__file__), "--qstar", a.qstar, "--out", a.out, "--threads", str(a.threads),
+                "--child"]
         base += (["--quick"] if a.quick else []) + sum((["--set", kv] for kv in a.set), [])
         running, rc = [], 0
         for s in seeds:
@@ -304,11 +315,13 @@ def main():
         if rc:
             raise SystemExit("a seed failed")
         print("all seeds done (%.0f s)" % (time.time() - t0), file=sys.stderr)
+        timing()
         return
     R = Runner(os.path.abspath(a.qstar), a.out, a.threads)
     for s in seeds:
         one_seed(R, cfg, s, a.out, a.quick)
         print("seed %d done (%.0f s)" % (s, time.time() - t0), file=sys.stderr)
+    timing()
 
 
 if __name__ == "__main__":

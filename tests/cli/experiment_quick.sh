@@ -37,7 +37,18 @@ t0=$(date +%s)
 QSTAR=$QSTAR QUICK=1 OUT=$out THREADS=1 bash "$here/experiments/arith/run.sh" >"$tmp/run.log" 2>&1 \
   || { fail "make experiment QUICK=1"; tail -20 "$tmp/run.log"; }
 echo "quick experiment: $(( $(date +%s) - t0 )) s"
-for f in report.md results.json commands.sh settings.json; do [ -s "$out/$f" ] || fail "no $f"; done
+for f in report.md results.json commands.sh settings.json timing.json; do [ -s "$out/$f" ] || fail "no $f"; done
+grep -q '"seeds": "1,2,3"' "$out/settings.json" || fail "settings.json does not record the three seeds"
+grep -q "^Wall time of \`make experiment\`: \*\*[0-9]* s" "$out/report.md" || fail "report lacks the wall time"
+grep -q "^- thinking took off .* on \*\*[0-3] of 3 seeds\*\*" "$out/report.md" || fail "report lacks the take-off count"
+# reproduction against another run (here itself): every mean inside, same conclusion
+python3 "$here/experiments/arith/analyze.py" --out "$out" --compare "$out" >"$tmp/cmp" 2>&1 || fail "analyze.py --compare"
+grep -q "^reproduction: \([0-9]*\) of \1 means inside each other's intervals; .*(same conclusion)" "$tmp/cmp" \
+  || { fail "self-comparison is not a reproduction"; cat "$tmp/cmp"; }
+grep -q "^## Reproduction against" "$out/report.md" || fail "report lacks the reproduction section"
+python3 "$here/experiments/arith/analyze.py" --out "$out" --compare "$tmp/nowhere" >/dev/null 2>"$tmp/cmp" \
+  && fail "analyze.py --compare of a missing run succeeded"
+grep -q "nowhere/results.json" "$tmp/cmp" || fail "analyze.py --compare error does not name the file"
 grep -q "QUICK MODE" "$out/report.md" || fail "the quick report does not say it is quick"
 grep -q "^## Precondition" "$out/report.md" || fail "report lacks the precondition"
 if command -v gnuplot >/dev/null; then
