@@ -15,7 +15,17 @@
 //   e.g. e_single_pass's layer-0 q_proj: bf16 0.916, floor 0.953. The count
 //   of tensors under 0.999 and their floors are printed (all of them with
 //   QS_TEST_VERBOSE=1).
-//   Each bf16 run must also differ from the fp32 one (the bf16 path ran).
+//   Each bf16 run must also differ from the fp32 one (the bf16 path ran), and
+//   oneDNN's native bf16 must match the OpenBLAS path's exact emulation of
+//   "operands rounded to bf16, fp32 products" (cosine >= 0.99999 for every
+//   tensor): the distance to fp32 is bf16 rounding itself, not the kernels.
+// - Quiet-STaR on real weights (stories260K from QSTAR_DATA), paper settings:
+//   loss parts and the policy loss within 1e-2 relative, every gradient
+//   cosine >= 0.999 unless rounding the weights alone already moves that
+//   gradient further: then at most 3x as far (end_embedding: bf16 0.9963,
+//   floor 0.9982). With bf16 logits in the loss/reward NLLs the policy loss
+//   was 25% off and cosines fell to 0.60 (beta 1e6 amplifies the rounding of
+//   each pass's NLL): those logits are fp32 now (step.c head_ce).
 // - Determinism: two bf16 steps with sampled thoughts are byte-identical.
 // - The bf16 copy of the weights follows qs_model_touch.
 #include "testutil.h"
@@ -24,6 +34,7 @@
 #include "model/transformer.h"
 #include "quietstar/qstar.h"
 #include "quietstar/think.h"
+#include "tokenizer/tokenizer.h"
 
 #include <dirent.h>
 
@@ -82,19 +93,22 @@ static double cosine(const float *a, const float *b, size_t n) {
 // match); returns the number of mismatches; *worst receives the lowest cosine.
 // With floor (gradients of an fp32 step on bf16-rounded weights), also counts
 // into *n_below the tensors under 0.999 and into *n_ill those of them whose
-// floor is under 0.999 too.
+// floor is under 0.999 too; with floor_k > 0 a tensor needs only
+// min(min_cos, 1 - floor_k * (1 - floor cosine)): at most floor_k times as far
+// from fp32 as rounding the weights alone puts it.
 static int grads_close(const char *fix, const qs_layout *L, const float *g16, const float *g32, const float *floor,
-                       double min_cos, double *worst, int *n_below, int *n_ill) {
+                       double floor_k, double min_cos, double *worst, int *n_below, int *n_ill) {
     int bad = 0;
     for (int k = 0; k < L->n; k++) {
         const size_t o = L->t[k].offset, n = L->t[k].numel;
         const double cs = cosine(g16 + o, g32 + o, n);
         const double fl = floor ? cosine(floor + o, g32 + o, n) : NAN;
+        const double need = floor && floor_k > 0 ? fmin(min_cos, 1 - floor_k * (1 - fl)) : min_cos;
         if (cs < 0.999) *n_below += 1, *n_ill += fl < 0.999;
-        if (!(cs >= min_cos) || (getenv("QS_TEST_VERBOSE") && cs < 0.999))
-            fprintf(stderr, "%s %s grad.%s: cosine %.6f (fp32 on bf16-rounded weights: %.6f)\n",
-                    cs >= min_cos ? "ok  " : "FAIL", fix, L->t[k].name, cs, fl);
-        bad += !(cs >= min_cos);
+        if (!(cs >= need) || (getenv("QS_TEST_VERBOSE") && cs < 0.999))
+            fprintf(stderr, "%s %s grad.%s: cosine %.6f (fp32 on bf16-rounded weights: %.6f; needs %.6f)\n",
+                    cs >= need ? "ok  " : "FAIL", fix, L->t[k].name, cs, fl, need);
+        bad += !(cs >= need);
         if (cs < *worst) *worst = cs;
     }
     return bad;
@@ -105,6 +119,7 @@ typedef struct {
     float talk[QS_MAX_TALK];
     double amean;   // mean |advantage|
     float *g;
+    float *params_keep; // the weights before rounding (floor runs only)
 } qrun;
 
 static void qstar_run(qs_model *m, const qs_qstar_opts *o, const int *ids, const int *mask, const int *thoughts,
@@ -145,6 +160,8 @@ static int qstar_fixture(const char *dir, const char *name, double *worst) {
     qstar_run(&m, &o, ids, mask, thoughts, B, T, &h);
     // the floor: fp32 on the weights rounded to bf16
     qrun r;
+    r.params_keep = malloc(m.layout.numel * sizeof(float));
+    memcpy(r.params_keep, m.params, m.layout.numel * sizeof(float));
     for (size_t i = 0; i < m.layout.numel; i++) m.params[i] = qs_bf16_widen(qs_bf16_round(m.params[i]));
     qs_model_touch(&m);
     m.precision = QS_PREC_FP32;
@@ -158,7 +175,7 @@ static int qstar_fixture(const char *dir, const char *name, double *worst) {
     bad += rel_close(name, "loss", h.r.loss, f.r.loss, 3e-2, 1e-2 * amean * o.policy_beta + 1e-6);
     double w = 1.0;
     int below = 0, ill = 0;
-    bad += grads_close(name, &m.layout, h.g, f.g, r.g, 0.9, &w, &below, &ill);
+    bad += grads_close(name, &m.layout, h.g, f.g, r.g, 0, 0.9, &w, &below, &ill);
     print_message("  %-14s bf16/fp32: loss_lm %.3g, policy_loss %.3g relative; lowest gradient cosine %.6f; "
                   "%d of %d tensors under 0.999 (%d of them under 0.999 in fp32 on bf16-rounded weights)\n", name,
                   fabs(h.r.loss_lm / f.r.loss_lm - 1), fabs(h.r.policy_loss / f.r.policy_loss - 1), w, below,
@@ -166,7 +183,24 @@ static int qstar_fixture(const char *dir, const char *name, double *worst) {
     if (w < *worst) *worst = w;
     // the bf16 path ran: its gradient is not the fp32 one bit for bit
     assert_true(memcmp(h.g, f.g, m.layout.numel * sizeof(float)) != 0);
-    free(f.g), free(h.g), free(r.g), free(ids), free(mask), free(thoughts);
+    if (!strcmp(qs_matmul_backend(), "onednn")) {
+        // oneDNN's native bf16 against the OpenBLAS path's exact emulation
+        // (operands rounded to bf16, products in fp32): the gap to fp32 above is
+        // bf16 rounding itself when the two bf16 implementations agree closely
+        for (size_t i = 0; i < m.layout.numel; i++) m.params[i] = r.params_keep[i];
+        qs_model_touch(&m);
+        qrun e;
+        m.precision = QS_PREC_BF16;
+        assert_int_equal(qs_matmul_set_backend("openblas"), QS_OK);
+        qstar_run(&m, &o, ids, mask, thoughts, B, T, &e);
+        assert_int_equal(qs_matmul_set_backend("onednn"), QS_OK);
+        double we = 1.0;
+        int be = 0, ie = 0;
+        bad += grads_close(name, &m.layout, h.g, e.g, NULL, 0, 0.99999, &we, &be, &ie);
+        print_message("  %-14s oneDNN bf16 vs emulated bf16: lowest gradient cosine %.7f (vs fp32: %.6f)\n", name, we, w);
+        free(e.g);
+    }
+    free(f.g), free(h.g), free(r.g), free(r.params_keep), free(ids), free(mask), free(thoughts);
     qs_st_close(&batch);
     qs_model_free(&m);
     return bad;
@@ -222,7 +256,7 @@ static int lm_fixture(const char *dir, const char *name, double *worst) {
     assert_int_equal(qs_lm_step(&m, ws, ids, mask, B, T, &l16, NULL, g16, 1.0f, NULL), QS_OK);
     int below = 0, ill = 0;
     int bad = rel_close(name, "loss", l16, l32, 1e-2, 1e-6) +
-              grads_close(name, &m.layout, g16, g32, NULL, 0.999, worst, &below, &ill);
+              grads_close(name, &m.layout, g16, g32, NULL, 0, 0.999, worst, &below, &ill);
     assert_true(memcmp(g16, g32, m.layout.numel * sizeof(float)) != 0);
     free(g32), free(g16), free(ids), free(mask);
     qs_workspace_free(ws);
@@ -256,6 +290,88 @@ static void test_lm_parity(void **state) {
         assert_int_equal(bad, 0);
     }
     assert_int_equal(qs_matmul_set_backend(NULL), QS_OK);
+}
+
+// Quiet-STaR on real weights (stories260K from QSTAR_DATA, thoughts initialised
+// from "-", a random mixing head), paper settings (n_ahead 12, n_talk 4, 2
+// passes), B=2 T=64 of TinyStories text: thoughts sampled once in fp32 and
+// forced in bf16. Unlike the tiny random fixtures, the rewards here come from
+// a trained LM: every gradient must reach the cosine 0.999 and the
+// loss parts 1e-2 relative.
+static void test_qstar_real_weights(void **state) {
+    (void)state;
+    char mp[4096], tp[4096], dp[4096];
+    if (!tu_data_path("stories260K/stories260K.bin", mp, sizeof mp) ||
+        !tu_data_path("stories260K/tok512.bin", tp, sizeof tp) || !tu_data_path("tinystories/valid.txt", dp, sizeof dp)) {
+        skip();
+        return;
+    }
+    enum { B = 2, T = 64 };
+    qs_model m;
+    assert_int_equal(qs_model_load(&m, mp, NULL), QS_OK);
+    assert_int_equal(qs_model_add_quietstar(&m), QS_OK);
+    qs_tokenizer *tok;
+    assert_int_equal(qs_tokenizer_load(&tok, tp, m.cfg.vocab_size), QS_OK);
+    qs_qstar_opts o;
+    qs_qstar_opts_default(&o);
+    assert_int_equal(qs_qstar_init_tensors(&m, &o, qs_thought_init_id(tok, "-"), 0, 11), QS_OK);
+    const int k4 = qs_layout_find(&m.layout, "talk_head.0.4.weight"); // not 0: the mixing head is live
+    assert_true(k4 >= 0);
+    qs_rng rng;
+    qs_rng_seed(&rng, 3);
+    for (size_t i = 0; i < m.layout.t[k4].numel; i++) m.params[m.layout.t[k4].offset + i] = 0.05f * (qs_rng_uniform(&rng) - 0.5f);
+    qs_model_touch(&m);
+    FILE *f = fopen(dp, "rb");
+    assert_non_null(f);
+    char text[8192];
+    const size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    char *cut = strrchr(text, ' ');
+    if (cut) *cut = 0; // whole words only (no split UTF-8)
+    int *all, n_all;
+    assert_int_equal(qs_tokenizer_encode_alloc(tok, text, 1, 0, &all, &n_all), QS_OK);
+    assert_true(n_all >= B * T);
+    int mask[B * T];
+    for (int i = 0; i < B * T; i++) mask[i] = 1;
+    qrun f32, h;
+    m.precision = QS_PREC_FP32;
+    qs_qstar *q;
+    assert_int_equal(qs_qstar_create(&q, &m, &o, B, T), QS_OK);
+    f32.g = calloc(m.layout.numel, sizeof(float));
+    qs_rng_seed(&rng, 5);
+    assert_int_equal(qs_qstar_step(q, &m, all, mask, NULL, &rng, f32.g, 1.0f, &f32.r), QS_OK);
+    const size_t nth = (size_t)f32.r.R * f32.r.n_thought * T;
+    int *thoughts = malloc(nth * sizeof(int));
+    memcpy(thoughts, f32.r.thoughts, nth * sizeof(int));
+    memcpy(f32.talk, f32.r.loss_talk, sizeof f32.talk);
+    qs_qstar_free(q);
+    m.precision = QS_PREC_BF16;
+    qstar_run(&m, &o, all, mask, thoughts, B, T, &h);
+    // the floor: fp32 on the weights rounded to bf16
+    qrun r;
+    float *keep = malloc(m.layout.numel * sizeof(float));
+    memcpy(keep, m.params, m.layout.numel * sizeof(float));
+    for (size_t i = 0; i < m.layout.numel; i++) m.params[i] = qs_bf16_widen(qs_bf16_round(m.params[i]));
+    qs_model_touch(&m);
+    m.precision = QS_PREC_FP32;
+    qstar_run(&m, &o, all, mask, thoughts, B, T, &r);
+    memcpy(m.params, keep, m.layout.numel * sizeof(float));
+    free(keep);
+    int bad = rel_close("stories260K", "loss_lm", h.r.loss_lm, f32.r.loss_lm, 1e-2, 1e-6);
+    bad += rel_close("stories260K", "loss_base", h.r.loss_base, f32.r.loss_base, 1e-2, 1e-6);
+    for (int k = 0; k < o.n_talk; k++) bad += rel_close("stories260K", "loss_talk", h.talk[k], f32.talk[k], 1e-2, 1e-6);
+    bad += rel_close("stories260K", "policy_loss", h.r.policy_loss, f32.r.policy_loss, 1e-2, 1e-6);
+    double w = 1.0;
+    int below = 0, ill = 0;
+    bad += grads_close("stories260K", &m.layout, h.g, f32.g, r.g, 3, 0.999, &w, &below, &ill);
+    print_message("stories260K (real weights), paper settings, B=%d T=%d: loss_lm %.3g, policy_loss %.3g relative; "
+                  "lowest gradient cosine %.6f over %d tensors\n", B, T, fabs(h.r.loss_lm / f32.r.loss_lm - 1),
+                  fabs(h.r.policy_loss / f32.r.policy_loss - 1), w, m.layout.n);
+    assert_int_equal(bad, 0);
+    free(thoughts), free(all), free(f32.g), free(h.g), free(r.g);
+    qs_tokenizer_free(tok);
+    qs_model_free(&m);
 }
 
 // A random Quiet-STaR model large enough for multi-threaded GEMM kernels.
@@ -399,6 +515,7 @@ static void test_thinker_precision(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_qstar_parity),
+        cmocka_unit_test(test_qstar_real_weights),
         cmocka_unit_test(test_lm_parity),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_copy_follows_weights),
