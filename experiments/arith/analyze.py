@@ -157,12 +157,25 @@ def analyze(root):
         a["deciles_all"] = [ci([v["deciles_all"][k] for v in vs]) for k in range(10)]
         a["deciles_answer"] = [ci([v["deciles_answer"][k] for v in vs]) for k in range(10)]
     took = {sd: took_off(s["variants"]["main"]) for sd, s in per.items() if "main" in s["variants"]}
+    valid = {sd: precondition_holds(s["precondition"]) for sd, s in per.items()}
     pre = {k: ci([s["precondition"][k] for s in per.values()])
            for k in ("direct", "direct_protocol", "scratch_answer", "scratch_steps", "direct_opened_scratch")}
     steps = sorted({o["step"] for s in per.values() for o in s["over_training"]})
     over = [dict(step=st, **{k: ci([o[k] for s in per.values() for o in s["over_training"] if o["step"] == st and k in o])
                             for k in ("ans_base", "ans_think", "ans_gap")}) for st in steps]
-    return dict(per_seed=per, aggregate=agg, precondition=pre, over_training=over, seeds=len(per), took_off=took)
+    return dict(per_seed=per, aggregate=agg, precondition=pre, over_training=over, seeds=len(per), took_off=took,
+                precondition_holds=valid)
+
+
+PRECONDITION_MARGIN = 0.30
+
+
+def precondition_holds(p):
+    """The testbed can test the hypothesis on this seed: the pretrained model's
+    own scratch-pad gives the right answer clearly more often (by 30 points) than
+    its direct answer, by either measure of the direct answer."""
+    direct = max(x for x in (p.get("direct"), p.get("direct_protocol")) if x is not None)
+    return bool(p["scratch_answer"] - direct >= PRECONDITION_MARGIN)
 
 
 def took_off(v):
@@ -242,11 +255,18 @@ def plots(res, out):
     return [m for m in made if m]
 
 
-def verdict(agg, took=None):
+def verdict(agg, took=None, valid=None):
     m = agg.get("main")
     if not m or m["ans_gap"]["mean"] is None:
         return "no main run"
     lines = []
+    if valid:
+        bad = [k for k, x in valid.items() if not x]
+        lines.append("- precondition (own scratch-pad right >= %d points more often than the direct answer, measured "
+                     "before Quiet-STaR) held on **%d of %d seeds**%s" % (
+                         100 * PRECONDITION_MARGIN, len(valid) - len(bad), len(valid),
+                         "" if not bad else "; on %s the pretrained model already answers directly, so thinking has "
+                         "nothing to add there and the testbed cannot test the hypothesis on that seed" % ", ".join(bad)))
 
     def sep(a, b, higher=True):
         """a clearly above b: intervals do not overlap."""
@@ -311,7 +331,7 @@ def report(res, made, out, settings, extra=()):
         L += ["Wall time of `make experiment`: **%.0f s (%.1f min)** with %s seed(s) in parallel x %s thread(s) on %s CPUs "
               "(load average %s at the start, %s at the end)." % (tm["seconds"], tm["seconds"] / 60, tm["jobs"], tm["threads"],
                                                                    tm["cpus"], tm["load_start"], tm["load_end"]), ""]
-    L += ["## Verdict", "", verdict(agg, res.get("took_off")), "",
+    L += ["## Verdict", "", verdict(agg, res.get("took_off"), res.get("precondition_holds")), "",
           "## Precondition (before Quiet-STaR)", "",
           "Greedy generation by the pretrained model on held-out problems: its own scratch-pad (prompt ends with `A: (`) "
           "against its direct answer (prompt ends with `A:`).", "",
@@ -322,6 +342,13 @@ def report(res, made, out, settings, extra=()):
           "| answer after its own scratch-pad correct | %s |" % fmt(pre["scratch_answer"], 1, True),
           "| scratch-pad steps all correct | %s |" % fmt(pre["scratch_steps"], 1, True),
           "| direct prompt opened a scratch-pad itself | %s |" % fmt(pre["direct_opened_scratch"], 1, True), ""]
+    L += ["| seed | direct (greedy) | direct (protocol) | after own scratch-pad | precondition |", "|---|---|---|---|---|"]
+    for sd, s in res["per_seed"].items():
+        p = s["precondition"]
+        pc = lambda x: "-" if x is None else "%.0f%%" % (100 * x)
+        L.append("| %s | %s | %s | %s | %s |" % (sd, pc(p["direct"]), pc(p.get("direct_protocol")), pc(p["scratch_answer"]),
+                                                "holds" if res.get("precondition_holds", {}).get(sd) else "**fails**"))
+    L += [""]
     L += ["## Held-out answer tokens, every run (NLL in nats/token, exact match in %)", "",
           "| run | NLL no thoughts | NLL thoughts | gain | gain, no thought tokens | gain, random thoughts | mix weight | EM --no-think | EM --think | EM n_ahead 3 | EM random |",
           "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -388,14 +415,19 @@ def compare(res, ref, ref_name):
             pct = k.startswith("em_")
             L.append("| %s | %s | %s | %s | %s | %s |" % (n, k, fmt(a, 1 if pct else 4, pct), fmt(b, 1 if pct else 4, pct),
                                                       "yes" if ab else "**no**", "yes" if ba else "**no**"))
+    def holds(r):
+        return r.get("precondition_holds") or {sd: precondition_holds(x["precondition"]) for sd, x in r.get("per_seed", {}).items()}
+    p1, p2 = holds(res), holds(ref)
     t1 = res.get("took_off", {})
     t2 = ref.get("took_off") or {sd: took_off(x["variants"]["main"]) for sd, x in ref.get("per_seed", {}).items()
                                  if "main" in x["variants"]}
     v1, v2 = margins_met(res), margins_met(ref)
     summary = ("%d of %d means inside each other's intervals; verdict here: margins %s, there: margins %s (%s); "
-               "thinking took off on %d of %d seeds here, %d of %d there"
+               "thinking took off on %d of %d seeds here, %d of %d there; the precondition held on %d of %d seeds here, "
+               "%d of %d there"
                % (inside, total, "met" if v1 else "NOT met", "met" if v2 else "NOT met",
-                  "same conclusion" if v1 == v2 else "DIFFERENT conclusion", sum(t1.values()), len(t1), sum(t2.values()), len(t2)))
+                  "same conclusion" if v1 == v2 else "DIFFERENT conclusion", sum(t1.values()), len(t1), sum(t2.values()), len(t2),
+                  sum(p1.values()), len(p1), sum(p2.values()), len(p2)))
     return L + ["", "**" + summary + "**", ""], summary
 
 

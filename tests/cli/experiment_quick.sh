@@ -41,9 +41,12 @@ for f in report.md results.json commands.sh settings.json timing.json; do [ -s "
 grep -q '"seeds": "1,2,3"' "$out/settings.json" || fail "settings.json does not record the three seeds"
 grep -q "^Wall time of \`make experiment\`: \*\*[0-9]* s" "$out/report.md" || fail "report lacks the wall time"
 grep -q "^- thinking took off .* on \*\*[0-3] of 3 seeds\*\*" "$out/report.md" || fail "report lacks the take-off count"
+grep -q "^- precondition .* held on \*\*[0-3] of 3 seeds\*\*" "$out/report.md" || fail "report lacks the precondition count"
+[ "$(grep -c '^| seed[1-3] | [0-9]*% | .* | \(holds\|\*\*fails\*\*\) |$' "$out/report.md")" -eq 3 ] \
+  || fail "report lacks the per-seed precondition table"
 # reproduction against another run (here itself): every mean inside, same conclusion
 python3 "$here/experiments/arith/analyze.py" --out "$out" --compare "$out" >"$tmp/cmp" 2>&1 || fail "analyze.py --compare"
-grep -q "^reproduction: \([0-9]*\) of \1 means inside each other's intervals; .*(same conclusion)" "$tmp/cmp" \
+grep -q "^reproduction: \([0-9]*\) of \1 means inside each other's intervals; .*(same conclusion).*precondition held" "$tmp/cmp" \
   || { fail "self-comparison is not a reproduction"; cat "$tmp/cmp"; }
 grep -q "^## Reproduction against" "$out/report.md" || fail "report lacks the reproduction section"
 python3 "$here/experiments/arith/analyze.py" --out "$out" --compare "$tmp/nowhere" >/dev/null 2>"$tmp/cmp" \
