@@ -26,6 +26,9 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from analyze import precondition_holds  # noqa: E402  (the one precondition rule, shared with the report)
 
 FULL = dict(digits="3", fixed_width=True, reverse_answer=True, scratch_frac=0.4, n_pretrain=60000, n_qstar=20000, n_test=1000, per_doc=4,
             dim=128, layers=4, heads=4, max_len=128,
@@ -206,7 +209,7 @@ def qs_train(R, cfg, pre, d, out, n_ahead, extra=(), steps=None, chunks=1, on_ch
     open(os.path.join(out, "done"), "w").close()
 
 
-def one_seed(R, cfg, seed, root, quick):
+def one_seed(R, cfg, seed, root, quick, until=None):
     sd = os.path.join(root, "seed%d" % seed)
     d = os.path.join(sd, "data")
     os.makedirs(sd, exist_ok=True)
@@ -231,6 +234,18 @@ def one_seed(R, cfg, seed, root, quick):
     R.run(["eval", "--task", "gsm8k", "--model", pre_ck, "--data", os.path.join(d, "test_qa.jsonl"),
            "--limit", cfg["n_em"], "--out", os.path.join(sd, "precondition_protocol.json")])
     print("seed %d: precondition measured (%.0f s)" % (seed, time.time() - t0), file=sys.stderr)
+    pre_rows = json.load(open(os.path.join(sd, "precondition.json")))
+    with open(os.path.join(sd, "precondition_protocol.json")) as f:
+        proto = json.load(f)["exact_match"]
+    n = max(1, len(pre_rows))
+    direct = sum(r["direct_ok"] for r in pre_rows) / n
+    scratch = sum(r["scratch_answer_ok"] for r in pre_rows) / n
+    print("seed %d: direct answer %.0f%% (protocol %.0f%%), after its own scratch-pad %.0f%%: precondition %s"
+          % (seed, 100 * direct, 100 * proto, 100 * scratch,
+             "holds" if precondition_holds(dict(direct=direct, direct_protocol=proto, scratch_answer=scratch)) else "FAILS"),
+          file=sys.stderr)
+    if until == "precondition":
+        return
     runs = os.path.join(sd, "runs")
     os.makedirs(runs, exist_ok=True)
     # the main run, evaluated after every chunk (answer-token NLL over training)
@@ -277,6 +292,8 @@ def main():
     p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel (each a process; use --threads 1)")
     p.add_argument("--set", action="append", default=[], help="override a setting: key=value (JSON value)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one seed of a parallel run
+    p.add_argument("--until", choices=["precondition"],
+                   help="stop each seed after pretraining and the precondition (check a testbed before Quiet-STaR)")
     a = p.parse_args()
     cfg = dict(QUICK if a.quick else FULL)
     for kv in a.set:
@@ -305,6 +322,7 @@ def main():
         base = [sys.executable, os.path.abspath(__file__), "--qstar", a.qstar, "--out", a.out, "--threads", str(a.threads),
                 "--child"]
         base += (["--quick"] if a.quick else []) + sum((["--set", kv] for kv in a.set), [])
+        base += ["--until", a.until] if a.until else []
         running, rc = [], 0
         for s in seeds:
             while len(running) >= a.jobs:
@@ -319,7 +337,7 @@ def main():
         return
     R = Runner(os.path.abspath(a.qstar), a.out, a.threads)
     for s in seeds:
-        one_seed(R, cfg, s, a.out, a.quick)
+        one_seed(R, cfg, s, a.out, a.quick, a.until)
         print("seed %d done (%.0f s)" % (s, time.time() - t0), file=sys.stderr)
     timing()
 

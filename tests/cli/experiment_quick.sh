@@ -37,6 +37,8 @@ t0=$(date +%s)
 QSTAR=$QSTAR QUICK=1 OUT=$out THREADS=1 bash "$here/experiments/arith/run.sh" >"$tmp/run.log" 2>&1 \
   || { fail "make experiment QUICK=1"; tail -20 "$tmp/run.log"; }
 echo "quick experiment: $(( $(date +%s) - t0 )) s"
+grep -q "^seed 1: direct answer [0-9]*% (protocol [0-9]*%), after its own scratch-pad [0-9]*%: precondition \(holds\|FAILS\)" \
+  "$tmp/run.log" || fail "the run does not print each seed's precondition"
 for f in report.md results.json commands.sh settings.json timing.json; do [ -s "$out/$f" ] || fail "no $f"; done
 grep -q '"seeds": "1,2,3"' "$out/settings.json" || fail "settings.json does not record the three seeds"
 grep -q "^Wall time of \`make experiment\`: \*\*[0-9]* s" "$out/report.md" || fail "report lacks the wall time"
