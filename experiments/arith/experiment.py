@@ -300,10 +300,13 @@ def main():
         k, v = kv.split("=", 1)
         if k not in cfg:
             raise SystemExit("unknown setting %s" % k)
+        if isinstance(cfg[k], str):  # a text setting stays text (digits=4 is "4", not 4)
+            cfg[k] = v
+            continue
         try:
             cfg[k] = json.loads(v)
         except json.JSONDecodeError:
-            cfg[k] = v
+            raise SystemExit("--set %s: %r is not a JSON value (the setting is %s)" % (k, v, type(cfg[k]).__name__))
     os.makedirs(a.out, exist_ok=True)
     if not a.child:  # a seed's own process leaves the whole run's settings alone
         with open(os.path.join(a.out, "settings.json"), "w") as f:
