@@ -119,21 +119,44 @@ typedef struct {
     float talk[QS_MAX_TALK];
     double amean;   // mean |advantage|
     float *g;
-    float *params_keep; // the weights before rounding (floor runs only)
 } qrun;
 
+// One step at m's precision with the given thoughts, or thoughts sampled
+// with rng (then copied to a malloc'ed *sampled when sampled is non-NULL).
 static void qstar_run(qs_model *m, const qs_qstar_opts *o, const int *ids, const int *mask, const int *thoughts,
-                      int B, int T, qrun *out) {
+                      qs_rng *rng, int B, int T, qrun *out, int **sampled) {
     qs_qstar *q;
     assert_int_equal(qs_qstar_create(&q, m, o, B, T), QS_OK);
     out->g = calloc(m->layout.numel, sizeof(float));
-    if (qs_qstar_step(q, m, ids, mask, thoughts, NULL, out->g, 1.0f, &out->r) != QS_OK)
+    if (qs_qstar_step(q, m, ids, mask, thoughts, rng, out->g, 1.0f, &out->r) != QS_OK)
         fail_msg("%s", qstar_last_error());
+    if (sampled) {
+        const size_t n = (size_t)out->r.R * out->r.n_thought * T;
+        *sampled = malloc(n * sizeof(int));
+        memcpy(*sampled, out->r.thoughts, n * sizeof(int));
+    }
     memcpy(out->talk, out->r.loss_talk, sizeof out->talk);
     const int na = out->r.R * (T - 1 - o->n_talk);
     out->amean = 0;
     for (int k = 0; k < na; k++) out->amean += fabs(out->r.advantage[k]) / na;
     qs_qstar_free(q);
+}
+
+// The floor: an fp32 step on m's weights rounded to bf16 (the weights and the
+// precision are restored afterwards).
+static void floor_run(qs_model *m, const qs_qstar_opts *o, const int *ids, const int *mask, const int *thoughts,
+                      int B, int T, qrun *out) {
+    const qs_precision prec = m->precision;
+    float *keep = malloc(m->layout.numel * sizeof(float));
+    memcpy(keep, m->params, m->layout.numel * sizeof(float));
+    for (size_t i = 0; i < m->layout.numel; i++) m->params[i] = qs_bf16_widen(qs_bf16_round(m->params[i]));
+    qs_model_touch(m);
+    m->precision = QS_PREC_FP32;
+    qstar_run(m, o, ids, mask, thoughts, NULL, B, T, out, NULL);
+    memcpy(m->params, keep, m->layout.numel * sizeof(float));
+    qs_model_touch(m);
+    m->precision = prec;
+    free(keep);
 }
 
 // One fixture: fp32 and bf16 steps with the fixture's thoughts; mismatches.
@@ -155,17 +178,11 @@ static int qstar_fixture(const char *dir, const char *name, double *worst) {
     int *thoughts = read_i32(&batch, "thought_ids");
     qrun f, h;
     m.precision = QS_PREC_FP32;
-    qstar_run(&m, &o, ids, mask, thoughts, B, T, &f);
+    qstar_run(&m, &o, ids, mask, thoughts, NULL, B, T, &f, NULL);
     m.precision = QS_PREC_BF16;
-    qstar_run(&m, &o, ids, mask, thoughts, B, T, &h);
-    // the floor: fp32 on the weights rounded to bf16
+    qstar_run(&m, &o, ids, mask, thoughts, NULL, B, T, &h, NULL);
     qrun r;
-    r.params_keep = malloc(m.layout.numel * sizeof(float));
-    memcpy(r.params_keep, m.params, m.layout.numel * sizeof(float));
-    for (size_t i = 0; i < m.layout.numel; i++) m.params[i] = qs_bf16_widen(qs_bf16_round(m.params[i]));
-    qs_model_touch(&m);
-    m.precision = QS_PREC_FP32;
-    qstar_run(&m, &o, ids, mask, thoughts, B, T, &r);
+    floor_run(&m, &o, ids, mask, thoughts, B, T, &r);
     int bad = 0;
     const double amean = f.amean;
     bad += rel_close(name, "loss_lm", h.r.loss_lm, f.r.loss_lm, 1e-2, 1e-6);
@@ -187,12 +204,9 @@ static int qstar_fixture(const char *dir, const char *name, double *worst) {
         // oneDNN's native bf16 against the OpenBLAS path's exact emulation
         // (operands rounded to bf16, products in fp32): the gap to fp32 above is
         // bf16 rounding itself when the two bf16 implementations agree closely
-        for (size_t i = 0; i < m.layout.numel; i++) m.params[i] = r.params_keep[i];
-        qs_model_touch(&m);
         qrun e;
-        m.precision = QS_PREC_BF16;
         assert_int_equal(qs_matmul_set_backend("openblas"), QS_OK);
-        qstar_run(&m, &o, ids, mask, thoughts, B, T, &e);
+        qstar_run(&m, &o, ids, mask, thoughts, NULL, B, T, &e, NULL);
         assert_int_equal(qs_matmul_set_backend("onednn"), QS_OK);
         double we = 1.0;
         int be = 0, ie = 0;
@@ -200,7 +214,7 @@ static int qstar_fixture(const char *dir, const char *name, double *worst) {
         print_message("  %-14s oneDNN bf16 vs emulated bf16: lowest gradient cosine %.7f (vs fp32: %.6f)\n", name, we, w);
         free(e.g);
     }
-    free(f.g), free(h.g), free(r.g), free(r.params_keep), free(ids), free(mask), free(thoughts);
+    free(f.g), free(h.g), free(r.g), free(ids), free(mask), free(thoughts);
     qs_st_close(&batch);
     qs_model_free(&m);
     return bad;
@@ -334,30 +348,14 @@ static void test_qstar_real_weights(void **state) {
     assert_true(n_all >= B * T);
     int mask[B * T];
     for (int i = 0; i < B * T; i++) mask[i] = 1;
-    qrun f32, h;
+    qrun f32, h, r;
+    int *thoughts;
     m.precision = QS_PREC_FP32;
-    qs_qstar *q;
-    assert_int_equal(qs_qstar_create(&q, &m, &o, B, T), QS_OK);
-    f32.g = calloc(m.layout.numel, sizeof(float));
     qs_rng_seed(&rng, 5);
-    assert_int_equal(qs_qstar_step(q, &m, all, mask, NULL, &rng, f32.g, 1.0f, &f32.r), QS_OK);
-    const size_t nth = (size_t)f32.r.R * f32.r.n_thought * T;
-    int *thoughts = malloc(nth * sizeof(int));
-    memcpy(thoughts, f32.r.thoughts, nth * sizeof(int));
-    memcpy(f32.talk, f32.r.loss_talk, sizeof f32.talk);
-    qs_qstar_free(q);
+    qstar_run(&m, &o, all, mask, NULL, &rng, B, T, &f32, &thoughts); // thoughts sampled once, in fp32
     m.precision = QS_PREC_BF16;
-    qstar_run(&m, &o, all, mask, thoughts, B, T, &h);
-    // the floor: fp32 on the weights rounded to bf16
-    qrun r;
-    float *keep = malloc(m.layout.numel * sizeof(float));
-    memcpy(keep, m.params, m.layout.numel * sizeof(float));
-    for (size_t i = 0; i < m.layout.numel; i++) m.params[i] = qs_bf16_widen(qs_bf16_round(m.params[i]));
-    qs_model_touch(&m);
-    m.precision = QS_PREC_FP32;
-    qstar_run(&m, &o, all, mask, thoughts, B, T, &r);
-    memcpy(m.params, keep, m.layout.numel * sizeof(float));
-    free(keep);
+    qstar_run(&m, &o, all, mask, thoughts, NULL, B, T, &h, NULL);
+    floor_run(&m, &o, all, mask, thoughts, B, T, &r);
     int bad = rel_close("stories260K", "loss_lm", h.r.loss_lm, f32.r.loss_lm, 1e-2, 1e-6);
     bad += rel_close("stories260K", "loss_base", h.r.loss_base, f32.r.loss_base, 1e-2, 1e-6);
     for (int k = 0; k < o.n_talk; k++) bad += rel_close("stories260K", "loss_talk", h.talk[k], f32.talk[k], 1e-2, 1e-6);

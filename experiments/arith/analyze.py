@@ -98,18 +98,23 @@ def load_json(p):
         return json.load(f)
 
 
+def precondition_summary(sd):
+    """One seed's precondition rates from its precondition.json (greedy generation)
+    and precondition_protocol.json (digit-restricted protocol, when present)."""
+    pre = load_json(os.path.join(sd, "precondition.json"))
+    pp = os.path.join(sd, "precondition_protocol.json")
+    return dict(direct=mean(x["direct_ok"] for x in pre), scratch_answer=mean(x["scratch_answer_ok"] for x in pre),
+                scratch_steps=mean(x["scratch_ok"] for x in pre), direct_opened_scratch=mean(x["direct_opened_scratch"] for x in pre),
+                n=len(pre), samples=pre[:5], direct_protocol=load_json(pp)["exact_match"] if os.path.exists(pp) else None)
+
+
 def analyze(root):
     seeds = sorted(glob.glob(os.path.join(root, "seed*")))
     per = {}
     for sd in seeds:
         s = os.path.basename(sd)
         r = per[s] = {}
-        pre = load_json(os.path.join(sd, "precondition.json"))
-        r["precondition"] = dict(direct=mean(x["direct_ok"] for x in pre), scratch_answer=mean(x["scratch_answer_ok"] for x in pre),
-                                 scratch_steps=mean(x["scratch_ok"] for x in pre), direct_opened_scratch=mean(x["direct_opened_scratch"] for x in pre),
-                                 n=len(pre), samples=pre[:5])
-        pp = os.path.join(sd, "precondition_protocol.json")
-        r["precondition"]["direct_protocol"] = load_json(pp)["exact_match"] if os.path.exists(pp) else None
+        r["precondition"] = precondition_summary(sd)
         over = []
         for p in sorted(glob.glob(os.path.join(sd, "eval", "main_step*", "think.tokens.jsonl")),
                         key=lambda p: int(p.split("main_step")[1].split("/")[0])):

@@ -28,7 +28,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-from analyze import precondition_holds  # noqa: E402  (the one precondition rule, shared with the report)
+from analyze import precondition_holds, precondition_summary  # noqa: E402  (one rule, shared with the report)
 
 FULL = dict(digits="3", fixed_width=True, reverse_answer=True, scratch_frac=0.4, n_pretrain=60000, n_qstar=20000, n_test=1000, per_doc=4,
             dim=128, layers=4, heads=4, max_len=128,
@@ -234,16 +234,10 @@ def one_seed(R, cfg, seed, root, quick, until=None):
     R.run(["eval", "--task", "gsm8k", "--model", pre_ck, "--data", os.path.join(d, "test_qa.jsonl"),
            "--limit", cfg["n_em"], "--out", os.path.join(sd, "precondition_protocol.json")])
     print("seed %d: precondition measured (%.0f s)" % (seed, time.time() - t0), file=sys.stderr)
-    pre_rows = json.load(open(os.path.join(sd, "precondition.json")))
-    with open(os.path.join(sd, "precondition_protocol.json")) as f:
-        proto = json.load(f)["exact_match"]
-    n = max(1, len(pre_rows))
-    direct = sum(r["direct_ok"] for r in pre_rows) / n
-    scratch = sum(r["scratch_answer_ok"] for r in pre_rows) / n
+    p = precondition_summary(sd)
     print("seed %d: direct answer %.0f%% (protocol %.0f%%), after its own scratch-pad %.0f%%: precondition %s"
-          % (seed, 100 * direct, 100 * proto, 100 * scratch,
-             "holds" if precondition_holds(dict(direct=direct, direct_protocol=proto, scratch_answer=scratch)) else "FAILS"),
-          file=sys.stderr)
+          % (seed, 100 * p["direct"], 100 * p["direct_protocol"], 100 * p["scratch_answer"],
+             "holds" if precondition_holds(p) else "FAILS"), file=sys.stderr)
     if until == "precondition":
         return
     runs = os.path.join(sd, "runs")
