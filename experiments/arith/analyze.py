@@ -336,6 +336,15 @@ def report(res, made, out, settings, extra=()):
         L += ["Wall time of `make experiment`: **%.0f s (%.1f min)** with %s seed(s) in parallel x %s thread(s) on %s CPUs "
               "(load average %s at the start, %s at the end)." % (tm["seconds"], tm["seconds"] / 60, tm["jobs"], tm["threads"],
                                                                    tm["cpus"], tm["load_start"], tm["load_end"]), ""]
+    if settings.get("digits"):
+        task = ("multiplication of a %s-digit number by one digit (2-9)" if settings.get("op") == "mul"
+                else "addition of two %s-digit numbers") % settings["digits"]
+        L += ["Testbed: %s; %d%% of pretraining problems show a scratch-pad; Quiet-STaR problems %s; "
+              "%d pretraining steps of a %d-layer, dim-%d Llama." % (
+                  task, round(100 * settings.get("scratch_frac", 0)),
+                  "from a reserved pool of %d that pretraining never shows" % settings["qstar_pool"]
+                  if settings.get("qstar_pool") else "drawn apart from the held-out ones",
+                  settings.get("pre_steps", 0), settings.get("layers", 0), settings.get("dim", 0)), ""]
     L += ["## Verdict", "", verdict(agg, res.get("took_off"), res.get("precondition_holds")), "",
           "## Precondition (before Quiet-STaR)", "",
           "Greedy generation by the pretrained model on held-out problems: its own scratch-pad (prompt ends with `A: (`) "

@@ -30,14 +30,14 @@ sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from analyze import precondition_holds, precondition_summary  # noqa: E402  (one rule, shared with the report)
 
-FULL = dict(digits="3", fixed_width=True, reverse_answer=True, scratch_frac=0.4, n_pretrain=60000, n_qstar=20000, n_test=1000, per_doc=4,
+FULL = dict(op="mul", qstar_pool=1200, digits="3", fixed_width=True, reverse_answer=True, scratch_frac=0.7, n_pretrain=60000, n_qstar=20000, n_test=1000, per_doc=4,
             dim=128, layers=4, heads=4, max_len=128,
-            pre_steps=1500, pre_batch=16, pre_seq=128, pre_lr=3e-3,
+            pre_steps=2000, pre_batch=16, pre_seq=128, pre_lr=3e-3,
             qs_steps=160, qs_chunks=4, qs_batch=4, qs_seq=64, qs_lr=3e-4, n_ahead=11, n_talk=4, beta=1.0,
             sweep=[3, 7, 11], n_em=100, n_pre=100, n_nll_docs=200,
             curriculum="7:4:3e-4:80,11:4:3e-4:80", ema_decay=0.99, thought_init="(", thought_init_end=")",
             think_when=[0.2, 0.5, 1.0], n_tw=40)
-QUICK = dict(digits="2", fixed_width=True, reverse_answer=True, scratch_frac=0.4, n_pretrain=600, n_qstar=200, n_test=40, per_doc=4,
+QUICK = dict(op="mul", qstar_pool=100, digits="2", fixed_width=True, reverse_answer=True, scratch_frac=0.7, n_pretrain=600, n_qstar=200, n_test=40, per_doc=4,
              dim=32, layers=2, heads=2, max_len=64,
              pre_steps=30, pre_batch=8, pre_seq=64, pre_lr=3e-3,
              qs_steps=4, qs_chunks=2, qs_batch=2, qs_seq=32, qs_lr=1e-4, n_ahead=8, n_talk=2, beta=1.0,
@@ -73,7 +73,7 @@ def gen_data(cfg, seed, d):
             "--scratch-frac", str(cfg["scratch_frac"]), "--n-pretrain", str(cfg["n_pretrain"]),
             "--n-qstar", str(cfg["n_qstar"]), "--n-test", str(cfg["n_test"]), "--per-doc", str(cfg["per_doc"]),
             "--dim", str(cfg["dim"]), "--layers", str(cfg["layers"]), "--heads", str(cfg["heads"]),
-            "--max-len", str(cfg["max_len"])]
+            "--max-len", str(cfg["max_len"]), "--op", cfg.get("op", "add"), "--qstar-pool", str(cfg.get("qstar_pool", 0))]
     args += (["--fixed-width"] if cfg.get("fixed_width") else []) + (["--reverse-answer"] if cfg.get("reverse_answer") else [])
     subprocess.run(args, check=True)
 
@@ -172,7 +172,7 @@ def evaluate(R, cfg, d, model, edir, probs, full):
     res["think_when"] = tw
     gs = {}
     for name, extra in (("think", ["--think"]), ("nothink", ["--no-think"])):
-        p = R.run(["eval", "--task", "gsm8k", "--model", model, "--data", os.path.join(d, "test_qa.jsonl"),
+        R.run(["eval", "--task", "gsm8k", "--model", model, "--data", os.path.join(d, "test_qa.jsonl"),
                    "--limit", cfg["n_em"], "--seed", 7, "--out", os.path.join(edir, "gsm8k_%s.json" % name)] + extra)
         with open(os.path.join(edir, "gsm8k_%s.json" % name)) as f:
             j = json.load(f)

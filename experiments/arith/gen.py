@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Testbed generator for the qstar thinking experiment (no downloads).
 
-Multi-digit addition. Pretraining documents hold several problems each;
-a fraction of the problems shows a compact worked scratch-pad of column sums,
-least significant first, each including the carry, before the answer:
+Multi-digit addition (--op add) or multiplication by one digit (--op mul).
+Pretraining documents hold several problems each; a fraction of the problems
+shows a compact worked scratch-pad of column results, least significant first,
+each including the carry, before the answer:
 
     Q: 347+285
     A: (12,13,6)632
@@ -12,6 +13,9 @@ least significant first, each including the carry, before the answer:
 
     Q: 347+285
     A: 632
+
+With --op mul the columns are a_k*b + carry: "Q: 347*8" has the scratch-pad
+(56,37,27) (7*8=56, 4*8+5=37, 3*8+3=27 -> 2776).
 
 The Quiet-STaR training set and every held-out set are answer-only. The
 scratch-pad of a d-digit problem is 2d+1..3d+1 tokens, so a thought of
@@ -36,35 +40,49 @@ import os
 import random
 import struct
 
-CHARS = " \n0123456789QA:+(),"
+CHARS = " \n0123456789QA:+(),"  # "*" appended for --op mul
 
 
 FIXED = False  # --fixed-width: every column sum written with two digits
 REVERSE = False  # --reverse-answer: answers written least significant digit first
+OP = "add"  # --op: "add" (a+b, both d digits) or "mul" (a*b, a with d digits, b in 2..9)
 
 
 def scratch(a, b):
-    """Column sums least significant first, carry included."""
+    """Column results least significant first, carry included: a_k+b_k+c (add) or a_k*b+c (mul)."""
     sa, sb = str(a)[::-1], str(b)[::-1]
     out, carry = [], 0
-    for k in range(max(len(sa), len(sb))):
-        s = (int(sa[k]) if k < len(sa) else 0) + (int(sb[k]) if k < len(sb) else 0) + carry
+    for k in range(len(sa) if OP == "mul" else max(len(sa), len(sb))):
+        if OP == "mul":
+            s = int(sa[k]) * b + carry
+        else:
+            s = (int(sa[k]) if k < len(sa) else 0) + (int(sb[k]) if k < len(sb) else 0) + carry
         out.append("%02d" % s if FIXED else str(s))
         carry = s // 10
     return "(" + ",".join(out) + ")"
 
 
+def result(a, b):
+    return a * b if OP == "mul" else a + b
+
+
+def question(a, b):
+    return "%d%s%d" % (a, "*" if OP == "mul" else "+", b)
+
+
 def answer(a, b):
-    return str(a + b)[::-1] if REVERSE else str(a + b)
+    return str(result(a, b))[::-1] if REVERSE else str(result(a, b))
 
 
 def problem(a, b, with_scratch):
-    return "Q: %d+%d\nA: %s%s\n" % (a, b, scratch(a, b) if with_scratch else "", answer(a, b))
+    return "Q: %s\nA: %s%s\n" % (question(a, b), scratch(a, b) if with_scratch else "", answer(a, b))
 
 
 def draw(rng, digits):
     d = rng.choice(digits)
     lo = 10 ** (d - 1) if d > 1 else 0
+    if OP == "mul":
+        return rng.randint(lo, 10 ** d - 1), rng.randint(2, 9)
     return rng.randint(lo, 10 ** d - 1), rng.randint(lo, 10 ** d - 1)
 
 
@@ -115,6 +133,11 @@ def main():
     p.add_argument("--n-qstar", type=int, default=20000, help="Quiet-STaR training problems")
     p.add_argument("--n-test", type=int, default=1000, help="held-out problems")
     p.add_argument("--per-doc", type=int, default=4, help="problems per document")
+    p.add_argument("--op", choices=["add", "mul"], default="add",
+                   help="add: a+b, both operands with --digits digits; mul: a*b, a with --digits digits, b in 2..9")
+    p.add_argument("--qstar-pool", type=int, default=0,
+                   help="if > 0: Quiet-STaR problems come from a pool of this many distinct problems that "
+                        "pretraining never shows (for small problem spaces, where pretraining repeats problems)")
     p.add_argument("--reverse-answer", action="store_true",
                    help="answers least significant digit first (the digit the scratch-pad's first column gives)")
     p.add_argument("--fixed-width", action="store_true",
@@ -125,18 +148,31 @@ def main():
     p.add_argument("--ffn", type=int, default=0)
     p.add_argument("--max-len", type=int, default=128)
     a = p.parse_args()
-    global FIXED, REVERSE
-    FIXED, REVERSE = a.fixed_width, a.reverse_answer
+    global FIXED, REVERSE, OP
+    FIXED, REVERSE, OP = a.fixed_width, a.reverse_answer, a.op
     digits = [int(x) for x in a.digits.split(",")]
     rng = random.Random(a.seed)
     os.makedirs(a.out, exist_ok=True)
     # held-out problems first; training problems never repeat them
-    test, seen = [], set()
-    while len(test) < a.n_test:
-        ab = draw(rng, digits)
-        if ab not in seen:
-            seen.add(ab)
-            test.append(ab)
+    global CHARS
+    if a.op == "mul":
+        CHARS += "*"
+    sizes = [9 * 10 ** (d - 1) if d > 1 else 10 for d in set(digits)]
+    space = sum(sizes) * 8 if a.op == "mul" else sum(n * n for n in sizes)
+    if a.n_test + a.qstar_pool >= space:
+        p.error("--n-test %d plus --qstar-pool %d leave no pretraining problems (only %d distinct problems)"
+                % (a.n_test, a.qstar_pool, space))
+    def distinct(n, seen):
+        out = []
+        while len(out) < n:
+            ab = draw(rng, digits)
+            if ab not in seen:
+                seen.add(ab)
+                out.append(ab)
+        return out
+    seen = set()
+    test = distinct(a.n_test, seen)
+    pool = distinct(a.qstar_pool, seen)
     def train_probs(n):
         out = []
         while len(out) < n:
@@ -144,7 +180,8 @@ def main():
             if ab not in seen:
                 out.append(ab)
         return out
-    pre, qs = train_probs(a.n_pretrain), train_probs(a.n_qstar)
+    pre = train_probs(a.n_pretrain)
+    qs = [rng.choice(pool) for _ in range(a.n_qstar)] if pool else train_probs(a.n_qstar)
     vocab = write_tokenizer(os.path.join(a.out, "tokenizer.bin"))
     write_config(os.path.join(a.out, "config.json"), vocab, a)
     write_jsonl(os.path.join(a.out, "pretrain.jsonl"), docs(rng, pre, a.per_doc, a.scratch_frac))
@@ -152,7 +189,7 @@ def main():
     write_jsonl(os.path.join(a.out, "heldout.jsonl"), docs(rng, test, a.per_doc, 0.0))
     with open(os.path.join(a.out, "test_qa.jsonl"), "w") as f:
         for x, y in test:
-            f.write(json.dumps({"question": "%d+%d" % (x, y), "answer": "#### %s" % answer(x, y),
+            f.write(json.dumps({"question": question(x, y), "answer": "#### %s" % answer(x, y),
                                 "scratch": scratch(x, y)}) + "\n")
     with open(os.path.join(a.out, "meta.json"), "w") as f:
         json.dump(vars(a) | {"vocab_size": vocab, "chars": CHARS}, f, indent=2)

@@ -32,6 +32,42 @@ expect_rc 2 "curriculum stage 2" "$QSTAR" train --model x --data y --out z --cur
 expect_rc 2 "drop --n-ahead" "$QSTAR" train --model x --data y --out z --curriculum "12:4:1e-4:5" --n-ahead 6
 
 command -v python3 >/dev/null || { echo "SKIP: python3 not installed"; exit 77; }
+# the testbed generator: multiplication scratch-pads and answers are arithmetic,
+# the reserved Quiet-STaR pool never occurs in pretraining nor in the held-out set
+gen=$here/experiments/arith/gen.py
+python3 "$gen" --out "$tmp/gm" --seed 3 --op mul --digits 3 --fixed-width --reverse-answer \
+  --n-pretrain 3000 --n-qstar 500 --n-test 300 --qstar-pool 200 || fail "gen.py --op mul"
+python3 - "$tmp/gm" <<'PY' || fail "gen.py --op mul: wrong testbed"
+import json, re, sys
+d = sys.argv[1]
+def problems(name):
+    out = []
+    for line in open("%s/%s" % (d, name)):
+        out += re.findall(r"Q: (\d+)\*(\d)\nA: (\([0-9,]*\))?(\d+)\n", json.loads(line)["text"])
+    return out
+sets = {}
+for name in ("pretrain.jsonl", "qstar.jsonl", "heldout.jsonl"):
+    ps = problems(name)
+    assert ps, name
+    for a, b, scr, ans in ps:
+        a, b = int(a), int(b)
+        assert 100 <= a <= 999 and 2 <= b <= 9 and ans == str(a * b)[::-1], (a, b, ans)
+        if scr:  # column k: a_k*b + carry, two digits
+            cols, carry = [], 0
+            for c in str(a)[::-1]:
+                cols.append("%02d" % (int(c) * b + carry))
+                carry = (int(c) * b + carry) // 10
+            assert scr == "(" + ",".join(cols) + ")", (a, b, scr)
+    sets[name] = {(a, b) for a, b, _, _ in ps}
+assert any(scr for _, _, scr, _ in problems("pretrain.jsonl"))
+assert not any(scr for _, _, scr, _ in problems("qstar.jsonl") + problems("heldout.jsonl"))
+assert len(sets["qstar.jsonl"]) <= 200 and not sets["qstar.jsonl"] & sets["pretrain.jsonl"]
+assert not sets["heldout.jsonl"] & (sets["pretrain.jsonl"] | sets["qstar.jsonl"])
+assert open(d + "/tokenizer.bin", "rb").read().count(b"*") == 1
+PY
+python3 "$gen" --out "$tmp/gx" --op mul --digits 3 --n-test 7000 --qstar-pool 500 >/dev/null 2>"$tmp/err" \
+  && fail "gen.py accepted more held-out and pool problems than exist"
+grep -q "only 7200 distinct problems" "$tmp/err" || { fail "gen.py error does not say why"; cat "$tmp/err"; }
 out=$tmp/exp
 t0=$(date +%s)
 QSTAR=$QSTAR QUICK=1 OUT=$out THREADS=1 bash "$here/experiments/arith/run.sh" >"$tmp/run.log" 2>&1 \
@@ -77,7 +113,7 @@ PY
 
 # the levers on the quick checkpoints
 CK=$out/seed1/runs/main/ckpt
-P=$(printf 'Q: 12+34\nA:')
+P=$(printf 'Q: 12*3\nA:')
 g() { "$QSTAR" generate --model "$CK" --prompt "$P" --max-tokens 24 --temperature 0.8 --seed 5 "$@" 2>/dev/null; }
 g --no-think >"$tmp/g_none"; g --think >"$tmp/g_always"
 g --think-when "entropy>1e9" >"$tmp/g_hi"; g --think-when "entropy>-1" >"$tmp/g_lo"
