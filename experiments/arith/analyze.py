@@ -110,6 +110,12 @@ def precondition_summary(sd):
 
 def analyze(root):
     seeds = sorted(glob.glob(os.path.join(root, "seed*")))
+    listed = load_json(os.path.join(root, "settings.json")).get("seeds") if os.path.exists(os.path.join(root, "settings.json")) else None
+    if listed:  # only the run's own seeds (other seed directories may be left from another run)
+        seeds = [os.path.join(root, "seed%s" % x.strip()) for x in str(listed).split(",")]
+        missing = [sd for sd in seeds if not os.path.isdir(sd)]
+        if missing:
+            raise SystemExit("analyze.py: %s lists seeds %s, but %s is missing" % (os.path.join(root, "settings.json"), listed, missing[0]))
     per = {}
     for sd in seeds:
         s = os.path.basename(sd)

@@ -209,10 +209,28 @@ def qs_train(R, cfg, pre, d, out, n_ahead, extra=(), steps=None, chunks=1, on_ch
     open(os.path.join(out, "done"), "w").close()
 
 
+def seed_mismatch(root, seed, cfg):
+    """Why ROOT/seedN cannot be resumed with cfg (None if it can: absent, empty, or made with cfg)."""
+    sd = os.path.join(root, "seed%d" % seed)
+    if not os.path.isdir(sd) or not os.listdir(sd):
+        return None
+    path = os.path.join(sd, "settings.json")
+    try:
+        with open(path) as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        return "%s holds a run without a readable settings.json (an older version's, or not this experiment's)" % sd
+    diff = ["%s %s there, %s now" % (k, json.dumps(old.get(k)), json.dumps(cfg.get(k)))
+            for k in sorted(set(old) | set(cfg)) if old.get(k) != cfg.get(k)]
+    return "%s was made with other settings: %s" % (sd, "; ".join(diff)) if diff else None
+
+
 def one_seed(R, cfg, seed, root, quick, until=None):
     sd = os.path.join(root, "seed%d" % seed)
     d = os.path.join(sd, "data")
     os.makedirs(sd, exist_ok=True)
+    with open(os.path.join(sd, "settings.json"), "w") as f:  # what seed_mismatch checks on a rerun
+        json.dump(cfg, f, indent=1)
     R.seed = seed
     gen_data(cfg, seed, d)
     # a smaller held-out NLL set (the first n_nll_docs documents)
@@ -302,12 +320,17 @@ def main():
         except json.JSONDecodeError:
             raise SystemExit("--set %s: %r is not a JSON value (the setting is %s)" % (k, v, type(cfg[k]).__name__))
     os.makedirs(a.out, exist_ok=True)
+    seeds = [int(x) for x in a.seeds.split(",")]
+    if not a.child:
+        stale = [m for m in (seed_mismatch(a.out, s, cfg) for s in seeds) if m]
+        if stale:  # finished parts are reused, so they must come from these settings
+            raise SystemExit("experiment.py: %s\n(its finished parts would be reused; remove it or choose another --out)"
+                             % "\n".join(stale))
     if not a.child:  # a seed's own process leaves the whole run's settings alone
         with open(os.path.join(a.out, "settings.json"), "w") as f:
             json.dump(dict(cfg, quick=a.quick, seeds=a.seeds), f, indent=1)
     t0 = time.time()
     load0 = os.getloadavg()[0]
-    seeds = [int(x) for x in a.seeds.split(",")]
 
     def timing():  # the wall time of the whole run, with the machine's load, for the report
         if a.child:

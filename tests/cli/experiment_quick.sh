@@ -82,6 +82,22 @@ grep -q "^- thinking took off .* on \*\*[0-3] of 3 seeds\*\*" "$out/report.md" |
 grep -q "^- precondition .* held on \*\*[0-3] of 3 seeds\*\*" "$out/report.md" || fail "report lacks the precondition count"
 [ "$(grep -c '^| seed[1-3] | [0-9]*% | .* | \(holds\|\*\*fails\*\*\) |$' "$out/report.md")" -eq 3 ] \
   || fail "report lacks the per-seed precondition table"
+# a rerun with the same settings resumes; with other settings it is refused, naming
+# the seed directory and the setting, and the finished run stays as it was
+QSTAR=$QSTAR QUICK=1 OUT=$out THREADS=1 bash "$here/experiments/arith/run.sh" >"$tmp/rerun.log" 2>&1 \
+  || { fail "rerun of a finished quick experiment"; tail -5 "$tmp/rerun.log"; }
+before=$(cat "$out/results.json" "$out/seed1/settings.json" "$out/seed1/pretrain/ckpt/model.safetensors" | md5sum)
+python3 "$here/experiments/arith/experiment.py" --qstar "$QSTAR" --out "$out" --quick --seeds 1,2,3 --set scratch_frac=0.5 \
+  >/dev/null 2>"$tmp/err" && fail "experiment.py reused seed directories made with other settings"
+grep -q "seed1 was made with other settings: scratch_frac 0.7 there, 0.5 now" "$tmp/err" || { fail "settings mismatch error"; cat "$tmp/err"; }
+[ "$(cat "$out/results.json" "$out/seed1/settings.json" "$out/seed1/pretrain/ckpt/model.safetensors" | md5sum)" = "$before" ] \
+  || fail "the refused run changed the finished one"
+# the report covers the run's own seeds only, not a stray seed directory
+mkdir -p "$out/seed9" && cp -r "$out/seed1/." "$out/seed9/"
+python3 "$here/experiments/arith/analyze.py" --out "$out" >/dev/null 2>&1 || fail "analyze.py with a stray seed directory"
+python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['seeds']==3 and 'seed9' not in r['per_seed']" "$out/results.json" \
+  || fail "analyze.py counted a seed directory the run does not list"
+rm -rf "$out/seed9"
 # reproduction against another run (here itself): every mean inside, same conclusion
 python3 "$here/experiments/arith/analyze.py" --out "$out" --compare "$out" >"$tmp/cmp" 2>&1 || fail "analyze.py --compare"
 grep -q "^reproduction: \([0-9]*\) of \1 means inside each other's intervals; .*(same conclusion).*precondition held" "$tmp/cmp" \
