@@ -10,8 +10,12 @@ import glob
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
+import sys
+
+sys.dont_write_bytecode = True  # gen.py is imported: no __pycache__ in the source tree
 
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
@@ -108,9 +112,41 @@ def precondition_summary(sd):
                 n=len(pre), samples=pre[:5], direct_protocol=load_json(pp)["exact_match"] if os.path.exists(pp) else None)
 
 
+def answer_start_thoughts(path, settings):
+    """The thoughts right before each held-out answer's first digit (the one after
+    "A: "): how often the thought is the problem's exact scratch-pad (what the
+    pretraining documents would write after "A: ("), and the gain (base - think
+    NLL of that digit) when it is and when it is not. None without the file."""
+    if not os.path.exists(path):
+        return None
+    import gen  # the testbed's own scratch-pad rule (sys.path[0] is this directory)
+    gen.OP, gen.FIXED, gen.REVERSE = settings.get("op", "add"), bool(settings.get("fixed_width")), bool(settings.get("reverse_answer"))
+    with open(path) as f:
+        rows = [json.loads(line) for line in f]
+    right, wrong, mix = [], [], []
+    for k in range(4, len(rows)):
+        if "".join(r["text"] for r in rows[k - 3:k]) != "A: " or not rows[k]["text"].isdigit() or "thought_text" not in rows[k]:
+            continue
+        j, q = k - 4, ""  # the question: the characters before "\nA: " back to "Q: "
+        while j >= 0 and rows[j]["text"] != " ":
+            q, j = rows[j]["text"] + q, j - 1
+        m = re.fullmatch(r"\n?(\d+)([*+])(\d+)\n", q)
+        if not m or j < 1 or rows[j - 1]["text"] != ":":
+            continue
+        want = gen.scratch(int(m.group(1)), int(m.group(3)))[1:-1]  # inside the parentheses
+        (right if rows[k]["thought_text"].startswith(want) else wrong).append(rows[k]["nll_base"] - rows[k]["nll_think"])
+        mix.append(rows[k].get("mix", 0.0))
+    n = len(right) + len(wrong)
+    if not n:
+        return None
+    return dict(n=n, right=len(right) / n, gain_right=mean(right) if right else None,
+                gain_wrong=mean(wrong) if wrong else None, mix=mean(mix))
+
+
 def analyze(root):
     seeds = sorted(glob.glob(os.path.join(root, "seed*")))
-    listed = load_json(os.path.join(root, "settings.json")).get("seeds") if os.path.exists(os.path.join(root, "settings.json")) else None
+    settings = load_json(os.path.join(root, "settings.json")) if os.path.exists(os.path.join(root, "settings.json")) else {}
+    listed = settings.get("seeds")
     if listed:  # only the run's own seeds (other seed directories may be left from another run)
         seeds = [os.path.join(root, "seed%s" % x.strip()) for x in str(listed).split(",")]
         missing = [sd for sd in seeds if not os.path.isdir(sd)]
@@ -143,6 +179,7 @@ def analyze(root):
             v["deciles_answer"] = deciles([t for t in toks if t["type"] == "answer"])
             v["entropy_curve"] = entropy_curve(toks, [0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 3.0])
             if name == "main":
+                v["answer_start"] = answer_start_thoughts(os.path.join(e, "think.tokens.jsonl"), settings)
                 v["sample_thoughts"] = [dict(text=t["text"], thought=t.get("thought_text"), gain=t["nll_base"] - t["nll_think"])
                                         for t in toks if t["type"] == "answer"][:12]
             r["variants"][name] = v
@@ -398,6 +435,20 @@ def report(res, made, out, settings, extra=()):
         L += ["", "Answer-token NLL when thinking only above X (offline from the same thoughts):", "", "| X | thought at | answer NLL |", "|---|---|---|"]
         for x in first["variants"]["main"]["entropy_curve"]:
             L.append("| %g | %.0f%% | %.4f |" % (x["threshold"], 100 * x["think_frac"], x["ans_nll"]))
+        rows = [(sd, v["variants"]["main"].get("answer_start")) for sd, v in res["per_seed"].items() if "main" in v["variants"]]
+        if any(a for _, a in rows):
+            g = lambda x: "-" if x is None else "%+.4f" % x
+            L += ["", "## What the thoughts say at the answer's start (main run)", "",
+                  "The thought right before each held-out answer's first digit (after `A: `), against the problem's own "
+                  "scratch-pad (what a pretraining document would write after `A: (`): how often it is exactly that "
+                  "scratch-pad, and the gain (base - think NLL of that digit) when it is and when it is not. Right "
+                  "scratch-pads with no gain mean the information is in the thoughts but the mixing head does not use it.", "",
+                  "| seed | answers | thought = right scratch-pad | gain when right | gain when not | mix weight there |",
+                  "|---|---|---|---|---|---|"]
+            for sd, a in rows:
+                if a:
+                    L.append("| %s | %d | %.0f%% | %s | %s | %+.3f |" % (sd, a["n"], 100 * a["right"], g(a["gain_right"]),
+                                                                      g(a["gain_wrong"]), a["mix"]))
         L += ["", "## Sample thoughts at answer positions (main run, first seed)", "", "| answer token | thought before it | gain |", "|---|---|---|"]
         for t in first["variants"]["main"].get("sample_thoughts", []):
             L.append("| `%s` | `%s` | %+.3f |" % (t["text"], (t["thought"] or "").replace("\n", "\\n").replace("|", "/"), t["gain"]))

@@ -82,6 +82,25 @@ grep -q "^- thinking took off .* on \*\*[0-3] of 3 seeds\*\*" "$out/report.md" |
 grep -q "^- precondition .* held on \*\*[0-3] of 3 seeds\*\*" "$out/report.md" || fail "report lacks the precondition count"
 [ "$(grep -c '^| seed[1-3] | [0-9]*% | .* | \(holds\|\*\*fails\*\*\) |$' "$out/report.md")" -eq 3 ] \
   || fail "report lacks the per-seed precondition table"
+grep -q "^## What the thoughts say at the answer's start" "$out/report.md" || fail "report lacks the answer-start thoughts"
+# analyze.answer_start_thoughts on a hand-made token file: "Q: 12*3\nA: 63" twice, the thought before
+# the first answer digit once the right scratch-pad (06,03) with gain 0.5, once wrong with gain -0.1
+python3 - "$here/experiments/arith" "$tmp/toks.jsonl" <<'PY' || fail "answer_start_thoughts"
+import json, sys
+sys.path.insert(0, sys.argv[1]); sys.dont_write_bytecode = True
+import analyze
+rows = []
+for thought, base, think in (("06,03", 1.0, 0.5), ("06,04", 1.0, 1.1)):
+    for ch in "Q: 12*3\nA: 63\n":
+        rows.append(dict(text=ch, nll_base=0.1, nll_think=0.1, mix=0.0, thought_text="zz"))
+    first = len(rows) - 3  # "6"
+    rows[first].update(nll_base=base, nll_think=think, thought_text=thought, mix=0.2)
+with open(sys.argv[2], "w") as f:
+    f.write("".join(json.dumps(r) + "\n" for r in rows))
+a = analyze.answer_start_thoughts(sys.argv[2], dict(op="mul", fixed_width=True, reverse_answer=True))
+assert a["n"] == 2 and a["right"] == 0.5, a
+assert abs(a["gain_right"] - 0.5) < 1e-9 and abs(a["gain_wrong"] + 0.1) < 1e-9 and abs(a["mix"] - 0.2) < 1e-9, a
+PY
 # a rerun with the same settings resumes; with other settings it is refused, naming
 # the seed directory and the setting, and the finished run stays as it was
 QSTAR=$QSTAR QUICK=1 OUT=$out THREADS=1 bash "$here/experiments/arith/run.sh" >"$tmp/rerun.log" 2>&1 \
