@@ -143,9 +143,14 @@ def answer_start_thoughts(path, settings):
                 gain_wrong=mean(wrong) if wrong else None, mix=mean(mix))
 
 
+def load_settings(root):
+    p = os.path.join(root, "settings.json")
+    return load_json(p) if os.path.exists(p) else {}
+
+
 def analyze(root):
     seeds = sorted(glob.glob(os.path.join(root, "seed*")))
-    settings = load_json(os.path.join(root, "settings.json")) if os.path.exists(os.path.join(root, "settings.json")) else {}
+    settings = load_settings(root)
     listed = settings.get("seeds")
     if listed:  # only the run's own seeds (other seed directories may be left from another run)
         seeds = [os.path.join(root, "seed%s" % x.strip()) for x in str(listed).split(",")]
@@ -510,7 +515,7 @@ def main():
     res = analyze(a.out)
     if not res["seeds"]:
         raise SystemExit("analyze.py: %s: no seed*/ directories (run experiment.py first)" % a.out)
-    settings = load_json(os.path.join(a.out, "settings.json")) if os.path.exists(os.path.join(a.out, "settings.json")) else {}
+    settings = load_settings(a.out)
     tp = os.path.join(a.out, "timing.json")
     if os.path.exists(tp):
         settings["_timing"] = load_json(tp)

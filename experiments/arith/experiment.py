@@ -326,7 +326,7 @@ def main():
         if stale:  # finished parts are reused, so they must come from these settings
             raise SystemExit("experiment.py: %s\n(its finished parts would be reused; remove it or choose another --out)"
                              % "\n".join(stale))
-    if not a.child:  # a seed's own process leaves the whole run's settings alone
+        # the whole run's settings (a seed's own process leaves them alone)
         with open(os.path.join(a.out, "settings.json"), "w") as f:
             json.dump(dict(cfg, quick=a.quick, seeds=a.seeds), f, indent=1)
     t0 = time.time()

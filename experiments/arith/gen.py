@@ -153,7 +153,6 @@ def main():
     digits = [int(x) for x in a.digits.split(",")]
     rng = random.Random(a.seed)
     os.makedirs(a.out, exist_ok=True)
-    # held-out problems first; training problems never repeat them
     global CHARS
     if a.op == "mul":
         CHARS += "*"
@@ -162,26 +161,21 @@ def main():
     if a.n_test + a.qstar_pool >= space:
         p.error("--n-test %d plus --qstar-pool %d leave no pretraining problems (only %d distinct problems)"
                 % (a.n_test, a.qstar_pool, space))
-    def distinct(n, seen):
-        out = []
-        while len(out) < n:
-            ab = draw(rng, digits)
-            if ab not in seen:
-                seen.add(ab)
-                out.append(ab)
-        return out
     seen = set()
-    test = distinct(a.n_test, seen)
-    pool = distinct(a.qstar_pool, seen)
-    def train_probs(n):
+    def draw_unseen(n, distinct):  # n problems outside `seen`; distinct: each new one joins `seen`
         out = []
         while len(out) < n:
             ab = draw(rng, digits)
             if ab not in seen:
+                if distinct:
+                    seen.add(ab)
                 out.append(ab)
         return out
-    pre = train_probs(a.n_pretrain)
-    qs = [rng.choice(pool) for _ in range(a.n_qstar)] if pool else train_probs(a.n_qstar)
+    # held-out problems first, then the Quiet-STaR pool; training problems never repeat them
+    test = draw_unseen(a.n_test, True)
+    pool = draw_unseen(a.qstar_pool, True)
+    pre = draw_unseen(a.n_pretrain, False)
+    qs = [rng.choice(pool) for _ in range(a.n_qstar)] if pool else draw_unseen(a.n_qstar, False)
     vocab = write_tokenizer(os.path.join(a.out, "tokenizer.bin"))
     write_config(os.path.join(a.out, "config.json"), vocab, a)
     write_jsonl(os.path.join(a.out, "pretrain.jsonl"), docs(rng, pre, a.per_doc, a.scratch_frac))
