@@ -4,6 +4,7 @@
 
 #include <cJSON.h>
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -329,7 +330,8 @@ static qs_status read_gpt2(const cJSON *root, const char *path, qs_config *c, ch
     c->max_seq_len = -1;
     QS_TRY(get_int(root, path, "n_ctx", 0, &c->max_seq_len));
     QS_TRY(get_int(root, path, "n_positions", c->max_seq_len < 0, &c->max_seq_len)); // n_positions sizes wpe
-    c->hidden_dim = 4 * c->dim; // n_inner null => 4 * n_embd
+    // n_inner null => 4 * n_embd (an n_embd too large for that fails validation below)
+    c->hidden_dim = c->dim > 0 && c->dim <= INT_MAX / 4 ? 4 * c->dim : 0;
     QS_TRY(get_int(root, path, "n_inner", 0, &c->hidden_dim));
     c->n_kv_heads = c->n_heads;
     c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
