@@ -75,18 +75,6 @@ qs_status qs_trainer_step_dist(qs_trainer *t, qs_train_event *ev) {
         QS_TRY(qs_dist_all_gather(d, t->grads, numel));
         if (!skip) qs_adamw_step_range(&t->opt, &t->opt_layout, m->params, t->grads, &hp, lr, 0, numel);
     }
-    t->step++;
-    if (ev) {
-        memset(ev, 0, sizeof *ev);
-        ev->kind = QS_TEV_STEP;
-        ev->step = t->step;
-        ev->total = o->steps;
-        ev->loss = loss;
-        ev->lr = lr;
-        ev->grad_norm = norm;
-        ev->skipped = skip;
-        // rank 0 computed the last micro-batch (qs_dist_block): its loss parts and thoughts
-        if (t->qstep) ev->qs = &t->qout, ev->tokens = t->tokens;
-    }
+    qs_trainer_step_done(t, ev, loss, lr, norm, skip); // bf16 copy, EMA model, step count, event
     return QS_OK;
 }

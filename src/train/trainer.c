@@ -270,22 +270,28 @@ qs_status qs_trainer_step(qs_trainer *t, qs_train_event *ev) {
         qs_adamw_hparams hp = {.lr = lr, .beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps,
                                .weight_decay = o->weight_decay};
         qs_adamw_step(&t->opt, &t->opt_layout, m->params, t->grads, &hp, lr);
-        qs_model_touch(m); // the bf16 copy of the weights follows the update
+    }
+    qs_trainer_step_done(t, ev, loss, lr, norm, skip);
+    return QS_OK;
+}
+
+void qs_trainer_step_done(qs_trainer *t, qs_train_event *ev, float loss, float lr, float norm, int skip) {
+    if (!skip) {
+        qs_model_touch(t->model); // the bf16 copy of the weights follows the update
         if (t->ws_ref && t->ema_ready) ema_update(t);
     }
     t->step++;
-    if (ev) {
-        memset(ev, 0, sizeof *ev);
-        ev->kind = QS_TEV_STEP;
-        ev->step = t->step;
-        ev->total = o->steps;
-        ev->loss = loss;
-        ev->lr = lr;
-        ev->grad_norm = norm;
-        ev->skipped = skip;
-        if (t->qstep) ev->qs = &t->qout, ev->tokens = t->tokens;
-    }
-    return QS_OK;
+    if (!ev) return;
+    memset(ev, 0, sizeof *ev);
+    ev->kind = QS_TEV_STEP;
+    ev->step = t->step;
+    ev->total = t->o.steps;
+    ev->loss = loss;
+    ev->lr = lr;
+    ev->grad_norm = norm;
+    ev->skipped = skip;
+    // under MPI rank 0 computed the last micro-batch (qs_dist_block): its loss parts and thoughts
+    if (t->qstep) ev->qs = &t->qout, ev->tokens = t->tokens;
 }
 
 // Quiet-STaR eval mode on one batch: sums of base and thought-mixed NLL over

@@ -174,6 +174,10 @@ qs_status qs_trainer_grad_sum(qs_trainer *t, int lo, int hi, double *loss_sum);
 qs_status qs_trainer_set_dist(qs_trainer *t, struct qs_dist *d);
 // qs_trainer_step over the ranks (qs_trainer_step calls it when t->dist is set).
 qs_status qs_trainer_step_dist(qs_trainer *t, qs_train_event *ev);
+// What follows every optimizer step, single process or data parallel: the bf16 copy of
+// the weights and the EMA baseline model follow the update (unless skipped), the step
+// count advances, and *ev (if not NULL) describes the step.
+void qs_trainer_step_done(qs_trainer *t, qs_train_event *ev, float loss, float lr, float norm, int skip);
 // The full AdamW state for a checkpoint: *opt points at t->opt, or with
 // --zero 1 at *tmp (gathered on rank 0; free it with qs_adamw_free).
 qs_status qs_trainer_dist_moments(qs_trainer *t, qs_adamw *tmp, const qs_adamw **opt);

@@ -6,6 +6,8 @@
 #     within 1e-4 (max abs difference of each tensor / its max abs value),
 #     with 2 and with 4 ranks (the balanced micro-batch sum makes them
 #     equal bit for bit in practice: reported, not required);
+#   - the same (1e-4) with --precision bf16 and with the EMA reward baseline
+#     (the bf16 weight copy and the EMA model follow each update);
 #   - two -np 2 runs byte-identical; --zero 1 byte-identical to the default;
 #   - -np 2 stopped at step 5, then --resume in one process, ends at the
 #     weights of the uninterrupted -np 2 run (1e-4);
@@ -83,6 +85,16 @@ close "$tmp/r1/ckpt/model.safetensors" "$tmp/r4/ckpt/model.safetensors" 1e-4 || 
 for n in 2 4; do
   cmp -s "$tmp/r1/ckpt/model.safetensors" "$tmp/r$n/ckpt/model.safetensors" && echo "-np $n: weights bit for bit those of one process" \
     || echo "-np $n: weights within 1e-4 of one process, not bit for bit"
+done
+
+# --- bf16 and the EMA reward baseline: what follows each update (the bf16 copy of the
+# weights, the EMA model) must follow it under MPI too, so -np 2 stays one process's run
+for v in "bf16:--precision bf16" "ema:--reward-baseline ema --ema-decay 0.5"; do
+  name=${v%%:*}; read -r -a X <<< "${v#*:}"
+  expect 0 "single process, $name" -- "$Q" train "${A[@]}" "${X[@]}" --out "$tmp/${name}1"
+  expect 0 "mpirun -np 2, $name" -- "${MPI[@]}" "$Q" train "${A[@]}" "${X[@]}" --out "$tmp/${name}2"
+  close "$tmp/${name}1/ckpt/model.safetensors" "$tmp/${name}2/ckpt/model.safetensors" 1e-4 \
+    || bad "$name: -np 2 weights not within 1e-4 of one process"
 done
 
 # --- finetune (plain LM) the same way, from a `qstar prepare` directory
