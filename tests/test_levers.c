@@ -213,7 +213,7 @@ static void test_think_when_nll(void **st) {
     for (size_t k = 0; k < always.n;) {
         size_t j = k;
         double d = 0;
-        while (j < always.n && always.t[j].window == always.t[k].window) d += always.t[j].nll_base - always.t[j].nll_think, j++;
+        while (j < always.n && always.t[j].window == always.t[k].window) d += (double)always.t[j].nll_base - always.t[j].nll_think, j++;
         S += d / (double)(j - k), nw++, k = j;
     }
     assert_int_equal(salways.gain_windows, nw);

@@ -662,6 +662,30 @@ static void test_attention_window(void **state) {
         }
 }
 
+// Long rows: the backward's GEMM path takes 64 positions at a time, so 133
+// positions make three blocks (the last one short), with right padding, a
+// window reaching across blocks, and a query range not starting at 0.
+static void test_attention_long(void **state) {
+    (void)state;
+    enum { T = 133 };
+    const int R = 1, D = 2, nh = 2, nkv = 1, hd = 8;
+    static int mask[T];
+    for (int j = 0; j < T; j++) mask[j] = j < 120; // the last 13 positions padded
+    static const int ranges[][4] = {{0, 2, 0, T}, {1, 1, 3, T - 3}};
+    for (size_t k = 0; k < sizeof ranges / sizeof *ranges; k++)
+        for (int w = 0; w < 2; w++) {
+            at_ctx c;
+            at_init(&c, R, T, D, nh, nkv, hd, w ? NULL : mask, ranges[k][0], ranges[k][1], ranges[k][2], ranges[k][3],
+                    1100 + 10 * k + w);
+            c.s.window = w ? 50 : 0;
+            char name[96];
+            snprintf(name, sizeof name, "attn long T=%d d0=%d nd=%d i0=%d window %d", T, ranges[k][0], ranges[k][1],
+                     ranges[k][2], c.s.window);
+            attention_case(name, &c);
+            at_free(&c);
+        }
+}
+
 // Left padding: the pass-0 query at a masked-out first position sees no key
 // (out = 0, lse = -inf, no gradient), but its thought passes still see
 // themselves.
@@ -776,6 +800,7 @@ int main(void) {
         cmocka_unit_test(test_attention_quietstar),
         cmocka_unit_test(test_attention_window),
         cmocka_unit_test(test_attention_empty_query),
+        cmocka_unit_test(test_attention_long),
         cmocka_unit_test(test_attention_causal_d1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

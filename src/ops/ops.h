@@ -9,6 +9,28 @@
 #include <stdint.h>
 #include "core/qs.h"
 
+// exp(x) for x <= 0, vectorisable (no libm call): 2^n * p(r) with a degree-6
+// polynomial on r in [-ln2/2, ln2/2]; relative error ~2e-7. Inputs below -87
+// give exp(-87) ~ 1.6e-38 (callers treat that as 0); NaN gives NaN. The integer
+// n is read from the bits of the rounding sum and 2^n applied in unsigned
+// arithmetic, so no input, NaN included, is undefined behaviour.
+static inline __attribute__((always_inline)) float qs_exp_neg(float x) {
+    const float xc = x < -87.0f ? -87.0f : x;
+    union { float f; uint32_t u; } t = {.f = xc * 1.44269504f + 12582912.0f}; // 1.5*2^23 + round(x/ln2)
+    const float n = t.f - 12582912.0f;
+    const float r = xc - n * 0.693145752f - n * 1.42860677e-6f;
+    union { float f; uint32_t u; } p = {
+        .f = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666418f + r * (0.00833336077f + r * 0.00139304355f)))))};
+    p.u += (t.u - 0x4B400000u) << 23; // scale by 2^n (n >= -126 after the clamp)
+    return x == x ? p.f : x;
+}
+
+// sigmoid(x) = 1 / (1 + exp(-x)) through qs_exp_neg(-|x|), vectorisable.
+static inline __attribute__((always_inline)) float qs_sigmoid(float x) {
+    const float e = qs_exp_neg(x < 0 ? x : -x);
+    return (x < 0 ? e : 1.0f) / (1.0f + e);
+}
+
 // ---- matmul.c -------------------------------------------------------------
 // C[M,N] = alpha * op(A) @ op(B) + beta * C, row-major (cblas_sgemm contract;
 // beta = 0 never reads C). Runs on the matmul backend: oneDNN matmul
