@@ -662,6 +662,24 @@ static void test_attention_window(void **state) {
         }
 }
 
+// Head sizes with their own compiled own-thought-key loops (64, 128) and one
+// without (16), on the GEMM path and key by key.
+static void test_attention_head_sizes(void **state) {
+    (void)state;
+    static const int hds[] = {16, 64, 128};
+    static const int mask[4] = {1, 1, 1, 0};
+    for (size_t k = 0; k < sizeof hds / sizeof *hds; k++)
+        for (int small = 0; small < 2; small++) {
+            at_ctx c;
+            at_init(&c, 1, 4, 3, 2, 1, hds[k], mask, small ? 2 : 0, small ? 1 : 3, small ? 2 : 0, small ? 1 : 4,
+                    1200 + 10 * (int)k + small);
+            char name[96];
+            snprintf(name, sizeof name, "attn hd=%d %s", hds[k], small ? "one query" : "all queries");
+            attention_case(name, &c);
+            at_free(&c);
+        }
+}
+
 // Long rows: the backward's GEMM path takes 64 positions at a time, so 133
 // positions make three blocks (the last one short), with right padding, a
 // window reaching across blocks, and a query range not starting at 0.
@@ -801,6 +819,7 @@ int main(void) {
         cmocka_unit_test(test_attention_window),
         cmocka_unit_test(test_attention_empty_query),
         cmocka_unit_test(test_attention_long),
+        cmocka_unit_test(test_attention_head_sizes),
         cmocka_unit_test(test_attention_causal_d1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

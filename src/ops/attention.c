@@ -170,6 +170,47 @@ static inline void prefix_range(const attn_shape *s, int i, int d, int Pb, int *
     *lo = l < 0 ? 0 : l > *hi ? *hi : l;
 }
 
+// Scaled scores of query qv (pass d, row r, position i) on its own-thought keys
+// (passes 1..d at i) into po[0..d-1], -inf outside the window; hd a constant where
+// own_scores dispatches it (see own_keys_hd).
+static inline __attribute__((always_inline)) void own_scores_hd(float *po, const float *qv, const float *kc,
+                                                                const attn_shape *s, int r, int i, int d, int g,
+                                                                float scale, int hd) {
+    for (int e = 1; e <= d; e++)
+        po[e - 1] = in_window(s, i, d, i + e) ? dot(qv, kv_at(kc, s, e, r, i, g), hd) * scale : -INFINITY;
+}
+
+static void own_scores(float *po, const float *qv, const float *kc, const attn_shape *s, int r, int i, int d, int g,
+                       float scale) {
+    switch (s->hd) {
+    case 8: own_scores_hd(po, qv, kc, s, r, i, d, g, scale, 8); break;
+    case 64: own_scores_hd(po, qv, kc, s, r, i, d, g, scale, 64); break;
+    case 128: own_scores_hd(po, qv, kc, s, r, i, d, g, scale, 128); break;
+    default: own_scores_hd(po, qv, kc, s, r, i, d, g, scale, s->hd);
+    }
+}
+
+// o = (ob + sum_e po[e-1] * v_e) * inv: a query's prefix output plus its own-thought
+// values (passes 1..d at position i), normalised.
+static inline __attribute__((always_inline)) void own_values_hd(float *o, const float *ob, const float *po, float inv,
+                                                                const float *vc, const attn_shape *s, int r, int i,
+                                                                int d, int g, int hd) {
+    for (int c = 0; c < hd; c++) o[c] = ob[c];
+    for (int e = 1; e <= d; e++)
+        if (po[e - 1] != 0.0f) axpy(o, po[e - 1], kv_at(vc, s, e, r, i, g), hd);
+    for (int c = 0; c < hd; c++) o[c] *= inv;
+}
+
+static void own_values(float *o, const float *ob, const float *po, float inv, const float *vc, const attn_shape *s,
+                       int r, int i, int d, int g) {
+    switch (s->hd) {
+    case 8: own_values_hd(o, ob, po, inv, vc, s, r, i, d, g, 8); break;
+    case 64: own_values_hd(o, ob, po, inv, vc, s, r, i, d, g, 64); break;
+    case 128: own_values_hd(o, ob, po, inv, vc, s, r, i, d, g, 128); break;
+    default: own_values_hd(o, ob, po, inv, vc, s, r, i, d, g, s->hd);
+    }
+}
+
 // Softmax of one gathered query k: its prefix scores (row of b->p, Pb keys) and own-
 // thought scores (row of b->po, d keys) become probabilities, unnormalised (exp(x -
 // max), invisible keys 0); returns the max and sets *l to their sum (max -inf: no key).
@@ -186,10 +227,8 @@ static float block_softmax(attn_buf *b, int k, int Pb, const float *kc, const at
             if (!mrow[j]) row[j] = -INFINITY;
     float mx = -INFINITY;
     for (int j = lo; j < hi; j++) mx = row[j] > mx ? row[j] : mx;
-    for (int e = 1; e <= d; e++) {
-        po[e - 1] = in_window(s, i, d, i + e) ? dot(qv, kv_at(kc, s, e, r, i, g), hd) * scale : -INFINITY;
-        mx = po[e - 1] > mx ? po[e - 1] : mx;
-    }
+    own_scores(po, qv, kc, s, r, i, d, g, scale);
+    for (int e = 0; e < d; e++) mx = po[e] > mx ? po[e] : mx;
     const float m0 = mx == -INFINITY ? 0.0f : mx; // no visible key: every entry becomes 0
     float sum = 0.0f;
     for (int j = 0; j < lo; j++) row[j] = 0.0f;
@@ -226,10 +265,7 @@ static void block_forward(attn_buf *b, float *out, float *lse, const float *kc, 
         const int i = b->pos[k], d = b->pass[k];
         float *o = out + qh * hd;
         const float *ob = b->ob + (size_t)k * hd, *po = b->po + (size_t)k * b->D, inv = b->Dq[k];
-        for (int c = 0; c < hd; c++) o[c] = ob[c];
-        for (int e = 1; e <= d; e++)
-            if (po[e - 1] != 0.0f) axpy(o, po[e - 1], kv_at(vc, s, e, r, i, g), hd);
-        for (int c = 0; c < hd; c++) o[c] *= inv;
+        own_values(o, ob, po, inv, vc, s, r, i, d, g);
         lse[qh] = b->L[k];
     }
 }
@@ -324,11 +360,13 @@ static inline __attribute__((always_inline)) void key_backward(float *gq, float 
 //   dv += p * dout;  ds = p * (dout . v - Dq);  dq += ds*scale*k;  dk += ds*scale*q.
 
 // Backward of query qh (pass d, row r, position i) over its own-thought keys
-// (passes 1..d at position i), key by key, p recomputed from the lse L.
-static void own_keys_backward(float *dq, float *dkc, float *dvc, const float *q, const float *go, const float *kc,
-                              const float *vc, const attn_shape *s, size_t qh, int r, int i, int d, int g, float L,
-                              float Dq, float scale) {
-    const int hd = s->hd;
+// (passes 1..d at position i), key by key, p recomputed from the lse L; hd is the
+// head size, a constant where own_keys_backward dispatches it (short dot products
+// and updates then compile to a few full-width vector operations).
+static inline __attribute__((always_inline)) void own_keys_hd(float *dq, float *dkc, float *dvc, const float *q,
+                                                              const float *go, const float *kc, const float *vc,
+                                                              const attn_shape *s, size_t qh, int r, int i, int d,
+                                                              int g, float L, float Dq, float scale, int hd) {
     const float *qv = q + qh * hd;
     for (int e = 1; e <= d; e++) {
         if (!in_window(s, i, d, i + e)) continue;
@@ -336,6 +374,17 @@ static void own_keys_backward(float *dq, float *dkc, float *dvc, const float *q,
         const float p = qs_exp_neg(dot(qv, kv, hd) * scale - L);
         key_backward(dq + qh * hd, (float *)kv_at(dkc, s, e, r, i, g), (float *)kv_at(dvc, s, e, r, i, g), kv,
                      kv_at(vc, s, e, r, i, g), qv, go, p, Dq, scale, hd);
+    }
+}
+
+static void own_keys_backward(float *dq, float *dkc, float *dvc, const float *q, const float *go, const float *kc,
+                              const float *vc, const attn_shape *s, size_t qh, int r, int i, int d, int g, float L,
+                              float Dq, float scale) {
+    switch (s->hd) { // the head sizes of the models we run (stories260K: 8)
+    case 8: own_keys_hd(dq, dkc, dvc, q, go, kc, vc, s, qh, r, i, d, g, L, Dq, scale, 8); break;
+    case 64: own_keys_hd(dq, dkc, dvc, q, go, kc, vc, s, qh, r, i, d, g, L, Dq, scale, 64); break;
+    case 128: own_keys_hd(dq, dkc, dvc, q, go, kc, vc, s, qh, r, i, d, g, L, Dq, scale, 128); break;
+    default: own_keys_hd(dq, dkc, dvc, q, go, kc, vc, s, qh, r, i, d, g, L, Dq, scale, s->hd);
     }
 }
 
