@@ -226,6 +226,7 @@ static float block_softmax(attn_buf *b, int k, int Pb, const float *kc, const at
         for (int j = lo; j < hi; j++)
             if (!mrow[j]) row[j] = -INFINITY;
     float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
     for (int j = lo; j < hi; j++) mx = row[j] > mx ? row[j] : mx;
     own_scores(po, qv, kc, s, r, i, d, g, scale);
     for (int e = 0; e < d; e++) mx = po[e] > mx ? po[e] : mx;
