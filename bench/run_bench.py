@@ -440,43 +440,14 @@ def target_lines(sec, yard):
     ]
     for lab in ("(a) 135m B1 T64", "(a2) 135m B1 T128"):
         g32, g16 = gfl(lab, "fp32"), gfl(lab, "bf16")
-        checks.append(("%s fp32 GFLOP/s >= 60%% of sgemm" % lab[5:], g32 / yard if g32 and yard else None, 0.6))
-        checks.append(("%s bf16 GFLOP/s >= 120%% of sgemm" % lab[5:], g16 / yard if g16 and yard else None, 1.2))
+        name = lab.split(") ", 1)[1]  # "(a) 135m B1 T64" -> "135m B1 T64"
+        checks.append(("%s fp32 GFLOP/s >= 60%% of sgemm" % name, g32 / yard if g32 and yard else None, 0.6))
+        checks.append(("%s bf16 GFLOP/s >= 120%% of sgemm" % name, g16 / yard if g16 and yard else None, 1.2))
     sec["targets"] = []
     for what, v, goal in checks:
         ok = v is not None and v >= goal
         sec["targets"].append(dict(target=what, value=v, goal=goal, met=ok))
         out("target %-44s %s" % (what, "-" if v is None else "%8.2f  %s" % (v, "met" if ok else "NOT MET")))
-
-
-def print_step_rows(rows):
-    out("%-18s %-6s %8s %8s %8s %9s %9s | %8s %8s %9s" % ("config", "impl", "s/step", "cpu s", "GFLOP/s",
-                                                        "peak RSS", "est. RSS", "speedup", "(cpu)", "mem ratio"))
-    for label, q, r, fl in rows:
-        sp = spc = mr = None
-        if "error" not in q and "error" not in r:
-            sp = r["median_s"] / q["median_s"]
-            spc = r["cpu_median_s"] / q["cpu_median_s"]
-            mr = q["peak_rss_kb"] / r["peak_rss_kb"]
-        variants = [("qstar", q), ("ref", r)]
-        if "as_shipped" in r:
-            variants.append(("ref*", r["as_shipped"]))
-        for nm, x in variants:
-            lab = label if nm == "qstar" else ""
-            if "error" in x:
-                out("%-18s %-6s %s" % (lab, nm, "skipped: " + x["error"]))
-                continue
-            est = gb(x["est_bytes"] / 1024) if nm == "ref" and x.get("est_bytes") else ""
-            tail = ""
-            if nm != "qstar" and "error" not in q:
-                tail = "| %7.2fx %7.2fx %9.3f" % (x["median_s"] / q["median_s"], x["cpu_median_s"] / q["cpu_median_s"],
-                                                  q["peak_rss_kb"] / x["peak_rss_kb"])
-            out("%-18s %-6s %8s %8s %8.1f %9s %9s %s" % (lab, nm, fmt_s(x["median_s"]), fmt_s(x["cpu_median_s"]),
-                                                       fl / x["median_s"] / 1e9, gb(x["peak_rss_kb"]), est, tail))
-    out("   speedup = ref/qstar wall time per step (medians); (cpu) = the same with process CPU seconds, "
-        "less sensitive to other load on the machine")
-    out("   ref  = the reference with OMP_WAIT_POLICY=PASSIVE (qstar's own setting applied to it: its best here)")
-    out("   ref* = the reference as shipped (OMP_WAIT_POLICY unset, torch's default), after the tuned rounds")
 
 
 def phases(model, B, T, n_ahead, n_talk, n_passes, q, label):
