@@ -170,9 +170,21 @@ static inline void prefix_range(const attn_shape *s, int i, int d, int Pb, int *
     *lo = l < 0 ? 0 : l > *hi ? *hi : l;
 }
 
+// Runs STMT with HD_ the head size hd, a compile-time constant for the head sizes of the
+// models we run (stories260K: 8; 64 and 128 for the others), so the inlined short dot
+// products and updates of the own-thought keys become a few full-width vector operations.
+#define WITH_HD(hd, STMT)                                                                                  \
+    do {                                                                                                   \
+        switch (hd) {                                                                                      \
+        case 8: { const int HD_ = 8; STMT; } break;                                                        \
+        case 64: { const int HD_ = 64; STMT; } break;                                                      \
+        case 128: { const int HD_ = 128; STMT; } break;                                                    \
+        default: { const int HD_ = (hd); STMT; }                                                           \
+        }                                                                                                  \
+    } while (0)
+
 // Scaled scores of query qv (pass d, row r, position i) on its own-thought keys
-// (passes 1..d at i) into po[0..d-1], -inf outside the window; hd a constant where
-// own_scores dispatches it (see own_keys_hd).
+// (passes 1..d at i) into po[0..d-1], -inf outside the window.
 static inline __attribute__((always_inline)) void own_scores_hd(float *po, const float *qv, const float *kc,
                                                                 const attn_shape *s, int r, int i, int d, int g,
                                                                 float scale, int hd) {
@@ -182,12 +194,7 @@ static inline __attribute__((always_inline)) void own_scores_hd(float *po, const
 
 static void own_scores(float *po, const float *qv, const float *kc, const attn_shape *s, int r, int i, int d, int g,
                        float scale) {
-    switch (s->hd) {
-    case 8: own_scores_hd(po, qv, kc, s, r, i, d, g, scale, 8); break;
-    case 64: own_scores_hd(po, qv, kc, s, r, i, d, g, scale, 64); break;
-    case 128: own_scores_hd(po, qv, kc, s, r, i, d, g, scale, 128); break;
-    default: own_scores_hd(po, qv, kc, s, r, i, d, g, scale, s->hd);
-    }
+    WITH_HD(s->hd, own_scores_hd(po, qv, kc, s, r, i, d, g, scale, HD_));
 }
 
 // o = (ob + sum_e po[e-1] * v_e) * inv: a query's prefix output plus its own-thought
@@ -203,12 +210,7 @@ static inline __attribute__((always_inline)) void own_values_hd(float *o, const 
 
 static void own_values(float *o, const float *ob, const float *po, float inv, const float *vc, const attn_shape *s,
                        int r, int i, int d, int g) {
-    switch (s->hd) {
-    case 8: own_values_hd(o, ob, po, inv, vc, s, r, i, d, g, 8); break;
-    case 64: own_values_hd(o, ob, po, inv, vc, s, r, i, d, g, 64); break;
-    case 128: own_values_hd(o, ob, po, inv, vc, s, r, i, d, g, 128); break;
-    default: own_values_hd(o, ob, po, inv, vc, s, r, i, d, g, s->hd);
-    }
+    WITH_HD(s->hd, own_values_hd(o, ob, po, inv, vc, s, r, i, d, g, HD_));
 }
 
 // Softmax of one gathered query k: its prefix scores (row of b->p, Pb keys) and own-
@@ -361,9 +363,7 @@ static inline __attribute__((always_inline)) void key_backward(float *gq, float 
 //   dv += p * dout;  ds = p * (dout . v - Dq);  dq += ds*scale*k;  dk += ds*scale*q.
 
 // Backward of query qh (pass d, row r, position i) over its own-thought keys
-// (passes 1..d at position i), key by key, p recomputed from the lse L; hd is the
-// head size, a constant where own_keys_backward dispatches it (short dot products
-// and updates then compile to a few full-width vector operations).
+// (passes 1..d at position i), key by key, p recomputed from the lse L.
 static inline __attribute__((always_inline)) void own_keys_hd(float *dq, float *dkc, float *dvc, const float *q,
                                                               const float *go, const float *kc, const float *vc,
                                                               const attn_shape *s, size_t qh, int r, int i, int d,
@@ -381,12 +381,7 @@ static inline __attribute__((always_inline)) void own_keys_hd(float *dq, float *
 static void own_keys_backward(float *dq, float *dkc, float *dvc, const float *q, const float *go, const float *kc,
                               const float *vc, const attn_shape *s, size_t qh, int r, int i, int d, int g, float L,
                               float Dq, float scale) {
-    switch (s->hd) { // the head sizes of the models we run (stories260K: 8)
-    case 8: own_keys_hd(dq, dkc, dvc, q, go, kc, vc, s, qh, r, i, d, g, L, Dq, scale, 8); break;
-    case 64: own_keys_hd(dq, dkc, dvc, q, go, kc, vc, s, qh, r, i, d, g, L, Dq, scale, 64); break;
-    case 128: own_keys_hd(dq, dkc, dvc, q, go, kc, vc, s, qh, r, i, d, g, L, Dq, scale, 128); break;
-    default: own_keys_hd(dq, dkc, dvc, q, go, kc, vc, s, qh, r, i, d, g, L, Dq, scale, s->hd);
-    }
+    WITH_HD(s->hd, own_keys_hd(dq, dkc, dvc, q, go, kc, vc, s, qh, r, i, d, g, L, Dq, scale, HD_));
 }
 
 // Rows of p (n queries x Pb prefix keys, scaled scores on entry) become
