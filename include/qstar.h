@@ -546,10 +546,15 @@ typedef struct {
     uint64_t seed;          // thought seed (1234)
     float think_min_entropy; // think only where the base entropy exceeds this (-INFINITY: everywhere)
     int random_thoughts;    // 1: uniformly random thought tokens (a content control)
+    const char *think_at;   // think only where the text so far ends with this string (e.g. "A: ") and score
+                            // the next n_talk tokens from that one thought's talk passes, as training scores
+                            // a thought; other tokens take the base prediction (NULL: a thought at every
+                            // position, each token scored from the thought just before it)
+    int n_talk;             // tokens scored from a think_at thought (0: the checkpoint's n_talk)
     qstar_precision precision;
     const char *out_path;   // results as JSON (`qstar eval --task nll --out`; NULL: none)
     const char *tokens_path; // one JSON line per scored token: window, pos, id, text, nll_base,
-                            // entropy, thought_on, nll_think, mix, thought, thought_text (NULL: none)
+                            // entropy, thought_on, talk, nll_think, mix, thought, thought_text (NULL: none)
     int force;              // replace such a file that holds a model, checkpoint or log
     qstar_eval_cb progress;
     void *progress_user;

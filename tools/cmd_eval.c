@@ -42,6 +42,12 @@ static void usage(FILE *f) {
             "  --tau-sample X       thought sampling temperature (default: the checkpoint's)\n"
             "  --greedy-thoughts    argmax thought tokens\n"
             "%s"
+            "  --think-at STR       (nll) think only where the text so far ends with STR (e.g.\n"
+            "                       \"A: \"), and score the next --n-talk tokens from that one\n"
+            "                       thought's talk passes (true tokens fed after it), as training\n"
+            "                       scores a thought; other tokens get the base prediction\n"
+            "  --n-talk K           tokens scored from a --think-at thought (default: the\n"
+            "                       checkpoint's n_talk)\n"
             "  --limit N            only the first N examples (gsm8k/csqa)\n"
             "  --seed S             thought sampling seed (default 1234)\n"
             "  --out FILE.json      results as JSON (task, n, accuracy, exact_match, think, n_ahead,\n"
@@ -175,6 +181,8 @@ typedef struct {
     int think, greedy, force, when_given, is_nll;
     float min_entropy;
     int random_thoughts;
+    const char *think_at;
+    long n_talk;
     qstar_precision prec;
 } task_args;
 
@@ -199,6 +207,8 @@ static int parse_task_flags(int argc, char **argv, task_args *a) {
             (r = cli_str(argc, argv, &i, "--tokens-out", &a->tokens_out)) ||
             (r = cli_str(argc, argv, &i, "--precision", &a->precision)) ||
             (r = cli_str(argc, argv, &i, "--field", &a->field)) ||
+            (r = cli_str(argc, argv, &i, "--think-at", &a->think_at)) ||
+            (r = cli_int(argc, argv, &i, "--n-talk", &a->n_talk, 1, 64)) ||
             (r = cli_int(argc, argv, &i, "--limit", &a->limit, 1, 0x7fffffffffffffffL)) ||
             (r = cli_int(argc, argv, &i, "--seed", &a->seed, 0, 0x7fffffffffffffffL)) ||
             (r = cli_int(argc, argv, &i, "--n-ahead", &a->n_ahead, 3, 256)) ||
@@ -226,9 +236,14 @@ static int check_task_flags(task_args *a) {
     if (!a->is_nll && (a->tokens_out || a->T || a->B || a->limit_tokens || a->field))
         return cli_usage_error(C, "--tokens-out, --seq-len, --batch, --limit-tokens and --field are for --task nll");
     if (a->is_nll && a->limit) return cli_usage_error(C, "--limit is for gsm8k/csqa (use --limit-tokens with nll)");
-    if (!a->is_nll && a->when_given) return cli_usage_error(C, "--think-when and --random-thoughts are for --task nll");
+    if (a->think_at && !a->think_at[0]) return cli_usage_error(C, "--think-at needs a non-empty text");
+    if (a->n_talk && !a->think_at) return cli_usage_error(C, "--n-talk is for --think-at");
+    if (a->think_at && a->min_entropy > -INFINITY) return cli_usage_error(C, "--think-at and --think-when exclude each other");
+    if (a->think_at) a->when_given = 1;
+    if (!a->is_nll && a->when_given)
+        return cli_usage_error(C, "--think-when, --think-at and --random-thoughts are for --task nll");
     if (a->think == 0 && a->when_given)
-        return cli_usage_error(C, "--think-when and --random-thoughts contradict --no-think");
+        return cli_usage_error(C, "--think-when, --think-at and --random-thoughts contradict --no-think");
     if (a->think == 0 && (a->n_ahead || a->tau_sample > 0 || a->greedy))
         return cli_usage_error(C, "thought options (--n-ahead, --tau-sample, --greedy-thoughts) contradict --no-think");
     return -1;
@@ -250,7 +265,7 @@ static int check_task_model(const qstar_model *m, const task_args *a, int *think
         return 1;
     }
     if (!*think && a->when_given) {
-        fprintf(stderr, "qstar eval: %s has no Quiet-STaR tensors: --think-when/--random-thoughts need a Quiet-STaR "
+        fprintf(stderr, "qstar eval: %s has no Quiet-STaR tensors: --think-when/--think-at/--random-thoughts need a Quiet-STaR "
                         "checkpoint\n", a->model);
         return 1;
     }
@@ -272,7 +287,13 @@ static void print_nll(const task_args *a, const qstar_eval_result *s) {
     }
     if (!think) return;
     printf("mean mixing weight: %.4f\n", s->mix_mean);
-    if (a->when_given)
+    char nt[32] = "n_talk (the checkpoint's)";
+    if (a->n_talk) snprintf(nt, sizeof nt, "%ld", a->n_talk);
+    if (a->think_at)
+        printf("thinking: %s after each \"%s\", the next %s tokens from its talk passes; %.1f%% of tokens "
+               "scored after a thought\n", a->random_thoughts ? "random thought tokens" : "a sampled thought",
+               a->think_at, nt, 100.0 * s->think_frac);
+    else if (a->when_given)
         printf("thinking: %s%s, thoughts at %.1f%% of tokens\n",
                a->random_thoughts ? "random thought tokens" : "sampled thoughts",
                a->min_entropy > -INFINITY ? " where base entropy > threshold" : "", 100.0 * s->think_frac);
@@ -289,6 +310,7 @@ static qstar_eval_params nll_params(const task_args *a) {
     ep.think = a->think, ep.n_ahead = (int)a->n_ahead, ep.tau_sample = (float)a->tau_sample;
     ep.greedy_thoughts = a->greedy, ep.seed = (uint64_t)a->seed, ep.precision = a->prec;
     ep.think_min_entropy = a->min_entropy, ep.random_thoughts = a->random_thoughts;
+    ep.think_at = a->think_at, ep.n_talk = (int)a->n_talk;
     ep.out_path = a->out, ep.tokens_path = a->tokens_out, ep.force = a->force;
     return ep;
 }

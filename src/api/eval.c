@@ -34,6 +34,12 @@ QSTAR_API qs_status qstar_eval_check(const qstar_eval_params *params) {
     if (p.seq_len < 0 || p.batch < 0 || p.limit_tokens < 0 || p.n_ahead < 0 || p.tau_sample < 0)
         return qs_error(QS_ERR_ARG, "qstar_eval_nll: negative seq_len, batch, limit_tokens, n_ahead or tau_sample");
     if (isnan(p.think_min_entropy)) return qs_error(QS_ERR_ARG, "qstar_eval_nll: think_min_entropy is NaN");
+    if (p.think_at && (!p.think_at[0] || strlen(p.think_at) > 255))
+        return qs_error(QS_ERR_ARG, "qstar_eval_nll: think_at must hold 1 to 255 bytes");
+    if (p.think_at && p.think_min_entropy > -INFINITY)
+        return qs_error(QS_ERR_ARG, "qstar_eval_nll: think_at and think_min_entropy exclude each other");
+    if (p.n_talk < 0 || p.n_talk > 64) return qs_error(QS_ERR_ARG, "qstar_eval_nll: n_talk %d out of range 0..64", p.n_talk);
+    if (p.n_talk && !p.think_at) return qs_error(QS_ERR_ARG, "qstar_eval_nll: n_talk is for think_at");
     QS_TRY(qs_api_out_check(p.out_path, p.force));
     return qs_api_out_check(p.tokens_path, p.force);
 }
@@ -104,6 +110,7 @@ static qs_status token_line(const qstar_model *q, const qs_nll_tokens *rec, cons
     if (think) {
         char tt[4096];
         cJSON_AddBoolToObject(o, "thought_on", t->thought_on);
+        cJSON_AddNumberToObject(o, "talk", t->talk);
         cJSON_AddNumberToObject(o, "nll_think", t->nll_think);
         cJSON_AddNumberToObject(o, "mix", t->mix_w);
         const int *th = rec->thoughts + t->thought;
@@ -158,6 +165,10 @@ static qs_status write_results(const qstar_model *q, const qstar_eval_params *p,
         add_nums(root, k2, v2, 9);
         cJSON_AddBoolToObject(root, "random_thoughts", ctl->random_thoughts);
         if (ctl->min_entropy > -INFINITY) cJSON_AddNumberToObject(root, "think_when_entropy", ctl->min_entropy);
+        if (ctl->think_at) {
+            qs_api_json_text(root, "think_at", ctl->think_at);
+            cJSON_AddNumberToObject(root, "n_talk", ctl->n_talk);
+        }
     }
     cJSON_AddNumberToObject(root, "seconds", r->seconds);
     qs_status st = qs_api_json_write(p->out_path, root);
@@ -183,7 +194,7 @@ static qs_status settings(const qstar_model *q, const qstar_eval_params *p, qsta
         return qs_error(QS_ERR_ARG, "seq_len %d exceeds the model's max_seq_len %d", out->seq_len, max);
     if (out->seq_len < 2) return qs_error(QS_ERR_ARG, "seq_len %d is too short (2 at least)", out->seq_len);
     QS_TRY(qs_api_resolve_think(q, p->think, &out->think));
-    const int when = p->random_thoughts || p->think_min_entropy > -INFINITY;
+    const int when = p->random_thoughts || p->think_min_entropy > -INFINITY || p->think_at;
     if (!out->think && (when || p->n_ahead || p->tau_sample > 0 || p->greedy_thoughts))
         return qs_error(QS_ERR_ARG, "thought settings need thinking (a Quiet-STaR checkpoint, think not 0)");
     out->batch = p->batch > 0 ? p->batch : QS_MAX(1, (out->think ? 1024 : 4096) / out->seq_len);
@@ -195,6 +206,8 @@ static qs_status settings(const qstar_model *q, const qstar_eval_params *p, qsta
     *ctl = qs_think_ctl_default();
     ctl->min_entropy = p->think_min_entropy;
     ctl->random_thoughts = p->random_thoughts != 0;
+    if (out->think && p->think_at)
+        ctl->think_at = p->think_at, ctl->tok = q->tok, ctl->n_talk = p->n_talk ? p->n_talk : QS_MAX(1, qo->n_talk);
     return QS_OK;
 }
 

@@ -5,6 +5,7 @@
 #include "model/transformer.h"
 #include "model/workspace.h"
 #include "ops/ops.h"
+#include "tokenizer/tokenizer.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -135,12 +136,13 @@ typedef struct {
     int *tokens, *mask;   // [B*T]
     int *forced;          // [B*nT*T] random thoughts (ctl.random_thoughts)
     float *nll, *ent;     // [B*T] base NLL / entropy of each position's prediction
+    int *src;             // [T] think_at: the position whose thought scores position i's prediction (-1: none)
 } nll_run;
 
 static void run_free(nll_run *r) {
     qs_qstar_free(r->q);
     qs_workspace_free(r->ws);
-    free(r->tokens), free(r->mask), free(r->forced), free(r->nll), free(r->ent);
+    free(r->tokens), free(r->mask), free(r->forced), free(r->nll), free(r->ent), free(r->src);
 }
 
 static qs_status run_init(nll_run *r) {
@@ -149,13 +151,34 @@ static qs_status run_init(nll_run *r) {
     r->mask = qs_malloc(BT * sizeof(int), "batch mask");
     r->nll = qs_malloc(BT * sizeof(float), "per-token NLL");
     r->ent = qs_malloc(BT * sizeof(float), "per-token entropy");
-    if (!r->tokens || !r->mask || !r->nll || !r->ent) return QS_ERR_NOMEM;
+    r->src = qs_malloc((size_t)r->T * sizeof(int), "thought positions");
+    if (!r->tokens || !r->mask || !r->nll || !r->ent || !r->src) return QS_ERR_NOMEM;
     QS_TRY(qs_workspace_create_ex(&r->ws, &r->m->cfg, r->B, r->T, 1, 0));
     if (!r->think) return QS_OK;
     QS_TRY(qs_qstar_create(&r->q, r->m, &r->eo, r->B, r->T));
     if (r->ctl.random_thoughts && r->nT > 0 && !(r->forced = qs_malloc(BT * r->nT * sizeof(int), "random thoughts")))
         return QS_ERR_NOMEM;
     return QS_OK;
+}
+
+// think_at: for each position i of row b, the position a <= i whose thought
+// predicts tokens[i+1] through talk pass i-a (-1: none): the last position
+// where the decoded text of the window ends with the anchor, if i-a < n_talk.
+static void anchor_sources(const nll_run *r, const int *tok, int *src) {
+    const char *at = r->ctl.think_at;
+    const size_t L = strlen(at);
+    char tail[256]; // the last L bytes of the decoded text (L < sizeof tail, checked at the start)
+    size_t n = 0;
+    int a = -1;
+    for (int i = 0; i < r->T; i++) {
+        const char *piece = qs_tokenizer_piece(r->ctl.tok, i ? tok[i - 1] : tok[i], tok[i]);
+        for (const char *c = piece; *c; c++) {
+            if (n == L) memmove(tail, tail + 1, --n);
+            tail[n++] = *c;
+        }
+        if (n == L && !memcmp(tail, at, L)) a = i;
+        src[i] = a >= 0 && i - a < r->eo.n_talk ? a : -1;
+    }
 }
 
 // One batch of windows w0.. : base pass, thoughts, one record per scored token.
@@ -172,7 +195,9 @@ static qs_status run_batch(nll_run *r, const qs_token_stream *s, size_t w0, qs_r
                 r->forced[k] = qs_random_thought_token(V, r->eo.banned, r->eo.n_banned, qs_rng_uniform(rng));
         QS_TRY(qs_qstar_step(r->q, r->m, r->tokens, r->mask, r->forced, r->forced ? NULL : rng, NULL, 0.0f, &out));
     }
-    for (int b = 0; b < rows; b++)
+    const size_t RT = (size_t)r->B * T;
+    for (int b = 0; b < rows; b++) {
+        if (r->think && r->ctl.think_at) anchor_sources(r, r->tokens + (size_t)b * T, r->src);
         for (int i = 0; i + 1 < T; i++) {
             if (!r->mask[b * T + i + 1]) continue;
             const size_t k = (size_t)b * T + i;
@@ -180,16 +205,22 @@ static qs_status run_batch(nll_run *r, const qs_token_stream *s, size_t w0, qs_r
                               .nll_base = r->nll[k], .nll_think = NAN, .mix_w = 0.0f,
                               .entropy = r->need_ent ? r->ent[k] : NAN};
             int th[256];
+            t.talk = -1;
             if (r->think) {
-                // thinking where the base entropy exceeds the threshold; elsewhere the base prediction
-                const int on = !r->need_ent || r->ent[k] > r->ctl.min_entropy;
-                for (int u = 0; u < nT; u++) th[u] = out.thoughts[((size_t)b * nT + u) * T + i];
-                t.nll_think = on ? out.nll_talk[k] : t.nll_base;
-                t.mix_w = on ? out.mix_weight[k] : 0.0f;
+                // thinking where the base entropy exceeds the threshold, or from the thought at the anchor
+                // before; elsewhere the base prediction
+                const int a = r->ctl.think_at ? r->src[i] : i;
+                const int on = a >= 0 && (!r->need_ent || r->ent[k] > r->ctl.min_entropy);
+                const size_t kk = on ? (size_t)(i - a) * RT + (size_t)b * T + a : 0;
+                for (int u = 0; u < nT; u++) th[u] = on ? out.thoughts[((size_t)b * nT + u) * T + a] : 0;
+                t.nll_think = on ? out.nll_talk[kk] : t.nll_base;
+                t.mix_w = on ? out.mix_weight[kk] : 0.0f;
                 t.thought_on = on;
+                t.talk = on ? i - a : -1;
             }
             QS_TRY(rec_push(rec, &t, r->think ? th : NULL));
         }
+    }
     return QS_OK;
 }
 
@@ -207,8 +238,18 @@ qs_status qs_nll_eval_ctl(const qs_model *m, const qs_token_stream *s, const qs_
     if (r.think) {
         r.eo = *o; // SPEC section 5: evaluation mode
         r.eo.n_passes = 1, r.eo.n_talk = 1, r.eo.reward_baseline = QS_BASELINE_MEAN;
+        if (r.ctl.think_at) {
+            const size_t L = strlen(r.ctl.think_at);
+            if (L == 0 || L >= 256 || !r.ctl.tok)
+                return qs_error(QS_ERR_ARG, "think_at needs a text of 1 to 255 bytes and the tokenizer");
+            if (r.ctl.min_entropy > -INFINITY) return qs_error(QS_ERR_ARG, "think_at and an entropy threshold exclude each other");
+            if (r.ctl.n_talk < 1 || r.ctl.n_talk > QS_MAX_TALK)
+                return qs_error(QS_ERR_ARG, "think_at: n_talk %d out of range 1..%d", r.ctl.n_talk, QS_MAX_TALK);
+            r.eo.n_talk = r.ctl.n_talk;
+        }
         r.eo.forward_only = 1; // no gradients: no layer inputs, activations or gradient buffers
-        if (T < r.eo.n_talk + 2) return qs_error(QS_ERR_ARG, "window %d too short for thoughts (needs 3)", T);
+        if (T < r.eo.n_talk + 2)
+            return qs_error(QS_ERR_ARG, "window %d too short for thoughts (needs %d)", T, r.eo.n_talk + 2);
         if (r.eo.n_ahead - 3 > 256) return qs_error(QS_ERR_ARG, "n_ahead %d too long for evaluation", r.eo.n_ahead);
         r.nT = r.eo.n_ahead - 3;
     }

@@ -28,6 +28,8 @@ typedef struct {
     float entropy;   // entropy (nats) of the base prediction at pos-1 (NAN when the caller keeps no records
                      // and no threshold needs it)
     int thought_on;  // 1: nll_think is after a thought; 0: no thought here (nll_think = nll_base or NAN)
+    int talk;        // talk pass k that scored it: 0 = the thought just before it; k > 0 (think_at) = the
+                     // thought k+1 tokens back, with the k tokens between fed after it; -1: no thought
 } qs_nll_token;
 
 typedef struct {
@@ -70,7 +72,10 @@ qs_status qs_nll_eval(const qs_model *m, const qs_token_stream *s, const qs_qsta
 // the base pass runs first and gives each token's base entropy; tokens whose
 // entropy is not above ctl->min_entropy take the base NLL as their think NLL
 // (mixing weight 0, thought_on 0); ctl->random_thoughts forces uniformly
-// random thought tokens (drawn from rng) in place of sampled ones.
+// random thought tokens (drawn from rng) in place of sampled ones;
+// ctl->think_at thinks only after that text and scores the next ctl->n_talk
+// tokens from the thought's talk passes (think.h; not with min_entropy).
+// A thought's record gives the position it was sampled at through `talk`.
 qs_status qs_nll_eval_ctl(const qs_model *m, const qs_token_stream *s, const qs_qstar_opts *o, int think,
                           const qs_think_ctl *ctl, int B, int T, qs_rng *rng, qs_nll_tokens *rec,
                           qs_progress_fn progress, void *ud, qs_nll_summary *sum);

@@ -156,7 +156,7 @@ static void think_end(void *ctx) {
 }
 
 qs_think_ctl qs_think_ctl_default(void) {
-    qs_think_ctl c = {.min_entropy = -INFINITY, .random_thoughts = 0};
+    qs_think_ctl c = {.min_entropy = -INFINITY, .random_thoughts = 0, .think_at = NULL, .tok = NULL, .n_talk = 0};
     return c;
 }
 
@@ -187,6 +187,7 @@ qs_status qs_generate_think_ctl(const qs_model *m, const qs_tokenizer *tok, cons
     qs_gen_opts o = opts ? *opts : qs_gen_opts_default();
     if (out) memset(out, 0, sizeof *out);
     if (think && !qo) return qs_error(QS_ERR_ARG, "generate: thinking needs Quiet-STaR options");
+    if (ctl && ctl->think_at) return qs_error(QS_ERR_ARG, "generate: thinking at a given text is for evaluation only");
     // the meta tokens of the Quiet-STaR options are banned from the text too
     int *ban = NULL;
     if (qo && qo->n_banned > 0) {

@@ -52,9 +52,19 @@ qs_status qs_generate_think(const qs_model *m, const qs_tokenizer *tok, const in
 //   random_thoughts: the n_ahead-3 thought tokens are drawn uniformly from
 //     the vocabulary (banned ids excluded) instead of from the model: a
 //     content control (start/end, mixing head and length kept, content not).
+//   think_at (teacher-forced evaluation only, qs_nll_eval_ctl; generation
+//     refuses it): think only at the positions where the decoded text so far
+//     ends with this string (decoded with `tok`, within the window), and score
+//     the next n_talk tokens from that one thought, the k-th by its talk pass
+//     k (SPEC section 2: the true tokens fed after the thought, teacher
+//     forcing, mixed with the base state at that position) -- how training
+//     scores a thought; other tokens take the base prediction. NULL: off.
 typedef struct {
     float min_entropy;
     int random_thoughts;
+    const char *think_at;
+    const struct qs_tokenizer *tok;
+    int n_talk;
 } qs_think_ctl;
 
 qs_think_ctl qs_think_ctl_default(void);
