@@ -157,6 +157,11 @@ typedef struct {
                           // this many nats, elsewhere the plain prediction; -INFINITY (the
                           // default) = before every token (see qstar_think_when_parse)
     int random_thoughts;  // 1: thought tokens drawn uniformly from the vocabulary (a content control)
+    const char *think_at; // think only where the text so far (prompt and output) ends with this string
+                          // (e.g. "A: "); that thought then also produces the next n_talk - 1 tokens
+                          // through its talk passes, as training scores a thought; elsewhere the plain
+                          // prediction (NULL: a thought before every token)
+    int n_talk;           // tokens produced from a think_at thought (0: the checkpoint's n_talk)
     qstar_precision precision; // GEMM precision of this run (QSTAR_FP32)
     int no_stop;          // 1: never stop early: BOS is not sampled, all max_tokens positions run
 } qstar_gen_params;

@@ -1,6 +1,7 @@
 // test_think.c: generation with thoughts (SPEC section 6) against the
 // training step: the mixed logits of one thought at position i equal the
-// step's talk-0 prediction for the same thought; the prefix cache never sees
+// step's talk-0 prediction for the same thought, and its talk passes the
+// step's talk-k predictions; the prefix cache never sees
 // a thought; a fixed seed gives the same text whether or not thoughts are
 // shown.
 #include "testutil.h"
@@ -46,6 +47,52 @@ static void test_think_matches_step(void **st) {
     }
     free(z);
     qs_thinker_free(t);
+    qs_qstar_free(q);
+    qs_model_free(&m);
+}
+
+// Talk passes: one thought at column a, then the true tokens a+1.. fed after
+// it (qs_thinker_talk) give the step's talk-k predictions (n_talk 4) for that
+// thought; a talk beyond n_talk-1 or before any thought is refused.
+static void test_talk_matches_step(void **st) {
+    (void)st;
+    qs_model m;
+    load_fixture_model(&m);
+    qs_qstar_opts o;
+    qs_qstar_opts_default(&o);
+    o.n_ahead = 6, o.n_talk = 4, o.n_passes = 1;
+    enum { T = 10, NT = 3, K = 4 };
+    int ids[T] = {1, 5, 17, 33, 9, 40, 12, 7, 60, 3};
+    qs_qstar *q;
+    assert_int_equal(qs_qstar_create(&q, &m, &o, 1, T), QS_OK);
+    qs_rng rng;
+    qs_rng_seed(&rng, 5);
+    qs_qstar_out r;
+    assert_int_equal(qs_qstar_step(q, &m, ids, NULL, NULL, &rng, NULL, 1, &r), QS_OK);
+    const int V = m.cfg.vocab_size;
+    float *z = malloc(sizeof(float) * V), nll, w;
+    for (int a = 0; a + K < T; a += 2) {
+        qs_thinker *t;
+        assert_int_equal(qs_thinker_create_talk(&t, &m, &o, T, K), QS_OK);
+        for (int i = 0; i <= a; i++) assert_int_equal(qs_thinker_feed(t, ids[i], i), QS_OK);
+        assert_int_not_equal(qs_thinker_talk(t, a, z, &w), QS_OK); // k = 0 is the thought itself
+        int th[NT];
+        for (int u = 0; u < NT; u++) th[u] = r.thoughts[u * T + a];
+        assert_int_equal(qs_thinker_think(t, NULL, z, th, &w), QS_OK);
+        for (int k = 0; k < K; k++) {
+            if (k > 0) {
+                assert_int_equal(qs_thinker_feed(t, ids[a + k], a + k), QS_OK);
+                assert_int_equal(qs_thinker_talk(t, a, z, &w), QS_OK);
+            }
+            crossentropy_forward(&nll, z, &ids[a + k + 1], 1, V);
+            tu_assert_close("talk nll", &nll, &r.nll_talk[(size_t)k * T + a], 1, 1e-5, 1e-4);
+            tu_assert_close("talk mix weight", &w, &r.mix_weight[(size_t)k * T + a], 1, 1e-5, 1e-4);
+        }
+        assert_int_equal(qs_thinker_feed(t, ids[a + K], a + K), QS_OK);
+        assert_int_not_equal(qs_thinker_talk(t, a, z, &w), QS_OK); // k = n_talk: no such pass
+        qs_thinker_free(t);
+    }
+    free(z);
     qs_qstar_free(q);
     qs_model_free(&m);
 }
@@ -131,6 +178,7 @@ static void test_seed_same_text(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_think_matches_step),
+        cmocka_unit_test(test_talk_matches_step),
         cmocka_unit_test(test_cache_never_sees_thoughts),
         cmocka_unit_test(test_seed_same_text),
     };

@@ -32,6 +32,11 @@ static void usage(FILE *f) {
             "  --show-thoughts      print each thought before the token it produced: dimmed on a\n"
             "                       terminal, as [thought text] otherwise\n"
             "%s"
+            "  --think-at STR       think only where the text so far ends with STR (e.g. \"A: \"); that\n"
+            "                       thought also produces the next --n-talk tokens through its talk\n"
+            "                       passes, as training scores it; elsewhere no thought\n"
+            "  --n-talk K           tokens produced from a --think-at thought (default: the\n"
+            "                       checkpoint's n_talk)\n"
             "  --compare            also time runs without thoughts of the same length and print\n"
             "                       \"thought overhead: X.XXx time per token (ideal n_ahead = N)\"\n"
             "                       (process CPU time per token, then the wall-clock ratio)\n\n"
@@ -83,7 +88,7 @@ static int compare(qstar_model *m, const char *prompt, const qstar_gen_params *g
     qstar_gen_params p2 = *gp;
     p2.think = 0, p2.no_stop = 1, p2.max_tokens = st->n_positions;
     p2.n_ahead = 0, p2.tau_sample = 0, p2.greedy_thoughts = 0, p2.random_thoughts = 0;
-    p2.think_min_entropy = -INFINITY;
+    p2.think_min_entropy = -INFINITY, p2.think_at = NULL, p2.n_talk = 0;
     double wall0 = 0, w_start = cli_wall_seconds(), c_start = cli_cpu_seconds();
     long pos0 = 0;
     int reps = 0;
@@ -109,7 +114,7 @@ static int compare(qstar_model *m, const char *prompt, const qstar_gen_params *g
 
 typedef struct {
     const char *model, *tokenizer, *prompt, *precision;
-    long steps, seed, n_ahead;
+    long steps, seed, n_ahead, n_talk;
     double temperature, top_p, tau_sample;
     int think, show, compare, greedy, when_given;
     qstar_gen_params gp;
@@ -138,6 +143,8 @@ static int parse(int argc, char **argv, gen_args *a) {
             (r = cli_str(argc, argv, &i, "--tokenizer", &a->tokenizer)) ||
             (r = cli_str(argc, argv, &i, "--prompt", &a->prompt)) ||
             (r = cli_str(argc, argv, &i, "--precision", &a->precision)) ||
+            (r = cli_str(argc, argv, &i, "--think-at", &a->gp.think_at)) ||
+            (r = cli_int(argc, argv, &i, "--n-talk", &a->n_talk, 1, 64)) ||
             (r = cli_int(argc, argv, &i, "--max-tokens", &a->steps, 0, 1L << 30)) ||
             (r = cli_float(argc, argv, &i, "--temperature", &a->temperature, 0.0, 1e6)) ||
             (r = cli_float(argc, argv, &i, "--top-p", &a->top_p, 0.0, 1.0)) ||
@@ -151,9 +158,15 @@ static int parse(int argc, char **argv, gen_args *a) {
     }
     if (!a->model) return cli_usage_error("generate", "--model is required");
     if (cli_precision_flag("generate", a->precision, &a->gp.precision)) return 2;
+    if (a->gp.think_at && !a->gp.think_at[0]) return cli_usage_error("generate", "--think-at needs a non-empty text");
+    if (a->n_talk && !a->gp.think_at) return cli_usage_error("generate", "--n-talk is for --think-at");
+    if (a->gp.think_at && a->gp.think_min_entropy > -INFINITY)
+        return cli_usage_error("generate", "--think-at and --think-when exclude each other");
+    a->gp.n_talk = (int)a->n_talk;
+    if (a->gp.think_at) a->when_given = 1;
     if (a->think == 0 && (a->show || a->compare || a->n_ahead || a->tau_sample > 0 || a->greedy || a->when_given))
         return cli_usage_error("generate", "--show-thoughts, --compare, --n-ahead, --tau-sample, --greedy-thoughts, "
-                               "--think-when and --random-thoughts need thinking (drop --no-think)");
+                               "--think-when, --think-at and --random-thoughts need thinking (drop --no-think)");
     return -1;
 }
 

@@ -180,27 +180,30 @@ class Model:
             cap *= 4
 
     def _gen_params(self, max_tokens, temperature, top_p, seed, think, n_ahead, tau_sample, greedy_thoughts,
-                    think_when=None, random_thoughts=False, precision="fp32"):
+                    think_when=None, random_thoughts=False, precision="fp32", think_at=None, n_talk=0):
         p = _lib.qstar_gen_params_default()
         p.max_tokens, p.temperature, p.top_p, p.seed = int(max_tokens), float(temperature), float(top_p), int(seed)
         p.think = -1 if think is None else int(bool(think))
         p.n_ahead, p.tau_sample, p.greedy_thoughts = int(n_ahead), float(tau_sample), int(bool(greedy_thoughts))
         p.think_min_entropy = _think_when(think_when)
         p.random_thoughts = int(bool(random_thoughts))
+        p.think_at, p.n_talk = _b(think_at), int(n_talk)
         p.precision = _precision(precision)
         return p
 
     def generate(self, prompt="", max_tokens=256, temperature=1.0, top_p=0.9, think=None, show_thoughts=False,
                  seed=0, n_ahead=0, tau_sample=0.0, greedy_thoughts=False, think_when=None, random_thoughts=False,
-                 precision="fp32", stats=None):
+                 precision="fp32", stats=None, think_at=None, n_talk=0):
         """The text `qstar generate` prints (prompt included), thoughts in [brackets] with
         show_thoughts. think=None thinks when the model is a Quiet-STaR checkpoint.
         think_when="entropy>X" thinks only where the base prediction's entropy exceeds X nats
         ("always" or None: before every token); random_thoughts=True draws thought tokens
-        uniformly (a content control); precision "fp32" or "bf16". A dict passed as stats
+        uniformly (a content control); think_at="A: " thinks only where the text so far ends with
+        that string, and that thought also produces the next n_talk tokens (0: the checkpoint's
+        n_talk) through its talk passes; precision "fp32" or "bf16". A dict passed as stats
         receives tok_per_s, n_positions, n_generated, n_thoughts, think, n_ahead, seconds."""
         p = self._gen_params(max_tokens, temperature, top_p, seed, think, n_ahead, tau_sample, greedy_thoughts,
-                             think_when, random_thoughts, precision)
+                             think_when, random_thoughts, precision, think_at, n_talk)
         out, err = [], []
 
         def cb(_user, tp):
@@ -316,16 +319,18 @@ class Model:
 
     def eval_nll(self, data, field=None, seq_len=0, batch=0, limit_tokens=0, think=None, seed=1234, n_ahead=0,
                  tau_sample=0.0, greedy_thoughts=False, think_when=None, random_thoughts=False, precision="fp32",
-                 out=None, tokens_out=None, force=False):
+                 out=None, tokens_out=None, force=False, think_at=None, n_talk=0):
         """Held-out NLL of a text/JSONL file or `qstar prepare` directory without and with thoughts
         (the function behind `qstar eval --data` and `qstar eval --task nll`): a dict of nll_base,
         nll_think, hard20/hard10 means, gain and its 95% half-width gain_ci95, n_tokens, ...;
-        out= / tokens_out= write the CLI's results JSON / per-token JSON lines."""
+        out= / tokens_out= write the CLI's results JSON / per-token JSON lines; think_at="A: " thinks
+        only after that text and scores the next n_talk tokens from that thought's talk passes."""
         p = _lib.qstar_eval_params_default()
         p.data_path, p.data_field, p.limit_tokens = _b(data), _b(field), int(limit_tokens)
         p.seq_len, p.batch, p.think = int(seq_len), int(batch), -1 if think is None else int(bool(think))
         p.seed, p.n_ahead, p.tau_sample, p.greedy_thoughts = int(seed), int(n_ahead), float(tau_sample), int(bool(greedy_thoughts))
         p.think_min_entropy, p.random_thoughts = _think_when(think_when), int(bool(random_thoughts))
+        p.think_at, p.n_talk = _b(think_at), int(n_talk)
         p.precision, p.out_path, p.tokens_path, p.force = _precision(precision), _b(out), _b(tokens_out), int(bool(force))
         r = L.EvalResult()
         _check(_lib.qstar_eval_nll(self._handle(), C.byref(p), C.byref(r)))

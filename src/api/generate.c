@@ -13,7 +13,7 @@
 QSTAR_API qstar_gen_params qstar_gen_params_default(void) {
     qstar_gen_params p = {.max_tokens = 256, .temperature = 1.0f, .top_p = 0.9f, .seed = 0, .think = -1,
                           .n_ahead = 0, .tau_sample = 0.0f, .greedy_thoughts = 0, .think_min_entropy = -INFINITY,
-                          .random_thoughts = 0, .precision = QSTAR_FP32, .no_stop = 0};
+                          .random_thoughts = 0, .think_at = NULL, .n_talk = 0, .precision = QSTAR_FP32, .no_stop = 0};
     return p;
 }
 
@@ -112,6 +112,8 @@ static qs_status run_loop(qstar_model *q, gen_ctx *g, const int *ids, int n_ids,
     qs_think_ctl ctl = qs_think_ctl_default();
     ctl.min_entropy = p->think_min_entropy;
     ctl.random_thoughts = p->random_thoughts != 0;
+    if (think && p->think_at)
+        ctl.think_at = p->think_at, ctl.tok = q->tok, ctl.n_talk = p->n_talk ? p->n_talk : QS_MAX(1, qo.n_talk);
     return qs_generate_think_ctl(q->m, q->tok, ids, n_ids, &o, &qo, think, &ctl, on_token, g, gs);
 }
 
@@ -128,10 +130,16 @@ QSTAR_API qs_status qstar_generate_ex(qstar_model *q, const char *prompt, const 
     if (!prompt) prompt = "";
     if (p.max_tokens < 0) return qs_error(QS_ERR_ARG, "qstar_generate: max_tokens %d is negative", p.max_tokens);
     if (isnan(p.think_min_entropy)) return qs_error(QS_ERR_ARG, "qstar_generate: think_min_entropy is NaN");
+    if (p.think_at && (!p.think_at[0] || strlen(p.think_at) > 255))
+        return qs_error(QS_ERR_ARG, "qstar_generate: think_at must hold 1 to 255 bytes");
+    if (p.think_at && p.think_min_entropy > -INFINITY)
+        return qs_error(QS_ERR_ARG, "qstar_generate: think_at and think_min_entropy exclude each other");
+    if (p.n_talk < 0 || p.n_talk > 64) return qs_error(QS_ERR_ARG, "qstar_generate: n_talk %d out of range 0..64", p.n_talk);
+    if (p.n_talk && !p.think_at) return qs_error(QS_ERR_ARG, "qstar_generate: n_talk is for think_at");
     int think = 0;
     QS_TRY(qs_api_resolve_think(q, p.think, &think));
     const int thought_opts = p.n_ahead || p.tau_sample > 0 || p.greedy_thoughts || p.random_thoughts ||
-                             p.think_min_entropy > -INFINITY;
+                             p.think_min_entropy > -INFINITY || p.think_at;
     if (!think && thought_opts && !qs_api_can_think(q))
         return qs_error(QS_ERR_ARG, "qstar_generate: thought settings need a Quiet-STaR checkpoint");
     int *ids = NULL, n_ids = 0;

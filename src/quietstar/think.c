@@ -4,6 +4,7 @@
 #include "model/sampler.h"
 #include "model/workspace.h"
 #include "ops/ops.h"
+#include "tokenizer/tokenizer.h"
 
 #include <math.h>
 #include <omp.h>
@@ -15,6 +16,8 @@ struct qs_thinker {
     qs_qstar_opts o;
     qs_workspace *ws;    // 1 row x max_len positions x n_ahead passes, inference
     int pos;             // last fed position (-1: none)
+    int last_token;      // the token fed there
+    int n_talk;          // talk passes available: a thought can score n_talk tokens (qs_thinker_talk)
     float *h0, *h, *x;   // [H] base hidden state, scratch hidden, pass input
     float *hm, *z;       // [H] mixed state, [V] logits
     qs_mix_acts ma;      // mixing head activations for one position
@@ -30,7 +33,12 @@ void qs_thinker_free(qs_thinker *t) {
 }
 
 qs_status qs_thinker_create(qs_thinker **out, const qs_model *m, const qs_qstar_opts *o, int max_len) {
+    return qs_thinker_create_talk(out, m, o, max_len, 1);
+}
+
+qs_status qs_thinker_create_talk(qs_thinker **out, const qs_model *m, const qs_qstar_opts *o, int max_len, int n_talk) {
     *out = NULL;
+    if (n_talk < 1 || n_talk > QS_MAX_TALK) return qs_error(QS_ERR_ARG, "thinker: n_talk %d out of range 1..%d", n_talk, QS_MAX_TALK);
     if (o) {
         QS_TRY(qs_qstar_opts_validate(o, 0));
         if (!m->has_quietstar) return qs_error(QS_ERR_ARG, "thinking needs a model with Quiet-STaR tensors (a qstar train checkpoint)");
@@ -38,9 +46,9 @@ qs_status qs_thinker_create(qs_thinker **out, const qs_model *m, const qs_qstar_
     if (max_len < 1) return qs_error(QS_ERR_ARG, "thinker length %d must be positive", max_len);
     qs_thinker *t = calloc(1, sizeof *t);
     if (!t) return qs_error(QS_ERR_NOMEM, "out of memory for the thinker");
-    t->m = m, t->pos = -1, t->plain = o == NULL;
+    t->m = m, t->pos = -1, t->plain = o == NULL, t->n_talk = o ? n_talk : 0;
     if (o) t->o = *o;
-    qs_status st = qs_workspace_create_ex(&t->ws, &m->cfg, 1, max_len, o ? o->n_ahead : 1, 0);
+    qs_status st = qs_workspace_create_ex(&t->ws, &m->cfg, 1, max_len, o ? o->n_ahead + n_talk - 1 : 1, 0);
     const size_t H = m->cfg.dim, V = m->cfg.vocab_size;
     if (st == QS_OK) {
         t->h0 = qs_calloc(H, sizeof(float), "h0"), t->h = qs_calloc(H, sizeof(float), "h");
@@ -66,7 +74,7 @@ qs_status qs_thinker_feed(qs_thinker *t, int token, int pos) {
     if (token < 0 || token >= m->cfg.vocab_size) return qs_error(QS_ERR_ARG, "token %d outside vocabulary", token);
     if (pos != t->pos + 1) return qs_error(QS_ERR_ARG, "thinker positions must come in order (got %d after %d)", pos, t->pos);
     QS_TRY(qs_forward_block(m, t->ws, m->w.embed + (size_t)token * m->cfg.dim, 0, 1, pos, 1, t->h0));
-    t->pos = pos;
+    t->pos = pos, t->last_token = token;
     return QS_OK;
 }
 
@@ -108,6 +116,20 @@ qs_status qs_thinker_think(qs_thinker *t, qs_rng *rng, float *logits, int *thoug
     return QS_OK;
 }
 
+qs_status qs_thinker_talk(qs_thinker *t, int col, float *logits, float *mix_w) {
+    const qs_model *m = t->m;
+    const int H = m->cfg.dim, k = t->pos - col, d = t->o.n_ahead - 1 + k;
+    if (t->plain) return qs_error(QS_ERR_ARG, "talk: this thinker was created without Quiet-STaR options");
+    if (col < 0 || k < 1 || k >= t->n_talk)
+        return qs_error(QS_ERR_ARG, "talk: position %d is not 1..%d after the thought at %d", t->pos, t->n_talk - 1, col);
+    // pass n_ahead-1+k at the thought's column: sees the prefix up to col, the thought and the talk so far
+    QS_TRY(qs_forward_block(m, t->ws, m->w.embed + (size_t)t->last_token * H, d, 1, col, 1, t->h));
+    mixhead_forward(&m->w, H, 1, t->h0, t->h, t->o.mixing == QS_MIX_SIGMOID, &t->ma, t->hm);
+    if (mix_w) *mix_w = t->ma.w[0];
+    head(m, logits, t->hm);
+    return QS_OK;
+}
+
 // ---- generation with thoughts: a qs_gen_source for the model's generation loop
 typedef struct {
     const qs_model *m;
@@ -116,20 +138,65 @@ typedef struct {
     qs_thinker *t;
     qs_rng rng;   // thoughts draw from their own stream
     int *thought; // [n_ahead-3]
+    // think_at: the decoded text's last bytes, where the anchor last ended, the column of the last thought
+    char tail[256];
+    size_t n_tail;
+    int prev, anchor_pos, talk_col;
 } think_src;
 
 static qs_status think_begin(void *ctx, int max_len) {
     think_src *s = ctx;
-    QS_TRY(qs_thinker_create(&s->t, s->m, s->qo, max_len));
+    s->n_tail = 0, s->prev = -1, s->anchor_pos = -1, s->talk_col = -1;
+    QS_TRY(qs_thinker_create_talk(&s->t, s->m, s->qo, max_len, s->ctl.think_at ? s->ctl.n_talk : 1));
     s->thought = qs_calloc((size_t)QS_MAX(1, s->qo->n_ahead - 3), sizeof(int), "thought");
     return s->thought ? QS_OK : QS_ERR_NOMEM;
 }
 
-static qs_status think_feed(void *ctx, int token, int pos) { return qs_thinker_feed(((think_src *)ctx)->t, token, pos); }
+static qs_status think_feed(void *ctx, int token, int pos) {
+    think_src *s = ctx;
+    QS_TRY(qs_thinker_feed(s->t, token, pos));
+    if (!s->ctl.think_at) return QS_OK;
+    const size_t L = strlen(s->ctl.think_at);
+    for (const char *c = qs_tokenizer_piece(s->ctl.tok, s->prev < 0 ? token : s->prev, token); *c; c++) {
+        if (s->n_tail == L) memmove(s->tail, s->tail + 1, --s->n_tail);
+        s->tail[s->n_tail++] = *c;
+    }
+    s->prev = token;
+    if (s->n_tail == L && !memcmp(s->tail, s->ctl.think_at, L)) s->anchor_pos = pos;
+    return QS_OK;
+}
+
+// One thought at the last fed position (sampled, or random tokens).
+static qs_status think_once(think_src *s, float *logits, float *mix_w) {
+    const int V = s->m->cfg.vocab_size, nT = s->qo->n_ahead - 3;
+    if (!s->ctl.random_thoughts) return qs_thinker_think(s->t, &s->rng, logits, s->thought, mix_w);
+    for (int u = 0; u < nT; u++)
+        s->thought[u] = qs_random_thought_token(V, s->qo->banned, s->qo->n_banned, qs_rng_uniform(&s->rng));
+    return qs_thinker_think(s->t, NULL, logits, s->thought, mix_w);
+}
+
+// think_at: a thought right after the anchor, then its talk passes for the
+// next n_talk-1 tokens; elsewhere the plain logits.
+static qs_status think_next_at(think_src *s, float *logits, const int **thought, int *n_thought, float *mix_w) {
+    const int pos = s->anchor_pos >= 0 ? s->t->pos : -1;
+    if (pos >= 0 && s->anchor_pos == pos) {
+        QS_TRY(think_once(s, logits, mix_w));
+        s->talk_col = pos;
+    } else if (s->talk_col >= 0 && s->t->pos - s->talk_col < s->ctl.n_talk) {
+        QS_TRY(qs_thinker_talk(s->t, s->talk_col, logits, mix_w));
+    } else {
+        qs_thinker_plain_logits(s->t, logits);
+        *thought = NULL, *n_thought = 0, *mix_w = 0.0f;
+        return QS_OK;
+    }
+    *thought = s->thought, *n_thought = s->qo->n_ahead - 3;
+    return QS_OK;
+}
 
 static qs_status think_next(void *ctx, float *logits, const int **thought, int *n_thought, float *mix_w) {
     think_src *s = ctx;
     const int V = s->m->cfg.vocab_size, nT = s->qo->n_ahead - 3;
+    if (s->ctl.think_at) return think_next_at(s, logits, thought, n_thought, mix_w);
     if (s->ctl.min_entropy > -INFINITY) { // base pass first: think only where it is uncertain
         qs_thinker_plain_logits(s->t, logits);
         if (!(qs_logits_entropy(logits, V) > s->ctl.min_entropy)) {
@@ -137,13 +204,7 @@ static qs_status think_next(void *ctx, float *logits, const int **thought, int *
             return QS_OK;
         }
     }
-    if (s->ctl.random_thoughts) {
-        for (int u = 0; u < nT; u++)
-            s->thought[u] = qs_random_thought_token(V, s->qo->banned, s->qo->n_banned, qs_rng_uniform(&s->rng));
-        QS_TRY(qs_thinker_think(s->t, NULL, logits, s->thought, mix_w));
-    } else {
-        QS_TRY(qs_thinker_think(s->t, &s->rng, logits, s->thought, mix_w));
-    }
+    QS_TRY(think_once(s, logits, mix_w));
     *thought = s->thought, *n_thought = nT;
     return QS_OK;
 }
@@ -187,7 +248,14 @@ qs_status qs_generate_think_ctl(const qs_model *m, const qs_tokenizer *tok, cons
     qs_gen_opts o = opts ? *opts : qs_gen_opts_default();
     if (out) memset(out, 0, sizeof *out);
     if (think && !qo) return qs_error(QS_ERR_ARG, "generate: thinking needs Quiet-STaR options");
-    if (ctl && ctl->think_at) return qs_error(QS_ERR_ARG, "generate: thinking at a given text is for evaluation only");
+    if (ctl && ctl->think_at) {
+        const size_t L = strlen(ctl->think_at);
+        if (L == 0 || L >= 256 || !ctl->tok)
+            return qs_error(QS_ERR_ARG, "generate: think_at needs a text of 1 to 255 bytes and the tokenizer");
+        if (ctl->min_entropy > -INFINITY) return qs_error(QS_ERR_ARG, "generate: think_at and an entropy threshold exclude each other");
+        if (ctl->n_talk < 1 || ctl->n_talk > QS_MAX_TALK)
+            return qs_error(QS_ERR_ARG, "generate: think_at: n_talk %d out of range 1..%d", ctl->n_talk, QS_MAX_TALK);
+    }
     // the meta tokens of the Quiet-STaR options are banned from the text too
     int *ban = NULL;
     if (qo && qo->n_banned > 0) {

@@ -18,6 +18,8 @@ typedef struct qs_thinker qs_thinker;
 // o->tau_sample, o->greedy_thoughts, o->embedding_scale, o->mixing and
 // o->banned. The model must have its Quiet-STaR tensors.
 qs_status qs_thinker_create(qs_thinker **t, const qs_model *m, const qs_qstar_opts *o, int max_len);
+// The same with n_talk - 1 talk passes after each thought (qs_thinker_talk).
+qs_status qs_thinker_create_talk(qs_thinker **t, const qs_model *m, const qs_qstar_opts *o, int max_len, int n_talk);
 void qs_thinker_free(qs_thinker *t);
 // Base pass of `token` at position `pos` (positions must come in order 0,1,...).
 qs_status qs_thinker_feed(qs_thinker *t, int token, int pos);
@@ -28,6 +30,13 @@ void qs_thinker_plain_logits(qs_thinker *t, float *logits);
 // with `rng` from softmax(z / tau_sample) with banned ids excluded; with rng
 // NULL the caller's thought[] tokens are used as they are (forced).
 qs_status qs_thinker_think(qs_thinker *t, qs_rng *rng, float *logits, int *thought, float *mix_w);
+// A talk pass of the last thought, run at column `col` (SPEC section 2): the
+// last fed token x[col+k] (k = last fed position - col, 1 <= k < n_talk) at
+// pass n_ahead-1+k of that column, which sees the prefix up to col, the
+// thought and the talk tokens before it; its hidden state mixed with the base
+// state of position col+k gives the logits [V] of position col+k+1 -- what
+// training's talk pass k predicts. Call it for k = 1, 2, ... in order.
+qs_status qs_thinker_talk(qs_thinker *t, int col, float *logits, float *mix_w);
 // The workspace (tests compare its pass-0 cache with a plain forward's).
 struct qs_workspace *qs_thinker_workspace(qs_thinker *t);
 
@@ -52,13 +61,15 @@ qs_status qs_generate_think(const qs_model *m, const qs_tokenizer *tok, const in
 //   random_thoughts: the n_ahead-3 thought tokens are drawn uniformly from
 //     the vocabulary (banned ids excluded) instead of from the model: a
 //     content control (start/end, mixing head and length kept, content not).
-//   think_at (teacher-forced evaluation only, qs_nll_eval_ctl; generation
-//     refuses it): think only at the positions where the decoded text so far
-//     ends with this string (decoded with `tok`, within the window), and score
-//     the next n_talk tokens from that one thought, the k-th by its talk pass
-//     k (SPEC section 2: the true tokens fed after the thought, teacher
-//     forcing, mixed with the base state at that position) -- how training
-//     scores a thought; other tokens take the base prediction. NULL: off.
+//   think_at: think only at the positions where the decoded text so far ends
+//     with this string (decoded with `tok`; in qs_nll_eval_ctl within each
+//     window), and predict the next n_talk tokens from that one thought, the
+//     k-th by its talk pass k (SPEC section 2: the tokens after the thought
+//     fed after it, mixed with the base state at their position) -- how
+//     training scores a thought; other tokens take the base prediction. In
+//     generation the tokens after the thought are the generated ones, and
+//     the callback gets the thought for each of them. NULL: off. Not with
+//     min_entropy.
 typedef struct {
     float min_entropy;
     int random_thoughts;

@@ -26,6 +26,7 @@ def cli_text(r):
     (["--random-thoughts"], dict(random_thoughts=True)),
     (["--think-when", "entropy>1.0", "--random-thoughts", "--precision", "bf16"],
      dict(think_when=1.0, random_thoughts=True, precision="bf16")),
+    (["--think-at", " a", "--n-talk", "2"], dict(think_at=" a", n_talk=2)),
 ])
 def test_generate_options_equal_cli(cli, qs_ckpt, flags, kw):
     m = qstar.Model(qs_ckpt)
@@ -36,7 +37,7 @@ def test_generate_options_equal_cli(cli, qs_ckpt, flags, kw):
     k, n = map(int, re.search(r"^thoughts: (\d+) of (\d+) generated tokens$", r.stderr, re.M).groups())
     assert (st["n_thoughts"], st["n_generated"]) == (k, n)
     assert st["think"] == 1 and st["n_ahead"] == 6 and st["n_positions"] <= 40
-    if "think_when" in kw:
+    if "think_when" in kw or "think_at" in kw:
         assert 0 < k < n  # thinks at some tokens, not all
     shown = m.generate(PROMPT, max_tokens=40, seed=5, show_thoughts=True, **kw)
     assert shown.count("[") == k
@@ -60,14 +61,19 @@ def table(out):
     return rows
 
 
-@pytest.mark.parametrize("think", [False, True])
+@pytest.mark.parametrize("think", [False, True, "at"])
 def test_eval_nll_equals_cli(cli, qs_ckpt, tmp_path, think):
     data = tmp_path / "doc.txt"
     data.write_text(TEXT + "\n\n" + TEXT.replace("Lily", "Tom") + "\n")
     m = qstar.Model(qs_ckpt)
-    res = m.eval_nll(str(data), seq_len=24, think=think, tokens_out=str(tmp_path / "py.jsonl"))
+    at = dict(think_at=" a", n_talk=3) if think == "at" else {}
+    res = m.eval_nll(str(data), seq_len=24, think=bool(think), tokens_out=str(tmp_path / "py.jsonl"), **at)
     r = cli("eval", "--task", "nll", "--model", qs_ckpt, "--data", data, "--seq-len", 24,
-            "--tokens-out", tmp_path / "cli.jsonl", *([] if think else ["--no-think"]))
+            "--tokens-out", tmp_path / "cli.jsonl", *([] if think else ["--no-think"]),
+            *(["--think-at", " a", "--n-talk", 3] if at else []))
+    if at:  # thoughts only after " a", each scoring the 3 tokens after it
+        assert f"{100 * res['think_frac']:.1f}% of tokens scored after a thought" in r.stdout
+        assert 0 < res["think_frac"] < 1
     assert int(re.search(r"^tokens: (\d+) ", r.stdout, re.M).group(1)) == res["n_tokens"]
     rows = table(r.stdout)
     assert rows["all tokens"][0] == f"{res['nll_base']:.4f}"
@@ -83,6 +89,9 @@ def test_eval_nll_equals_cli(cli, qs_ckpt, tmp_path, think):
     a = [json.loads(x) for x in (tmp_path / "py.jsonl").read_text().splitlines()]
     b = [json.loads(x) for x in (tmp_path / "cli.jsonl").read_text().splitlines()]
     assert a == b and len(a) == res["n_tokens"]
+    if at:
+        assert {t["talk"] for t in a} == {-1, 0, 1, 2}
+        assert all(t["nll_think"] == t["nll_base"] for t in a if t["talk"] < 0)
     # without thoughts, `qstar eval --data` (the plain command) prints the same NLL: the same function
     if not think:
         p = cli("eval", "--model", qs_ckpt, "--data", data, "--seq-len", 24)
