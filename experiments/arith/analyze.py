@@ -77,6 +77,21 @@ def nll_stats(path):
     return r, toks
 
 
+MODES = ("", "_at")
+EM_KEYS = ("em_think", "em_nothink", "em_pause_tokens", "em_random", "em_think_at", "em_pause_tokens_at", "em_random_at")
+
+
+def by_digit(toks):
+    """Mean base and think NLL of the k-th answer digit (k = 1, 2, ...)."""
+    cols, k = {}, 0
+    for t in toks:
+        k = k + 1 if t["type"] == "answer" else 0
+        if k:
+            cols.setdefault(k, []).append(t)
+    return [dict(base=mean(t["nll_base"] for t in cols[j]), think=mean(t["nll_think"] for t in cols[j]), n=len(cols[j]))
+            for j in sorted(cols)]
+
+
 def deciles(toks):
     ts = sorted(toks, key=lambda t: t["nll_base"])
     n = len(ts)
@@ -166,6 +181,10 @@ def analyze(root):
         for p in sorted(glob.glob(os.path.join(sd, "eval", "main_step*", "think.tokens.jsonl")),
                         key=lambda p: int(p.split("main_step")[1].split("/")[0])):
             st, _ = nll_stats(p)
+            pa = p.replace("think.tokens.jsonl", "think_at.tokens.jsonl")
+            if os.path.exists(pa):
+                sa, _ = nll_stats(pa)
+                st.update(ans_think_at=sa["ans_think"], ans_gap_at=sa["ans_gap"])
             over.append(dict(step=int(p.split("main_step")[1].split("/")[0]), **st))
         r["over_training"] = over
         r["variants"] = {}
@@ -176,8 +195,14 @@ def analyze(root):
             v["think"], toks = nll_stats(os.path.join(e, "think.tokens.jsonl"))
             v["pause_tokens"], _ = nll_stats(os.path.join(e, "pause.tokens.jsonl"))
             v["random"], _ = nll_stats(os.path.join(e, "random.tokens.jsonl"))
+            if os.path.exists(os.path.join(e, "think_at.tokens.jsonl")):  # thinking once at the answer's start
+                v["think_at"], toks_at = nll_stats(os.path.join(e, "think_at.tokens.jsonl"))
+                v["pause_tokens_at"], _ = nll_stats(os.path.join(e, "pause_at.tokens.jsonl"))
+                v["random_at"], _ = nll_stats(os.path.join(e, "random_at.tokens.jsonl"))
+                v["deciles_answer_at"] = deciles([t for t in toks_at if t["type"] == "answer"])
+                v["by_answer_digit_at"] = by_digit(toks_at)
             g = load_json(ev)
-            v["em"] = {k: g[k]["acc"] for k in ("em_think", "em_nothink", "em_pause_tokens", "em_random")}
+            v["em"] = {k: g[k]["acc"] for k in EM_KEYS if k in g}
             v["think_when_gen"] = g["think_when"]
             v["gsm8k_protocol"] = g["gsm8k_protocol"]
             v["deciles_all"] = deciles(toks)
@@ -185,6 +210,8 @@ def analyze(root):
             v["entropy_curve"] = entropy_curve(toks, [0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 3.0])
             if name == "main":
                 v["answer_start"] = answer_start_thoughts(os.path.join(e, "think.tokens.jsonl"), settings)
+                if "think_at" in v:
+                    v["answer_start_at"] = answer_start_thoughts(os.path.join(e, "think_at.tokens.jsonl"), settings)
                 v["sample_thoughts"] = [dict(text=t["text"], thought=t.get("thought_text"), gain=t["nll_base"] - t["nll_think"])
                                         for t in toks if t["type"] == "answer"][:12]
             r["variants"][name] = v
@@ -195,29 +222,43 @@ def analyze(root):
         vs = [s["variants"][n] for s in per.values() if n in s["variants"]]
         a = agg[n] = {}
         a["ans_nll_nothink"] = ci([v["think"]["ans_base"] for v in vs])
-        a["ans_nll_think"] = ci([v["think"]["ans_think"] for v in vs])
-        a["ans_gap"] = ci([v["think"]["ans_gap"] for v in vs])
-        a["ans_rel_gain"] = ci([v["think"]["ans_gap"] / v["think"]["ans_base"] for v in vs if v["think"]["ans_base"]])
-        a["rest_gap"] = ci([v["think"]["rest_gap"] for v in vs])
-        a["ans_mix"] = ci([v["think"]["ans_mix"] for v in vs])
-        a["ans_gap_no_thought_tokens"] = ci([v["pause_tokens"]["ans_gap"] for v in vs])
-        a["ans_gap_random_thoughts"] = ci([v["random"]["ans_gap"] for v in vs])
-        a["content_gain_vs_no_tokens"] = ci([v["think"]["ans_gap"] - v["pause_tokens"]["ans_gap"] for v in vs])
-        a["content_gain_vs_random"] = ci([v["think"]["ans_gap"] - v["random"]["ans_gap"] for v in vs])
-        for k in ("em_think", "em_nothink", "em_pause_tokens", "em_random"):
-            a[k] = ci([v["em"][k] for v in vs])
+        for x in MODES:  # "" = a thought before every token, "_at" = once at the answer's start
+            vx = [v for v in vs if "think" + x in v]
+            if not vx:
+                continue
+            a["ans_nll_think" + x] = ci([v["think" + x]["ans_think"] for v in vx])
+            a["ans_gap" + x] = ci([v["think" + x]["ans_gap"] for v in vx])
+            a["ans_rel_gain" + x] = ci([v["think" + x]["ans_gap"] / v["think" + x]["ans_base"] for v in vx if v["think" + x]["ans_base"]])
+            a["rest_gap" + x] = ci([v["think" + x]["rest_gap"] for v in vx])
+            a["ans_mix" + x] = ci([v["think" + x]["ans_mix"] for v in vx])
+            a["ans_gap_no_thought_tokens" + x] = ci([v["pause_tokens" + x]["ans_gap"] for v in vx])
+            a["ans_gap_random_thoughts" + x] = ci([v["random" + x]["ans_gap"] for v in vx])
+            a["ans_nll_no_thought_tokens" + x] = ci([v["pause_tokens" + x]["ans_think"] for v in vx])
+            a["ans_nll_random_thoughts" + x] = ci([v["random" + x]["ans_think"] for v in vx])
+            a["content_gain_vs_no_tokens" + x] = ci([v["think" + x]["ans_gap"] - v["pause_tokens" + x]["ans_gap"] for v in vx])
+            a["content_gain_vs_random" + x] = ci([v["think" + x]["ans_gap"] - v["random" + x]["ans_gap"] for v in vx])
+        for k in EM_KEYS:
+            if all(k in v["em"] for v in vs):
+                a[k] = ci([v["em"][k] for v in vs])
         a["em_gain"] = ci([v["em"]["em_think"] - v["em"]["em_nothink"] for v in vs])
         a["deciles_all"] = [ci([v["deciles_all"][k] for v in vs]) for k in range(10)]
         a["deciles_answer"] = [ci([v["deciles_answer"][k] for v in vs]) for k in range(10)]
+        if all("deciles_answer_at" in v for v in vs):
+            a["deciles_answer_at"] = [ci([v["deciles_answer_at"][k] for v in vs]) for k in range(10)]
+            nd = min(len(v["by_answer_digit_at"]) for v in vs)
+            a["by_answer_digit_at"] = [{k: ci([v["by_answer_digit_at"][j][k] for v in vs]) for k in ("base", "think")}
+                                       for j in range(nd)]
     took = {sd: took_off(s["variants"]["main"]) for sd, s in per.items() if "main" in s["variants"]}
+    took_at = {sd: took_off(s["variants"]["main"], "_at") for sd, s in per.items()
+               if "main" in s["variants"] and "think_at" in s["variants"]["main"]}
     valid = {sd: precondition_holds(s["precondition"]) for sd, s in per.items()}
     pre = {k: ci([s["precondition"][k] for s in per.values()])
            for k in ("direct", "direct_protocol", "scratch_answer", "scratch_steps", "direct_opened_scratch")}
     steps = sorted({o["step"] for s in per.values() for o in s["over_training"]})
     over = [dict(step=st, **{k: ci([o[k] for s in per.values() for o in s["over_training"] if o["step"] == st and k in o])
-                            for k in ("ans_base", "ans_think", "ans_gap")}) for st in steps]
+                            for k in ("ans_base", "ans_think", "ans_gap", "ans_think_at", "ans_gap_at")}) for st in steps]
     return dict(per_seed=per, aggregate=agg, precondition=pre, over_training=over, seeds=len(per), took_off=took,
-                precondition_holds=valid)
+                took_off_at=took_at, precondition_holds=valid)
 
 
 PRECONDITION_MARGIN = 0.30
@@ -231,14 +272,15 @@ def precondition_holds(p):
     return bool(p["scratch_answer"] - direct >= PRECONDITION_MARGIN)
 
 
-def took_off(v):
-    """One seed's main run meets the target margins on its own: answer NLL with
-    thoughts >= 10% below without, exact match --think >= 5 points above
+def took_off(v, x=""):
+    """One seed's main run meets the target margins on its own (x: "" thinking
+    before every token, "_at" once at the answer's start): answer NLL with
+    thoughts >= 10% below without, exact match with thoughts >= 5 points above
     --no-think, and the thoughts' content beats both controls (their gains)."""
-    t, e = v["think"], v["em"]
+    t, e = v.get("think" + x, {}), v["em"]
     return bool(t.get("ans_gap") is not None and t["ans_base"] and t["ans_gap"] / t["ans_base"] >= 0.10
-                and e["em_think"] - e["em_nothink"] >= 0.05
-                and t["ans_gap"] > v["pause_tokens"].get("ans_gap", 0) and t["ans_gap"] > v["random"].get("ans_gap", 0))
+                and e.get("em_think" + x, 0) - e["em_nothink"] >= 0.05
+                and t["ans_gap"] > v["pause_tokens" + x].get("ans_gap", 0) and t["ans_gap"] > v["random" + x].get("ans_gap", 0))
 
 
 def gnuplot(out, name, script, data):
@@ -280,19 +322,27 @@ def plots(res, out):
                   "set style fill solid 0.6\nset xtics rotate by -20\nplot %s\n" % (title, ylabel, cols.replace(",", ", ")))
         return gnuplot(out, name, script, "\n".join(rows) + "\n")
 
-    made.append(bars("answer_nll", ["ans_nll_nothink", "ans_nll_think"], ["no thoughts", "thoughts"],
+    at = all("ans_nll_think_at" in agg[n] and "em_think_at" in agg[n] for n in agg)
+    made.append(bars("answer_nll", ["ans_nll_nothink", "ans_nll_think"] + (["ans_nll_think_at"] if at else []),
+                     ["no thoughts", "thoughts before every token", "one thought at the answer's start"],
                      "held-out answer-token NLL (mean and 95% CI over seeds)", "nats/token"))
     made.append(bars("content_controls", ["ans_gap", "ans_gap_no_thought_tokens", "ans_gap_random_thoughts"],
                      ["its thoughts", "no thought tokens (n_ahead 3)", "random thought tokens"],
                      "answer-token gain (base - think NLL) and content controls", "nats/token"))
     made.append(bars("exact_match", ["em_nothink", "em_think", "em_pause_tokens", "em_random"],
                      ["--no-think", "--think", "--n-ahead 3", "--random-thoughts"], "exact match, greedy generation", "accuracy"))
+    if at:
+        made.append(bars("exact_match_at", ["em_nothink", "em_think_at", "em_pause_tokens_at", "em_random_at"],
+                         ["--no-think", "--think-at", "--think-at --n-ahead 3", "--think-at --random-thoughts"],
+                         "exact match, greedy, one thought at the answer's start", "accuracy"))
     ov = res["over_training"]
     if ov:
-        data = "\n".join("%d %g %g %g %g" % ((o["step"],) + val(o["ans_base"]) + val(o["ans_think"])) for o in ov) + "\n"
+        data = "\n".join("%d %g %g %g %g %g %g" % ((o["step"],) + val(o["ans_base"]) + val(o["ans_think"]) + val(o["ans_think_at"]))
+                         for o in ov) + "\n"
         made.append(gnuplot(out, "over_training", "set title 'main run: held-out answer-token NLL over training'\n"
                             "set xlabel 'Quiet-STaR step'\nset ylabel 'nats/token'\n"
-                            "plot DAT using 1:2:3 with yerrorlines title 'no thoughts', DAT using 1:4:5 with yerrorlines title 'thoughts'\n", data))
+                            "plot DAT using 1:2:3 with yerrorlines title 'no thoughts', DAT using 1:4:5 with yerrorlines title "
+                            "'thoughts before every token', DAT using 1:6:7 with yerrorlines title 'one thought at the answer start'\n", data))
     if "main" in agg:
         data = "\n".join("%d %g %g %g %g" % ((k + 1,) + val(agg["main"]["deciles_all"][k]) + val(agg["main"]["deciles_answer"][k]))
                          for k in range(10)) + "\n"
@@ -308,7 +358,60 @@ def plots(res, out):
     return [m for m in made if m]
 
 
-def verdict(agg, took=None, valid=None):
+MODE_NAMES = {"": "a thought before every token (the paper's evaluation: each token from the thought just before it)",
+              "_at": "one thought at the answer's start (`--think-at \"A: \"`: its talk passes give the answer digits, "
+                     "as training scores a thought)"}
+
+
+def sep(a, b):
+    """a clearly above b: both intervals known and apart."""
+    if not a or not b or a["mean"] is None or b["mean"] is None or a["ci95"] is None or b["ci95"] is None:
+        return False
+    return a["mean"] - a["ci95"] > b["mean"] + b["ci95"]
+
+
+def mode_checks(agg, x):
+    """The target margins in one way of thinking (x: "" or "_at"), each against
+    the main run's thoughts: answer NLL >= 10% lower and accuracy >= 5 points
+    higher, intervals apart, over no thoughts, the pause run at equal steps and
+    the two content controls on the same checkpoint. [(what, met, text)]."""
+    m, p = agg["main"], agg.get("pause", {})
+    th, em = m.get("ans_nll_think" + x), m.get("em_think" + x)
+    out = []
+
+    def nll(name, other):
+        if not th or not other or th["mean"] is None or other["mean"] is None:
+            out.append((name, False, "%s: not measured" % name))
+            return
+        rel = 1 - th["mean"] / other["mean"] if other["mean"] else 0
+        ok = rel >= 0.10 and sep(other, th)
+        out.append((name, ok, "answer NLL vs %s: %s vs %s (%.1f%% lower; >= 10%% and apart: %s)"
+                    % (name, fmt(th), fmt(other), 100 * rel, "yes" if ok else "no")))
+
+    def acc(name, other):
+        if not em or not other or em["mean"] is None or other["mean"] is None:
+            out.append((name, False, "%s: not measured" % name))
+            return
+        d = em["mean"] - other["mean"]
+        ok = d >= 0.05 and sep(em, other)
+        out.append((name, ok, "exact match vs %s: %s vs %s (%+.1f points; >= +5 and apart: %s)"
+                    % (name, fmt(em, 1, True), fmt(other, 1, True), 100 * d, "yes" if ok else "no")))
+    nll("no thoughts", m["ans_nll_nothink"])
+    acc("no thoughts", m.get("em_nothink"))
+    nll("the pause run", p.get("ans_nll_think" + x))
+    acc("the pause run", p.get("em_think" + x))
+    nll("no thought tokens", m.get("ans_nll_no_thought_tokens" + x))
+    acc("no thought tokens", m.get("em_pause_tokens" + x))
+    nll("random thought tokens", m.get("ans_nll_random_thoughts" + x))
+    acc("random thought tokens", m.get("em_random" + x))
+    return out
+
+
+def margins_met_mode(agg, x):
+    return "main" in agg and ("ans_nll_think" + x) in agg["main"] and all(ok for _, ok, _ in mode_checks(agg, x))
+
+
+def verdict(agg, took=None, valid=None, took_at=None):
     m = agg.get("main")
     if not m or m["ans_gap"]["mean"] is None:
         return "no main run"
@@ -320,33 +423,18 @@ def verdict(agg, took=None, valid=None):
                          100 * PRECONDITION_MARGIN, len(valid) - len(bad), len(valid),
                          "" if not bad else "; on %s the pretrained model already answers directly, so thinking has "
                          "nothing to add there and the testbed cannot test the hypothesis on that seed" % ", ".join(bad)))
-
-    def sep(a, b, higher=True):
-        """a clearly above b: intervals do not overlap."""
-        if a["mean"] is None or b["mean"] is None or a["ci95"] is None or b["ci95"] is None:
-            return False
-        return (a["mean"] - a["ci95"] > b["mean"] + b["ci95"]) if higher else (a["mean"] + a["ci95"] < b["mean"] - b["ci95"])
-    rel = m["ans_rel_gain"]["mean"] or 0
-    lines.append("- answer NLL with thoughts %s than without (relative gain %.1f%%; target: >= 10%% lower, intervals apart: %s)"
-                 % ("lower" if (m["ans_gap"]["mean"] or 0) > 0 else "not lower", 100 * rel,
-                    "yes" if rel >= 0.10 and sep(m["ans_nll_nothink"], m["ans_nll_think"]) else "no"))
-    d = (m["em_think"]["mean"] or 0) - (m["em_nothink"]["mean"] or 0)
-    lines.append("- exact match --think vs --no-think: %+.1f points (target: >= +5, intervals apart: %s)"
-                 % (100 * d, "yes" if d >= 0.05 and sep(m["em_think"], m["em_nothink"]) else "no"))
-    if "pause" in agg:
-        p = agg["pause"]
-        lines.append("- vs the pause baseline (n_ahead 3 run, equal steps): answer NLL with thoughts %s vs %s; exact match %s vs %s"
-                     % (fmt(m["ans_nll_think"]), fmt(p["ans_nll_think"]), fmt(m["em_think"], 1, True), fmt(p["em_think"], 1, True)))
-    lines.append("- content controls on the main checkpoint: gain %s with its thoughts, %s with no thought tokens, %s with random thought tokens"
-                 % (fmt(m["ans_gap"]), fmt(m["ans_gap_no_thought_tokens"]), fmt(m["ans_gap_random_thoughts"])))
-    ok = (rel >= 0.10 and d >= 0.05 and sep(m["content_gain_vs_no_tokens"], dict(mean=0, ci95=0))
-          and sep(m["content_gain_vs_random"], dict(mean=0, ci95=0)))
-    if took:
-        lines.append("- thinking took off (that seed's main run alone meets the margins: answer NLL >= 10%% lower, exact match "
-                     ">= +5 points, gain above both content controls) on **%d of %d seeds** (%s)"
-                     % (sum(took.values()), len(took), ", ".join("%s %s" % (k, "yes" if x else "no") for k, x in took.items())))
-    lines.append("- **verdict: %s**" % ("the target margins are met" if ok else
-                 "the target margins are NOT met (an honest negative unless a variant below meets them)"))
+    for x in MODES:
+        if ("ans_nll_think" + x) not in m:
+            continue
+        lines.append("- thinking with %s:" % MODE_NAMES[x])
+        lines += ["  - %s" % t for _, _, t in mode_checks(agg, x)]
+        tk = took if x == "" else took_at
+        if tk:
+            lines.append("  - thinking took off (that seed's main run alone: answer NLL >= 10%% lower, exact match "
+                         ">= +5 points, gain above both content controls) on **%d of %d seeds** (%s)"
+                         % (sum(tk.values()), len(tk), ", ".join("%s %s" % (k, "yes" if v else "no") for k, v in tk.items())))
+        lines.append("  - **verdict: %s**" % ("the target margins are met" if margins_met_mode(agg, x) else
+                     "the target margins are NOT met"))
     return "\n".join(lines)
 
 
@@ -368,6 +456,17 @@ def per_seed_table(res):
                 "%+.4f" % p["ans_gap"] if "ans_gap" in p else "-", "%+.4f" % r["ans_gap"] if "ans_gap" in r else "-",
                 t.get("ans_mix", float("nan")), pct(e.get("em_nothink")), pct(e.get("em_think")),
                 pct(e.get("em_pause_tokens")), pct(e.get("em_random"))))
+    rows = [(sd, name, v) for sd, s in res["per_seed"].items() for name, v in s["variants"].items() if "think_at" in v]
+    if rows:
+        L += ["", "One thought at the answer's start (`--think-at \"A: \"`):", "",
+              "| seed | run | NLL no thoughts | NLL thought | gain | gain, no thought tokens | gain, random thoughts | mix weight | EM --no-think | EM --think-at | EM n_ahead 3 | EM random |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        pct = lambda x: "-" if x is None else "%.0f" % (100 * x)
+        for sd, name, v in rows:
+            t, p, r, e = v["think_at"], v["pause_tokens_at"], v["random_at"], v.get("em", {})
+            L.append("| %s | %s | %.4f | %.4f | %+.4f | %+.4f | %+.4f | %.3f | %s | %s | %s | %s |" % (
+                sd, name, t["ans_base"], t["ans_think"], t["ans_gap"], p["ans_gap"], r["ans_gap"], t.get("ans_mix", float("nan")),
+                pct(e.get("em_nothink")), pct(e.get("em_think_at")), pct(e.get("em_pause_tokens_at")), pct(e.get("em_random_at"))))
     return L + [""]
 
 
@@ -393,7 +492,7 @@ def report(res, made, out, settings, extra=()):
                   "from a reserved pool of %d that pretraining never shows" % settings["qstar_pool"]
                   if settings.get("qstar_pool") else "drawn apart from the held-out ones",
                   settings.get("pre_steps", 0), settings.get("layers", 0), settings.get("dim", 0)), ""]
-    L += ["## Verdict", "", verdict(agg, res.get("took_off"), res.get("precondition_holds")), "",
+    L += ["## Verdict", "", verdict(agg, res.get("took_off"), res.get("precondition_holds"), res.get("took_off_at")), "",
           "## Precondition (before Quiet-STaR)", "",
           "Greedy generation by the pretrained model on held-out problems: its own scratch-pad (prompt ends with `A: (`) "
           "against its direct answer (prompt ends with `A:`).", "",
@@ -422,11 +521,35 @@ def report(res, made, out, settings, extra=()):
     L += ["", "Runs: `main` (n_ahead %s), `pause` (n_ahead 3: start and end only, equal steps), `n_ahead*` (length sweep), "
           "`ema` (RLP-style EMA reward baseline, 1 pass), `curriculum` (%s). The \"no thought tokens\" and \"random thoughts\" "
           "columns evaluate the same checkpoint with `--n-ahead 3` and `--random-thoughts`." % (settings.get("n_ahead"), settings.get("curriculum")), ""]
+    if any("ans_nll_think_at" in a for a in agg.values()):
+        L += ["## Held-out answer tokens, one thought at the answer's start (`--think-at \"A: \"`)", "",
+              "The same checkpoints, thinking once where an answer starts: the thought's end state predicts the first "
+              "answer digit and its talk passes (the digits after it fed after the thought) the next n_talk-1, mixed "
+              "with the base prediction by the head, exactly as the training loss and reward score a thought; every "
+              "other token takes the base prediction. Controls on the same checkpoint in the same mode.", "",
+              "| run | NLL no thoughts | NLL thoughts | gain | NLL, no thought tokens | NLL, random thoughts | mix weight | EM --no-think | EM --think-at | EM n_ahead 3 | EM random |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for n, a in agg.items():
+            if "ans_nll_think_at" not in a:
+                continue
+            L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                n, fmt(a["ans_nll_nothink"]), fmt(a["ans_nll_think_at"]), fmt(a["ans_gap_at"]),
+                fmt(a["ans_nll_no_thought_tokens_at"]), fmt(a["ans_nll_random_thoughts_at"]), fmt(a["ans_mix_at"], 3),
+                fmt(a["em_nothink"], 1, True), fmt(a.get("em_think_at", dict(mean=None)), 1, True),
+                fmt(a.get("em_pause_tokens_at", dict(mean=None)), 1, True), fmt(a.get("em_random_at", dict(mean=None)), 1, True)))
+        if "by_answer_digit_at" in agg.get("main", {}):
+            L += ["", "Main run, by answer digit (least significant first; digit 1 is predicted from the thought's end, "
+                  "digit k from its talk pass k-1):", "", "| answer digit | NLL no thoughts | NLL thought at the start |", "|---|---|---|"]
+            for j, c in enumerate(agg["main"]["by_answer_digit_at"]):
+                L.append("| %d | %s | %s |" % (j + 1, fmt(c["base"]), fmt(c["think"])))
+        L += [""]
     L += per_seed_table(res)
     L += list(extra)
-    L += ["## Over training (main run)", "", "| step | NLL no thoughts | NLL thoughts | gain |", "|---|---|---|---|"]
+    L += ["## Over training (main run)", "", "| step | NLL no thoughts | NLL thoughts (before every token) | gain | "
+          "NLL, one thought at the answer's start | gain |", "|---|---|---|---|---|---|"]
     for o in res["over_training"]:
-        L.append("| %d | %s | %s | %s |" % (o["step"], fmt(o["ans_base"]), fmt(o["ans_think"]), fmt(o["ans_gap"])))
+        L.append("| %d | %s | %s | %s | %s | %s |" % (o["step"], fmt(o["ans_base"]), fmt(o["ans_think"]), fmt(o["ans_gap"]),
+                                                    fmt(o["ans_think_at"]), fmt(o["ans_gap_at"])))
     if "main" in agg:
         L += ["", "## Where the gain sits (main run)", "", "| base-NLL decile | gain, all tokens | gain, answer digits |", "|---|---|---|"]
         for k in range(10):
@@ -454,6 +577,11 @@ def report(res, made, out, settings, extra=()):
                 if a:
                     L.append("| %s | %d | %.0f%% | %s | %s | %+.3f |" % (sd, a["n"], 100 * a["right"], g(a["gain_right"]),
                                                                       g(a["gain_wrong"]), a["mix"]))
+            for sd, v in res["per_seed"].items():
+                a = v["variants"].get("main", {}).get("answer_start_at")
+                if a:
+                    L.append("| %s, `--think-at` | %d | %.0f%% | %s | %s | %+.3f |" % (
+                        sd, a["n"], 100 * a["right"], g(a["gain_right"]), g(a["gain_wrong"]), a["mix"]))
         L += ["", "## Sample thoughts at answer positions (main run, first seed)", "", "| answer token | thought before it | gain |", "|---|---|---|"]
         for t in first["variants"]["main"].get("sample_thoughts", []):
             L.append("| `%s` | `%s` | %+.3f |" % (t["text"], (t["thought"] or "").replace("\n", "\\n").replace("|", "/"), t["gain"]))
@@ -463,11 +591,13 @@ def report(res, made, out, settings, extra=()):
 
 
 COMPARED = ("ans_nll_nothink", "ans_nll_think", "ans_gap", "ans_gap_no_thought_tokens", "ans_gap_random_thoughts",
-            "em_nothink", "em_think", "em_pause_tokens", "em_random")
+            "em_nothink", "em_think", "em_pause_tokens", "em_random", "ans_nll_think_at", "ans_gap_at",
+            "ans_gap_no_thought_tokens_at", "ans_gap_random_thoughts_at", "em_think_at", "em_pause_tokens_at", "em_random_at")
 
 
 def margins_met(res):
-    return verdict(res["aggregate"]).endswith("the target margins are met**")
+    """The verdicts of both ways of thinking: (before every token, at the answer's start)."""
+    return tuple(margins_met_mode(res["aggregate"], x) for x in MODES)
 
 
 def compare(res, ref, ref_name):
@@ -494,16 +624,19 @@ def compare(res, ref, ref_name):
     def holds(r):
         return r.get("precondition_holds") or {sd: precondition_holds(x["precondition"]) for sd, x in r.get("per_seed", {}).items()}
     p1, p2 = holds(res), holds(ref)
-    t1 = res.get("took_off", {})
-    t2 = ref.get("took_off") or {sd: took_off(x["variants"]["main"]) for sd, x in ref.get("per_seed", {}).items()
-                                 if "main" in x["variants"]}
     v1, v2 = margins_met(res), margins_met(ref)
-    summary = ("%d of %d means inside each other's intervals; verdict here: margins %s, there: margins %s (%s); "
-               "thinking took off on %d of %d seeds here, %d of %d there; the precondition held on %d of %d seeds here, "
-               "%d of %d there"
-               % (inside, total, "met" if v1 else "NOT met", "met" if v2 else "NOT met",
-                  "same conclusion" if v1 == v2 else "DIFFERENT conclusion", sum(t1.values()), len(t1), sum(t2.values()), len(t2),
-                  sum(p1.values()), len(p1), sum(p2.values()), len(p2)))
+    parts = []
+    for j, x in enumerate(MODES):
+        key = "took_off" + x
+        t1 = res.get(key, {})
+        t2 = ref.get(key) or ({sd: took_off(y["variants"]["main"], x) for sd, y in ref.get("per_seed", {}).items()
+                               if "main" in y["variants"] and "think" + x in y["variants"]["main"]})
+        parts.append("%s: margins %s here, %s there (%s), took off on %d of %d seeds here, %d of %d there"
+                     % ("before every token" if x == "" else "at the answer's start", "met" if v1[j] else "NOT met",
+                        "met" if v2[j] else "NOT met", "same conclusion" if v1[j] == v2[j] else "DIFFERENT conclusion",
+                        sum(t1.values()), len(t1), sum(t2.values()), len(t2)))
+    summary = ("%d of %d means inside each other's intervals; thinking %s; the precondition held on %d of %d seeds here, "
+               "%d of %d there" % (inside, total, "; thinking ".join(parts), sum(p1.values()), len(p1), sum(p2.values()), len(p2)))
     return L + ["", "**" + summary + "**", ""], summary
 
 

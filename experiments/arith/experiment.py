@@ -46,6 +46,9 @@ QUICK = dict(op="mul", qstar_pool=100, digits="2", fixed_width=True, reverse_ans
              think_when=[0.1, 1.0], n_tw=4)
 
 
+ANCHOR = "A: "  # where an answer starts: --think-at thinks there once
+
+
 class Runner:
     def __init__(self, qstar, out, threads):
         self.qstar, self.out, self.threads = qstar, out, threads
@@ -153,15 +156,24 @@ def evaluate(R, cfg, d, model, edir, probs, full):
     os.makedirs(edir, exist_ok=True)
     res = {}
     heldout = os.path.join(os.path.dirname(d), "heldout_small.jsonl")
+    # two ways to think: before every token (each token from the thought just before it, the paper's
+    # evaluation), and once at the answer's start (--think-at "A: "), whose thought then also gives the
+    # next n_talk answer tokens through its talk passes, as training scores a thought
+    at = ["--think-at", ANCHOR]
     nll_eval(R, model, heldout, os.path.join(edir, "think"), [], cfg["qs_seq"])
+    nll_eval(R, model, heldout, os.path.join(edir, "think_at"), at, cfg["qs_seq"])
     if not full:
         return
-    nll_eval(R, model, heldout, os.path.join(edir, "pause"), ["--n-ahead", 3], cfg["qs_seq"])
-    nll_eval(R, model, heldout, os.path.join(edir, "random"), ["--random-thoughts"], cfg["qs_seq"])
+    for name, extra in (("pause", ["--n-ahead", 3]), ("random", ["--random-thoughts"])):
+        nll_eval(R, model, heldout, os.path.join(edir, name), extra, cfg["qs_seq"])
+        nll_eval(R, model, heldout, os.path.join(edir, name + "_at"), extra + at, cfg["qs_seq"])
     res["em_think"] = exact_match(R, model, probs, ["--think"])
     res["em_nothink"] = exact_match(R, model, probs, ["--no-think"])
     res["em_pause_tokens"] = exact_match(R, model, probs, ["--think", "--n-ahead", 3])
     res["em_random"] = exact_match(R, model, probs, ["--think", "--random-thoughts"])
+    res["em_think_at"] = exact_match(R, model, probs, ["--think"] + at)
+    res["em_pause_tokens_at"] = exact_match(R, model, probs, ["--think", "--n-ahead", 3] + at)
+    res["em_random_at"] = exact_match(R, model, probs, ["--think", "--random-thoughts"] + at)
     tw = []
     for x in cfg["think_when"]:
         r = exact_match(R, model, probs[:cfg["n_tw"]], ["--think", "--think-when", "entropy>%g" % x])
