@@ -78,7 +78,32 @@ grep -q "^seed 1: direct answer [0-9]*% (protocol [0-9]*%), after its own scratc
 for f in report.md results.json commands.sh settings.json timing.json; do [ -s "$out/$f" ] || fail "no $f"; done
 grep -q '"seeds": "1,2,3"' "$out/settings.json" || fail "settings.json does not record the three seeds"
 grep -q "^Wall time of \`make experiment\`: \*\*[0-9]* s" "$out/report.md" || fail "report lacks the wall time"
-grep -q "^- thinking took off .* on \*\*[0-3] of 3 seeds\*\*" "$out/report.md" || fail "report lacks the take-off count"
+[ "$(grep -c "^  - thinking took off .* on \*\*[0-3] of 3 seeds\*\*" "$out/report.md")" -eq 2 ] \
+  || fail "report lacks the take-off counts of both ways of thinking"
+[ "$(grep -c "^  - \*\*verdict: the target margins are \(NOT \)\?met\*\*$" "$out/report.md")" -eq 2 ] \
+  || fail "report lacks the verdicts of both ways of thinking"
+grep -q "^## Held-out answer tokens, one thought at the answer's start" "$out/report.md" || fail "report lacks the --think-at table"
+grep -q '"em_think_at"' "$out/results.json" || fail "results.json lacks the --think-at exact match"
+grep -q -- '--think-at' "$out/commands.sh" || fail "commands.sh ran no --think-at evaluation"
+# the verdict's margins on made-up aggregates: met only when every margin holds with intervals apart
+python3 - "$here/experiments/arith" <<'PY' || fail "analyze.mode_checks"
+import sys
+sys.path.insert(0, sys.argv[1]); sys.dont_write_bytecode = True
+import analyze
+c = lambda m, e=0.01: dict(mean=m, ci95=e, n=3)
+def agg(think_nll=0.5, em=0.6, ctrl_nll=1.0):
+    main = dict(ans_nll_nothink=c(1.0), ans_gap=c(0.5), ans_nll_think_at=c(think_nll), em_think_at=c(em), em_nothink=c(0.1),
+                ans_nll_no_thought_tokens_at=c(ctrl_nll), em_pause_tokens_at=c(0.1),
+                ans_nll_random_thoughts_at=c(1.1), em_random_at=c(0.1))
+    return dict(main=main, pause=dict(ans_nll_think_at=c(0.98), em_think_at=c(0.12)))
+assert analyze.margins_met_mode(agg(), "_at")
+assert not analyze.margins_met_mode(agg(think_nll=0.95), "_at")          # 5% lower only
+assert not analyze.margins_met_mode(agg(em=0.14), "_at")                 # +4 points only
+assert not analyze.margins_met_mode(agg(ctrl_nll=0.52), "_at")           # a content control as good
+a = agg(); a["main"]["ans_nll_think_at"] = c(0.5, 0.6)                   # intervals overlap
+assert not analyze.margins_met_mode(a, "_at")
+assert not analyze.margins_met_mode(agg(), "")                           # that mode was not measured
+PY
 grep -q "^- precondition .* held on \*\*[0-3] of 3 seeds\*\*" "$out/report.md" || fail "report lacks the precondition count"
 [ "$(grep -c '^| seed[1-3] | [0-9]*% | .* | \(holds\|\*\*fails\*\*\) |$' "$out/report.md")" -eq 3 ] \
   || fail "report lacks the per-seed precondition table"
