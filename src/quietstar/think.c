@@ -156,13 +156,16 @@ static qs_status think_feed(void *ctx, int token, int pos) {
     think_src *s = ctx;
     QS_TRY(qs_thinker_feed(s->t, token, pos));
     if (!s->ctl.think_at) return QS_OK;
+    // the text as qs_tokenizer_decode has it: BOS/EOS are no text, and a token that adds none is no new anchor
     const size_t L = strlen(s->ctl.think_at);
-    for (const char *c = qs_tokenizer_piece(s->ctl.tok, s->prev < 0 ? token : s->prev, token); *c; c++) {
+    const char *piece = qs_tokenizer_is_special(s->ctl.tok, token)
+                            ? "" : qs_tokenizer_piece(s->ctl.tok, s->prev < 0 ? token : s->prev, token);
+    for (const char *c = piece; *c; c++) {
         if (s->n_tail == L) memmove(s->tail, s->tail + 1, --s->n_tail);
         s->tail[s->n_tail++] = *c;
     }
     s->prev = token;
-    if (s->n_tail == L && !memcmp(s->tail, s->ctl.think_at, L)) s->anchor_pos = pos;
+    if (*piece && s->n_tail == L && !memcmp(s->tail, s->ctl.think_at, L)) s->anchor_pos = pos;
     return QS_OK;
 }
 
