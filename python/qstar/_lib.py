@@ -115,7 +115,8 @@ class EvalParams(C.Structure):
     _fields_ = [("data_path", C.c_char_p), ("data_field", C.c_char_p), ("limit_tokens", C.c_long),
                 ("seq_len", C.c_int), ("batch", C.c_int), ("think", C.c_int), ("n_ahead", C.c_int),
                 ("tau_sample", C.c_float), ("greedy_thoughts", C.c_int), ("seed", C.c_uint64),
-                ("think_min_entropy", C.c_float), ("random_thoughts", C.c_int), ("precision", C.c_int),
+                ("think_min_entropy", C.c_float), ("random_thoughts", C.c_int), ("think_at", C.c_char_p),
+                ("n_talk", C.c_int), ("precision", C.c_int),
                 ("out_path", C.c_char_p), ("tokens_path", C.c_char_p), ("force", C.c_int),
                 ("progress", EVAL_CB), ("progress_user", C.c_void_p)]
 
