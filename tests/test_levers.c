@@ -5,6 +5,14 @@
 //    between, thoughts exactly where the entropy exceeds the threshold;
 //  - the entropy itself against a double-precision hand computation;
 //  - random thought tokens: in range, never banned, the eval uses them;
+//  - think-at (anchored thinking in the held-out NLL evaluation), with a
+//    72-token llama2.c tokenizer built in memory: thoughts exactly at the
+//    positions where the window's decoded text (qs_tokenizer_decode: BOS and
+//    EOS are no text) ends with the anchor, the next n_talk tokens scored
+//    bitwise from the Quiet-STaR step's talk passes k at that anchor (a later
+//    anchor within n_talk takes over; talk ranges cut at the window end and
+//    at padding), every other token the base prediction; talk 0 equals
+//    always thinking; an absent anchor is no thinking; bad settings refused;
 //  - the EMA reward baseline against a hand computation on a tiny model;
 //  - the curriculum parser.
 #include "testutil.h"
@@ -13,6 +21,7 @@
 #include "model/workspace.h"
 #include "quietstar/nll_eval.h"
 #include "quietstar/think.h"
+#include "tokenizer/tokenizer.h"
 #include "train/curriculum.h"
 #include "ops/ops.h"
 
@@ -267,6 +276,348 @@ static void test_random_thoughts(void **st) {
     qs_model_free(&m);
 }
 
+// ---- think-at: anchored thinking in the held-out NLL evaluation ----
+// A llama2.c tokenizer of the fixture's 72 tokens, built in memory: 0 <unk>,
+// 1 "\n<s>\n", 2 "\n</s>\n" (as llama2.c's), 3 "\n", 4..69 one character
+// each from '!' to 'b', 70 "qab", 71 "bq".
+enum { TA_V = 72, TA_NL = 3, TA_A = 68, TA_B = 69, TA_QAB = 70, TA_BQ = 71, TA_N = 60, TA_T = 16, TA_B2 = 2,
+       TA_K = 3, TA_NT = 2, TA_RT = TA_B2 * TA_T, TA_W = (TA_N + TA_T - 1) / TA_T };
+
+static void ta_piece(int id, char *out) {
+    static const char *fixed[] = {"<unk>", "\n<s>\n", "\n</s>\n", "\n"};
+    if (id < 4) strcpy(out, fixed[id]);
+    else if (id < TA_QAB) out[0] = (char)('!' + id - 4), out[1] = 0;
+    else strcpy(out, id == TA_QAB ? "qab" : "bq");
+}
+
+static qs_tokenizer *ta_tokenizer(void) {
+    unsigned char buf[2048];
+    const int mtl = 8;
+    size_t n = 4;
+    memcpy(buf, &mtl, 4);
+    for (int id = 0; id < TA_V; id++) {
+        char p[8];
+        ta_piece(id, p);
+        const float score = 0.0f;
+        const int len = (int)strlen(p);
+        memcpy(buf + n, &score, 4), memcpy(buf + n + 4, &len, 4), memcpy(buf + n + 8, p, (size_t)len);
+        n += 8 + (size_t)len;
+    }
+    qs_tokenizer *t = NULL;
+    if (qs_tokenizer_parse_llama2c(&t, buf, n, TA_V, "think-at tokenizer") != QS_OK) fail_msg("%s", qstar_last_error());
+    assert_int_equal(qs_tokenizer_vocab_size(t), TA_V);
+    assert_string_equal(qs_tokenizer_piece(t, 5, TA_A), "a");
+    assert_string_equal(qs_tokenizer_piece(t, 5, TA_B), "b");
+    return t;
+}
+
+// make_stream's 60 tokens (BOS at 0, 20, 40) with no anchor text by chance,
+// then the planted text; window w holds tokens [16w, 16w+16) (window 3: 12).
+static void ta_stream(qs_token_stream *s, int *buf, size_t *starts) {
+    make_stream(s, buf, starts, TA_N, TA_V);
+    for (int k = 0; k < TA_N; k++)
+        if (buf[k] == TA_NL || buf[k] >= TA_A) buf[k] = 4;
+    static const int plant[][2] = {
+        {2, TA_A},   {3, TA_B},   {4, TA_A},     {5, TA_B},   {8, TA_NL}, {13, TA_A}, {14, TA_B}, // window 0: "abab", "\n", "ab" at 13
+        {18, TA_A},  {19, TA_B},  {25, TA_NL},   {30, TA_A},  {31, TA_B},                         // window 1: "ab" before BOS, "ab" at its end
+        {34, TA_A},  {35, TA_BQ}, {42, TA_QAB},  {47, TA_A},                                      // window 2: "abq", "qab", "a" at its end
+        {48, TA_B},  {56, TA_A},  {57, TA_B}};                                                    // window 3: "b" at its start
+    for (size_t k = 0; k < sizeof plant / sizeof plant[0]; k++) buf[plant[k][0]] = plant[k][1];
+}
+
+// The anchors of one window by decoding each prefix with qs_tokenizer_decode
+// (the positions whose token adds text that makes it end with `at`; BOS and
+// EOS add none), and src[i]: the last anchor a <= i with i - a < K, else -1.
+static void ta_sources(const qs_tokenizer *t, const int *tok, int len, const char *at, int K, int *anchor, int *src) {
+    char text[1024];
+    const size_t L = strlen(at);
+    size_t before = 0;
+    int a = -1;
+    for (int i = 0; i < TA_T; i++) {
+        anchor[i] = 0, src[i] = -1;
+        if (i >= len) continue;
+        assert_int_equal(qs_tokenizer_decode(t, tok, i + 1, text, sizeof text), QS_OK);
+        const size_t n = strlen(text);
+        anchor[i] = n > before && n >= L && !strcmp(text + n - L, at);
+        before = n;
+        if (anchor[i]) a = i;
+        src[i] = a >= 0 && i - a < K ? a : -1;
+    }
+}
+
+static void ta_expect_anchors(const int *anchor, const int *want, int n_want) {
+    int n = 0;
+    for (int i = 0; i < TA_T; i++) n += anchor[i];
+    assert_int_equal(n, n_want);
+    for (int k = 0; k < n_want; k++) assert_int_equal(anchor[want[k]], 1);
+}
+
+// The Quiet-STaR step in evaluation mode (n_passes 1, n_talk K, forward
+// only, mean baseline) on the eval's batches, with the thoughts drawn as the
+// eval draws random thoughts (seed 77, as nll_eval): talk NLLs and mixing
+// weights [batch][k*RT + b*T + i], the thoughts [batch][(b*nT + u)*T + i].
+typedef struct {
+    float talk[2][TA_K * TA_RT], mix[2][TA_K * TA_RT];
+    int forced[2][TA_RT * TA_NT];
+} ta_ref;
+
+static void ta_reference(const qs_model *m, const qs_token_stream *s, const qs_qstar_opts *o, ta_ref *ref) {
+    qs_qstar_opts eo = *o;
+    eo.n_passes = 1, eo.n_talk = TA_K, eo.forward_only = 1, eo.reward_baseline = QS_BASELINE_MEAN;
+    assert_int_equal(qs_n_thought(&eo), TA_NT);
+    qs_qstar *q;
+    assert_int_equal(qs_qstar_create(&q, m, &eo, TA_B2, TA_T), QS_OK);
+    qs_rng r;
+    qs_rng_seed(&r, 77);
+    for (int bt = 0; bt * TA_B2 < TA_W; bt++) {
+        int tokens[TA_RT], mask[TA_RT], rows = 0;
+        assert_int_equal(qs_stream_eval_batch(s, (size_t)bt * TA_B2, TA_B2, TA_T, tokens, mask, &rows), QS_OK);
+        for (int k = 0; k < TA_RT * TA_NT; k++)
+            ref->forced[bt][k] = qs_random_thought_token(TA_V, eo.banned, eo.n_banned, qs_rng_uniform(&r));
+        qs_qstar_out out;
+        assert_int_equal(qs_qstar_step(q, m, tokens, mask, ref->forced[bt], NULL, NULL, 0.0f, &out), QS_OK);
+        assert_int_equal(out.n_talk, TA_K);
+        assert_memory_equal(out.thoughts, ref->forced[bt], sizeof ref->forced[bt]);
+        memcpy(ref->talk[bt], out.nll_talk, sizeof ref->talk[bt]);
+        memcpy(ref->mix[bt], out.mix_weight, sizeof ref->mix[bt]);
+    }
+    qs_qstar_free(q);
+}
+
+// Every record of an anchored run against src (per window) and the step:
+// bitwise. Counts the thought-scored tokens by talk pass into n_talk[K].
+static void ta_check(const qs_nll_tokens *rec, const qs_nll_tokens *alw, int src[TA_W][TA_T], const ta_ref *ref,
+                     int *n_talk) {
+    assert_int_equal(rec->n, alw->n);
+    assert_int_equal(rec->n_thought, TA_NT);
+    for (int k = 0; k < TA_K; k++) n_talk[k] = 0;
+    for (size_t n = 0; n < rec->n; n++) {
+        const qs_nll_token *t = &rec->t[n];
+        const int w = (int)t->window, bt = w / TA_B2, b = w % TA_B2, i = t->pos - 1;
+        assert_true(w >= 0 && w < TA_W && i >= 0 && i + 1 < TA_T);
+        assert_int_equal(t->window, alw->t[n].window), assert_int_equal(t->pos, alw->t[n].pos);
+        assert_true(t->nll_base == alw->t[n].nll_base);
+        const int a = src[w][i];
+        if (a < 0) { // no thought: the base prediction
+            if (!(t->nll_think == t->nll_base) || t->mix_w != 0.0f || t->thought_on != 0 || t->talk != -1)
+                fail_msg("window %d pos %d: no anchor before it, yet talk %d thought_on %d nll %.9g (base %.9g)", w,
+                         t->pos, t->talk, t->thought_on, (double)t->nll_think, (double)t->nll_base);
+            continue;
+        }
+        const int k = i - a;
+        const size_t x = (size_t)k * TA_RT + (size_t)b * TA_T + a;
+        if (!(t->nll_think == ref->talk[bt][x]) || !(t->mix_w == ref->mix[bt][x]))
+            fail_msg("window %d pos %d (talk %d from %d): nll %.9g mix %.9g, step %.9g %.9g", w, t->pos, k, a,
+                     (double)t->nll_think, (double)t->mix_w, (double)ref->talk[bt][x], (double)ref->mix[bt][x]);
+        assert_int_equal(t->thought_on, 1);
+        assert_int_equal(t->talk, k);
+        const int *th = rec->thoughts + t->thought;
+        for (int u = 0; u < TA_NT; u++) assert_int_equal(th[u], ref->forced[bt][((size_t)b * TA_NT + u) * TA_T + a]);
+        n_talk[k]++;
+        if (k == 0) { // talk 0 is pass n_ahead-1 of the always-thinking eval, with the same thought
+            const qs_nll_token *al = &alw->t[n];
+            assert_int_equal(al->thought_on, 1), assert_int_equal(al->talk, 0);
+            if (!(t->nll_think == al->nll_think) || !(t->mix_w == al->mix_w))
+                fail_msg("window %d pos %d: talk 0 nll %.9g mix %.9g, always thinking %.9g %.9g", w, t->pos,
+                         (double)t->nll_think, (double)t->mix_w, (double)al->nll_think, (double)al->mix_w);
+            assert_memory_equal(th, alw->thoughts + al->thought, sizeof(int) * TA_NT);
+        }
+    }
+}
+
+static const qs_nll_token *ta_find(const qs_nll_tokens *rec, long w, int pos) {
+    for (size_t n = 0; n < rec->n; n++)
+        if (rec->t[n].window == w && rec->t[n].pos == pos) return &rec->t[n];
+    return NULL;
+}
+
+static void test_think_at_nll(void **st) {
+    (void)st;
+    qs_model m;
+    load_fixture_model(&m);
+    assert_int_equal(m.cfg.vocab_size, TA_V);
+    qs_tokenizer *tok = ta_tokenizer();
+    qs_qstar_opts o;
+    qs_qstar_opts_default(&o);
+    o.n_ahead = TA_NT + 3;
+    int buf[TA_N];
+    size_t starts[TA_N / 20];
+    qs_token_stream s;
+    ta_stream(&s, buf, starts);
+    // the anchors, by decoding: where the plants put them ("abq" and a window's
+    // first "b" after the last one's "a" are none; "qab" is one; BOS is no text)
+    int anchor[TA_W][TA_T], src[TA_W][TA_T], nl_anchor[TA_W][TA_T], nl_src[TA_W][TA_T];
+    for (int w = 0; w < TA_W; w++) {
+        const int len = QS_MIN(TA_T, TA_N - w * TA_T);
+        ta_sources(tok, buf + w * TA_T, len, "ab", TA_K, anchor[w], src[w]);
+        ta_sources(tok, buf + w * TA_T, len, "\n", TA_K, nl_anchor[w], nl_src[w]);
+    }
+    ta_expect_anchors(anchor[0], (const int[]){3, 5, 14}, 3);
+    ta_expect_anchors(anchor[1], (const int[]){3, 15}, 2);
+    ta_expect_anchors(anchor[2], (const int[]){10}, 1);
+    ta_expect_anchors(anchor[3], (const int[]){9}, 1);
+    ta_expect_anchors(nl_anchor[0], (const int[]){8}, 1);
+    ta_expect_anchors(nl_anchor[1], (const int[]){9}, 1);
+    ta_expect_anchors(nl_anchor[2], NULL, 0);
+    ta_expect_anchors(nl_anchor[3], NULL, 0);
+    assert_int_equal(buf[20], 1), assert_int_equal(buf[40], 1); // BOS ("\n<s>\n") in windows 1 and 2
+
+    ta_ref ref;
+    ta_reference(&m, &s, &o, &ref);
+    qs_think_ctl ca = qs_think_ctl_default(), c = ca;
+    ca.random_thoughts = 1;
+    c.random_thoughts = 1, c.think_at = "ab", c.tok = tok, c.n_talk = TA_K;
+    qs_nll_tokens alw, at, nl;
+    qs_nll_summary salw, sat, snl;
+    nll_eval(&m, &s, &o, 1, &ca, &alw, &salw);
+    nll_eval(&m, &s, &o, 1, &c, &at, &sat);
+    assert_int_equal(alw.n, TA_N - TA_W); // every position but each window's first
+    int n_talk[TA_K];
+    ta_check(&at, &alw, src, &ref, n_talk);
+    // talk 0: 3, 5, 14 | 3 | 10 | 9; talk 1: 4, 6 | 4 | 11 | 10; talk 2: 7 | 5 | 12 (window 0 position 5
+    // is talk 0 of the anchor at 5, not talk 2 of the one at 3; windows 0 and 3 end inside a talk range,
+    // window 1's last anchor has nothing left to score)
+    assert_int_equal(n_talk[0], 6), assert_int_equal(n_talk[1], 5), assert_int_equal(n_talk[2], 3);
+    assert_int_equal(ta_find(&at, 0, 5)->talk, 1);
+    assert_int_equal(ta_find(&at, 0, 6)->talk, 0);
+    assert_int_equal(ta_find(&at, 0, 8)->talk, 2);
+    assert_int_equal(ta_find(&at, 0, 9)->talk, -1);
+    assert_int_equal(ta_find(&at, 0, 15)->talk, 0);
+    assert_int_equal(ta_find(&at, 1, 7)->talk, -1);
+    assert_int_equal(ta_find(&at, 2, 13)->talk, 2);
+    assert_int_equal(ta_find(&at, 3, 1)->talk, -1);
+    assert_int_equal(ta_find(&at, 3, 11)->talk, 1);
+    assert_null(ta_find(&at, 3, 12));
+    assert_true(sat.think_frac == 14.0 / (double)at.n);
+    // "\n": after the "\n" tokens only, not after BOS, whose piece "\n<s>\n" is no text
+    c.think_at = "\n";
+    nll_eval(&m, &s, &o, 1, &c, &nl, &snl);
+    ta_check(&nl, &alw, nl_src, &ref, n_talk);
+    assert_int_equal(n_talk[0], 2), assert_int_equal(n_talk[1], 2), assert_int_equal(n_talk[2], 2);
+    assert_int_equal(ta_find(&nl, 1, 5)->talk, -1); // the token after BOS
+    qs_nll_tokens_free(&alw), qs_nll_tokens_free(&at), qs_nll_tokens_free(&nl);
+    qs_tokenizer_free(tok);
+    qs_model_free(&m);
+}
+
+// An anchor that never occurs: no thought anywhere, the think NLL is the base NLL.
+static void test_think_at_absent(void **st) {
+    (void)st;
+    qs_model m;
+    load_fixture_model(&m);
+    qs_tokenizer *tok = ta_tokenizer();
+    qs_qstar_opts o;
+    qs_qstar_opts_default(&o);
+    o.n_ahead = TA_NT + 3;
+    int buf[TA_N];
+    size_t starts[TA_N / 20];
+    qs_token_stream s;
+    ta_stream(&s, buf, starts);
+    qs_think_ctl c = qs_think_ctl_default();
+    c.think_at = "bb", c.tok = tok, c.n_talk = TA_K; // sampled thoughts this time
+    qs_nll_tokens rec, alw;
+    qs_nll_summary sum, salw;
+    nll_eval(&m, &s, &o, 1, &c, &rec, &sum);
+    nll_eval(&m, &s, &o, 1, NULL, &alw, &salw);
+    assert_int_equal(rec.n, TA_N - TA_W);
+    assert_int_equal(rec.n, alw.n);
+    int differ = 0;
+    for (size_t n = 0; n < rec.n; n++) {
+        assert_true(rec.t[n].nll_think == rec.t[n].nll_base);
+        assert_true(rec.t[n].nll_base == alw.t[n].nll_base);
+        assert_true(rec.t[n].mix_w == 0.0f);
+        assert_int_equal(rec.t[n].thought_on, 0);
+        assert_int_equal(rec.t[n].talk, -1);
+        differ += alw.t[n].nll_think != alw.t[n].nll_base;
+    }
+    assert_true(differ > 0); // thinking would have changed the NLL
+    assert_true(sum.think_frac == 0.0);
+    assert_true(sum.nll_think == sum.nll_base && sum.mix_mean == 0.0);
+    qs_nll_tokens_free(&rec), qs_nll_tokens_free(&alw);
+    qs_tokenizer_free(tok);
+    qs_model_free(&m);
+}
+
+static void ta_refused(const qs_model *m, const qs_token_stream *s, const qs_qstar_opts *o, const qs_think_ctl *c,
+                       const char *what) {
+    qs_rng r;
+    qs_rng_seed(&r, 77);
+    qs_nll_tokens rec = {0};
+    qs_nll_summary sum;
+    if (qs_nll_eval_ctl(m, s, o, 1, c, TA_B2, TA_T, &r, &rec, NULL, NULL, &sum) == QS_OK)
+        fail_msg("think_at '%s' n_talk %d min_entropy %g tok %p accepted", c->think_at, c->n_talk,
+                 (double)c->min_entropy, (const void *)c->tok);
+    if (!strstr(qstar_last_error(), what)) fail_msg("error '%s' does not mention '%s'", qstar_last_error(), what);
+    assert_int_equal(rec.n, 0);
+    qs_nll_tokens_free(&rec);
+}
+
+// Bad think-at settings: the evaluation, generation and the public API refuse them.
+static void test_think_at_errors(void **st) {
+    (void)st;
+    qs_model m;
+    load_fixture_model(&m);
+    qs_tokenizer *tok = ta_tokenizer();
+    qs_qstar_opts o;
+    qs_qstar_opts_default(&o);
+    o.n_ahead = TA_NT + 3;
+    int buf[TA_N];
+    size_t starts[TA_N / 20];
+    qs_token_stream s;
+    ta_stream(&s, buf, starts);
+    const qs_think_ctl ok = {.min_entropy = -INFINITY, .think_at = "ab", .tok = tok, .n_talk = TA_K};
+    qs_think_ctl c = ok;
+    c.min_entropy = 1.0f;
+    ta_refused(&m, &s, &o, &c, "entropy");
+    c = ok, c.n_talk = 0;
+    ta_refused(&m, &s, &o, &c, "n_talk 0 out of range");
+    c = ok, c.n_talk = QS_MAX_TALK + 1;
+    ta_refused(&m, &s, &o, &c, "n_talk 65 out of range");
+    c = ok, c.think_at = "";
+    ta_refused(&m, &s, &o, &c, "think_at needs a text");
+    c = ok, c.tok = NULL;
+    ta_refused(&m, &s, &o, &c, "the tokenizer");
+    char longest[257];
+    memset(longest, 'a', 256), longest[256] = 0;
+    c = ok, c.think_at = longest;
+    ta_refused(&m, &s, &o, &c, "1 to 255 bytes");
+    c = ok, c.n_talk = TA_T - 1; // a window of T holds talk passes up to T-2
+    ta_refused(&m, &s, &o, &c, "too short");
+    qs_rng r;
+    qs_rng_seed(&r, 1);
+    qs_nll_summary sum;
+    c = ok, c.n_talk = TA_T - 2, c.think_at = longest + 1; // 255 bytes, the most
+    assert_int_equal(qs_nll_eval_ctl(&m, &s, &o, 1, &c, TA_B2, TA_T, &r, NULL, NULL, NULL, &sum), QS_OK);
+    // generation thinks before every token; anchored thinking is for the evaluation
+    int prompt[2] = {1, 5};
+    qs_gen_opts g = qs_gen_opts_default();
+    g.steps = 4;
+    assert_int_not_equal(qs_generate_think_ctl(&m, tok, prompt, 2, &g, &o, 1, &ok, NULL, NULL, NULL), QS_OK);
+    assert_non_null(strstr(qstar_last_error(), "evaluation only"));
+    // the public parameters
+    qstar_eval_params p = qstar_eval_params_default();
+    p.data_path = "x.txt", p.think_at = "ab", p.n_talk = 3;
+    assert_int_equal(qstar_eval_check(&p), QS_OK);
+    p.think_at = "";
+    assert_int_equal(qstar_eval_check(&p), QS_ERR_ARG);
+    assert_non_null(strstr(qstar_last_error(), "think_at must hold 1 to 255 bytes"));
+    p.think_at = longest;
+    assert_int_equal(qstar_eval_check(&p), QS_ERR_ARG);
+    p.think_at = "ab", p.think_min_entropy = 0.5f;
+    assert_int_equal(qstar_eval_check(&p), QS_ERR_ARG);
+    assert_non_null(strstr(qstar_last_error(), "exclude each other"));
+    p.think_min_entropy = -INFINITY, p.n_talk = 65;
+    assert_int_equal(qstar_eval_check(&p), QS_ERR_ARG);
+    assert_non_null(strstr(qstar_last_error(), "n_talk 65"));
+    p.n_talk = -1;
+    assert_int_equal(qstar_eval_check(&p), QS_ERR_ARG);
+    p.think_at = NULL, p.n_talk = 3;
+    assert_int_equal(qstar_eval_check(&p), QS_ERR_ARG);
+    assert_non_null(strstr(qstar_last_error(), "n_talk is for think_at"));
+    qs_tokenizer_free(tok);
+    qs_model_free(&m);
+}
+
 // EMA baseline: R[r,i] = sum_k nll_ema[b,i+k] - nll_k[r,i], advantage = max(R, 0),
 // with nll_ema computed by hand (a plain forward of an EMA copy of the
 // weights, logits -> log-softmax in double).
@@ -426,6 +777,9 @@ int main(void) {
         cmocka_unit_test(test_think_when_generate),
         cmocka_unit_test(test_think_when_nll),
         cmocka_unit_test(test_random_thoughts),
+        cmocka_unit_test(test_think_at_nll),
+        cmocka_unit_test(test_think_at_absent),
+        cmocka_unit_test(test_think_at_errors),
         cmocka_unit_test(test_ema_reward_by_hand),
         cmocka_unit_test(test_curriculum_parse),
         cmocka_unit_test(test_init_end),

@@ -164,6 +164,9 @@ static qs_status run_init(nll_run *r) {
 // think_at: for each position i of row b, the position a <= i whose thought
 // predicts tokens[i+1] through talk pass i-a (-1: none): the last position
 // where the decoded text of the window ends with the anchor, if i-a < n_talk.
+// Decoded as qs_tokenizer_decode: BOS and EOS are no text (llama2.c's BOS
+// piece "\n<s>\n" would otherwise end an anchor "\n"), and a position whose
+// token adds no text is no new anchor (the text did not change there).
 static void anchor_sources(const nll_run *r, const int *tok, int *src) {
     const char *at = r->ctl.think_at;
     const size_t L = strlen(at);
@@ -171,12 +174,13 @@ static void anchor_sources(const nll_run *r, const int *tok, int *src) {
     size_t n = 0;
     int a = -1;
     for (int i = 0; i < r->T; i++) {
-        const char *piece = qs_tokenizer_piece(r->ctl.tok, i ? tok[i - 1] : tok[i], tok[i]);
+        const char *piece = qs_tokenizer_is_special(r->ctl.tok, tok[i]) ? ""
+                            : qs_tokenizer_piece(r->ctl.tok, i ? tok[i - 1] : tok[i], tok[i]);
         for (const char *c = piece; *c; c++) {
             if (n == L) memmove(tail, tail + 1, --n);
             tail[n++] = *c;
         }
-        if (n == L && !memcmp(tail, at, L)) a = i;
+        if (*piece && n == L && !memcmp(tail, at, L)) a = i;
         src[i] = a >= 0 && i - a < r->eo.n_talk ? a : -1;
     }
 }

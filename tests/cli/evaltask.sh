@@ -3,7 +3,10 @@
 # Quiet-STaR checkpoint made in a temp dir from stories260K: with and without
 # thoughts on the first examples, the JSON results (task, n, accuracy = mean
 # of the per-example scores, exact_match, think, n_ahead), --limit N giving the
-# first N of a longer run, the NLL table and per-token output, bad input.
+# first N of a longer run, the NLL table and per-token output, bad input;
+# --think-at STR [--n-talk K]: thoughts only after STR, the next K tokens
+# scored from talk passes 0..K-1 (per-token "talk"), talk 0 equal to always
+# thinking's record, the rest the base prediction.
 # Env: QSTAR = path of the qstar binary, QSTAR_DATA = shared data directory.
 . "$(dirname "$0")/common.bash"
 
@@ -16,6 +19,13 @@ expect_rc 2 "--limit" "$QSTAR" eval --task csqa --model x --limit 0
 expect_rc 2 "for --task nll" "$QSTAR" eval --task csqa --model x --tokens-out y
 expect_rc 2 "contradict --no-think" "$QSTAR" eval --task csqa --model x --no-think --n-ahead 8
 expect_rc 2 "unknown option '--bogus'" "$QSTAR" eval --task gsm8k --model x --bogus
+expect_rc 2 "--n-talk is for --think-at" "$QSTAR" eval --task nll --model x --data y --n-talk 3
+expect_rc 2 "--think-at and --think-when exclude each other" "$QSTAR" eval --task nll --model x --data y --think-at "A: " --think-when "entropy>1"
+expect_rc 2 "contradict --no-think" "$QSTAR" eval --task nll --model x --data y --think-at "A: " --no-think
+expect_rc 2 "--think-at needs a non-empty text" "$QSTAR" eval --task nll --model x --data y --think-at ""
+expect_rc 2 "are for --task nll" "$QSTAR" eval --task csqa --model x --think-at "A: "
+expect_rc 2 "--n-talk" "$QSTAR" eval --task nll --model x --data y --think-at "A: " --n-talk 0
+expect_rc 2 "--n-talk" "$QSTAR" eval --task nll --model x --data y --think-at "A: " --n-talk 65
 
 need_data "evaluation" stories260K/stories260K.bin gsm8k/test.jsonl csqa/dev_rand_split.jsonl
 CK=$tmp/ck
@@ -126,6 +136,59 @@ if [ -f "$QSTAR_DATA/tinystories/valid.txt" ]; then
   done
   c=$(sed -n 's/^all tokens *\([0-9.]*\) .*/\1/p' "$tmp/out")
   [ "$a" = "$c" ] || fail "base NLL with thoughts ($c) != without ($a)"
+  # --think-at ".": a thought after each ".", the next 2 tokens scored from its talk passes 0 and 1; the
+  # same seed and batches sample the same thoughts as always thinking ($tmp/tok.jsonl), so talk 0 is its record
+  if "$QSTAR" eval --task nll --model "$CK" --data "$tmp/v.txt" --seq-len 128 --think-at . --n-talk 2 \
+       --tokens-out "$tmp/at.jsonl" --out "$tmp/at.json" >"$tmp/out3" 2>"$tmp/err"; then
+    frac=$(sed -n 's/^thinking: a sampled thought after each "\.", the next 2 tokens from its talk passes; \([0-9.]*\)% of tokens scored after a thought$/\1/p' "$tmp/out3")
+    [ -n "$frac" ] || { fail "--think-at: no 'thinking: a sampled thought after each' line"; cat "$tmp/out3"; }
+    c3=$(sed -n 's/^all tokens *\([0-9.]*\) .*/\1/p' "$tmp/out3")
+    [ "$a" = "$c3" ] || fail "--think-at: base NLL ($c3) != without thoughts ($a)"
+    "$PY" - "$tmp/at.jsonl" "$tmp/tok.jsonl" "$tmp/at.json" "${frac:-nan}" <<'PYEOF' || fail "--think-at per-token records"
+import json, sys
+at = [json.loads(l) for l in open(sys.argv[1])]
+alw = {(r["window"], r["pos"]): r for r in map(json.loads, open(sys.argv[2]))}
+res = json.load(open(sys.argv[3]))
+bad = []
+def check(cond, msg):
+    if not cond and len(bad) < 10: bad.append(msg)
+check(len(at) == len(alw) == res["n"], "record counts %d %d %d" % (len(at), len(alw), res["n"]))
+check(res["think_at"] == "." and res["n_talk"] == 2, "results JSON think_at/n_talk")
+check(all(r["talk"] == 0 and r["thought_on"] for r in alw.values()), "always thinking: talk 0 everywhere")
+# the anchors from the token texts: a position whose text ends with "." (position 0 of a window has no
+# record: it is an anchor when position 1 is talk 0); each record's talk = positions since the last
+# anchor, when below 2; -1 and the base prediction otherwise
+wins = {}
+for r in at: wins.setdefault(r["window"], {})[r["pos"]] = r
+n_on = n_k0 = 0
+for w, recs in wins.items():
+    last = 0 if 1 in recs and recs[1]["talk"] == 0 else None
+    for p in sorted(recs):
+        r = recs[p]
+        k = p - 1 - last if last is not None and p - 1 - last < 2 else -1
+        check(r["talk"] == k, "window %d pos %d: talk %s, want %d" % (w, p, r["talk"], k))
+        check(r["thought_on"] == (k >= 0), "window %d pos %d: thought_on" % (w, p))
+        check(r["nll_base"] == alw[(w, p)]["nll_base"], "window %d pos %d: nll_base" % (w, p))
+        if k < 0:
+            check(r["nll_think"] == r["nll_base"] and r["mix"] == 0, "window %d pos %d: not the base prediction" % (w, p))
+        else:
+            n_on += 1
+            # one thought for the anchor's tokens; talk 0 is always thinking's record at that position
+            if p - k in recs: check(r["thought"] == recs[p - k]["thought"], "window %d pos %d: thought" % (w, p))
+            if k == 0:
+                a, n_k0 = alw[(w, p)], n_k0 + 1
+                check(r["nll_think"] == a["nll_think"] and r["mix"] == a["mix"] and r["thought"] == a["thought"],
+                      "window %d pos %d: talk 0 differs from always thinking" % (w, p))
+        if r["text"].endswith("."): last = p
+check(n_k0 > 20 and n_on > n_k0, "only %d anchors, %d tokens after them" % (n_k0, n_on))
+check(abs(100.0 * n_on / len(at) - float(sys.argv[4])) < 0.051, "printed %s%% of tokens, counted %d of %d" % (sys.argv[4], n_on, len(at)))
+check(abs(res["think_frac"] - n_on / len(at)) < 1e-12, "think_frac %s" % res["think_frac"])
+for b in bad: print("  think-at:", b)
+sys.exit(1 if bad else 0)
+PYEOF
+  else
+    fail "eval --task nll --think-at"; cat "$tmp/err"
+  fi
 fi
 
 [ "$fails" -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }

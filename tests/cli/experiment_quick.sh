@@ -6,6 +6,8 @@
 # CLI of the levers on its checkpoints:
 #  - --think-when entropy>X above every entropy == --no-think, below every
 #    entropy == always thinking (generate text; eval --task nll numbers);
+#  - eval --task nll --think-at "A: " --n-talk 2: per-token "talk" 0/1 right
+#    after each "A: ", the base prediction elsewhere;
 #  - the curriculum's stages chain (stage 2 starts from stage 1's weights:
 #    its first held-out NLL equals stage 1's last) with each stage's n_ahead;
 #  - the EMA run's checkpoint records reward_baseline "ema";
@@ -189,6 +191,34 @@ cmp -s "$tmp/a1" "$tmp/a2" || fail "eval --think-when entropy>-1 differs from al
 awk '/^all tokens/ { if ($3 != $4 || $5 + 0 != 0) exit 1 }' "$tmp/e_hi" || fail "eval --think-when entropy>1e9: think != base"
 grep -q "^thought gain (base - think): .*95% interval" "$tmp/e_always" || fail "eval prints no gain interval"
 grep -q "^thought gain: .*noise" "$tmp/e_always" || fail "eval does not say whether the gain is within noise"
+# --think-at "A: " (thoughts before the answer only): the next 2 tokens are scored from that thought's talk
+# passes 0 and 1, every other token from the base prediction; anchors from the token texts (BOS adds no text)
+e --think-at "A: " --n-talk 2 --tokens-out "$tmp/at.jsonl" >"$tmp/e_at" || fail "eval --think-at"
+grep -q '^thinking: a sampled thought after each "A: ", the next 2 tokens from its talk passes; [0-9.]*% of tokens scored after a thought$' \
+  "$tmp/e_at" || { fail "eval --think-at: no 'thinking: a sampled thought after each' line"; cat "$tmp/e_at"; }
+python3 - "$tmp/at.jsonl" <<'PYEOF' || fail "eval --think-at per-token records"
+import json, sys
+wins = {}
+for r in map(json.loads, open(sys.argv[1])): wins.setdefault(r["window"], {})[r["pos"]] = r
+n = [0, 0, 0]
+for w, recs in wins.items():
+    # text: of positions 1..p-1 (position 0 has no record), lens[q]: its length through q; whether q is
+    # an anchor is known once lens[q] >= 3, and p's talk once that holds for p-2 (or an anchor is found)
+    text, last, lens = "", None, {0: 0}
+    for p in sorted(recs):
+        r = recs[p]
+        k = p - 1 - last if last is not None and p - 1 - last < 2 else -1
+        if k >= 0 or lens.get(max(p - 2, 0), 0) >= 3:
+            assert r["talk"] == k, (w, p, r["talk"], k, text[-12:])
+        assert r["thought_on"] == (r["talk"] >= 0), (w, p)
+        if r["talk"] < 0: assert r["nll_think"] == r["nll_base"] and r["mix"] == 0, (w, p)
+        n[r["talk"] + 1] += 1
+        piece = "" if r["text"] in ("\n<s>\n", "\n</s>\n") else r["text"]
+        text += piece
+        lens[p] = len(text)
+        if piece and text.endswith("A: "): last = p
+assert n[1] > 5 and n[2] > 5 and n[0] > n[1], n
+PYEOF
 # curriculum: stage 2 starts where stage 1 ended, each with its own n_ahead
 C=$out/seed1/runs/curriculum
 grep -q '"n_ahead":[[:space:]]*5' "$C/stage1/ckpt/config.json" || fail "curriculum stage 1 is not n_ahead 5"
