@@ -275,7 +275,9 @@ static int check_task_model(const qstar_model *m, const task_args *a, int *think
 static void print_nll(const task_args *a, const qstar_eval_result *s) {
     const int think = s->think;
     printf("tokens: %ld   windows of %d   thoughts: %s", s->n_tokens, s->seq_len, think ? "on" : "off");
-    if (think) printf(" (n_ahead %d, n_thought %d, one thought per position)", s->n_ahead, s->n_ahead - 3);
+    if (think)
+        printf(" (n_ahead %d, n_thought %d, %s)", s->n_ahead, s->n_ahead - 3,
+               a->think_at ? "one thought after each --think-at text" : "one thought per position");
     // gain = base - think: positive when the thoughts help (the same sign in train, viz and the demo)
     printf("\n%-14s %10s %10s %10s\n", "NLL (nats)", "base", "think", "gain");
     const double rows[3][2] = {{s->nll_base, s->nll_think}, {s->hard20_base, s->hard20_think},

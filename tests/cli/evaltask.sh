@@ -189,7 +189,35 @@ PYEOF
   else
     fail "eval --task nll --think-at"; cat "$tmp/err"
   fi
+  # generate --think-at ".": the prompt ends with ".", so the first two generated tokens come from one
+  # thought (its end, then its talk pass 1), shown twice; every thought follows a "."
+  if "$QSTAR" generate --model "$CK" --prompt "Lily went home." --max-tokens 60 --seed 5 --think-at . --n-talk 2 \
+       --show-thoughts >"$tmp/gat" 2>"$tmp/gerr"; then
+    "$PY" - "$tmp/gat" "$tmp/gerr" <<'PYEOF' || fail "generate --think-at"
+import re, sys
+out, err = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+k, n = map(int, re.search(r"^thoughts: (\d+) of (\d+) generated tokens$", err, re.M).groups())
+assert out.startswith("Lily went home.["), out[:80]
+parts = re.findall(r"\[([^\]]*)\]", out)
+assert len(parts) == k and 2 <= k < n, (k, n, len(parts))
+assert parts[0] == parts[1], parts[:2]
+# a thought is new right after a "." (talk 0) or repeats the one before it (its talk pass 1); after every
+# "." that is followed by more text comes a thought
+prev = None
+for m in re.finditer(r"\[([^\]]*)\]", out):
+    before = re.sub(r"\[[^\]]*\]", "", out[:m.start()])
+    assert before.endswith(".") or m.group(1) == prev, (before[-30:], m.group(1), prev)
+    prev = m.group(1)
+assert re.search(r"\.[^\[]", out.rstrip("\n")) is None, out
+PYEOF
+  else
+    fail "generate --think-at"; cat "$tmp/gerr"
+  fi
 fi
+expect_rc 2 "--n-talk is for --think-at" "$QSTAR" generate --model x --n-talk 3
+expect_rc 2 "--think-at and --think-when exclude each other" "$QSTAR" generate --model x --think-at "A: " --think-when "entropy>1"
+expect_rc 2 "need thinking" "$QSTAR" generate --model x --think-at "A: " --no-think
+expect_rc 2 "--think-at needs a non-empty text" "$QSTAR" generate --model x --think-at ""
 
 [ "$fails" -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
 echo "evaltask: all checks passed"
