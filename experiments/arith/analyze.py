@@ -248,6 +248,10 @@ def analyze(root):
             nd = min(len(v["by_answer_digit_at"]) for v in vs)
             a["by_answer_digit_at"] = [{k: ci([v["by_answer_digit_at"][j][k] for v in vs]) for k in ("base", "think")}
                                        for j in range(nd)]
+    for x in MODES:
+        pr = paired(per, x)
+        if pr and "main" in agg:
+            agg["main"]["paired" + x] = pr
     took = {sd: took_off(s["variants"]["main"]) for sd, s in per.items() if "main" in s["variants"]}
     took_at = {sd: took_off(s["variants"]["main"], "_at") for sd, s in per.items()
                if "main" in s["variants"] and "think_at" in s["variants"]["main"]}
@@ -370,32 +374,65 @@ def sep(a, b):
     return a["mean"] - a["ci95"] > b["mean"] + b["ci95"]
 
 
+COMPARISONS = ("no thoughts", "the pause run", "no thought tokens", "random thought tokens")
+
+
+def paired(per, x):
+    """Per seed, the main run's thoughts (way x) against each comparison: the
+    relative answer-NLL gain 1 - think/other and the exact-match difference
+    think - other, as mean and 95% interval over seeds (the comparisons are
+    paired: the same pretrained model and held-out problems). None if unmeasured."""
+    rel = {c: [] for c in COMPARISONS}
+    dem = {c: [] for c in COMPARISONS}
+    for s in per.values():
+        v, pv = s["variants"].get("main"), s["variants"].get("pause")
+        if not v or "think" + x not in v:
+            return None
+        th, e = v["think" + x]["ans_think"], v["em"].get("em_think" + x)
+        others = {"no thoughts": (v["think" + x]["ans_base"], v["em"].get("em_nothink")),
+                  "the pause run": ((pv or {}).get("think" + x, {}).get("ans_think"), (pv or {}).get("em", {}).get("em_think" + x)),
+                  "no thought tokens": (v["pause_tokens" + x].get("ans_think"), v["em"].get("em_pause_tokens" + x)),
+                  "random thought tokens": (v["random" + x].get("ans_think"), v["em"].get("em_random" + x))}
+        for c, (o_nll, o_em) in others.items():
+            if o_nll:
+                rel[c].append(1 - th / o_nll)
+            if e is not None and o_em is not None:
+                dem[c].append(e - o_em)
+    return {c: dict(nll_rel=ci(rel[c]), em_diff=ci(dem[c])) for c in COMPARISONS}
+
+
 def mode_checks(agg, x):
     """The target margins in one way of thinking (x: "" or "_at"), each against
     the main run's thoughts: answer NLL >= 10% lower and accuracy >= 5 points
-    higher, intervals apart, over no thoughts, the pause run at equal steps and
-    the two content controls on the same checkpoint. [(what, met, text)]."""
+    higher, over no thoughts, the pause run at equal steps and the two content
+    controls on the same checkpoint. "Intervals not overlapping" is read for
+    these paired comparisons as: the 95% interval of the per-seed difference
+    excludes 0 (the verdict); whether the two means' own intervals are apart
+    is printed beside it. [(what, met, text)]."""
     m, p = agg["main"], agg.get("pause", {})
     th, em = m.get("ans_nll_think" + x), m.get("em_think" + x)
+    pr = m.get("paired" + x) or {}
     out = []
 
     def nll(name, other):
-        if not th or not other or th["mean"] is None or other["mean"] is None:
-            out.append((name, False, "%s: not measured" % name))
+        d = (pr.get(name) or {}).get("nll_rel")
+        if not th or not other or th["mean"] is None or other["mean"] is None or not d or d["mean"] is None:
+            out.append((name, False, "answer NLL vs %s: not measured" % name))
             return
-        rel = 1 - th["mean"] / other["mean"] if other["mean"] else 0
-        ok = rel >= 0.10 and sep(other, th)
-        out.append((name, ok, "answer NLL vs %s: %s vs %s (%.1f%% lower; >= 10%% and apart: %s)"
-                    % (name, fmt(th), fmt(other), 100 * rel, "yes" if ok else "no")))
+        ok = d["mean"] >= 0.10 and d["ci95"] is not None and d["mean"] - d["ci95"] > 0
+        out.append((name, ok, "answer NLL vs %s: %s vs %s, per seed %s%% lower (>= 10%%, interval above 0: %s; "
+                    "the means' intervals apart: %s)" % (name, fmt(th), fmt(other), fmt(d, 1, True),
+                                                         "yes" if ok else "no", "yes" if sep(other, th) else "no")))
 
     def acc(name, other):
-        if not em or not other or em["mean"] is None or other["mean"] is None:
-            out.append((name, False, "%s: not measured" % name))
+        d = (pr.get(name) or {}).get("em_diff")
+        if not em or not other or em["mean"] is None or other["mean"] is None or not d or d["mean"] is None:
+            out.append((name, False, "exact match vs %s: not measured" % name))
             return
-        d = em["mean"] - other["mean"]
-        ok = d >= 0.05 and sep(em, other)
-        out.append((name, ok, "exact match vs %s: %s vs %s (%+.1f points; >= +5 and apart: %s)"
-                    % (name, fmt(em, 1, True), fmt(other, 1, True), 100 * d, "yes" if ok else "no")))
+        ok = d["mean"] >= 0.05 and d["ci95"] is not None and d["mean"] - d["ci95"] > 0
+        out.append((name, ok, "exact match vs %s: %s vs %s, per seed %s points (>= +5, interval above 0: %s; "
+                    "the means' intervals apart: %s)" % (name, fmt(em, 1, True), fmt(other, 1, True), fmt(d, 1, True),
+                                                         "yes" if ok else "no", "yes" if sep(em, other) else "no")))
     nll("no thoughts", m["ans_nll_nothink"])
     acc("no thoughts", m.get("em_nothink"))
     nll("the pause run", p.get("ans_nll_think" + x))

@@ -87,24 +87,37 @@ grep -q "^Wall time of \`make experiment\`: \*\*[0-9]* s" "$out/report.md" || fa
 grep -q "^## Held-out answer tokens, one thought at the answer's start" "$out/report.md" || fail "report lacks the --think-at table"
 grep -q '"em_think_at"' "$out/results.json" || fail "results.json lacks the --think-at exact match"
 grep -q -- '--think-at' "$out/commands.sh" || fail "commands.sh ran no --think-at evaluation"
-# the verdict's margins on made-up aggregates: met only when every margin holds with intervals apart
+# the verdict's margins on made-up per-seed numbers: met only when every paired margin holds (mean
+# >= 10% / +5 points, the per-seed difference's interval above 0), measured in that way of thinking
 python3 - "$here/experiments/arith" <<'PY' || fail "analyze.mode_checks"
 import sys
 sys.path.insert(0, sys.argv[1]); sys.dont_write_bytecode = True
 import analyze
-c = lambda m, e=0.01: dict(mean=m, ci95=e, n=3)
-def agg(think_nll=0.5, em=0.6, ctrl_nll=1.0):
-    main = dict(ans_nll_nothink=c(1.0), ans_gap=c(0.5), ans_nll_think_at=c(think_nll), em_think_at=c(em), em_nothink=c(0.1),
-                ans_nll_no_thought_tokens_at=c(ctrl_nll), em_pause_tokens_at=c(0.1),
-                ans_nll_random_thoughts_at=c(1.1), em_random_at=c(0.1))
-    return dict(main=main, pause=dict(ans_nll_think_at=c(0.98), em_think_at=c(0.12)))
-assert analyze.margins_met_mode(agg(), "_at")
-assert not analyze.margins_met_mode(agg(think_nll=0.95), "_at")          # 5% lower only
-assert not analyze.margins_met_mode(agg(em=0.14), "_at")                 # +4 points only
-assert not analyze.margins_met_mode(agg(ctrl_nll=0.52), "_at")           # a content control as good
-a = agg(); a["main"]["ans_nll_think_at"] = c(0.5, 0.6)                   # intervals overlap
-assert not analyze.margins_met_mode(a, "_at")
-assert not analyze.margins_met_mode(agg(), "")                           # that mode was not measured
+def per(think=(0.50, 0.55, 0.45), em=(0.60, 0.70, 0.65), ctrl=1.0, base=(1.0, 0.8, 1.2), no_em=(0.1, 0.3, 0.05)):
+    out = {}
+    for k in range(3):
+        st = lambda t: dict(ans_base=base[k], ans_think=t, ans_gap=base[k] - t)
+        main = dict(think_at=st(think[k]), pause_tokens_at=st(ctrl * base[k]), random_at=st(1.1 * base[k]),
+                    em=dict(em_think_at=em[k], em_nothink=no_em[k], em_pause_tokens_at=no_em[k], em_random_at=no_em[k]))
+        pause = dict(think_at=st(0.98 * base[k]), em=dict(em_think_at=no_em[k] + 0.01))
+        out["seed%d" % k] = dict(variants=dict(main=main, pause=pause))
+    return out
+def met(p):
+    agg = dict(main=dict(ans_nll_think_at=analyze.ci([v["variants"]["main"]["think_at"]["ans_think"] for v in p.values()]),
+                         ans_nll_nothink=analyze.ci([v["variants"]["main"]["think_at"]["ans_base"] for v in p.values()]),
+                         em_think_at=analyze.ci([v["variants"]["main"]["em"]["em_think_at"] for v in p.values()]),
+                         em_nothink=analyze.ci([v["variants"]["main"]["em"]["em_nothink"] for v in p.values()]),
+                         ans_nll_no_thought_tokens_at=analyze.ci([1.0]), em_pause_tokens_at=analyze.ci([0.1]),
+                         ans_nll_random_thoughts_at=analyze.ci([1.0]), em_random_at=analyze.ci([0.1]),
+                         paired_at=analyze.paired(p, "_at")),
+               pause=dict(ans_nll_think_at=analyze.ci([1.0]), em_think_at=analyze.ci([0.1])))
+    return analyze.margins_met_mode(agg, "_at")
+assert met(per())
+assert not met(per(think=(0.95, 0.74, 1.12)))        # about 6% lower only
+assert not met(per(em=(0.12, 0.33, 0.09)))           # +3 points only
+assert not met(per(ctrl=0.5))                         # a content control as good as the thoughts
+assert not met(per(em=(0.9, 0.3, 0.05)))             # one seed gains 80 points, two none: interval spans 0
+assert analyze.paired(per(), "") is None             # that way of thinking was not measured
 PY
 grep -q "^- precondition .* held on \*\*[0-3] of 3 seeds\*\*" "$out/report.md" || fail "report lacks the precondition count"
 [ "$(grep -c '^| seed[1-3] | [0-9]*% | .* | \(holds\|\*\*fails\*\*\) |$' "$out/report.md")" -eq 3 ] \
