@@ -138,7 +138,7 @@ def answer_start_thoughts(path, settings):
     gen.OP, gen.FIXED, gen.REVERSE = settings.get("op", "add"), bool(settings.get("fixed_width")), bool(settings.get("reverse_answer"))
     with open(path) as f:
         rows = [json.loads(line) for line in f]
-    right, wrong, mix = [], [], []
+    right, wrong, mix, ans_right, ans_wrong = [], [], [], [], []
     for k in range(4, len(rows)):
         if "".join(r["text"] for r in rows[k - 3:k]) != "A: " or not rows[k]["text"].isdigit() or "thought_text" not in rows[k]:
             continue
@@ -149,13 +149,20 @@ def answer_start_thoughts(path, settings):
         if not m or j < 1 or rows[j - 1]["text"] != ":":
             continue
         want = gen.scratch(int(m.group(1)), int(m.group(3)))[1:-1]  # inside the parentheses
-        (right if rows[k]["thought_text"].startswith(want) else wrong).append(rows[k]["nll_base"] - rows[k]["nll_think"])
+        ok = rows[k]["thought_text"].startswith(want)
+        (right if ok else wrong).append(rows[k]["nll_base"] - rows[k]["nll_think"])
+        j, g = k, 0.0  # the whole answer's gain (its digits' summed base - think NLL)
+        while j < len(rows) and rows[j]["text"].isdigit():
+            g, j = g + rows[j]["nll_base"] - rows[j]["nll_think"], j + 1
+        (ans_right if ok else ans_wrong).append(g)
         mix.append(rows[k].get("mix", 0.0))
     n = len(right) + len(wrong)
     if not n:
         return None
     return dict(n=n, right=len(right) / n, gain_right=mean(right) if right else None,
-                gain_wrong=mean(wrong) if wrong else None, mix=mean(mix))
+                gain_wrong=mean(wrong) if wrong else None, mix=mean(mix),
+                answer_gain_right=mean(ans_right) if ans_right else None,
+                answer_gain_wrong=mean(ans_wrong) if ans_wrong else None)
 
 
 def load_settings(root):
@@ -588,9 +595,12 @@ def report(res, made, out, settings, extra=()):
         L.append("| %d | %s | %s | %s | %s | %s |" % (o["step"], fmt(o["ans_base"]), fmt(o["ans_think"]), fmt(o["ans_gap"]),
                                                     fmt(o["ans_think_at"]), fmt(o["ans_gap_at"])))
     if "main" in agg:
-        L += ["", "## Where the gain sits (main run)", "", "| base-NLL decile | gain, all tokens | gain, answer digits |", "|---|---|---|"]
+        da = agg["main"].get("deciles_answer_at")
+        L += ["", "## Where the gain sits (main run)", "", "| base-NLL decile | gain, all tokens | gain, answer digits | "
+              "gain, answer digits, one thought at the answer's start |", "|---|---|---|---|"]
         for k in range(10):
-            L.append("| %d | %s | %s |" % (k + 1, fmt(agg["main"]["deciles_all"][k]), fmt(agg["main"]["deciles_answer"][k])))
+            L.append("| %d | %s | %s | %s |" % (k + 1, fmt(agg["main"]["deciles_all"][k]), fmt(agg["main"]["deciles_answer"][k]),
+                                               fmt(da[k]) if da else "-"))
         L += ["", "## Thinking only where it pays (`--think-when entropy>X`, main run, first seed)", "",
               "| X | thought at | exact match | tokens/s |", "|---|---|---|---|"]
         first = next(iter(res["per_seed"].values()))
@@ -606,19 +616,18 @@ def report(res, made, out, settings, extra=()):
             L += ["", "## What the thoughts say at the answer's start (main run)", "",
                   "The thought right before each held-out answer's first digit (after `A: `), against the problem's own "
                   "scratch-pad (what a pretraining document would write after `A: (`): how often it is exactly that "
-                  "scratch-pad, and the gain (base - think NLL of that digit) when it is and when it is not. Right "
-                  "scratch-pads with no gain mean the information is in the thoughts but the mixing head does not use it.", "",
-                  "| seed | answers | thought = right scratch-pad | gain when right | gain when not | mix weight there |",
-                  "|---|---|---|---|---|---|"]
-            for sd, a in rows:
+                  "scratch-pad, and the gain (base - think NLL) of that digit and of the whole answer (its digits' sum) "
+                  "when it is and when it is not; rows marked `--think-at` score the whole answer from that one thought. "
+                  "Right scratch-pads with no gain mean the information is in the thoughts but is not used.", "",
+                  "| seed | answers | thought = right scratch-pad | first digit gain when right | when not | "
+                  "answer gain when right | when not | mix weight there |", "|---|---|---|---|---|---|---|---|"]
+            at_rows = [(sd + ", `--think-at`", v["variants"]["main"].get("answer_start_at"))
+                       for sd, v in res["per_seed"].items() if "main" in v["variants"]]
+            for sd, a in rows + at_rows:
                 if a:
-                    L.append("| %s | %d | %.0f%% | %s | %s | %+.3f |" % (sd, a["n"], 100 * a["right"], g(a["gain_right"]),
-                                                                      g(a["gain_wrong"]), a["mix"]))
-            for sd, v in res["per_seed"].items():
-                a = v["variants"].get("main", {}).get("answer_start_at")
-                if a:
-                    L.append("| %s, `--think-at` | %d | %.0f%% | %s | %s | %+.3f |" % (
-                        sd, a["n"], 100 * a["right"], g(a["gain_right"]), g(a["gain_wrong"]), a["mix"]))
+                    L.append("| %s | %d | %.0f%% | %s | %s | %s | %s | %+.3f |" % (
+                        sd, a["n"], 100 * a["right"], g(a["gain_right"]), g(a["gain_wrong"]), g(a.get("answer_gain_right")),
+                        g(a.get("answer_gain_wrong")), a["mix"]))
         L += ["", "## Sample thoughts at answer positions (main run, first seed)", "", "| answer token | thought before it | gain |", "|---|---|---|"]
         for t in first["variants"]["main"].get("sample_thoughts", []):
             L.append("| `%s` | `%s` | %+.3f |" % (t["text"], (t["thought"] or "").replace("\n", "\\n").replace("|", "/"), t["gain"]))
