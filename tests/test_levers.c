@@ -588,12 +588,20 @@ static void test_think_at_errors(void **st) {
     qs_nll_summary sum;
     c = ok, c.n_talk = TA_T - 2, c.think_at = longest + 1; // 255 bytes, the most
     assert_int_equal(qs_nll_eval_ctl(&m, &s, &o, 1, &c, TA_B2, TA_T, &r, NULL, NULL, NULL, &sum), QS_OK);
-    // generation thinks before every token; anchored thinking is for the evaluation
+    // generation takes the same settings and refuses the same mistakes
     int prompt[2] = {1, 5};
     qs_gen_opts g = qs_gen_opts_default();
     g.steps = 4;
-    assert_int_not_equal(qs_generate_think_ctl(&m, tok, prompt, 2, &g, &o, 1, &ok, NULL, NULL, NULL), QS_OK);
-    assert_non_null(strstr(qstar_last_error(), "evaluation only"));
+    assert_int_equal(qs_generate_think_ctl(&m, tok, prompt, 2, &g, &o, 1, &ok, NULL, NULL, NULL), QS_OK);
+    c = ok, c.min_entropy = 1.0f;
+    assert_int_not_equal(qs_generate_think_ctl(&m, tok, prompt, 2, &g, &o, 1, &c, NULL, NULL, NULL), QS_OK);
+    assert_non_null(strstr(qstar_last_error(), "exclude each other"));
+    c = ok, c.n_talk = 0;
+    assert_int_not_equal(qs_generate_think_ctl(&m, tok, prompt, 2, &g, &o, 1, &c, NULL, NULL, NULL), QS_OK);
+    assert_non_null(strstr(qstar_last_error(), "n_talk 0 out of range"));
+    c = ok, c.tok = NULL;
+    assert_int_not_equal(qs_generate_think_ctl(&m, tok, prompt, 2, &g, &o, 1, &c, NULL, NULL, NULL), QS_OK);
+    assert_non_null(strstr(qstar_last_error(), "the tokenizer"));
     // the public parameters
     qstar_eval_params p = qstar_eval_params_default();
     p.data_path = "x.txt", p.think_at = "ab", p.n_talk = 3;
