@@ -667,6 +667,28 @@ def compare(res, ref, ref_name):
             pct = k.startswith("em_")
             L.append("| %s | %s | %s | %s | %s | %s |" % (n, k, fmt(a, 1 if pct else 4, pct), fmt(b, 1 if pct else 4, pct),
                                                       "yes" if ab else "**no**", "yes" if ba else "**no**"))
+    # the measures the verdicts rest on: the main run's per-seed (paired) gains over each comparison
+    L += ["", "The main run's gains per seed over each comparison (what the verdicts rest on), both ways:", "",
+          "| way of thinking | over | measure | this run | %s | this inside other | other inside this |" % ref_name,
+          "|---|---|---|---|---|---|---|"]
+    h_in = h_tot = 0
+    for x in MODES:
+        pa, pb = res["aggregate"].get("main", {}).get("paired" + x), ref["aggregate"].get("main", {}).get("paired" + x)
+        if not pa or not pb:
+            continue
+        for c in COMPARISONS:
+            for k, unit in (("nll_rel", "answer NLL, % lower"), ("em_diff", "exact match, points")):
+                a, b = pa[c][k], pb[c][k]
+                if a["mean"] is None or b["mean"] is None:
+                    continue
+                ab = b["ci95"] is not None and abs(a["mean"] - b["mean"]) <= b["ci95"]
+                ba = a["ci95"] is not None and abs(a["mean"] - b["mean"]) <= a["ci95"]
+                h_in += ab and ba
+                h_tot += 1
+                L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+                    "before every token" if x == "" else "at the answer's start", c, unit, fmt(a, 1, True), fmt(b, 1, True),
+                    "yes" if ab else "**no**", "yes" if ba else "**no**"))
+
     def holds(r):
         return r.get("precondition_holds") or {sd: precondition_holds(x["precondition"]) for sd, x in r.get("per_seed", {}).items()}
     p1, p2 = holds(res), holds(ref)
@@ -681,8 +703,9 @@ def compare(res, ref, ref_name):
                      % ("before every token" if x == "" else "at the answer's start", "met" if v1[j] else "NOT met",
                         "met" if v2[j] else "NOT met", "same conclusion" if v1[j] == v2[j] else "DIFFERENT conclusion",
                         sum(t1.values()), len(t1), sum(t2.values()), len(t2)))
-    summary = ("%d of %d means inside each other's intervals; thinking %s; the precondition held on %d of %d seeds here, "
-               "%d of %d there" % (inside, total, "; thinking ".join(parts), sum(p1.values()), len(p1), sum(p2.values()), len(p2)))
+    summary = ("the main run's per-seed gains: %d of %d inside each other's intervals; all means: %d of %d; thinking %s; "
+               "the precondition held on %d of %d seeds here, %d of %d there"
+               % (h_in, h_tot, inside, total, "; thinking ".join(parts), sum(p1.values()), len(p1), sum(p2.values()), len(p2)))
     return L + ["", "**" + summary + "**", ""], summary
 
 

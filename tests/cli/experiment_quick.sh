@@ -159,7 +159,7 @@ python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['seeds']==
 rm -rf "$out/seed9"
 # reproduction against another run (here itself): every mean inside, same conclusion
 python3 "$here/experiments/arith/analyze.py" --out "$out" --compare "$out" >"$tmp/cmp" 2>&1 || fail "analyze.py --compare"
-grep -q "^reproduction: \([0-9]*\) of \1 means inside each other's intervals; .*(same conclusion).*precondition held" "$tmp/cmp" \
+grep -q "^reproduction: the main run's per-seed gains: \([0-9]*\) of \1 inside each other's intervals; all means: \([0-9]*\) of \2; .*(same conclusion).*(same conclusion).*precondition held" "$tmp/cmp" \
   || { fail "self-comparison is not a reproduction"; cat "$tmp/cmp"; }
 grep -q "^## Reproduction against" "$out/report.md" || fail "report lacks the reproduction section"
 python3 "$here/experiments/arith/analyze.py" --out "$out" --compare "$tmp/nowhere" >/dev/null 2>"$tmp/cmp" \
