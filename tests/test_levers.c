@@ -431,19 +431,25 @@ static const qs_nll_token *ta_find(const qs_nll_tokens *rec, long w, int pos) {
     return NULL;
 }
 
+// The fixture model, the in-memory tokenizer, options with TA_NT thought tokens and the planted stream.
+static void ta_setup(qs_model *m, qs_tokenizer **tok, qs_qstar_opts *o, qs_token_stream *s, int *buf, size_t *starts) {
+    load_fixture_model(m);
+    assert_int_equal(m->cfg.vocab_size, TA_V);
+    *tok = ta_tokenizer();
+    qs_qstar_opts_default(o);
+    o->n_ahead = TA_NT + 3;
+    ta_stream(s, buf, starts);
+}
+
 static void test_think_at_nll(void **st) {
     (void)st;
     qs_model m;
-    load_fixture_model(&m);
-    assert_int_equal(m.cfg.vocab_size, TA_V);
-    qs_tokenizer *tok = ta_tokenizer();
+    qs_tokenizer *tok;
     qs_qstar_opts o;
-    qs_qstar_opts_default(&o);
-    o.n_ahead = TA_NT + 3;
     int buf[TA_N];
     size_t starts[TA_N / 20];
     qs_token_stream s;
-    ta_stream(&s, buf, starts);
+    ta_setup(&m, &tok, &o, &s, buf, starts);
     // the anchors, by decoding: where the plants put them ("abq" and a window's
     // first "b" after the last one's "a" are none; "qab" is one; BOS is no text)
     int anchor[TA_W][TA_T], src[TA_W][TA_T], nl_anchor[TA_W][TA_T], nl_src[TA_W][TA_T];
@@ -504,15 +510,12 @@ static void test_think_at_nll(void **st) {
 static void test_think_at_absent(void **st) {
     (void)st;
     qs_model m;
-    load_fixture_model(&m);
-    qs_tokenizer *tok = ta_tokenizer();
+    qs_tokenizer *tok;
     qs_qstar_opts o;
-    qs_qstar_opts_default(&o);
-    o.n_ahead = TA_NT + 3;
     int buf[TA_N];
     size_t starts[TA_N / 20];
     qs_token_stream s;
-    ta_stream(&s, buf, starts);
+    ta_setup(&m, &tok, &o, &s, buf, starts);
     qs_think_ctl c = qs_think_ctl_default();
     c.think_at = "bb", c.tok = tok, c.n_talk = TA_K; // sampled thoughts this time
     qs_nll_tokens rec, alw;
@@ -556,15 +559,12 @@ static void ta_refused(const qs_model *m, const qs_token_stream *s, const qs_qst
 static void test_think_at_errors(void **st) {
     (void)st;
     qs_model m;
-    load_fixture_model(&m);
-    qs_tokenizer *tok = ta_tokenizer();
+    qs_tokenizer *tok;
     qs_qstar_opts o;
-    qs_qstar_opts_default(&o);
-    o.n_ahead = TA_NT + 3;
     int buf[TA_N];
     size_t starts[TA_N / 20];
     qs_token_stream s;
-    ta_stream(&s, buf, starts);
+    ta_setup(&m, &tok, &o, &s, buf, starts);
     const qs_think_ctl ok = {.min_entropy = -INFINITY, .think_at = "ab", .tok = tok, .n_talk = TA_K};
     qs_think_ctl c = ok;
     c.min_entropy = 1.0f;

@@ -57,5 +57,8 @@ qs_status qs_api_json_write(const char *path, const struct cJSON *root);
 // The "quietstar" thought settings of a results JSON: n_ahead, n_thought,
 // tau_sample, mixing (n_ahead null without thoughts).
 void qs_api_json_thoughts(struct cJSON *obj, int think, const qs_qstar_opts *qo);
+// The public think_at / n_talk / think_min_entropy parameters of `fn`
+// (qstar_eval_nll, qstar_generate): QS_ERR_ARG naming the problem.
+qs_status qs_api_think_at_check(const char *fn, const char *think_at, int n_talk, float min_entropy);
 
 #endif

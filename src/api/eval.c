@@ -33,13 +33,7 @@ QSTAR_API qs_status qstar_eval_check(const qstar_eval_params *params) {
     if (!p.data_path || !p.data_path[0]) return qs_error(QS_ERR_ARG, "qstar_eval_nll: no data path");
     if (p.seq_len < 0 || p.batch < 0 || p.limit_tokens < 0 || p.n_ahead < 0 || p.tau_sample < 0)
         return qs_error(QS_ERR_ARG, "qstar_eval_nll: negative seq_len, batch, limit_tokens, n_ahead or tau_sample");
-    if (isnan(p.think_min_entropy)) return qs_error(QS_ERR_ARG, "qstar_eval_nll: think_min_entropy is NaN");
-    if (p.think_at && (!p.think_at[0] || strlen(p.think_at) > 255))
-        return qs_error(QS_ERR_ARG, "qstar_eval_nll: think_at must hold 1 to 255 bytes");
-    if (p.think_at && p.think_min_entropy > -INFINITY)
-        return qs_error(QS_ERR_ARG, "qstar_eval_nll: think_at and think_min_entropy exclude each other");
-    if (p.n_talk < 0 || p.n_talk > 64) return qs_error(QS_ERR_ARG, "qstar_eval_nll: n_talk %d out of range 0..64", p.n_talk);
-    if (p.n_talk && !p.think_at) return qs_error(QS_ERR_ARG, "qstar_eval_nll: n_talk is for think_at");
+    QS_TRY(qs_api_think_at_check("qstar_eval_nll", p.think_at, p.n_talk, p.think_min_entropy));
     QS_TRY(qs_api_out_check(p.out_path, p.force));
     return qs_api_out_check(p.tokens_path, p.force);
 }

@@ -129,13 +129,7 @@ QSTAR_API qs_status qstar_generate_ex(qstar_model *q, const char *prompt, const 
     const qstar_gen_params p = params ? *params : qstar_gen_params_default();
     if (!prompt) prompt = "";
     if (p.max_tokens < 0) return qs_error(QS_ERR_ARG, "qstar_generate: max_tokens %d is negative", p.max_tokens);
-    if (isnan(p.think_min_entropy)) return qs_error(QS_ERR_ARG, "qstar_generate: think_min_entropy is NaN");
-    if (p.think_at && (!p.think_at[0] || strlen(p.think_at) > 255))
-        return qs_error(QS_ERR_ARG, "qstar_generate: think_at must hold 1 to 255 bytes");
-    if (p.think_at && p.think_min_entropy > -INFINITY)
-        return qs_error(QS_ERR_ARG, "qstar_generate: think_at and think_min_entropy exclude each other");
-    if (p.n_talk < 0 || p.n_talk > 64) return qs_error(QS_ERR_ARG, "qstar_generate: n_talk %d out of range 0..64", p.n_talk);
-    if (p.n_talk && !p.think_at) return qs_error(QS_ERR_ARG, "qstar_generate: n_talk is for think_at");
+    QS_TRY(qs_api_think_at_check("qstar_generate", p.think_at, p.n_talk, p.think_min_entropy));
     int think = 0;
     QS_TRY(qs_api_resolve_think(q, p.think, &think));
     const int thought_opts = p.n_ahead || p.tau_sample > 0 || p.greedy_thoughts || p.random_thoughts ||

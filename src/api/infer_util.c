@@ -6,6 +6,7 @@
 #include "io/outpath.h"
 
 #include <cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,4 +68,15 @@ void qs_api_json_thoughts(cJSON *obj, int think, const qs_qstar_opts *qo) {
     cJSON_AddNumberToObject(obj, "n_thought", qo->n_ahead - 3);
     cJSON_AddNumberToObject(obj, "tau_sample", qo->tau_sample);
     cJSON_AddStringToObject(obj, "mixing", qo->mixing == QS_MIX_SIGMOID ? "sigmoid" : "linear");
+}
+
+qs_status qs_api_think_at_check(const char *fn, const char *think_at, int n_talk, float min_entropy) {
+    if (isnan(min_entropy)) return qs_error(QS_ERR_ARG, "%s: think_min_entropy is NaN", fn);
+    if (think_at && (!think_at[0] || strlen(think_at) > 255))
+        return qs_error(QS_ERR_ARG, "%s: think_at must hold 1 to 255 bytes", fn);
+    if (think_at && min_entropy > -INFINITY)
+        return qs_error(QS_ERR_ARG, "%s: think_at and think_min_entropy exclude each other", fn);
+    if (n_talk < 0 || n_talk > QS_MAX_TALK) return qs_error(QS_ERR_ARG, "%s: n_talk %d out of range 0..%d", fn, n_talk, QS_MAX_TALK);
+    if (n_talk && !think_at) return qs_error(QS_ERR_ARG, "%s: n_talk is for think_at", fn);
+    return QS_OK;
 }

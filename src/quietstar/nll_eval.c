@@ -168,19 +168,10 @@ static qs_status run_init(nll_run *r) {
 // piece "\n<s>\n" would otherwise end an anchor "\n"), and a position whose
 // token adds no text is no new anchor (the text did not change there).
 static void anchor_sources(const nll_run *r, const int *tok, int *src) {
-    const char *at = r->ctl.think_at;
-    const size_t L = strlen(at);
-    char tail[256]; // the last L bytes of the decoded text (L < sizeof tail, checked at the start)
-    size_t n = 0;
+    qs_anchor an = {.n = 0};
     int a = -1;
     for (int i = 0; i < r->T; i++) {
-        const char *piece = qs_tokenizer_is_special(r->ctl.tok, tok[i]) ? ""
-                            : qs_tokenizer_piece(r->ctl.tok, i ? tok[i - 1] : tok[i], tok[i]);
-        for (const char *c = piece; *c; c++) {
-            if (n == L) memmove(tail, tail + 1, --n);
-            tail[n++] = *c;
-        }
-        if (*piece && n == L && !memcmp(tail, at, L)) a = i;
+        if (qs_anchor_push(&an, r->ctl.tok, r->ctl.think_at, i ? tok[i - 1] : -1, tok[i])) a = i;
         src[i] = a >= 0 && i - a < r->eo.n_talk ? a : -1;
     }
 }
@@ -242,15 +233,8 @@ qs_status qs_nll_eval_ctl(const qs_model *m, const qs_token_stream *s, const qs_
     if (r.think) {
         r.eo = *o; // SPEC section 5: evaluation mode
         r.eo.n_passes = 1, r.eo.n_talk = 1, r.eo.reward_baseline = QS_BASELINE_MEAN;
-        if (r.ctl.think_at) {
-            const size_t L = strlen(r.ctl.think_at);
-            if (L == 0 || L >= 256 || !r.ctl.tok)
-                return qs_error(QS_ERR_ARG, "think_at needs a text of 1 to 255 bytes and the tokenizer");
-            if (r.ctl.min_entropy > -INFINITY) return qs_error(QS_ERR_ARG, "think_at and an entropy threshold exclude each other");
-            if (r.ctl.n_talk < 1 || r.ctl.n_talk > QS_MAX_TALK)
-                return qs_error(QS_ERR_ARG, "think_at: n_talk %d out of range 1..%d", r.ctl.n_talk, QS_MAX_TALK);
-            r.eo.n_talk = r.ctl.n_talk;
-        }
+        QS_TRY(qs_think_ctl_check(&r.ctl));
+        if (r.ctl.think_at) r.eo.n_talk = r.ctl.n_talk;
         r.eo.forward_only = 1; // no gradients: no layer inputs, activations or gradient buffers
         if (T < r.eo.n_talk + 2)
             return qs_error(QS_ERR_ARG, "window %d too short for thoughts (needs %d)", T, r.eo.n_talk + 2);

@@ -139,14 +139,13 @@ typedef struct {
     qs_rng rng;   // thoughts draw from their own stream
     int *thought; // [n_ahead-3]
     // think_at: the decoded text's last bytes, where the anchor last ended, the column of the last thought
-    char tail[256];
-    size_t n_tail;
+    qs_anchor anchor;
     int prev, anchor_pos, talk_col;
 } think_src;
 
 static qs_status think_begin(void *ctx, int max_len) {
     think_src *s = ctx;
-    s->n_tail = 0, s->prev = -1, s->anchor_pos = -1, s->talk_col = -1;
+    s->anchor.n = 0, s->prev = -1, s->anchor_pos = -1, s->talk_col = -1;
     QS_TRY(qs_thinker_create_talk(&s->t, s->m, s->qo, max_len, s->ctl.think_at ? s->ctl.n_talk : 1));
     s->thought = qs_calloc((size_t)QS_MAX(1, s->qo->n_ahead - 3), sizeof(int), "thought");
     return s->thought ? QS_OK : QS_ERR_NOMEM;
@@ -156,16 +155,8 @@ static qs_status think_feed(void *ctx, int token, int pos) {
     think_src *s = ctx;
     QS_TRY(qs_thinker_feed(s->t, token, pos));
     if (!s->ctl.think_at) return QS_OK;
-    // the text as qs_tokenizer_decode has it: BOS/EOS are no text, and a token that adds none is no new anchor
-    const size_t L = strlen(s->ctl.think_at);
-    const char *piece = qs_tokenizer_is_special(s->ctl.tok, token)
-                            ? "" : qs_tokenizer_piece(s->ctl.tok, s->prev < 0 ? token : s->prev, token);
-    for (const char *c = piece; *c; c++) {
-        if (s->n_tail == L) memmove(s->tail, s->tail + 1, --s->n_tail);
-        s->tail[s->n_tail++] = *c;
-    }
+    if (qs_anchor_push(&s->anchor, s->ctl.tok, s->ctl.think_at, s->prev, token)) s->anchor_pos = pos;
     s->prev = token;
-    if (*piece && s->n_tail == L && !memcmp(s->tail, s->ctl.think_at, L)) s->anchor_pos = pos;
     return QS_OK;
 }
 
@@ -224,6 +215,27 @@ qs_think_ctl qs_think_ctl_default(void) {
     return c;
 }
 
+qs_status qs_think_ctl_check(const qs_think_ctl *c) {
+    if (!c->think_at) return QS_OK;
+    const size_t L = strlen(c->think_at);
+    if (L == 0 || L >= sizeof((qs_anchor *)0)->tail || !c->tok)
+        return qs_error(QS_ERR_ARG, "think_at needs a text of 1 to 255 bytes and the tokenizer");
+    if (c->min_entropy > -INFINITY) return qs_error(QS_ERR_ARG, "think_at and an entropy threshold exclude each other");
+    if (c->n_talk < 1 || c->n_talk > QS_MAX_TALK)
+        return qs_error(QS_ERR_ARG, "think_at: n_talk %d out of range 1..%d", c->n_talk, QS_MAX_TALK);
+    return QS_OK;
+}
+
+int qs_anchor_push(qs_anchor *a, const qs_tokenizer *tok, const char *at, int prev, int token) {
+    const size_t L = strlen(at); // < sizeof a->tail (qs_think_ctl_check)
+    const char *piece = qs_tokenizer_is_special(tok, token) ? "" : qs_tokenizer_piece(tok, prev < 0 ? token : prev, token);
+    for (const char *c = piece; *c; c++) {
+        if (a->n == L) memmove(a->tail, a->tail + 1, --a->n);
+        a->tail[a->n++] = *c;
+    }
+    return *piece && a->n == L && !memcmp(a->tail, at, L);
+}
+
 int qs_random_thought_token(int V, const int *banned, int n_banned, float coin) {
     int n_ok = V, t;
     for (int k = 0; k < n_banned; k++) n_ok -= banned[k] >= 0 && banned[k] < V;
@@ -251,14 +263,7 @@ qs_status qs_generate_think_ctl(const qs_model *m, const qs_tokenizer *tok, cons
     qs_gen_opts o = opts ? *opts : qs_gen_opts_default();
     if (out) memset(out, 0, sizeof *out);
     if (think && !qo) return qs_error(QS_ERR_ARG, "generate: thinking needs Quiet-STaR options");
-    if (ctl && ctl->think_at) {
-        const size_t L = strlen(ctl->think_at);
-        if (L == 0 || L >= 256 || !ctl->tok)
-            return qs_error(QS_ERR_ARG, "generate: think_at needs a text of 1 to 255 bytes and the tokenizer");
-        if (ctl->min_entropy > -INFINITY) return qs_error(QS_ERR_ARG, "generate: think_at and an entropy threshold exclude each other");
-        if (ctl->n_talk < 1 || ctl->n_talk > QS_MAX_TALK)
-            return qs_error(QS_ERR_ARG, "generate: think_at: n_talk %d out of range 1..%d", ctl->n_talk, QS_MAX_TALK);
-    }
+    if (ctl) QS_TRY(qs_think_ctl_check(ctl));
     // the meta tokens of the Quiet-STaR options are banned from the text too
     int *ban = NULL;
     if (qo && qo->n_banned > 0) {

@@ -79,6 +79,19 @@ typedef struct {
 } qs_think_ctl;
 
 qs_think_ctl qs_think_ctl_default(void);
+// The think_at settings of a policy (text of 1..255 bytes, tokenizer, n_talk
+// 1..QS_MAX_TALK, no entropy threshold): QS_OK without think_at.
+qs_status qs_think_ctl_check(const qs_think_ctl *c);
+
+// Where a think_at text ends: the decoded text's last bytes, token by token,
+// as qs_tokenizer_decode has it (BOS/EOS add no text).
+typedef struct {
+    char tail[256];
+    size_t n;
+} qs_anchor;
+// Appends `token` (after `prev`, -1 at the start); 1 if the text now ends with
+// `at` and the token added text (a token adding none is no new anchor).
+int qs_anchor_push(qs_anchor *a, const struct qs_tokenizer *tok, const char *at, int prev, int token);
 // (The entropy of a prediction: qs_logits_entropy in ops/ops.h.)
 // A token drawn uniformly from [0,V) minus the banned ids, from `coin` in [0,1).
 int qs_random_thought_token(int V, const int *banned, int n_banned, float coin);
