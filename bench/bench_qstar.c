@@ -25,12 +25,14 @@
 // hidden 172, 5 layers, 8 heads, 4 kv heads, vocab 512, tied).
 // Only the public API (include/qstar.h): the timed work is libqstar's
 // qstar_bench_run / qstar_bench_save_model / qstar_bench_sgemm; this program
-// parses the command line and prints.
+// parses the command line and prints. It runs with the OpenMP wait policy
+// the qstar CLI chooses (qstar_omp_wait_policy) unless OMP_WAIT_POLICY is set.
 #include <qstar.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void die(const char *what) {
     fprintf(stderr, "bench_qstar: %s: %s\n", what, qstar_last_error());
@@ -183,6 +185,11 @@ static int mode_calib(const args_t *a) {
 }
 
 int main(int argc, char **argv) {
+    const char *policy = qstar_omp_wait_policy(); // as tools/qstar.c: read when libgomp loads
+    if (policy && !getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", policy, 1);
+        execv("/proc/self/exe", argv); // returns only on failure: run as is
+    }
     args_t a = parse(argc, argv);
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (!strcmp(a.mode, "save")) return mode_save(&a);

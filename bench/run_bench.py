@@ -14,12 +14,13 @@ Environment:
   BENCH_SKIP_BIG=1   skip section 2(d)'s 135M-shaped B=8 step (the longest run)
   BENCH_REF_TIMEOUT  seconds one reference process may take (default 600)
   QSTAR_DATA         shared data dir: stories260K.bin is used when present
-  BENCH_OMP_WAIT_POLICY  OMP_WAIT_POLICY for both sides (default PASSIVE; "default"
-                     leaves it unset).  With GOMP's default spinning, 2 OpenMP threads
-                     plus OpenBLAS's spinning pthreads on a shared 2-CPU machine measure
-                     the scheduler (10x slower and erratic for small models, both sides).
-                     qstar's CLI sets PASSIVE itself; the reference as its users run it
-                     does not, so sections 2(a)/(b) also time the reference "as shipped"
+  BENCH_OMP_WAIT_POLICY  OMP_WAIT_POLICY for both sides ("default" leaves it unset).
+                     Unset: the reference runs with PASSIVE (with GOMP's default spinning,
+                     its OpenMP threads plus OpenBLAS's spinning pthreads on a shared 2-CPU
+                     machine measure the scheduler: 2-10x slower and erratic), and qstar
+                     with the policy its CLI chooses (qstar_omp_wait_policy: PASSIVE on
+                     OpenBLAS, libgomp's default on oneDNN).  The reference as its users
+                     run it sets none, so sections 2(a)/(b) also time it "as shipped"
                      (variable unset) beside the tuned one (BENCH_AS_SHIPPED=0: skip).
   BENCH_PERF=0       no `perf record` time attribution
 """
@@ -42,7 +43,7 @@ THREADS = 2
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0") or "--quick" in sys.argv
 SKIP_BIG = os.environ.get("BENCH_SKIP_BIG", "") not in ("", "0")
 REF_TIMEOUT = float(os.environ.get("BENCH_REF_TIMEOUT", "600"))
-WAIT_POLICY = os.environ.get("BENCH_OMP_WAIT_POLICY", "PASSIVE")
+WAIT_POLICY = os.environ.get("BENCH_OMP_WAIT_POLICY", "")  # "": PASSIVE for the reference, qstar's own for qstar
 AS_SHIPPED = os.environ.get("BENCH_AS_SHIPPED", "1") not in ("", "0")
 USE_PERF = os.environ.get("BENCH_PERF", "1") not in ("", "0") and shutil.which("perf") is not None
 T_START = time.time()
@@ -65,11 +66,15 @@ def out(line=""):
     print(line, flush=True)
 
 
-def child_env(wait_policy=None):
+def child_env(wait_policy=None, qstar=False):
+    """The environment of a measured process.  qstar's processes choose their
+    OpenMP wait policy as the qstar CLI does, unless BENCH_OMP_WAIT_POLICY says."""
     e = dict(os.environ)
     for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         e[k] = str(THREADS)
     policy = WAIT_POLICY if wait_policy is None else wait_policy
+    if not policy:
+        policy = "default" if qstar else "PASSIVE"
     if policy.lower() == "default":
         e.pop("OMP_WAIT_POLICY", None)
     else:
@@ -92,13 +97,17 @@ def mem_available():
     return 0
 
 
+def is_qstar(cmd):
+    return os.path.basename(cmd[0]) in ("bench_qstar", "qstar")
+
+
 def run(cmd, label, timeout=None, wait_policy=None, env=None):
     """Runs one measurement process; returns its JSON dict (plus the child's
     rusage: peak RSS and CPU seconds as /usr/bin/time -v reports them), or a
     dict with "error"."""
     log("%s: %s" % (label, " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd)))
     la0, t0 = loadavg(), time.time()
-    e = child_env(wait_policy)
+    e = child_env(wait_policy, qstar=is_qstar(cmd))
     e.update(env or {})
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=e, cwd=ROOT,
                          start_new_session=True)
@@ -254,7 +263,8 @@ def perf_attribution(cmd, label):
     data = os.path.join(tempfile.gettempdir(), "qstar-bench-perf-%d.data" % os.getpid())
     log("%s perf record: %s" % (label, " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd)))
     try:
-        r = subprocess.run(["perf", "record", "-q", "-F", "499", "-o", data, "--"] + cmd, env=child_env(), cwd=ROOT,
+        r = subprocess.run(["perf", "record", "-q", "-F", "499", "-o", data, "--"] + cmd,
+                           env=child_env(qstar=is_qstar(cmd)), cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=1800)
         if r.returncode != 0:
             return None
@@ -694,7 +704,7 @@ def section_generate(tmp):
             cmd = [qbin, "generate", "--model", m135, "--think", "--precision", prec, "--prompt", "Once upon a time",
                    "--max-tokens", "48", "--temperature", "0", "--seed", "1"]
             log("3 generate %s (round %d): %s" % (prec, rnd + 1, " ".join(cmd[1:])))
-            p = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), cwd=ROOT, timeout=1200)
+            p = subprocess.run(cmd, capture_output=True, text=True, env=child_env(qstar=True), cwd=ROOT, timeout=1200)
             rate = None
             for ln in p.stderr.splitlines():
                 if ln.startswith("achieved tok/s:"):

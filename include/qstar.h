@@ -15,8 +15,8 @@
 //     fields added later keep a sensible value.
 //   - Every exported symbol starts with qstar_ (QSTAR_API); types and status
 //     codes start with qstar_ / qs_ / QS_.
-//   - Programs should run with OMP_WAIT_POLICY=passive (spinning OpenMP
-//     threads fight OpenBLAS's on small machines).
+//   - Programs should run with the OMP_WAIT_POLICY qstar_omp_wait_policy()
+//     names (passive on the OpenBLAS backend), set before libgomp loads.
 //
 // Example: greedy continuation of a prompt, with thoughts when the model is a
 // Quiet-STaR checkpoint (see examples/generate.c and examples/train.c):
@@ -92,6 +92,14 @@ QSTAR_API const char *qstar_precision_name(qstar_precision p);
 // (openblas | onednn; unset: onednn when the library was built with it) and
 // gives its name; QS_ERR_ARG when QSTAR_MATMUL names no available backend.
 QSTAR_API qs_status qstar_matmul_backend(const char **name);
+// The OMP_WAIT_POLICY that suits that backend: "passive" for OpenBLAS (OpenMP
+// threads spinning after each parallel region fight OpenBLAS's own threads for
+// the cores: 2-3x slower steps on 2 cores), NULL for oneDNN (it runs on the
+// same OpenMP threads, and libgomp's default short spin before sleeping saves
+// the wake-up of every small parallel region: a stories260K step 15-20% faster
+// than with passive). libgomp reads the variable when it loads, so set it
+// before (the qstar CLI re-executes itself once with it).
+QSTAR_API const char *qstar_omp_wait_policy(void);
 
 // ---------------------------------------------------------------------------
 // Models

@@ -258,6 +258,12 @@ static void test_backend_choice(void **state) {
     assert_non_null(strstr(qstar_last_error(), "cublas"));
     assert_int_equal(qs_matmul_set_backend("openblas"), QS_OK);
     assert_string_equal(qs_matmul_backend(), "openblas");
+    assert_string_equal(qstar_omp_wait_policy(), "passive"); // OpenBLAS's threads: no spinning
+    if (have_dnnl()) {
+        assert_int_equal(qs_matmul_set_backend("onednn"), QS_OK);
+        assert_null(qstar_omp_wait_policy()); // oneDNN on OpenMP alone: libgomp's default
+        assert_int_equal(qs_matmul_set_backend("openblas"), QS_OK);
+    }
     qs_precision p = QS_PREC_FP32;
     assert_int_equal(qs_precision_parse("bf16", &p), QS_OK);
     assert_int_equal(p, QS_PREC_BF16);

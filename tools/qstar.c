@@ -30,12 +30,12 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    // OpenMP worker threads that spin after each parallel region fight with
-    // OpenBLAS's own threads for the cores (measured: 2-3x slower steps on 2
-    // cores). The wait policy is read when libgomp loads, so set it and
+    // The wait policy that suits the matmul backend (passive for OpenBLAS,
+    // see qstar_omp_wait_policy) is read when libgomp loads, so set it and
     // re-execute once; an explicit OMP_WAIT_POLICY from the user is kept.
-    if (!getenv("OMP_WAIT_POLICY")) {
-        setenv("OMP_WAIT_POLICY", "passive", 1);
+    const char *policy = qstar_omp_wait_policy();
+    if (policy && !getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", policy, 1);
         execv("/proc/self/exe", argv); // returns only on failure: run as is
     }
     if (argc < 2) {

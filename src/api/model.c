@@ -176,3 +176,7 @@ QSTAR_API qs_status qstar_matmul_backend(const char **name) {
     if (name) *name = qs_matmul_backend();
     return st;
 }
+
+QSTAR_API const char *qstar_omp_wait_policy(void) {
+    return strcmp(qs_matmul_backend(), "openblas") ? NULL : "passive";
+}
