@@ -144,9 +144,9 @@ static void test_bf16_mm(void **state) {
     for (int i = 0; i < 64 + N * K; i++) params[i] = 1.0f;
     for (int i = 0; i < 64 + N * K; i++) params16[i] = qs_bf16_round(2.0f); // a copy that differs on purpose
     const float *W = params + 64;                                              // weight [N,K] inside params
-    qs_mm fp = {QS_PREC_FP32, params, params16, 64 + N * K};
-    qs_mm bf = {QS_PREC_BF16, params, params16, 64 + N * K};
-    qs_mm bf_nocopy = {QS_PREC_BF16, NULL, NULL, 0};
+    qs_mm fp = {QS_PREC_FP32, params, params16, 64 + N * K, 0};
+    qs_mm bf = {QS_PREC_BF16, params, params16, 64 + N * K, 0};
+    qs_mm bf_nocopy = {QS_PREC_BF16, NULL, NULL, 0, 0};
     for (int b = 0; b < 2; b++) {
         if (qs_matmul_set_backend(backends[b]) != QS_OK) continue;
         qs_gemm(&fp, 0, 1, M, N, K, 1.0f, act, K, W, K, 0.0f, Cf, N);
@@ -182,7 +182,7 @@ static void test_shared_input(void **state) {
     for (int prec = 0; prec < 2; prec++)
         for (int b = 0; b < 2; b++) {
             if (qs_matmul_set_backend(backends[b]) != QS_OK) continue;
-            qs_mm mm = {prec ? QS_PREC_BF16 : QS_PREC_FP32, params, p16, O1 * C + O2 * C + O1};
+            qs_mm mm = {prec ? QS_PREC_BF16 : QS_PREC_FP32, params, p16, O1 * C + O2 * C + O1, 0};
             const qs_linear lin[2] = {{a1, w1, b1, O1}, {a2, w2, NULL, O2}};
             matmul_forward_shared_mm(&mm, x, N, C, 2, lin);
             matmul_forward_mm(&mm, s1, x, w1, b1, N, C, O1);
@@ -191,6 +191,48 @@ static void test_shared_input(void **state) {
             assert_memory_equal(a2, s2, sizeof a2);
         }
     free(params), free(x), free(p16);
+    assert_int_equal(qs_matmul_set_backend(NULL), QS_OK);
+}
+
+// oneDNN: X W^T with W a weight of the bf16 copy (qs_mm.gen set) reads W packed into
+// the blocked layout, once per generation: the same products as the plain path
+// (gen 0), bit for bit, also for shapes that are not whole blocks, after the
+// weights change (a new generation), and nothing is kept after qs_gemm_forget.
+static void test_packed_weights(void **state) {
+    (void)state;
+    if (!have_dnnl()) {
+        skip();
+        return;
+    }
+    static const int shapes[][3] = {{1, 64, 64}, {5, 33, 24}, {130, 100, 70}, {128, 192, 576}};
+    qs_rng r;
+    qs_rng_seed(&r, 21);
+    for (size_t t = 0; t < sizeof shapes / sizeof *shapes; t++) {
+        const int M = shapes[t][0], N = shapes[t][1], K = shapes[t][2];
+        const size_t np = 16 + (size_t)N * K;
+        float *params = rand_buf(&r, np, 0.5f), *x = rand_buf(&r, (size_t)M * K, 1.0f);
+        float *c0 = rand_buf(&r, (size_t)M * N, 1.0f), *c1 = malloc((size_t)M * N * sizeof(float));
+        float *want = malloc((size_t)M * N * sizeof(float));
+        qs_bf16 *p16 = malloc(np * sizeof(qs_bf16));
+        qs_bf16_from_f32(p16, params, np);
+        const float *W = params + 16;
+        for (int gen = 1; gen <= 2; gen++) {
+            if (gen == 2) // the weights change: a new generation packs them again
+                for (size_t i = 0; i < np; i++) p16[i] = qs_bf16_round(-0.5f * qs_bf16_widen(p16[i]));
+            const qs_mm plain = {QS_PREC_BF16, params, p16, np, 0}, packed = {QS_PREC_BF16, params, p16, np, (uint64_t)gen};
+            for (int beta = 0; beta < 2; beta++) {
+                memcpy(want, c0, (size_t)M * N * sizeof(float));
+                memcpy(c1, c0, (size_t)M * N * sizeof(float));
+                qs_gemm(&plain, 0, 1, M, N, K, 0.75f, x, K, W, K, (float)beta, want, N);
+                qs_gemm(&packed, 0, 1, M, N, K, 0.75f, x, K, W, K, (float)beta, c1, N);
+                assert_memory_equal(c1, want, (size_t)M * N * sizeof(float));
+            }
+        }
+        assert_true(qs_gemm_packed_bytes() >= (size_t)N * K * sizeof(qs_bf16));
+        qs_gemm_forget(p16, np * sizeof(qs_bf16));
+        assert_int_equal(qs_gemm_packed_bytes(), 0);
+        free(params), free(x), free(c0), free(c1), free(want), free(p16);
+    }
     assert_int_equal(qs_matmul_set_backend(NULL), QS_OK);
 }
 
@@ -277,7 +319,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgemm_contract), cmocka_unit_test(test_bf16_gemm),
         cmocka_unit_test(test_bf16_mm),        cmocka_unit_test(test_shared_input),
-        cmocka_unit_test(test_primitive_cache),
+        cmocka_unit_test(test_primitive_cache), cmocka_unit_test(test_packed_weights),
         cmocka_unit_test(test_cache_full),     cmocka_unit_test(test_backend_choice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -299,7 +299,7 @@ QSTAR_API qs_status qstar_bench_sgemm(int M, int N, int K, qstar_precision preci
         for (size_t k = 0; k < na; k++) A[k] = qs_rng_uniform(&r) - 0.5f;
         for (size_t k = 0; k < nb; k++) B[k] = qs_rng_uniform(&r) - 0.5f;
         // bf16: the yardstick is the bf16 GEMM (bf16 inputs, fp32 accumulation)
-        const qs_mm mm = {prec, NULL, NULL, 0};
+        const qs_mm mm = {prec, NULL, NULL, 0, 0};
         qs_gemm(&mm, 0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N); // warm-up
         qs_bf16_from_f32(A16, A, na);
         qs_bf16_from_f32(B16, B, nb);

@@ -11,9 +11,17 @@ struct qs_shadow {
     size_t numel;
     const float *src;   // the params buffer it was cast from
     uint64_t version;   // the model version it was cast at
+    uint64_t gen;       // unique per cast (qs_mm.gen)
 };
 
 static pthread_mutex_t g_shadow_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t g_shadow_gen; // casts so far, of every model (under g_shadow_mu)
+
+static void shadow_free(qs_shadow *s) {
+    if (s->data) qs_gemm_forget(s->data, s->numel * sizeof(qs_bf16));
+    free(s->data);
+    s->data = NULL, s->numel = 0;
+}
 
 qs_status qs_model_create(qs_model *m, const qs_config *c, int with_quietstar) {
     memset(m, 0, sizeof *m);
@@ -49,7 +57,11 @@ void qs_model_free(qs_model *m) {
     qs_layout_free(&m->layout);
     free(m->params);
     free(m->src_config);
-    if (m->shadow) free(m->shadow->data);
+    if (m->shadow) {
+        pthread_mutex_lock(&g_shadow_mu);
+        shadow_free(m->shadow);
+        pthread_mutex_unlock(&g_shadow_mu);
+    }
     free(m->shadow);
     memset(m, 0, sizeof *m);
 }
@@ -76,6 +88,7 @@ qs_status qs_model_mm(const qs_model *m, qs_mm *mm) {
     mm->params = m->params;
     mm->numel = m->layout.numel;
     mm->params16 = NULL;
+    mm->gen = 0;
     if (m->precision != QS_PREC_BF16) return QS_OK;
     qs_shadow *s = m->shadow;
     if (!s) return qs_error(QS_ERR_ARG, "bf16 precision: the model was not made by qs_model_create");
@@ -83,18 +96,18 @@ qs_status qs_model_mm(const qs_model *m, qs_mm *mm) {
     pthread_mutex_lock(&g_shadow_mu);
     if (!s->data || s->numel != mm->numel || s->src != m->params || s->version != m->version) {
         if (s->numel != mm->numel || !s->data) {
-            free(s->data);
-            s->numel = 0;
+            shadow_free(s);
             s->data = qs_malloc((mm->numel ? mm->numel : 1) * sizeof(qs_bf16), "bf16 copy of the weights");
         }
         if (s->data) {
             qs_bf16_from_f32(s->data, m->params, mm->numel); // the weights, cast once per change
-            s->numel = mm->numel, s->src = m->params, s->version = m->version;
+            s->numel = mm->numel, s->src = m->params, s->version = m->version, s->gen = ++g_shadow_gen;
         } else {
             st = qs_error_prefix(QS_ERR_NOMEM, "bf16 precision");
         }
     }
     mm->params16 = s->data;
+    mm->gen = s->data ? s->gen : 0;
     pthread_mutex_unlock(&g_shadow_mu);
     return st;
 }

@@ -58,6 +58,22 @@ qs_status qs_matmul_set_backend(const char *name) {
     return QS_OK;
 }
 
+void qs_gemm_forget(const void *p, size_t bytes) {
+#ifdef QS_HAVE_DNNL
+    qs_dnnl_forget(p, bytes);
+#else
+    (void)p, (void)bytes;
+#endif
+}
+
+size_t qs_gemm_packed_bytes(void) {
+#ifdef QS_HAVE_DNNL
+    return qs_dnnl_packed_bytes();
+#else
+    return 0;
+#endif
+}
+
 size_t qs_matmul_primitives(void) {
 #ifdef QS_HAVE_DNNL
     return qs_dnnl_primitives();
@@ -192,6 +208,12 @@ static void gemm_bf16_with(const qs_mm *mm, int transA, int transB, int M, int N
         const int r = transA ? K : M, c = transA ? M : K;
         a = narrow(0, A, r, c, lda), la = c;
     }
+#ifdef QS_HAVE_DNNL
+    // X W^T with W a weight of the bf16 copy: W read packed (once per generation)
+    if (a && !b16 && b && !transA && transB && mm->gen && backend() == BK_DNNL &&
+        qs_dnnl_gemm_packed(M, N, K, alpha, a, la, b, lb, mm->gen, beta, C, ldc) == 0)
+        return;
+#endif
     if (!b) {
         const int r = transB ? N : K, c = transB ? K : N;
         b = narrow(1, B, r, c, ldb), lb = c;

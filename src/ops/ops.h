@@ -66,7 +66,14 @@ typedef struct {
     const float *params;
     const qs_bf16 *params16;
     size_t numel;
+    uint64_t gen; // generation of params16's contents (new at every cast; 0: unknown): on oneDNN
+                  // the weights of X W^T products are packed once per generation
 } qs_mm;
+// Drops what the GEMMs keep for the bf16 weights in p[0..bytes) (their packed
+// copies): call before freeing or reusing such a buffer.
+void qs_gemm_forget(const void *p, size_t bytes);
+// Bytes held by packed copies of bf16 weights.
+size_t qs_gemm_packed_bytes(void);
 
 // qs_sgemm with mm's precision: in bf16, op(A) and op(B) are bf16, products
 // are accumulated in fp32 and C stays fp32.

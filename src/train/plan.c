@@ -57,6 +57,14 @@ static size_t bf16_scratch(const qs_config *c, size_t n_max) {
     return 3 * n_max * w * 2;
 }
 
+// On oneDNN, the bf16 weights of the X W^T products (every linear layer of the
+// llama family, and the lm_head) are also kept packed in its blocked layout.
+static size_t packed_weights(const qs_config *c) {
+    if (strcmp(qs_matmul_backend(), "onednn")) return 0;
+    const double lin = c->arch == QS_ARCH_GPT2 ? 0 : linear_params(c);
+    return (size_t)(2 * (lin + (double)c->vocab_size * c->dim));
+}
+
 static qs_status add_step(const qs_plan_spec *s, qs_plan *p) {
     const qs_config *c = s->cfg;
     if (s->quietstar) {
@@ -115,11 +123,15 @@ qs_status qs_train_plan(const qs_plan_spec *s, qs_plan *p) {
     int levels = 0;
     while ((1 << levels) < s->grad_accum && levels < 21) levels++;
     add(p, "micro-batch gradient sums", (size_t)levels * W, "--grad-accum");
-    if (s->precision == QS_PREC_BF16) add(p, "bf16 copy of the weights", s->numel * 2, "--precision fp32");
+    if (s->precision == QS_PREC_BF16) {
+        add(p, "bf16 copy of the weights", s->numel * 2, "--precision fp32");
+        add(p, "bf16 weights packed for oneDNN", packed_weights(s->cfg), "--precision fp32");
+    }
     if (s->quietstar && s->qs->reward_baseline == QS_BASELINE_EMA) {
         qs_ws_plan r;
         QS_TRY(qs_workspace_plan(s->cfg, s->batch, s->seq_len, 1, 0, 0, &r));
-        add(p, "EMA copy of the model and its evaluation", W + r.total + (s->precision == QS_PREC_BF16 ? s->numel * 2 : 0),
+        add(p, "EMA copy of the model and its evaluation",
+            W + r.total + (s->precision == QS_PREC_BF16 ? s->numel * 2 + packed_weights(s->cfg) : 0),
             "--reward-baseline mean");
     }
     QS_TRY(add_step(s, p));
