@@ -347,9 +347,10 @@ def section_lm(torch_ok):
 
 
 def ref_fits(est, avail):
-    """The reference's estimated peak (estimate_bytes; measured peaks came out
-    up to 10% above it) fits in the available memory with a 15% margin."""
-    return est * 1.15 <= avail
+    """The reference's estimated peak (estimate_bytes) fits in the available memory
+    with a 25% margin: measured peaks came out up to 22% above it (135M B1 T128:
+    22.0 GB against 18.1 GB estimated, run by hand on a machine with 22.6 GB)."""
+    return est * 1.25 <= avail
 
 
 def step_pair(model, label, B, T, n_ahead, n_talk, n_passes, rounds, warmup, iters, torch_ok, ref_iters=None,
