@@ -334,10 +334,45 @@ static void test_thought_sampler(void **state) {
     for (int v = 0; v < V; v++) assert_true(fabs(count[v] / (double)N - p[v] / s) < 1e-3);
 }
 
+// A vocabulary of several scan blocks plus a tail (the sampler skips whole blocks by
+// their sums): frequencies over a grid of coins follow softmax(z / tau) within 1e-3
+// and every id is reachable; a banned id 0 never comes out, not even for coin 0;
+// greedy returns the first of two equal maxima.
+static void test_thought_sampler_large(void **state) {
+    (void)state;
+    enum { V = 1000, N = 200000 };
+    static float z0[V], z[V];
+    static double p[V];
+    for (int v = 0; v < V; v++) z0[v] = (float)(((v * 37) % 101) - 50) / 25.0f;
+    const int banned[1] = {0};
+    const float tau = 1.5f;
+    double mx = -INFINITY, s = 0;
+    for (int v = 1; v < V; v++) mx = fmax(mx, z0[v]);
+    for (int v = 0; v < V; v++) s += p[v] = v == 0 ? 0.0 : exp((z0[v] - mx) / tau);
+    static int count[V];
+    for (int k = 0; k < N; k++) {
+        memcpy(z, z0, sizeof z);
+        count[qs_sample_thought(z, V, banned, 1, tau, 0, ((float)k + 0.5f) / (float)N)]++;
+    }
+    assert_int_equal(count[0], 0);
+    for (int v = 1; v < V; v++) assert_true(count[v] > 0);
+    double worst = 0;
+    for (int v = 0; v < V; v++) worst = fmax(worst, fabs(count[v] / (double)N - p[v] / s));
+    assert_true(worst < 1e-3);
+    memcpy(z, z0, sizeof z);
+    assert_int_not_equal(qs_sample_thought(z, V, banned, 1, tau, 0, 0.0f), 0);
+    memcpy(z, z0, sizeof z);
+    assert_true(qs_sample_thought(z, V, banned, 1, tau, 0, 0.99999994f) < V);
+    memcpy(z, z0, sizeof z);
+    z[700] = z[900] = 10.0f;
+    assert_int_equal(qs_sample_thought(z, V, banned, 1, tau, 1, 0.5f), 700);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_argmax),
         cmocka_unit_test(test_thought_sampler),
+        cmocka_unit_test(test_thought_sampler_large),
         cmocka_unit_test(test_temperature_frequencies),
         cmocka_unit_test(test_top_p),
         cmocka_unit_test(test_banned),
