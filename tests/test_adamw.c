@@ -214,6 +214,42 @@ static void test_clip_grad_norm(void **state) {
     free(big);
 }
 
+// Clipping folded into the update (grad_scale = qs_clip_factor of qs_grad_norm, as the
+// trainer does) gives the same bytes as clipping the gradients first, over three
+// steps, clipped (max 0.5) and not (max 0: factor exactly 1, as is grad_scale 0).
+static void test_adamw_grad_scale(void **state) {
+    (void)state;
+    qs_layout L;
+    small_layout(&L);
+    const size_t n = L.numel;
+    for (int clip = 0; clip < 2; clip++) {
+        const float max_norm = clip ? 0.5f : 0.0f;
+        float *pa = calloc(n, sizeof(float)), *pb = calloc(n, sizeof(float)), *g = calloc(n, sizeof(float));
+        assert_non_null(pa), assert_non_null(pb), assert_non_null(g);
+        qs_adamw a, b;
+        assert_int_equal(qs_adamw_create(&a, n), QS_OK);
+        assert_int_equal(qs_adamw_create(&b, n), QS_OK);
+        qs_adamw_hparams hp = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
+        for (int step = 1; step <= 3; step++) {
+            fill_grads(&L, g, step);
+            const double norm = qs_grad_norm(g, n);
+            const float f = qs_clip_factor(norm, max_norm);
+            assert_true(clip ? f < 1.0f : f == 1.0f);
+            qs_adamw_hparams hs = hp;
+            hs.grad_scale = clip ? f : 0.0f;
+            qs_adamw_step(&b, &L, pb, g, &hs, hp.lr); // g untouched
+            assert_true(fabsf(qs_clip_grad_norm(g, n, max_norm) - (float)norm) == 0.0f);
+            qs_adamw_step(&a, &L, pa, g, &hp, hp.lr);
+            assert_memory_equal(pa, pb, n * sizeof(float));
+            assert_memory_equal(a.m, b.m, n * sizeof(float));
+            assert_memory_equal(a.v, b.v, n * sizeof(float));
+        }
+        qs_adamw_free(&a), qs_adamw_free(&b);
+        free(pa), free(pb), free(g);
+    }
+    qs_layout_free(&L);
+}
+
 static void test_lr_schedule(void **state) {
     (void)state;
     const float lr = 1e-3f, mn = 1e-4f;
@@ -244,6 +280,7 @@ int main(void) {
         cmocka_unit_test(test_adamw_one_and_three_steps),
         cmocka_unit_test(test_adamw_no_decay),
         cmocka_unit_test(test_adamw_range_equals_full),
+        cmocka_unit_test(test_adamw_grad_scale),
         cmocka_unit_test(test_clip_grad_norm),
         cmocka_unit_test(test_lr_schedule),
     };

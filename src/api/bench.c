@@ -195,7 +195,7 @@ static qs_status run_qstar(qs_model *m, const qstar_bench_params *p, qstar_bench
         st = qs_qstar_step(q, m, tok, NULL, NULL, &rng, grads, 1.0f, &res);
         if (st != QS_OK) break;
         double t1 = qs_now();
-        qs_clip_grad_norm(grads, m->layout.numel, 1.0f);
+        hp.grad_scale = qs_clip_factor(qs_grad_norm(grads, m->layout.numel), 1.0f); // clipped in the update
         qs_adamw_step(&opt, &m->layout, m->params, grads, &hp, hp.lr);
         qs_model_touch(m); // bf16: the weights' bf16 copy is refreshed at the next step
         double t2 = qs_now();

@@ -42,15 +42,24 @@ void qs_adamw_step(qs_adamw *o, const qs_layout *L, float *params, const float *
 // torch.nn.utils.clip_grad_norm_ (norm_type 2). The sum of squares is
 // accumulated in double. A non-finite norm is returned without touching the
 // gradients, so the caller can skip the update.
-float qs_clip_grad_norm(float *grads, size_t n, float max_norm) {
+double qs_grad_norm(const float *grads, size_t n) {
     double ss = 0.0;
     const long nn = (long)n;
 #pragma omp parallel for reduction(+ : ss) schedule(static) if (n >= QS_ADAMW_PAR_MIN)
     for (long i = 0; i < nn; i++) ss += (double)grads[i] * (double)grads[i];
-    double norm = sqrt(ss);
+    return sqrt(ss);
+}
+
+float qs_clip_factor(double norm, float max_norm) {
+    return max_norm > 0 && norm > (double)max_norm ? (float)((double)max_norm / (norm + 1e-6)) : 1.0f;
+}
+
+float qs_clip_grad_norm(float *grads, size_t n, float max_norm) {
+    const double norm = qs_grad_norm(grads, n);
     if (!isfinite(norm)) return (float)norm;
-    if (max_norm > 0 && norm > (double)max_norm) {
-        const float scale = (float)((double)max_norm / (norm + 1e-6));
+    const float scale = qs_clip_factor(norm, max_norm);
+    const long nn = (long)n;
+    if (scale != 1.0f) {
 #pragma omp parallel for schedule(static) if (n >= QS_ADAMW_PAR_MIN)
         for (long i = 0; i < nn; i++) grads[i] *= scale;
     }
@@ -85,7 +94,7 @@ void qs_adamw_step_range(qs_adamw *o, const qs_layout *L, float *params, const f
     const double bc2 = 1.0 - pow((double)b2, (double)t);
     const float step_size = (float)((double)lr / bc1);
     const float inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
-    const float ob1 = 1.0f - b1, ob2 = 1.0f - b2;
+    const float ob1 = 1.0f - b1, ob2 = 1.0f - b2, gs = hp->grad_scale == 0.0f ? 1.0f : hp->grad_scale;
     if (hi > lo + o->numel) hi = lo + o->numel; // defensive: moments cover [lo, lo + numel)
     for (int k = 0; k < L->n; k++) {
         const qs_tensor_info *ti = &L->t[k];
@@ -99,7 +108,7 @@ void qs_adamw_step_range(qs_adamw *o, const qs_layout *L, float *params, const f
         const long nn = (long)(b - a);
 #pragma omp parallel for schedule(static) if (nn >= QS_ADAMW_PAR_MIN)
         for (long i = 0; i < nn; i++) {
-            float gi = g[i];
+            float gi = g[i] * gs; // (times 1 is exact)
             float mi = b1 * mk[i] + ob1 * gi;
             float vi = b2 * vk[i] + ob2 * gi * gi;
             mk[i] = mi;

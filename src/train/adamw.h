@@ -7,6 +7,9 @@
 
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay;
+    // The update uses g * grad_scale (the clip factor, qs_clip_factor), so clipping
+    // costs no pass of its own over the gradients; 0 (left unset) means 1.
+    float grad_scale;
 } qs_adamw_hparams;
 
 typedef struct {
@@ -34,6 +37,12 @@ void qs_adamw_step_range(qs_adamw *o, const qs_layout *L, float *params, const f
 // grads by max_norm/(norm+1e-6) (torch clip_grad_norm_). Returns the norm
 // before clipping (non-finite if any gradient is).
 float qs_clip_grad_norm(float *grads, size_t n, float max_norm);
+// The two halves of it without touching grads: the global L2 norm (summed in
+// double), and the factor max_norm/(norm+1e-6) it scales by (1 when max_norm <= 0
+// or norm <= max_norm), for qs_adamw_hparams.grad_scale. The same bits as
+// qs_clip_grad_norm's scaled gradients.
+double qs_grad_norm(const float *grads, size_t n);
+float qs_clip_factor(double norm, float max_norm);
 
 // Linear warmup from 0 over `warmup` steps, then cosine decay from lr to
 // min_lr at `total` steps (constant lr if total <= 0).

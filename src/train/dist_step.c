@@ -58,10 +58,9 @@ qs_status qs_trainer_step_dist(qs_trainer *t, qs_train_event *ev) {
     const float loss = (float)(v[0] / K);
     const double norm_d = sqrt(v[1]);
     const float norm = (float)norm_d;
-    if (isfinite(norm_d) && o->clip > 0 && norm_d > (double)o->clip) { // torch clip_grad_norm_
-        const float scale = (float)((double)o->clip / (norm_d + 1e-6));
+    const float scale = qs_clip_factor(norm_d, o->clip); // torch clip_grad_norm_
+    if (isfinite(norm_d) && scale != 1.0f)
         for (size_t i = lo; i < hi; i++) t->grads[i] *= scale;
-    }
     const float lr = qs_lr_schedule(t->step, o->lr, o->min_lr, o->warmup, o->steps);
     const int skip = !isfinite(loss) || !isfinite(norm);
     qs_adamw_hparams hp = {.lr = lr, .beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps,

@@ -263,12 +263,13 @@ qs_status qs_trainer_step(qs_trainer *t, qs_train_event *ev) {
     double loss_sum = 0;
     QS_TRY(qs_trainer_grad_sum(t, 0, K, &loss_sum));
     const float loss = (float)(loss_sum / K);
-    const float norm = qs_clip_grad_norm(t->grads, numel, o->clip);
+    const double norm_d = qs_grad_norm(t->grads, numel);
+    const float norm = (float)norm_d;
     const float lr = qs_lr_schedule(t->step, o->lr, o->min_lr, o->warmup, o->steps);
     const int skip = !isfinite(loss) || !isfinite(norm);
-    if (!skip) {
+    if (!skip) { // clipped inside the update (grad_scale)
         qs_adamw_hparams hp = {.lr = lr, .beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps,
-                               .weight_decay = o->weight_decay};
+                               .weight_decay = o->weight_decay, .grad_scale = qs_clip_factor(norm_d, o->clip)};
         qs_adamw_step(&t->opt, &t->opt_layout, m->params, t->grads, &hp, lr);
     }
     qs_trainer_step_done(t, ev, loss, lr, norm, skip);
