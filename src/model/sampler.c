@@ -137,20 +137,25 @@ int qs_sample_thought(float *z, int V, const int *banned, int n_banned, float ta
     float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
     for (int v = 0; v < V; v++) mx = z[v] > mx ? z[v] : mx;
-    int best = 0; // the first maximum
-    for (int v = 0; v < V; v++)
-        if (z[v] == mx) {
-            best = v;
-            break;
-        }
+    int best = 0; // the first maximum: the first block holding it, then the id in it
+    for (int v0 = 0, hit = 0; v0 < V && !hit; v0 += QS_SAMPLE_BLOCK) {
+        const int v1 = v0 + QS_SAMPLE_BLOCK < V ? v0 + QS_SAMPLE_BLOCK : V;
+#pragma omp simd reduction(| : hit)
+        for (int v = v0; v < v1; v++) hit |= z[v] == mx;
+        for (int v = v0; hit && v < v1; v++)
+            if (z[v] == mx) {
+                best = v;
+                break;
+            }
+    }
     if (greedy) return best;
     // unnormalised probabilities in place (one exp per logit), summed in double
+    // (two loops: GCC 12 left the fused one scalar)
+#pragma omp simd
+    for (int v = 0; v < V; v++) z[v] = z[v] == -INFINITY ? 0.0f : qs_exp_neg((z[v] - mx) / tau);
     double s = 0.0;
 #pragma omp simd reduction(+ : s)
-    for (int v = 0; v < V; v++) {
-        z[v] = z[v] == -INFINITY ? 0.0f : qs_exp_neg((z[v] - mx) / tau);
-        s += z[v];
-    }
+    for (int v = 0; v < V; v++) s += z[v];
     const double u = (double)coin * s;
     double c = 0.0;
     int v = 0;
