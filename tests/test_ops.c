@@ -704,6 +704,77 @@ static void test_attention_long(void **state) {
         }
 }
 
+// Dense double backward of the reference above for the whole range (d0 = 0, nd = D,
+// i0 = 0, ni = T), with p = softmax and Dq = G . out:
+//   dv += p G;  ds = p (G . v - Dq) / sqrt(hd);  dq += ds k;  dk += ds q.
+static void ref_attention_backward(double *dq, double *dk, double *dv, const float *q, const float *kc,
+                                   const float *vc, const float *G, const double *out, const double *lse,
+                                   const attn_shape *s, int D) {
+    const int R = s->R, T = s->T, nh = s->nh, nkv = s->nkv, hd = s->hd, kvw = nkv * hd;
+    for (int d = 0; d < D; d++)
+        for (int r = 0; r < R; r++)
+            for (int i = 0; i < T; i++)
+                for (int h = 0; h < nh; h++) {
+                    const size_t qt = (((size_t)d * R + r) * T + i) * nh + h;
+                    if (lse[qt] == -INFINITY) continue;
+                    const float *qv = q + qt * hd, *gv = G + qt * hd;
+                    double Dq = 0;
+                    for (int k = 0; k < hd; k++) Dq += (double)gv[k] * out[qt * hd + k];
+                    for (int e = 0; e < D; e++)
+                        for (int j = 0; j < T; j++) {
+                            if (!ref_visible(s, r, d, i, e, j)) continue;
+                            const size_t kt = (((size_t)e * R + r) * T + j) * kvw + (size_t)(h * nkv / nh) * hd;
+                            double sc = 0, gd = 0;
+                            for (int k = 0; k < hd; k++) sc += (double)qv[k] * kc[kt + k], gd += (double)gv[k] * vc[kt + k];
+                            const double p = exp(sc / sqrt((double)hd) - lse[qt]);
+                            const double ds = p * (gd - Dq) / sqrt((double)hd);
+                            for (int k = 0; k < hd; k++) {
+                                dv[kt + k] += p * gv[k];
+                                dq[qt * hd + k] += ds * kc[kt + k];
+                                dk[kt + k] += ds * qv[k];
+                            }
+                        }
+                }
+}
+
+// Rows long and deep enough that the backward takes its queries in chunks of one pass
+// (64 positions x 4 heads x 133 keys exceed its budget of scores) and, at head size
+// 64, gathers the own-thought keys of 21 positions at a time (the last block short);
+// against the dense double reference (finite differences would take too long here).
+static void test_attention_chunks(void **state) {
+    (void)state;
+    enum { T = 133, D = 6 };
+    static int mask[T];
+    for (int j = 0; j < T; j++) mask[j] = j < 125;
+    static const int hds[] = {8, 64};
+    for (int k = 0; k < 2; k++)
+        for (int w = 0; w < 2; w++) {
+            at_ctx c;
+            at_init(&c, 1, T, D, 4, 1, hds[k], w ? NULL : mask, 0, D, 0, T, 1300 + 10 * k + w);
+            c.s.window = w ? 40 : 0;
+            const size_t nq = at_nq(&c), nl = at_nl(&c), nc = at_nc(&c);
+            double *ro = dalloc(nq), *rl = dalloc(nl), *rq = dalloc(nq), *rk = dalloc(nc), *rv = dalloc(nc);
+            ref_attention(ro, rl, c.q, c.kc, c.vc, &c.s, D, 0, D, 0, T);
+            attention_forward(c.out, c.lse, c.q, c.kc, c.vc, &c.s, 0, D, 0, T);
+            float *rof = to_float(ro, nq), *dq = falloc(nq), *dk = falloc(nc), *dv = falloc(nc);
+            char what[96];
+            snprintf(what, sizeof what, "attn chunks hd=%d window %d: out", hds[k], c.s.window);
+            check_close(what, c.out, rof, nq, 1e-5, 1e-4);
+            attention_backward(dq, dk, dv, c.G, c.q, c.kc, c.vc, c.out, c.lse, &c.s, 0, D, 0, T);
+            ref_attention_backward(rq, rk, rv, c.q, c.kc, c.vc, c.G, ro, rl, &c.s, D);
+            float *fq = to_float(rq, nq), *fk = to_float(rk, nc), *fv = to_float(rv, nc);
+            snprintf(what, sizeof what, "attn chunks hd=%d window %d: dq", hds[k], c.s.window);
+            check_close(what, dq, fq, nq, 1e-4, 1e-3);
+            snprintf(what, sizeof what, "attn chunks hd=%d window %d: dkc", hds[k], c.s.window);
+            check_close(what, dk, fk, nc, 1e-4, 1e-3);
+            snprintf(what, sizeof what, "attn chunks hd=%d window %d: dvc", hds[k], c.s.window);
+            check_close(what, dv, fv, nc, 1e-4, 1e-3);
+            free(ro), free(rl), free(rq), free(rk), free(rv), free(rof), free(dq), free(dk), free(dv), free(fq),
+                free(fk), free(fv);
+            at_free(&c);
+        }
+}
+
 // Left padding: the pass-0 query at a masked-out first position sees no key
 // (out = 0, lse = -inf, no gradient), but its thought passes still see
 // themselves.
@@ -819,6 +890,7 @@ int main(void) {
         cmocka_unit_test(test_attention_window),
         cmocka_unit_test(test_attention_empty_query),
         cmocka_unit_test(test_attention_long),
+        cmocka_unit_test(test_attention_chunks),
         cmocka_unit_test(test_attention_head_sizes),
         cmocka_unit_test(test_attention_causal_d1),
     };

@@ -8,9 +8,13 @@
 // The prefix keys (pass 0) are shared by every query of a row, in every pass.
 // For blocks of many queries (training, prefill) they are first transposed
 // per (row, kv head) to [hd][P], so a query's prefix scores, its output and
-// all the backward products are loops over key positions that vectorise for
-// any head size (head_dim 8 in stories260K), instead of one short dot
-// product per key. Own-thought keys (at most D-1 per query) go key by key.
+// all the backward products are loops over key positions (GEMMs) that vectorise
+// for any head size (head_dim 8 in stories260K), instead of one short dot
+// product per key. Own-thought keys (at most D-1 per query) come from copies
+// gathered per block of positions, transposed so a query's scores on them are
+// again loops across keys: in the cache a position's thought keys lie one pass
+// plane apart, a power-of-two stride at which reading them query by query
+// thrashed the caches.
 #include "ops/ops.h"
 #include <math.h>
 #include <stdint.h>
@@ -26,6 +30,12 @@ static inline __attribute__((always_inline)) float dot(const float *a, const flo
 #pragma omp simd reduction(+ : s)
     for (int k = 0; k < n; k++) s += a[k] * b[k];
     return s;
+}
+
+// y = x for one head-sized row (a call to memcpy costs more than the copy).
+static inline __attribute__((always_inline)) void copy(float *restrict y, const float *restrict x, int n) {
+#pragma omp simd
+    for (int k = 0; k < n; k++) y[k] = x[k];
 }
 
 static inline __attribute__((always_inline)) void axpy(float *restrict y, float a, const float *restrict x, int n) {
@@ -101,73 +111,75 @@ static void prefix_for_block(const float *kc, const float *vc, const attn_shape 
 // Positions per block of the GEMM paths: the queries of a block see prefix keys
 // j <= its last position, so the score matrices waste at most a block's triangle.
 #define POS_BLOCK 64
+// The backward takes the queries of a block in chunks of whole passes with about
+// this many prefix scores per chunk, so its probability and score-gradient
+// matrices stay in cache.
+#define BWD_SCORES 65536
+// Floats per gathered own-thought array of the backward ([positions][D][hd]).
+#define OWN_FLOATS 8192
+// Heads up to this size take their own-thought keys in the backward across the keys
+// (kT, vT below: a short dot product per key would waste most of a vector); larger
+// ones key by key (each key's products already fill vectors, and the padding of the
+// keys to whole vectors measured slower at head size 64).
+#define OWN_ACROSS_HD 8
 
 // Per-thread buffers of the GEMM paths, for blocks of up to nq queries over up to P
 // prefix keys (D passes): gathered queries, output gradients and outputs or prefix
 // dq [nq, hd]; probabilities and score gradients [nq, P]; own-thought probabilities
-// [nq, D]; dkt, dvt [hd, P]: the transposed prefix gradients of the current (row,
-// kv head); per query its Dq, lse, index qh (query token * nh + head), position, pass.
+// po [nq, D] (key of pass e in slot e); dkt, dvt [hd, P]: the transposed prefix gradients of the current (row,
+// kv head); per query its Dq, lse, index qh (query token * nh + head), position, pass;
+// own-thought keys and values of up to no positions for passes e = 1..D-1 (slot 0
+// unused): ko, vo [position][D][hd] in the forward; in the backward ko, and for heads
+// up to OWN_ACROSS_HD kT, vT and the gradients dkT, dvT transposed per position,
+// [position][hd][Dp] with rows padded with zeros to Dp, a multiple of 16, so the loops
+// across keys are whole vectors (os: 2*Dp floats of scratch); for larger heads vo and
+// the gradients dko, dvo, laid out like ko.
 typedef struct {
-    float *qb, *gob, *ob, *p, *ds, *po, *dkt, *dvt, *Dq, *L;
+    float *qb, *gob, *ob, *p, *ds, *po, *dkt, *dvt, *Dq, *L, *ko, *vo, *kT, *vT, *dkT, *dvT, *dko, *dvo, *os;
     size_t *qh;
     int *pos, *pass;
-    int D; // row length of po
+    int D;  // row length of po, ko and vo
+    int Dp; // row length of kT, vT, dkT, dvT
+    int no; // positions of the own-thought arrays
 } attn_buf;
 
 static void buf_free(attn_buf *b) {
     free(b->qb), free(b->gob), free(b->ob), free(b->p), free(b->ds), free(b->po), free(b->dkt), free(b->dvt);
     free(b->Dq), free(b->L), free(b->qh), free(b->pos), free(b->pass);
+    free(b->ko), free(b->vo), free(b->kT), free(b->vT), free(b->dkT), free(b->dvT), free(b->dko), free(b->dvo);
+    free(b->os);
     memset(b, 0, sizeof *b);
 }
 
-// bwd: also the backward's buffers (gob, ds, dkt, dvt). 0 when out of memory.
-static int buf_alloc(attn_buf *b, size_t nq, int hd, int P, int D, int bwd) {
+// bwd: the backward's buffers (also gob, ds, dkt, dvt). 0 when out of memory.
+static int buf_alloc(attn_buf *b, size_t nq, int hd, int P, int D, int no, int bwd) {
     memset(b, 0, sizeof *b);
-    const size_t f = sizeof(float);
-    b->D = D;
+    const int Dp = (D + 15) / 16 * 16;
+    const size_t f = sizeof(float), nown = (size_t)no * D * hd * f, nownt = (size_t)no * Dp * hd;
+    b->D = D, b->Dp = Dp, b->no = no;
     b->qb = malloc(nq * hd * f), b->ob = malloc(nq * hd * f), b->p = malloc(nq * P * f), b->po = malloc(nq * D * f);
     b->Dq = malloc(nq * f), b->L = malloc(nq * f), b->qh = malloc(nq * sizeof(size_t));
     b->pos = malloc(nq * sizeof(int)), b->pass = malloc(nq * sizeof(int));
-    int ok = b->qb && b->ob && b->p && b->po && b->Dq && b->L && b->qh && b->pos && b->pass;
+    b->ko = malloc(nown);
+    int ok = b->qb && b->ob && b->p && b->po && b->Dq && b->L && b->qh && b->pos && b->pass && b->ko;
     if (bwd) {
         b->gob = malloc(nq * hd * f), b->ds = malloc(nq * P * f);
         b->dkt = malloc((size_t)hd * P * f), b->dvt = malloc((size_t)hd * P * f);
         ok = ok && b->gob && b->ds && b->dkt && b->dvt;
+        if (hd <= OWN_ACROSS_HD) {
+            b->kT = calloc(nownt, f), b->vT = calloc(nownt, f); // (the padding stays 0)
+            b->dkT = malloc(nownt * f), b->dvT = malloc(nownt * f), b->os = malloc(2 * (size_t)Dp * f);
+            ok = ok && b->kT && b->vT && b->dkT && b->dvT && b->os;
+        } else {
+            b->vo = malloc(nown), b->dko = malloc(nown), b->dvo = malloc(nown);
+            ok = ok && b->vo && b->dko && b->dvo;
+        }
+    } else {
+        b->vo = malloc(nown);
+        ok = ok && b->vo;
     }
     if (!ok) buf_free(b);
     return ok;
-}
-
-// Gathers the queries of kv head g, row r, positions i0+a .. i0+a+nb-1, all passes,
-// into b (q rows, index, position, pass). With dout (the backward): only those with a
-// visible key (lse > -inf), with their dout rows, Dq = dout . out and lse. Returns how many.
-static int gather_block(attn_buf *b, const float *q, const float *dout, const float *out, const float *lse,
-                        const attn_shape *s, int d0, int nd, int i0, int ni, int r, int g, int a, int nb) {
-    const int nh = s->nh, hd = s->hd, rep = s->nh / s->nkv;
-    int n = 0;
-    for (int dd = 0; dd < nd; dd++)
-        for (int ii = a; ii < a + nb; ii++)
-            for (int h = g * rep; h < (g + 1) * rep; h++) {
-                const size_t qh = (((size_t)dd * s->R + r) * ni + ii) * nh + h;
-                if (dout && lse[qh] == -INFINITY) continue; // no visible key: no gradient
-                memcpy(b->qb + (size_t)n * hd, q + qh * hd, sizeof(float) * hd);
-                if (dout) {
-                    memcpy(b->gob + (size_t)n * hd, dout + qh * hd, sizeof(float) * hd);
-                    b->Dq[n] = dot(dout + qh * hd, out + qh * hd, hd);
-                    b->L[n] = lse[qh];
-                }
-                b->qh[n] = qh, b->pos[n] = i0 + ii, b->pass[n] = d0 + dd;
-                n++;
-            }
-    return n;
-}
-
-// Prefix keys j in [*lo, *hi) can be visible to the query at (pass d, position i)
-// among the first Pb: j <= i and inside the window (the padding mask aside).
-static inline void prefix_range(const attn_shape *s, int i, int d, int Pb, int *lo, int *hi) {
-    *hi = i + 1 < Pb ? i + 1 : Pb;
-    const int l = s->window > 0 ? i + d - s->window + 1 : 0; // i + d - j < W
-    *lo = l < 0 ? 0 : l > *hi ? *hi : l;
 }
 
 // Runs STMT with HD_ the head size hd, a compile-time constant for the head sizes of the
@@ -183,41 +195,154 @@ static inline void prefix_range(const attn_shape *s, int i, int d, int Pb, int *
         }                                                                                                  \
     } while (0)
 
-// Scaled scores of query qv (pass d, row r, position i) on its own-thought keys
-// (passes 1..d at i) into po[0..d-1], -inf outside the window.
-static inline __attribute__((always_inline)) void own_scores_hd(float *po, const float *qv, const float *kc,
-                                                                const attn_shape *s, int r, int i, int d, int g,
-                                                                float scale, int hd) {
-    for (int e = 1; e <= d; e++)
-        po[e - 1] = in_window(s, i, d, i + e) ? dot(qv, kv_at(kc, s, e, r, i, g), hd) * scale : -INFINITY;
+// Own-thought keys or values (passes 1..D-1) of positions i .. i+n-1 of (row r, kv
+// head g) into dst [n][D][hd], one pass plane after the other (each read in order).
+static inline __attribute__((always_inline)) void own_gather_hd(float *dst, const float *c, const attn_shape *s,
+                                                                int D, int r, int g, int i, int n, int hd) {
+    for (int e = 1; e < D; e++)
+        for (int k = 0; k < n; k++)
+            copy(dst + ((size_t)k * D + e) * hd, kv_at(c, s, e, r, i + k, g), hd);
 }
 
-static void own_scores(float *po, const float *qv, const float *kc, const attn_shape *s, int r, int i, int d, int g,
-                       float scale) {
-    WITH_HD(s->hd, own_scores_hd(po, qv, kc, s, r, i, d, g, scale, HD_));
+static void own_gather(float *dst, const float *c, const attn_shape *s, int D, int r, int g, int i, int n) {
+    WITH_HD(s->hd, own_gather_hd(dst, c, s, D, r, g, i, n, HD_));
 }
 
-// o = (ob + sum_e po[e-1] * v_e) * inv: a query's prefix output plus its own-thought
-// values (passes 1..d at position i), normalised.
+// The reverse of own_gather, adding: c (passes 1..D-1 at those positions) += src.
+static void own_scatter_add(float *c, const float *src, const attn_shape *s, int D, int r, int g, int i, int n) {
+    const int hd = s->hd;
+    for (int e = 1; e < D; e++)
+        for (int k = 0; k < n; k++) {
+            float *t = (float *)kv_at(c, s, e, r, i + k, g);
+            const float *x = src + ((size_t)k * D + e) * hd;
+#pragma omp simd
+            for (int u = 0; u < hd; u++) t[u] += x[u];
+        }
+}
+
+// Like own_gather, transposed per position, rows of Dp: dst [n][hd][Dp].
+static void own_gather_t(float *dst, const float *c, const attn_shape *s, int D, int Dp, int r, int g, int i,
+                         int n) {
+    const int hd = s->hd;
+    for (int e = 1; e < D; e++)
+        for (int k = 0; k < n; k++) {
+            const float *x = kv_at(c, s, e, r, i + k, g);
+            float *t = dst + (size_t)k * hd * Dp + e;
+            for (int u = 0; u < hd; u++) t[(size_t)u * Dp] = x[u];
+        }
+}
+
+// The reverse of own_gather_t, adding.
+static void own_scatter_add_t(float *c, const float *src, const attn_shape *s, int D, int Dp, int r, int g, int i,
+                              int n) {
+    const int hd = s->hd;
+    for (int e = 1; e < D; e++)
+        for (int k = 0; k < n; k++) {
+            float *t = (float *)kv_at(c, s, e, r, i + k, g);
+            const float *x = src + (size_t)k * hd * Dp + e;
+            for (int u = 0; u < hd; u++) t[u] += x[(size_t)u * Dp];
+        }
+}
+
+// Gathers the queries of kv head g, row r, positions i0+a .. i0+a+nb-1, passes
+// d0+dlo .. d0+dhi-1, into b (q rows, index, position, pass). With dout (the backward): only those with a
+// visible key (lse > -inf), with their dout rows, Dq = dout . out and lse. Returns how many.
+static inline __attribute__((always_inline)) int gather_block_hd(attn_buf *b, const float *q, const float *dout,
+                                                                 const float *out, const float *lse,
+                                                                 const attn_shape *s, int d0, int dlo, int dhi,
+                                                                 int i0, int ni, int r, int g, int a, int nb,
+                                                                 int hd) {
+    const int nh = s->nh, rep = s->nh / s->nkv;
+    int n = 0;
+    for (int dd = dlo; dd < dhi; dd++)
+        for (int ii = a; ii < a + nb; ii++)
+            for (int h = g * rep; h < (g + 1) * rep; h++) {
+                const size_t qh = (((size_t)dd * s->R + r) * ni + ii) * nh + h;
+                if (dout && lse[qh] == -INFINITY) continue; // no visible key: no gradient
+                copy(b->qb + (size_t)n * hd, q + qh * hd, hd);
+                if (dout) {
+                    copy(b->gob + (size_t)n * hd, dout + qh * hd, hd);
+                    b->Dq[n] = dot(dout + qh * hd, out + qh * hd, hd);
+                    b->L[n] = lse[qh];
+                }
+                b->qh[n] = qh, b->pos[n] = i0 + ii, b->pass[n] = d0 + dd;
+                n++;
+            }
+    return n;
+}
+
+static int gather_block(attn_buf *b, const float *q, const float *dout, const float *out, const float *lse,
+                        const attn_shape *s, int d0, int dlo, int dhi, int i0, int ni, int r, int g, int a,
+                        int nb) {
+    int n;
+    WITH_HD(s->hd, n = gather_block_hd(b, q, dout, out, lse, s, d0, dlo, dhi, i0, ni, r, g, a, nb, HD_));
+    return n;
+}
+
+// Prefix keys j in [*lo, *hi) can be visible to the query at (pass d, position i)
+// among the first Pb: j <= i and inside the window (the padding mask aside).
+static inline void prefix_range(const attn_shape *s, int i, int d, int Pb, int *lo, int *hi) {
+    *hi = i + 1 < Pb ? i + 1 : Pb;
+    const int l = s->window > 0 ? i + d - s->window + 1 : 0; // i + d - j < W
+    *lo = l < 0 ? 0 : l > *hi ? *hi : l;
+}
+
+
+// Own-thought keys e in [own_lo, d] of a query in pass d are inside the window.
+static inline int own_lo(const attn_shape *s, int d) {
+    const int l = s->window > 0 ? d - s->window + 1 : 1; // d - e < W
+    return l < 1 ? 1 : l;
+}
+
+// sc[e] = qv . key e for every slot e < Dp, from keys transposed per position, kT
+// [hd][Dp]: one vector operation per head element across all keys (the backward).
+static inline __attribute__((always_inline)) void own_dots(float *sc, const float *qv, const float *kT, int Dp,
+                                                           int hd) {
+    for (int e = 0; e < Dp; e++) sc[e] = 0.0f;
+    for (int c = 0; c < hd; c++) {
+        const float qc = qv[c], *kr = kT + (size_t)c * Dp;
+#pragma omp simd
+        for (int e = 0; e < Dp; e++) sc[e] += qc * kr[e];
+    }
+}
+
+// Scaled scores of query qv (pass d) on its own-thought keys ko (passes 1..d at its
+// position, gathered: key e at ko + e*hd) into po[1..d], -inf outside the window.
+// (Key by key here: the forward's queries see at most d keys; across keys, as in the
+// backward, measured slower.)
+static inline __attribute__((always_inline)) void own_scores_hd(float *po, const float *qv, const float *ko,
+                                                                const attn_shape *s, int d, float scale, int hd) {
+    const int lo = own_lo(s, d);
+    for (int e = 1; e <= d; e++) po[e] = e >= lo ? dot(qv, ko + (size_t)e * hd, hd) * scale : -INFINITY;
+}
+
+static void own_scores(float *po, const float *qv, const float *ko, const attn_shape *s, int d, float scale) {
+    WITH_HD(s->hd, own_scores_hd(po, qv, ko, s, d, scale, HD_));
+}
+
+// o = (ob + sum_e po[e] * v_e) * inv: a query's prefix output plus its own-thought
+// values vo (passes 1..d at its position, gathered like ko), normalised.
+// The sum is kept in acc (registers for the compiled head sizes), not in o: adding
+// into the output row key by key stalled on its own stores.
 static inline __attribute__((always_inline)) void own_values_hd(float *o, const float *ob, const float *po, float inv,
-                                                                const float *vc, const attn_shape *s, int r, int i,
-                                                                int d, int g, int hd) {
-    for (int c = 0; c < hd; c++) o[c] = ob[c];
+                                                                const float *vo, int d, int hd) {
+    float acc[HD_MAX];
+    for (int c = 0; c < hd; c++) acc[c] = ob[c];
     for (int e = 1; e <= d; e++)
-        if (po[e - 1] != 0.0f) axpy(o, po[e - 1], kv_at(vc, s, e, r, i, g), hd);
-    for (int c = 0; c < hd; c++) o[c] *= inv;
+        if (po[e] != 0.0f) axpy(acc, po[e], vo + (size_t)e * hd, hd);
+    for (int c = 0; c < hd; c++) o[c] = acc[c] * inv;
 }
 
-static void own_values(float *o, const float *ob, const float *po, float inv, const float *vc, const attn_shape *s,
-                       int r, int i, int d, int g) {
-    WITH_HD(s->hd, own_values_hd(o, ob, po, inv, vc, s, r, i, d, g, HD_));
+static inline __attribute__((always_inline)) void own_values(float *o, const float *ob, const float *po, float inv, const float *vo, int d, int hd) {
+    WITH_HD(hd, own_values_hd(o, ob, po, inv, vo, d, HD_));
 }
 
 // Softmax of one gathered query k: its prefix scores (row of b->p, Pb keys) and own-
-// thought scores (row of b->po, d keys) become probabilities, unnormalised (exp(x -
-// max), invisible keys 0); returns the max and sets *l to their sum (max -inf: no key).
-static float block_softmax(attn_buf *b, int k, int Pb, const float *kc, const attn_shape *s, int r, int g,
-                           float scale, float *l) {
+// thought scores (row of b->po, slots 1..d; ko: the gathered keys of its position) become
+// probabilities, unnormalised (exp(x - max), invisible keys 0); returns the max and
+// sets *l to their sum (max -inf: no key).
+static float block_softmax(attn_buf *b, int k, int Pb, const float *ko, const attn_shape *s, int r, float scale,
+                           float *l) {
     const int i = b->pos[k], d = b->pass[k], hd = s->hd, D = b->D;
     const int *mrow = s->mask ? s->mask + (size_t)r * s->T : NULL;
     float *row = b->p + (size_t)k * Pb, *po = b->po + (size_t)k * D;
@@ -230,8 +355,8 @@ static float block_softmax(attn_buf *b, int k, int Pb, const float *kc, const at
     float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
     for (int j = lo; j < hi; j++) mx = row[j] > mx ? row[j] : mx;
-    own_scores(po, qv, kc, s, r, i, d, g, scale);
-    for (int e = 0; e < d; e++) mx = po[e] > mx ? po[e] : mx;
+    own_scores(po, qv, ko, s, d, scale);
+    for (int e = 1; e <= d; e++) mx = po[e] > mx ? po[e] : mx;
     const float m0 = mx == -INFINITY ? 0.0f : mx; // no visible key: every entry becomes 0
     float sum = 0.0f;
     for (int j = 0; j < lo; j++) row[j] = 0.0f;
@@ -240,7 +365,7 @@ static float block_softmax(attn_buf *b, int k, int Pb, const float *kc, const at
         row[j] = row[j] == -INFINITY ? 0.0f : qs_exp_neg(row[j] - m0);
         sum += row[j];
     }
-    for (int e = 0; e < d; e++) {
+    for (int e = 1; e <= d; e++) {
         po[e] = po[e] == -INFINITY ? 0.0f : qs_exp_neg(po[e] - m0);
         sum += po[e];
     }
@@ -249,26 +374,27 @@ static float block_softmax(attn_buf *b, int k, int Pb, const float *kc, const at
     return mx;
 }
 
-// Forward of one block of positions of (row r, kv head g) as GEMMs over its n
-// gathered queries and Pb prefix keys (kt, vt: the transposed prefix [hd][P]):
-// scores Q Kt * scale, own-thought keys one by one, softmax, out = (P Vt^T + own) / l.
-static void block_forward(attn_buf *b, float *out, float *lse, const float *kc, const float *vc, const float *kt,
-                          const float *vt, int P, int n, int Pb, const attn_shape *s, int r, int g, float scale) {
+// Forward of one block of positions (from ia) of (row r, kv head g) as GEMMs over its
+// n gathered queries and Pb prefix keys (kt, vt: the transposed prefix [hd][P]):
+// scores Q Kt * scale, own-thought keys from their gathered copies (b->ko, b->vo),
+// softmax, out = (P Vt^T + own) / l.
+static void block_forward(attn_buf *b, float *out, float *lse, const float *kt, const float *vt, int P, int n,
+                          int Pb, int ia, const attn_shape *s, int r, float scale) {
     const int hd = s->hd;
+    const size_t ostride = (size_t)b->D * hd; // per position in ko, vo
     qs_sgemm(0, 0, n, Pb, hd, scale, b->qb, hd, kt, P, 0.0f, b->p, Pb);
     for (int k = 0; k < n; k++) {
         float l;
-        const float mx = block_softmax(b, k, Pb, kc, s, r, g, scale, &l);
+        const float mx = block_softmax(b, k, Pb, b->ko + (b->pos[k] - ia) * ostride, s, r, scale, &l);
         b->L[k] = mx == -INFINITY ? -INFINITY : mx + logf(l);
         b->Dq[k] = mx == -INFINITY ? 0.0f : 1.0f / l; // (the backward's Dq slot holds 1/l here)
     }
     qs_sgemm(0, 1, n, hd, Pb, 1.0f, b->p, Pb, vt, P, 0.0f, b->ob, hd);
     for (int k = 0; k < n; k++) {
         const size_t qh = b->qh[k];
-        const int i = b->pos[k], d = b->pass[k];
         float *o = out + qh * hd;
         const float *ob = b->ob + (size_t)k * hd, *po = b->po + (size_t)k * b->D, inv = b->Dq[k];
-        own_values(o, ob, po, inv, vc, s, r, i, d, g);
+        own_values(o, ob, po, inv, b->vo + (b->pos[k] - ia) * ostride, b->pass[k], hd);
         lse[qh] = b->L[k];
     }
 }
@@ -330,7 +456,8 @@ void attention_forward(float *out, float *lse, const float *q, const float *kc, 
 #pragma omp parallel reduction(| : fallback)
     {
         attn_buf b;
-        const int ok = buf_alloc(&b, (size_t)nd * (ni < POS_BLOCK ? ni : POS_BLOCK) * rep, hd, P, d0 + nd, 0);
+        const int nbmax = ni < POS_BLOCK ? ni : POS_BLOCK;
+        const int ok = buf_alloc(&b, (size_t)nd * nbmax * rep, hd, P, d0 + nd, nbmax, 0);
         fallback = !ok;
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int r = 0; r < R; r++)
@@ -339,8 +466,10 @@ void attention_forward(float *out, float *lse, const float *q, const float *kc, 
                 const float *ktg = kt + ((size_t)r * nkv + g) * hd * P, *vtg = vt + ((size_t)r * nkv + g) * hd * P;
                 for (int a = 0; a < ni; a += POS_BLOCK) {
                     const int nb = ni - a < POS_BLOCK ? ni - a : POS_BLOCK;
-                    const int n = gather_block(&b, q, NULL, NULL, NULL, s, d0, nd, i0, ni, r, g, a, nb);
-                    block_forward(&b, out, lse, kc, vc, ktg, vtg, P, n, i0 + a + nb, s, r, g, scale);
+                    const int n = gather_block(&b, q, NULL, NULL, NULL, s, d0, 0, nd, i0, ni, r, g, a, nb);
+                    own_gather(b.ko, kc, s, d0 + nd, r, g, i0 + a, nb);
+                    own_gather(b.vo, vc, s, d0 + nd, r, g, i0 + a, nb);
+                    block_forward(&b, out, lse, ktg, vtg, P, n, i0 + a + nb, i0 + a, s, r, scale);
                 }
             }
         if (ok) buf_free(&b);
@@ -362,26 +491,109 @@ static inline __attribute__((always_inline)) void key_backward(float *gq, float 
 // With p = exp(score - lse) and Dq = dout . out:
 //   dv += p * dout;  ds = p * (dout . v - Dq);  dq += ds*scale*k;  dk += ds*scale*q.
 
-// Backward of query qh (pass d, row r, position i) over its own-thought keys
-// (passes 1..d at position i), key by key, p recomputed from the lse L.
-static inline __attribute__((always_inline)) void own_keys_hd(float *dq, float *dkc, float *dvc, const float *q,
-                                                              const float *go, const float *kc, const float *vc,
-                                                              const attn_shape *s, size_t qh, int r, int i, int d,
-                                                              int g, float L, float Dq, float scale, int hd) {
-    const float *qv = q + qh * hd;
+// Backward of query qv (pass d, position i; output gradient go, lse L, Dq) over its
+// own-thought keys (passes 1..d at position i), key by key, p recomputed from L. Key
+// e is at k0 + e*es, its value, key and value gradients at the same offset from v0,
+// dk0, dv0 (es: the cache's pass plane, or hd in gathered copies).
+static inline __attribute__((always_inline)) void own_keys_hd(float *gq, float *dk0, float *dv0, const float *qv,
+                                                              const float *go, const float *k0, const float *v0,
+                                                              size_t es, const attn_shape *s, int i, int d,
+                                                              float L, float Dq, float scale, int hd) {
+    float acc[HD_MAX]; // gq's sum in registers (see own_values_hd)
+    for (int c = 0; c < hd; c++) acc[c] = 0.0f;
     for (int e = 1; e <= d; e++) {
         if (!in_window(s, i, d, i + e)) continue;
-        const float *kv = kv_at(kc, s, e, r, i, g);
-        const float p = qs_exp_neg(dot(qv, kv, hd) * scale - L);
-        key_backward(dq + qh * hd, (float *)kv_at(dkc, s, e, r, i, g), (float *)kv_at(dvc, s, e, r, i, g), kv,
-                     kv_at(vc, s, e, r, i, g), qv, go, p, Dq, scale, hd);
+        const size_t o = e * es;
+        const float p = qs_exp_neg(dot(qv, k0 + o, hd) * scale - L);
+        key_backward(acc, dk0 + o, dv0 + o, k0 + o, v0 + o, qv, go, p, Dq, scale, hd);
     }
+    for (int c = 0; c < hd; c++) gq[c] += acc[c];
 }
 
-static void own_keys_backward(float *dq, float *dkc, float *dvc, const float *q, const float *go, const float *kc,
-                              const float *vc, const attn_shape *s, size_t qh, int r, int i, int d, int g, float L,
-                              float Dq, float scale) {
-    WITH_HD(s->hd, own_keys_hd(dq, dkc, dvc, q, go, kc, vc, s, qh, r, i, d, g, L, Dq, scale, HD_));
+static void own_keys_backward(float *gq, float *dk0, float *dv0, const float *qv, const float *go, const float *k0,
+                              const float *v0, size_t es, const attn_shape *s, int i, int d, float L, float Dq,
+                              float scale) {
+    WITH_HD(s->hd, own_keys_hd(gq, dk0, dv0, qv, go, k0, v0, es, s, i, d, L, Dq, scale, HD_));
+}
+
+// Backward of query qv (pass d; output gradient go, lse L, Dq) over its own-thought
+// keys e in [lo, d], vectorised across all Dp key slots (the others get p = 0): kT,
+// vT, dkT, dvT [hd][Dp] transposed per position, ko [D][hd] for dq; sc: 2*Dp floats.
+//   p = exp(q.k * scale - L);  ds = p * (go.v - Dq) * scale;
+//   dq += ds k;  dk += ds q;  dv += p go.
+static inline __attribute__((always_inline)) void own_keys_t_hd(float *gq, float *dkT, float *dvT, const float *qv,
+                                                                const float *go, const float *ko, const float *kT,
+                                                                const float *vT, float *sc, int Dp, int lo, int d,
+                                                                float L, float Dq, float scale, int hd) {
+    float *p = sc, *ds = sc + Dp, acc[HD_MAX];
+    own_dots(p, qv, kT, Dp, hd);
+    own_dots(ds, go, vT, Dp, hd);
+#pragma omp simd
+    for (int e = 0; e < Dp; e++) {
+        const float pe = e >= lo && e <= d ? qs_exp_neg(p[e] * scale - L) : 0.0f;
+        p[e] = pe;
+        ds[e] = pe * (ds[e] - Dq) * scale;
+    }
+    for (int c = 0; c < hd; c++) {
+        const float qc = qv[c], gc = go[c];
+        float *dkr = dkT + (size_t)c * Dp, *dvr = dvT + (size_t)c * Dp;
+#pragma omp simd
+        for (int e = 0; e < Dp; e++) dkr[e] += ds[e] * qc, dvr[e] += p[e] * gc;
+    }
+    for (int c = 0; c < hd; c++) acc[c] = 0.0f;
+    for (int e = lo; e <= d; e++) axpy(acc, ds[e], ko + (size_t)e * hd, hd);
+    for (int c = 0; c < hd; c++) gq[c] += acc[c];
+}
+
+static void own_keys_t(float *gq, float *dkT, float *dvT, const float *qv, const float *go, const float *ko,
+                       const float *kT, const float *vT, float *sc, int Dp, int lo, int d, float L, float Dq,
+                       float scale, int hd) {
+    WITH_HD(hd, own_keys_t_hd(gq, dkT, dvT, qv, go, ko, kT, vT, sc, Dp, lo, d, L, Dq, scale, HD_));
+}
+
+// Own-thought keys of the queries of (row r, kv head g) at positions i0+a ..
+// i0+a+nb-1 (nb <= b->no), passes d0..d0+nd-1: keys, values and their gradients
+// through gathered copies, the queries pass by pass (each pass plane read in order).
+static void own_block_backward(attn_buf *b, float *dq, float *dkc, float *dvc, const float *dout, const float *q,
+                               const float *kc, const float *vc, const float *out, const float *lse,
+                               const attn_shape *s, int d0, int nd, int i0, int ni, int r, int g, int a, int nb,
+                               float scale) {
+    const int D = b->D, Dp = b->Dp, hd = s->hd, nh = s->nh, rep = s->nh / s->nkv, across = hd <= OWN_ACROSS_HD;
+    const size_t n = (size_t)nb * D * hd, nt = (size_t)nb * Dp * hd;
+    own_gather(b->ko, kc, s, D, r, g, i0 + a, nb);
+    if (across) {
+        own_gather_t(b->kT, kc, s, D, Dp, r, g, i0 + a, nb);
+        own_gather_t(b->vT, vc, s, D, Dp, r, g, i0 + a, nb);
+        memset(b->dkT, 0, sizeof(float) * nt), memset(b->dvT, 0, sizeof(float) * nt);
+    } else {
+        own_gather(b->vo, vc, s, D, r, g, i0 + a, nb);
+        memset(b->dko, 0, sizeof(float) * n), memset(b->dvo, 0, sizeof(float) * n);
+    }
+    for (int dd = d0 == 0 ? 1 : 0; dd < nd; dd++) { // pass 0 has no own-thought key
+        const int d = d0 + dd, lo = own_lo(s, d);
+        if (lo > d) continue;
+        for (int ii = a; ii < a + nb; ii++)
+            for (int h = g * rep; h < (g + 1) * rep; h++) {
+                const size_t qh = (((size_t)dd * s->R + r) * ni + ii) * nh + h;
+                const size_t o = (size_t)(ii - a) * D * hd, ot = (size_t)(ii - a) * Dp * hd;
+                const float L = lse[qh];
+                if (L == -INFINITY) continue;
+                const float *go = dout + qh * hd, Dq = dot(go, out + qh * hd, hd);
+                if (across)
+                    own_keys_t(dq + qh * hd, b->dkT + ot, b->dvT + ot, q + qh * hd, go, b->ko + o, b->kT + ot,
+                               b->vT + ot, b->os, Dp, lo, d, L, Dq, scale, hd);
+                else
+                    own_keys_backward(dq + qh * hd, b->dko + o, b->dvo + o, q + qh * hd, go, b->ko + o, b->vo + o,
+                                      hd, s, i0 + ii, d, L, Dq, scale);
+            }
+    }
+    if (across) {
+        own_scatter_add_t(dkc, b->dkT, s, D, Dp, r, g, i0 + a, nb);
+        own_scatter_add_t(dvc, b->dvT, s, D, Dp, r, g, i0 + a, nb);
+    } else {
+        own_scatter_add(dkc, b->dko, s, D, r, g, i0 + a, nb);
+        own_scatter_add(dvc, b->dvo, s, D, r, g, i0 + a, nb);
+    }
 }
 
 // Rows of p (n queries x Pb prefix keys, scaled scores on entry) become
@@ -406,11 +618,9 @@ static void prefix_probs(float *p, const attn_buf *b, int n, int Pb, const attn_
 // One block of positions of (row r, kv head g) as GEMMs over its n queries and
 // Pb prefix keys (kt, vt: the transposed prefix [hd][P]):
 //   p = exp(Q Kt * scale - lse);  ds = p * (dO Vt - Dq) * scale;
-//   dq += ds K;  dKt += Q^T ds;  dVt += dO^T p;
-// then each query's own-thought keys one by one.
-static void block_backward(attn_buf *b, float *dq, float *dkc, float *dvc, const float *q, const float *dout,
-                           const float *kc, const float *vc, const float *kt, const float *vt, int P, int n, int Pb,
-                           const attn_shape *s, int r, int g, float scale) {
+//   dq += ds K;  dKt += Q^T ds;  dVt += dO^T p.
+static void block_backward(attn_buf *b, float *dq, const float *kt, const float *vt, int P, int n, int Pb,
+                           const attn_shape *s, int r, float scale) {
     const int hd = s->hd;
     float *p = b->p, *ds = b->ds;
     qs_sgemm(0, 0, n, Pb, hd, scale, b->qb, hd, kt, P, 0.0f, p, Pb);
@@ -425,12 +635,7 @@ static void block_backward(attn_buf *b, float *dq, float *dkc, float *dvc, const
     qs_sgemm(0, 1, n, hd, Pb, 1.0f, ds, Pb, kt, P, 0.0f, b->ob, hd);
     qs_sgemm(1, 0, hd, Pb, n, 1.0f, b->qb, hd, ds, Pb, 1.0f, b->dkt, P);
     qs_sgemm(1, 0, hd, Pb, n, 1.0f, b->gob, hd, p, Pb, 1.0f, b->dvt, P);
-    for (int k = 0; k < n; k++) {
-        const size_t qh = b->qh[k];
-        axpy(dq + qh * hd, 1.0f, b->ob + (size_t)k * hd, hd);
-        own_keys_backward(dq, dkc, dvc, q, dout + qh * hd, kc, vc, s, qh, r, b->pos[k], b->pass[k], g, b->L[k],
-                          b->Dq[k], scale);
-    }
+    for (int k = 0; k < n; k++) axpy(dq + b->qh[k] * hd, 1.0f, b->ob + (size_t)k * hd, hd);
 }
 
 // Every query of (row r, kv head g) key by key (blocks of few queries, or no memory
@@ -456,27 +661,34 @@ static void keys_backward(float *dq, float *dkc, float *dvc, const float *dout, 
                     key_backward(dq + qh * hd, (float *)kv_at(dkc, s, 0, r, j, g), (float *)kv_at(dvc, s, 0, r, j, g),
                                  kv, kv_at(vc, s, 0, r, j, g), qv, go, p, Dq, scale, hd);
                 }
-                own_keys_backward(dq, dkc, dvc, q, go, kc, vc, s, qh, r, i, d, g, L, Dq, scale);
+                const size_t o = (size_t)(r * s->T + i) * s->nkv * hd + (size_t)g * hd; // pass 0 of (r, i, g)
+                own_keys_backward(dq + qh * hd, dkc + o, dvc + o, qv, go, kc + o, vc + o,
+                                  (size_t)s->R * s->T * s->nkv * hd, s, i, d, L, Dq, scale);
             }
 }
 
 // Work is split by (row, kv head), which owns its slice of dkc/dvc. For blocks of
 // many queries the prefix keys go through GEMMs over the transposed prefix, a block
-// of POS_BLOCK positions (all passes and heads of the group) at a time, dk and dv
-// accumulated transposed per work item and added to the cache slice at its end;
-// own-thought keys, and every key of small blocks, one by one.
+// of POS_BLOCK positions (a chunk of passes, all heads of the group) at a time, dk
+// and dv accumulated transposed per work item and added to the cache slice at its
+// end; then the own-thought keys one by one, from copies gathered per block of
+// positions. Every key of small blocks goes one by one from the cache.
 void attention_backward(float *dq, float *dkc, float *dvc, const float *dout, const float *q,
                         const float *kc, const float *vc, const float *out, const float *lse,
                         const attn_shape *s, int d0, int nd, int i0, int ni) {
     const int R = s->R, hd = s->hd, nkv = s->nkv, rep = s->nh / s->nkv, P = i0 + ni;
     const float scale = 1.0f / sqrtf((float)hd);
-    const int nbmax = ni < POS_BLOCK ? ni : POS_BLOCK;
+    const int D = d0 + nd, nbmax = ni < POS_BLOCK ? ni : POS_BLOCK;
+    int pc = BWD_SCORES / P / (nbmax * rep); // passes per chunk of queries
+    pc = pc < 1 ? 1 : pc > nd ? nd : pc;
+    int no = OWN_FLOATS / ((hd <= OWN_ACROSS_HD ? (D + 15) / 16 * 16 : D) * hd); // positions per own-thought block
+    no = no < 1 ? 1 : no > ni ? ni : no;
     float *kt, *vt;
     prefix_for_block(kc, vc, s, nd * ni, P, &kt, &vt);
 #pragma omp parallel
     {
         attn_buf b;
-        const int gemm = kt && buf_alloc(&b, (size_t)nd * nbmax * rep, hd, P, d0 + nd, 1);
+        const int gemm = kt && buf_alloc(&b, (size_t)pc * nbmax * rep, hd, P, D, no, 1);
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int r = 0; r < R; r++)
             for (int g = 0; g < nkv; g++) {
@@ -489,9 +701,16 @@ void attention_backward(float *dq, float *dkc, float *dvc, const float *dout, co
                 memset(b.dvt, 0, sizeof(float) * (size_t)hd * P);
                 for (int a = 0; a < ni; a += POS_BLOCK) {
                     const int nb = ni - a < POS_BLOCK ? ni - a : POS_BLOCK, Pb = i0 + a + nb;
-                    const int n = gather_block(&b, q, dout, out, lse, s, d0, nd, i0, ni, r, g, a, nb);
-                    if (n) block_backward(&b, dq, dkc, dvc, q, dout, kc, vc, ktg, vtg, P, n, Pb, s, r, g, scale);
+                    for (int dlo = 0; dlo < nd; dlo += pc) {
+                        const int dhi = dlo + pc < nd ? dlo + pc : nd;
+                        const int n = gather_block(&b, q, dout, out, lse, s, d0, dlo, dhi, i0, ni, r, g, a, nb);
+                        if (n) block_backward(&b, dq, ktg, vtg, P, n, Pb, s, r, scale);
+                    }
                 }
+                if (D > 1)
+                    for (int a = 0; a < ni; a += no)
+                        own_block_backward(&b, dq, dkc, dvc, dout, q, kc, vc, out, lse, s, d0, nd, i0, ni, r, g, a,
+                                           ni - a < no ? ni - a : no, scale);
                 for (int j = 0; j < P; j++) { // transposed prefix gradients into the cache slice
                     float *dk = (float *)kv_at(dkc, s, 0, r, j, g), *dv = (float *)kv_at(dvc, s, 0, r, j, g);
                     for (int c = 0; c < hd; c++) dk[c] += b.dkt[(size_t)c * P + j], dv[c] += b.dvt[(size_t)c * P + j];
