@@ -296,13 +296,17 @@ static inline int own_lo(const attn_shape *s, int d) {
 
 // sc[e] = qv . key e for every slot e < Dp, from keys transposed per position, kT
 // [hd][Dp]: one vector operation per head element across all keys (the backward).
+// (16 keys at a time, their sums in a register: summed in sc, they waited on its stores)
 static inline __attribute__((always_inline)) void own_dots(float *sc, const float *qv, const float *kT, int Dp,
                                                            int hd) {
-    for (int e = 0; e < Dp; e++) sc[e] = 0.0f;
-    for (int c = 0; c < hd; c++) {
-        const float qc = qv[c], *kr = kT + (size_t)c * Dp;
+    for (int e0 = 0; e0 < Dp; e0 += 16) {
+        float acc[16] = {0.0f};
+        for (int c = 0; c < hd; c++) {
+            const float qc = qv[c], *kr = kT + (size_t)c * Dp + e0;
 #pragma omp simd
-        for (int e = 0; e < Dp; e++) sc[e] += qc * kr[e];
+            for (int u = 0; u < 16; u++) acc[u] += qc * kr[u];
+        }
+        for (int u = 0; u < 16; u++) sc[e0 + u] = acc[u];
     }
 }
 
