@@ -8,13 +8,12 @@
 // The prefix keys (pass 0) are shared by every query of a row, in every pass.
 // For blocks of many queries (training, prefill) they are first transposed
 // per (row, kv head) to [hd][P], so a query's prefix scores, its output and
-// all the backward products are loops over key positions (GEMMs) that vectorise
-// for any head size (head_dim 8 in stories260K), instead of one short dot
-// product per key. Own-thought keys (at most D-1 per query) come from copies
-// gathered per block of positions, transposed so a query's scores on them are
-// again loops across keys: in the cache a position's thought keys lie one pass
-// plane apart, a power-of-two stride at which reading them query by query
-// thrashed the caches.
+// all the backward products are GEMMs over key positions instead of one short
+// dot product per key; with head size 8 (stories260K) the forward instead walks
+// each query's keys 16 at a time in vector registers. Own-thought keys (at most
+// D-1 per query) come from copies gathered per block of positions: in the cache
+// a position's thought keys lie one pass plane apart, a power-of-two stride at
+// which reading them query by query thrashed the caches.
 #include "ops/ops.h"
 #include <math.h>
 #include <stdint.h>
@@ -130,16 +129,18 @@ static void prefix_for_block(const float *kc, const float *vc, const attn_shape 
 #define OWN_ACROSS_HD 8
 
 // Per-thread buffers of the GEMM paths, for blocks of up to nq queries over up to P
-// prefix keys (D passes): gathered queries, output gradients and outputs or prefix
-// dq [nq, hd]; probabilities and score gradients [nq, P]; own-thought probabilities
-// po [nq, D] (key of pass e in slot e); dkt, dvt [hd, P]: the transposed prefix gradients of the current (row,
-// kv head); per query its Dq, lse, index qh (query token * nh + head), position, pass;
-// own-thought keys and values of up to no positions for passes e = 1..D-1 (slot 0
-// unused): ko, vo [position][D][hd] in the forward; in the backward ko, and for heads
-// up to OWN_ACROSS_HD kT, vT and the gradients dkT, dvT transposed per position,
-// [position][hd][Dp] with rows padded with zeros to Dp, a multiple of 16, so the loops
-// across keys are whole vectors (os: 2*Dp floats of scratch); for larger heads vo and
-// the gradients dko, dvo, laid out like ko.
+// prefix keys (P: the row length of the transposed prefix) and D passes:
+// - gathered queries, output gradients, and outputs or prefix dq: qb, gob, ob [nq, hd];
+// - prefix probabilities and score gradients p, ds [nq, P]; own-thought probabilities
+//   po [nq, D] (the key of pass e in slot e);
+// - dkt, dvt [hd, P]: the transposed prefix gradients of the current (row, kv head);
+// - per query its Dq, lse L, index qh (query token * nh + head), position, pass;
+// - own-thought keys and values of up to no positions, passes e = 1..D-1 (slot 0
+//   unused): ko, vo [position][D][hd] in the forward; in the backward ko, and for
+//   heads up to OWN_ACROSS_HD kT, vT and the gradients dkT, dvT transposed per
+//   position, [position][hd][Dp], rows padded with zeros to Dp (a multiple of 16) so
+//   the loops across keys are whole vectors (os: 2*Dp floats of scratch); for larger
+//   heads vo and the gradients dko, dvo, laid out like ko.
 typedef struct {
     float *qb, *gob, *ob, *p, *ds, *po, *dkt, *dvt, *Dq, *L, *ko, *vo, *kT, *vT, *dkT, *dvT, *dko, *dvo, *os;
     int32_t *keep; // [P]: -1 for the current row's prefix keys not masked out (padding), else 0
@@ -344,7 +345,8 @@ static inline __attribute__((always_inline)) void own_values_hd(float *o, const 
     for (int c = 0; c < hd; c++) o[c] = acc[c] * inv;
 }
 
-static inline __attribute__((always_inline)) void own_values(float *o, const float *ob, const float *po, float inv, const float *vo, int d, int hd) {
+static inline __attribute__((always_inline)) void own_values(float *o, const float *ob, const float *po, float inv,
+                                                             const float *vo, int d, int hd) {
     WITH_HD(hd, own_values_hd(o, ob, po, inv, vo, d, HD_));
 }
 
@@ -380,7 +382,8 @@ static inline v16f v16_exp_neg(v16f x) {
     const v16f t = xc * 1.44269504f + 12582912.0f;
     const v16f n = t - 12582912.0f;
     const v16f r = xc - n * 0.693145752f - n * 1.42860677e-6f;
-    v16f p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666418f + r * (0.00833336077f + r * 0.00139304355f)))));
+    v16f p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666418f +
+                                                                      r * (0.00833336077f + r * 0.00139304355f)))));
     p = (v16f)((v16u)p + (((v16u)t - 0x4B400000u) << 23));
     return v16_select(x == x, p, x);
 }
