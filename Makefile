@@ -73,6 +73,11 @@ all: $(LIB) $(SO) $(BIN)
 $(BUILD)/.libflags-pic:
 	@mkdir -p $(BUILD) && touch $@
 
+# The ops (the attention, norms, activations, losses) let the compiler fuse a * b + c into
+# one FMA (-std=c11 alone forbids it): the thought attention's forward took 16% less time
+# at head size 8. Results stay deterministic for a given build.
+$(BUILD)/src/ops/%.o: CFLAGS += -ffp-contract=fast
+
 $(BUILD)/src/%.o: src/%.c $(BUILD)/.libflags-pic
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LIBCFLAGS) -MMD -MP -c $< -o $@

@@ -37,7 +37,7 @@ static inline v16i v16i_load(const int32_t *p) {
 static inline v16f v16_splat(float x) { return (v16f){0} + x; }
 static inline v16f v16_select(v16i m, v16f a, v16f b) { return (v16f)(((v16i)a & m) | ((v16i)b & ~m)); }
 
-// qs_exp_neg on 16 lanes, the same operations in the same order (the same bits).
+// qs_exp_neg on 16 lanes, the same operations in the same order.
 static inline v16f v16_exp_neg(v16f x) {
     const v16f xc = v16_select(x < v16_splat(-87.0f), v16_splat(-87.0f), x);
     const v16f t = xc * 1.44269504f + 12582912.0f;
