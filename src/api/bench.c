@@ -153,7 +153,7 @@ static qs_status run_lm(qs_model *m, const qstar_bench_params *p, qstar_bench_cb
     if (st == QS_OK) random_tokens(tok, (size_t)B * T, m->cfg.vocab_size, p->seed + 7);
     for (int it = 0; st == QS_OK && it < p->warmup + p->iters; it++) {
         qstar_bench_iter rec = {0};
-        memset(grads, 0, m->layout.numel * sizeof(float));
+        qs_zero(grads, m->layout.numel);
         double t0 = qs_now(), c0 = cpu_now();
         st = qs_lm_step(m, ws, tok, NULL, B, T, &rec.loss, NULL, grads, 1.0f, NULL);
         rec.seconds = rec.step_s = qs_now() - t0;
@@ -191,7 +191,7 @@ static qs_status run_qstar(qs_model *m, const qstar_bench_params *p, qstar_bench
     for (int it = 0; st == QS_OK && it < p->warmup + p->iters; it++) {
         qstar_bench_iter rec = {0};
         double t0 = qs_now(), c0 = cpu_now();
-        memset(grads, 0, m->layout.numel * sizeof(float));
+        qs_zero(grads, m->layout.numel);
         st = qs_qstar_step(q, m, tok, NULL, NULL, &rng, grads, 1.0f, &res);
         if (st != QS_OK) break;
         double t1 = qs_now();

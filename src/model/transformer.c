@@ -78,22 +78,22 @@ static void gpt2_layer_backward(const qs_model *m, const qs_mm *mm, qs_workspace
         gpt2_layer_forward(m, mm, ws, a, l, x_in, NULL, 0, D, 0, ws->T);
     }
     // MLP
-    memset(gs->dact, 0, (size_t)N * F * sizeof(float));
+    qs_zero(gs->dact, (size_t)N * F);
     conv1d_backward_mm(mm, gs->dact, gw->mproj_w, gw->mproj_b, dx, a->act, w->mproj_w, H, N, F, H);
-    memset(gs->dgate, 0, (size_t)N * F * sizeof(float));
+    qs_zero(gs->dgate, (size_t)N * F);
     gelu_backward(gs->dgate, gs->dact, a->gate, (size_t)N * F);
-    memset(gs->dxn, 0, (size_t)N * H * sizeof(float));
+    qs_zero(gs->dxn, (size_t)N * H);
     conv1d_backward_mm(mm, gs->dxn, gw->fc_w, gw->fc_b, gs->dgate, a->xn2, w->fc_w, F, N, H, F);
     layernorm_backward(dx, gw->mlp_norm, gw->ln2_b, gs->dxn, a->x2, w->mlp_norm, a->mean2, a->rstd2, N, H);
     // attention
-    memset(gs->datt, 0, (size_t)N * H * sizeof(float));
+    qs_zero(gs->datt, (size_t)N * H);
     conv1d_backward_mm(mm, gs->datt, gw->c_proj_w, gw->c_proj_b, dx, a->att, w->c_proj_w, H, N, H, H);
-    memset(gs->dq, 0, (size_t)N * H * sizeof(float));
-    memset(gs->dk, 0, (size_t)N * H * sizeof(float));
-    memset(gs->dv, 0, (size_t)N * H * sizeof(float));
+    qs_zero(gs->dq, (size_t)N * H);
+    qs_zero(gs->dk, (size_t)N * H);
+    qs_zero(gs->dv, (size_t)N * H);
     attn_shape s = {ws->R, ws->T, c->n_heads, c->n_kv_heads, c->head_dim, ws->mask, 0};
     attention_backward(gs->dq, gs->dk, gs->dv, gs->datt, a->q, kc, vc, a->att, a->lse, &s, 0, D, 0, ws->T);
-    memset(gs->dxn, 0, (size_t)N * H * sizeof(float));
+    qs_zero(gs->dxn, (size_t)N * H);
     conv1d_backward_mm(mm, gs->dxn, gw->c_attn_w, gw->c_attn_b, gs->dq, a->xn, w->c_attn_w, 3 * H, N, H, H);
     conv1d_backward_mm(mm, gs->dxn, gw->c_attn_w + H, gw->c_attn_b + H, gs->dk, a->xn, w->c_attn_w + H, 3 * H, N, H, H);
     conv1d_backward_mm(mm, gs->dxn, gw->c_attn_w + 2 * H, gw->c_attn_b + 2 * H, gs->dv, a->xn,
@@ -246,28 +246,28 @@ static void layer_backward(const qs_model *m, const qs_mm *mm, qs_workspace *ws,
     }
 
     // MLP: out = x2 + act Wd^T  =>  dx2 = dx (residual) + rmsnorm2'(...)
-    memset(gs->dact, 0, (size_t)N * F * sizeof(float));
+    qs_zero(gs->dact, (size_t)N * F);
     matmul_backward_mm(mm, gs->dact, gw->w_down, NULL, dx, a->act, w->w_down, N, F, H);
-    memset(gs->dgate, 0, (size_t)N * F * sizeof(float));
-    memset(gs->dup, 0, (size_t)N * F * sizeof(float));
+    qs_zero(gs->dgate, (size_t)N * F);
+    qs_zero(gs->dup, (size_t)N * F);
     swiglu_backward(gs->dgate, gs->dup, gs->dact, a->gate, a->up, (size_t)N * F);
-    memset(gs->dxn, 0, (size_t)N * H * sizeof(float));
+    qs_zero(gs->dxn, (size_t)N * H);
     matmul_backward_mm(mm, gs->dxn, gw->w_gate, NULL, gs->dgate, a->xn2, w->w_gate, N, H, F);
     matmul_backward_mm(mm, gs->dxn, gw->w_up, NULL, gs->dup, a->xn2, w->w_up, N, H, F);
     rmsnorm_backward(dx, gw->mlp_norm, gs->dxn, a->x2, w->mlp_norm, a->rstd2, N, H); // dx is now dx2
 
     // attention: x2 = x + att Wo^T
-    memset(gs->datt, 0, (size_t)N * qd * sizeof(float));
+    qs_zero(gs->datt, (size_t)N * qd);
     matmul_backward_mm(mm, gs->datt, gw->wo, NULL, dx, a->att, w->wo, N, qd, H);
-    memset(gs->dq, 0, (size_t)N * qd * sizeof(float));
-    memset(gs->dk, 0, (size_t)N * kvd * sizeof(float));
-    memset(gs->dv, 0, (size_t)N * kvd * sizeof(float));
+    qs_zero(gs->dq, (size_t)N * qd);
+    qs_zero(gs->dk, (size_t)N * kvd);
+    qs_zero(gs->dv, (size_t)N * kvd);
     attn_shape s = {R, T, c->n_heads, c->n_kv_heads, c->head_dim, ws->mask, c->sliding_window};
     // with full ranges the cache order [D,R,T] equals the token order
     attention_backward(gs->dq, gs->dk, gs->dv, gs->datt, a->q, kc, vc, a->att, a->lse, &s, 0, D, 0, T);
     rope_backward(gs->dq, ws->pos, ws->cos_t, ws->sin_t, N, c->n_heads, c->head_dim);
     rope_backward(gs->dk, ws->pos, ws->cos_t, ws->sin_t, N, c->n_kv_heads, c->head_dim);
-    memset(gs->dxn, 0, (size_t)N * H * sizeof(float));
+    qs_zero(gs->dxn, (size_t)N * H);
     matmul_backward_mm(mm, gs->dxn, gw->wq, gw->bq, gs->dq, a->xn, w->wq, N, H, qd);
     matmul_backward_mm(mm, gs->dxn, gw->wk, gw->bk, gs->dk, a->xn, w->wk, N, H, kvd);
     matmul_backward_mm(mm, gs->dxn, gw->wv, gw->bv, gs->dv, a->xn, w->wv, N, H, kvd);
@@ -286,7 +286,7 @@ qs_status qs_backward_all(const qs_model *m, qs_workspace *ws, const float *dh, 
     QS_TRY(qs_ptrs_bind(&g, c, &m->layout, grads));
     // final norm: h = rmsnorm(x_L)
     const float *xL = ws->xs + (size_t)c->n_layers * ws->xs_layer;
-    memset(dx0, 0, N * H * sizeof(float));
+    qs_zero(dx0, N * H);
     if (c->arch == QS_ARCH_GPT2) {
         layernorm_forward(ws->tmp_a, ws->a.mean1, ws->a.rstd1, xL, m->w.final_norm, m->w.final_norm_b, (int)N, H,
                           c->norm_eps);
@@ -355,7 +355,7 @@ qs_status qs_lm_step(const qs_model *m, qs_workspace *ws, const int *tokens, con
     qs_ptrs g = {0};
     if (grads) {
         QS_TRY(qs_ptrs_bind(&g, c, &m->layout, grads));
-        memset(ws->dh, 0, (size_t)N * H * sizeof(float));
+        qs_zero(ws->dh, (size_t)N * H);
     }
     // lm_head + cross-entropy in chunks of tokens, so [N,V] logits never exist at once
     double total = 0.0;

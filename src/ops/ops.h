@@ -31,6 +31,10 @@ static inline __attribute__((always_inline)) float qs_sigmoid(float x) {
     return (x < 0 ? e : 1.0f) / (1.0f + e);
 }
 
+// ---- zero.c ---------------------------------------------------------------
+// x[0..n) = 0, split over the OpenMP team when large (the backward's gradient buffers).
+void qs_zero(float *x, size_t n);
+
 // ---- matmul.c -------------------------------------------------------------
 // C[M,N] = alpha * op(A) @ op(B) + beta * C, row-major (cblas_sgemm contract;
 // beta = 0 never reads C). Runs on the matmul backend: oneDNN matmul

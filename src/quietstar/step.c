@@ -247,7 +247,7 @@ static double policy_pass(const qs_model *m, qs_qstar *q, const float *h, const 
     }
     float *hg = q->hm, *dhg = q->dhm; // [nrows,H] gathered h and its gradient
     for (int k = 0; k < nrows; k++) memcpy(hg + (size_t)k * H, h + (size_t)rows[k] * H, H * sizeof(float));
-    if (dh) memset(dhg, 0, (size_t)nrows * H * sizeof(float));
+    if (dh) qs_zero(dhg, (size_t)nrows * H);
     double total = 0.0;
     qs_mm mm;
     qs_model_mm(m, &mm); // failing, mm still works (bf16 weights cast per call)
@@ -384,7 +384,7 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
     qs_ptrs g = {0};
     if (grads) {
         QS_TRY(qs_ptrs_bind(&g, c, &m->layout, grads));
-        memset(bf->dh, 0, (size_t)D * slab * sizeof(float));
+        qs_zero(bf->dh, (size_t)D * slab);
     }
     const float wb = q->o.base_loss_weight;
     float *h0 = bf->h, *dh0 = bf->dh;
@@ -412,14 +412,14 @@ qs_status qs_qstar_step(qs_qstar *q, const qs_model *m, const int *tokens, const
         for (size_t n = 0; n < RT; n++) nk += q->tgt[n] >= 0;
         float *nll = q->nllk + (size_t)k * RT;
         float sc = nk ? grad_scale * (1.0f - wb) / ntalk / nk : 0.0f;
-        if (grads) memset(q->dhm, 0, slab * sizeof(float));
+        if (grads) qs_zero(q->dhm, slab);
         head_ce(m, bf, q->hm, q->tgt, (int)RT, nll, grads ? q->dhm : NULL, g.lm_head, sc);
         loss_talk[k] = mean_valid(nll, q->tgt, (int)RT, NULL);
         talk_sum += loss_talk[k];
         for (size_t n = 0; n < RT; n++)
             if (q->tgt[n] >= 0) mix_s += q->ma.w[n], mix_s2 += (double)q->ma.w[n] * q->ma.w[n], mix_n++;
         if (grads) {
-            memset(q->dhb, 0, slab * sizeof(float));
+            qs_zero(q->dhb, slab);
             mixhead_backward_mm(&mm, &m->w, &g, H, (int)RT, q->hb, ht, q->dhm, q->o.mixing == QS_MIX_SIGMOID, &q->ma,
                              q->dhb, bf->dh + (size_t)d * slab);
             for (int r = 0; r < R; r++)

@@ -246,7 +246,7 @@ static qs_status grad_tree(qs_trainer *t, int lo, int hi, float *dst, int depth,
 qs_status qs_trainer_grad_sum(qs_trainer *t, int lo, int hi, double *loss_sum) {
     const int K = t->o.grad_accum;
     if (lo < 0 || hi > K || lo > hi) return qs_error(QS_ERR_ARG, "micro-batches [%d, %d) of %d", lo, hi, K);
-    memset(t->grads, 0, t->model->layout.numel * sizeof(float));
+    qs_zero(t->grads, t->model->layout.numel);
     *loss_sum = 0;
     for (int k = 0; k < lo; k++) QS_TRY(draw_micro(t, 0)); // others' rows: the same draws, no data read
     if (lo < hi) QS_TRY(grad_tree(t, lo, hi, t->grads, 0, loss_sum));
