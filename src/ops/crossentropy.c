@@ -1,12 +1,21 @@
-// crossentropy.c: softmax cross-entropy over a vocabulary, fused.
+// crossentropy.c: softmax cross-entropy over a vocabulary, fused. The max, the
+// exponentials (qs_exp_neg) and their double sum run across the row in vector
+// registers (with libm's expf per logit they were scalar: about 2% of a 135M step).
 #include "ops/ops.h"
 #include <math.h>
 
-static float row_lse(const float *z, int V) {
+static float row_max(const float *z, int V) {
     float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
     for (int v = 0; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+    return mx;
+}
+
+static float row_lse(const float *z, int V) {
+    const float mx = row_max(z, V);
     double s = 0.0;
-    for (int v = 0; v < V; v++) s += expf(z[v] - mx);
+#pragma omp simd reduction(+ : s)
+    for (int v = 0; v < V; v++) s += (double)qs_exp_neg(z[v] - mx);
     return mx + (float)log(s);
 }
 
@@ -29,11 +38,15 @@ void crossentropy_backward(float *dlogits, const float *logits, const int *targe
             continue;
         }
         // softmax with one exp per logit (dz may alias z: each v reads z[v] first)
-        float mx = -INFINITY;
-        for (int v = 0; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+        const float mx = row_max(z, V);
         double s = 0.0;
-        for (int v = 0; v < V; v++) s += dz[v] = expf(z[v] - mx);
+#pragma omp simd reduction(+ : s)
+        for (int v = 0; v < V; v++) {
+            dz[v] = qs_exp_neg(z[v] - mx);
+            s += (double)dz[v];
+        }
         const float g = dloss[n], gs = (float)(g / s);
+#pragma omp simd
         for (int v = 0; v < V; v++) dz[v] *= gs;
         dz[targets[n]] -= g;
     }

@@ -262,16 +262,22 @@ static double policy_pass(const qs_model *m, qs_qstar *q, const float *h, const 
             float *zr = z + (size_t)k * V;
             float a = q->adv[(size_t)r * q->nR + i];
             float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
             for (int v = 0; v < V; v++) mx = QS_MAX(mx, zr[v] / tau);
             const int t = tok[row];
             const float zt = zr[t] / tau;
-            double s = 0.0; // zr becomes exp(z/tau - mx), one exp per logit
-            for (int v = 0; v < V; v++) s += zr[v] = expf(zr[v] / tau - mx);
+            double s = 0.0; // zr becomes exp(z/tau - mx), one exp per logit, across the row
+#pragma omp simd reduction(+ : s)
+            for (int v = 0; v < V; v++) {
+                zr[v] = qs_exp_neg(zr[v] / tau - mx);
+                s += (double)zr[v];
+            }
             float lse = mx + (float)log(s);
             part[k] = -a * (zt - lse);
             if (!dh) continue;
             // d(-a*logp)/dz = -a * (onehot - softmax(z/tau)) / tau
             const float g = coef * a / tau, gs = (float)(g / s);
+#pragma omp simd
             for (int v = 0; v < V; v++) zr[v] *= gs;
             zr[t] -= g;
         }
